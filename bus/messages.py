@@ -1,0 +1,265 @@
+"""Every message that crosses the bus, as frozen msgspec structs.
+
+Three conversations, each with one union per direction:
+
+- worker <-> supervisor (control socket): lifecycle, tool lists, heartbeats.
+- gateway <-> supervisor (control socket): a subscription to server state,
+  and management commands.
+- gateway <-> worker (calls socket): tool calls and their results.
+
+Rules: new fields get defaults; a field never changes type; `Hello` messages
+carry PROTOCOL_VERSION.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+PROTOCOL_VERSION: Final = 1
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every bus message; the tag is the class name."""
+
+
+# --- shared value types ------------------------------------------------------
+
+
+class ToolInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One upstream tool as the upstream described it (names are the upstream's own)."""
+
+    name: str
+    description: str = ""
+    title: str | None = None
+    input_schema: dict[str, Any] = msgspec.field(default_factory=dict)
+    output_schema: dict[str, Any] | None = None
+    annotations: dict[str, Any] | None = None
+
+
+class UpstreamSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a worker needs to reach its upstream, with references still unresolved."""
+
+    name: str
+    protocol: str
+    command: str | None = None
+    args: list[str] = msgspec.field(default_factory=list)
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    working_dir: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    init_timeout_s: float = 30.0
+    close_timeout_s: float = 10.0
+    kill_timeout_s: float = 9.0
+    log_path: str | None = None
+    log_max_bytes: int = 5 * 1024 * 1024
+
+
+class ExitInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """How a worker process ended."""
+
+    code: int | None = None
+    signal: int | None = None
+    at: float = 0.0
+
+
+class ServerStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """The supervisor's view of one configured server (no secrets: config values stay out)."""
+
+    name: str
+    protocol: str
+    enabled: bool
+    quarantined: bool
+    state: str
+    generation: int = 0
+    worker_pid: int | None = None
+    upstream_pid: int | None = None
+    tool_count: int = 0
+    restarts: int = 0
+    last_error: str | None = None
+    last_exit: ExitInfo | None = None
+    next_retry_at: float | None = None
+    call_timeout_s: float = 120.0
+    server_version: str | None = None
+
+
+# --- worker -> supervisor ----------------------------------------------------
+
+
+class WorkerHello(Message):
+    """Worker -> supervisor, first message: who I am; answered by StartUpstream."""
+
+    server: str
+    generation: int
+    pid: int
+    protocol_version: int = PROTOCOL_VERSION
+
+
+class UpstreamSpawned(Message):
+    """Worker -> supervisor: the upstream process exists (its group is ours to kill)."""
+
+    server: str
+    generation: int
+    pid: int
+    pgid: int
+
+
+class WorkerReady(Message):
+    """Worker -> supervisor: the upstream is initialized and these are its tools."""
+
+    server: str
+    generation: int
+    tools: list[ToolInfo]
+    server_version: str | None = None
+
+
+class ToolsChanged(Message):
+    """Worker -> supervisor: the upstream announced a new tool list."""
+
+    server: str
+    generation: int
+    tools: list[ToolInfo]
+
+
+class WorkerFailed(Message):
+    """Worker -> supervisor: the upstream could not start or went away; the worker exits next."""
+
+    server: str
+    generation: int
+    error: str
+
+
+class Heartbeat(Message):
+    """Worker -> supervisor, every HEARTBEAT_INTERVAL_S: the worker's loop is alive."""
+
+    server: str
+    generation: int
+
+
+# --- supervisor -> worker ----------------------------------------------------
+
+
+class StartUpstream(Message):
+    """Supervisor -> worker: connect to this upstream; answered by WorkerReady or WorkerFailed."""
+
+    spec: UpstreamSpec
+    calls_endpoint: str
+
+
+class Shutdown(Message):
+    """Supervisor -> worker: stop the upstream with the staged stop, then exit."""
+
+
+# --- gateway -> supervisor ---------------------------------------------------
+
+
+class Subscribe(Message):
+    """Gateway -> supervisor: send a Snapshot, then every ServerChanged and ServerTools."""
+
+    protocol_version: int = PROTOCOL_VERSION
+
+
+class ControlCommand(Message):
+    """Gateway -> supervisor: act on one server; answered by CommandResult.
+
+    `action` is one of "restart", "enable", "disable".
+    """
+
+    request_id: int
+    action: str
+    server: str
+
+
+# --- supervisor -> gateway ---------------------------------------------------
+
+
+class Snapshot(Message):
+    """Supervisor -> gateway: the state of every server and the tools of the running ones."""
+
+    servers: list[ServerStatus]
+    tools: dict[str, list[ToolInfo]]
+
+
+class ServerChanged(Message):
+    """Supervisor -> gateway: one server's status changed."""
+
+    status: ServerStatus
+
+
+class ServerRemoved(Message):
+    """Supervisor -> gateway: a server left the configuration."""
+
+    name: str
+
+
+class ServerTools(Message):
+    """Supervisor -> gateway: the tools a server's current worker generation serves."""
+
+    server: str
+    generation: int
+    tools: list[ToolInfo]
+
+
+class CommandResult(Message):
+    """Supervisor -> gateway: the answer to a ControlCommand."""
+
+    request_id: int
+    ok: bool
+    error: str | None = None
+    status: ServerStatus | None = None
+
+
+# --- gateway <-> worker ------------------------------------------------------
+
+
+class Attach(Message):
+    """Worker -> gateway on the calls socket: route calls for `server` to me; answered by Attached."""
+
+    server: str
+    generation: int
+    protocol_version: int = PROTOCOL_VERSION
+
+
+class Attached(Message):
+    """Gateway -> worker: the calls route is known; calls may now arrive."""
+
+
+class CallTool(Message):
+    """Gateway -> worker: run `tool` upstream; answered by ToolResult or CallFailed."""
+
+    request_id: int
+    tool: str
+    arguments: bytes = b"{}"
+    """The call's arguments as JSON bytes (relayed, never re-encoded)."""
+    timeout_s: float = 120.0
+
+
+class CancelCall(Message):
+    """Gateway -> worker: the client gave up on `request_id`; no answer."""
+
+    request_id: int
+
+
+class ToolResult(Message):
+    """Worker -> gateway: the upstream's CallToolResult as JSON bytes, unchanged."""
+
+    request_id: int
+    result: bytes
+
+
+class CallFailed(Message):
+    """Worker -> gateway: the call could not complete (`kind`: "upstream", "timeout", "gone")."""
+
+    request_id: int
+    kind: str
+    error: str
+
+
+WorkerToSupervisor = WorkerHello | UpstreamSpawned | WorkerReady | ToolsChanged | WorkerFailed | Heartbeat
+GatewayToSupervisor = Subscribe | ControlCommand
+ToSupervisor = WorkerToSupervisor | GatewayToSupervisor
+SupervisorToWorker = StartUpstream | Shutdown
+SupervisorToGateway = Snapshot | ServerChanged | ServerRemoved | ServerTools | CommandResult
+GatewayToWorker = Attached | CallTool | CancelCall
+WorkerToGateway = Attach | ToolResult | CallFailed

@@ -1,0 +1,103 @@
+"""Assembles the gateway: Starlette routes, the two MCP endpoints, the front door."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from gateway.frontdoor import FrontDoor
+from gateway.mcp_direct import DirectTools
+from gateway.mcp_proxy import ProxyTools, SearchService
+from gateway.registry import Registry
+from gateway.rest import RestApi
+from gateway.upstreams import Upstreams
+
+
+@dataclass
+class GatewaySettings:
+    listen_host: str
+    listen_port: int
+    api_key: str
+    data_dir: Path
+    control_endpoint: str
+    calls_endpoint: str
+    trusted_hosts: tuple[str, ...] = ()
+
+
+def _security(settings: GatewaySettings) -> TransportSecuritySettings:
+    hosts = ["127.0.0.1", "localhost", "[::1]", *settings.trusted_hosts]
+    if settings.listen_host not in ("0.0.0.0", "::"):
+        hosts.append(settings.listen_host)
+    allowed_hosts = [h for host in hosts for h in (host, f"{host}:*")]
+    origins = [f"http://{h}" for h in allowed_hosts] + [f"https://{h}" for h in allowed_hosts]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=allowed_hosts, allowed_origins=origins
+    )
+
+
+class _McpEndpoint:
+    """ASGI adapter so `/mcp` and `/mcp/` both reach the manager without a redirect."""
+
+    def __init__(self) -> None:
+        self.manager: StreamableHTTPSessionManager | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.manager is not None, "the lifespan starts the session manager"
+        await self.manager.handle_request(scope, receive, send)
+
+
+def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
+    registry = Registry()
+    upstreams = Upstreams(registry, settings.control_endpoint, settings.calls_endpoint)
+    search = SearchService(registry)
+    proxy = ProxyTools(registry, upstreams, search)
+    direct = DirectTools(registry, upstreams)
+    rest = RestApi(registry, upstreams, settings.data_dir, f"{settings.listen_host}:{settings.listen_port}")
+    proxy_endpoint, direct_endpoint = _McpEndpoint(), _McpEndpoint()
+    security = _security(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Managers run once per instance: build fresh ones on every start.
+        proxy_endpoint.manager = StreamableHTTPSessionManager(proxy.server(), security_settings=security)
+        direct_endpoint.manager = StreamableHTTPSessionManager(direct.server(), security_settings=security)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(upstreams.serve)
+            nursery.start_soon(direct.run_notifier)
+            async with proxy_endpoint.manager.run(), direct_endpoint.manager.run():
+                yield
+            nursery.cancel_scope.cancel()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        return JSONResponse({"status": "ready", "synced": registry.synced})
+
+    async def root(request: Request) -> Response:
+        return RedirectResponse("/ui/")
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/", root),
+        *rest.routes(),
+        Route("/mcp", proxy_endpoint, methods=["GET", "POST", "DELETE"]),
+        Route("/mcp/", proxy_endpoint, methods=["GET", "POST", "DELETE"]),
+        Route("/mcp/all", direct_endpoint, methods=["GET", "POST", "DELETE"]),
+        Route("/mcp/all/", direct_endpoint, methods=["GET", "POST", "DELETE"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    return FrontDoor(app, settings.api_key, settings.listen_host), upstreams

@@ -1,0 +1,117 @@
+"""The `/mcp/all` endpoint (direct mode): every upstream tool as `server__tool`, schemas unchanged.
+
+Clients are told about changes with `notifications/tools/list_changed`; we
+keep a strong reference to every session that listed tools so we can reach it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Final
+
+import mcp.types as types
+import trio
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+
+from bus.errors import ProxyError
+from gateway.mcp_proxy import error_result
+from gateway.registry import Registry
+from gateway.tool_names import direct_name, unknown_message
+from gateway.upstreams import Upstreams
+
+logger = logging.getLogger(__name__)
+
+NOTIFY_DEBOUNCE_S: Final = 0.05
+
+
+class _DirectServer(Server[Any]):
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            NotificationOptions(tools_changed=True), experimental_capabilities, extensions
+        )
+
+
+class DirectTools:
+    """Handlers of the /mcp/all server, plus the list_changed fan-out."""
+
+    def __init__(self, registry: Registry, upstreams: Upstreams) -> None:
+        self.registry = registry
+        self.upstreams = upstreams
+        self.names: dict[str, tuple[str, str]] = {}
+        self.sessions: set[Any] = set()
+        self._changed = trio.Event()
+        self._signature: tuple[str, ...] = ()
+        registry.listeners.append(self._on_registry_change)
+
+    def server(self) -> Server[Any]:
+        return _DirectServer("mcpproxy-all", version="0.1.0", on_list_tools=self.list_tools, on_call_tool=self.call_tool)
+
+    def _tools(self) -> list[types.Tool]:
+        tools = []
+        names: dict[str, tuple[str, str]] = {}
+        for server in sorted(self.registry.servers):
+            for tool in self.registry.tools_of(server):
+                name = direct_name(server, tool.name)
+                names[name] = (server, tool.name)
+                body: dict[str, Any] = {
+                    "name": name,
+                    "description": tool.description,
+                    "inputSchema": tool.input_schema,
+                }
+                if tool.title:
+                    body["title"] = tool.title
+                if tool.annotations:
+                    body["annotations"] = tool.annotations
+                if tool.output_schema:
+                    body["outputSchema"] = tool.output_schema
+                tools.append(types.Tool.model_validate(body))
+        self.names = names
+        return tools
+
+    async def list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        self.sessions.add(ctx.session)
+        return types.ListToolsResult(tools=self._tools())
+
+    async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        self.sessions.add(ctx.session)
+        target = self.names.get(params.name)
+        if target is None:
+            self._tools()
+            target = self.names.get(params.name)
+        if target is None:
+            return error_result(unknown_message("tool", params.name, self.names))
+        server, tool = target
+        try:
+            raw = await self.upstreams.call(server, tool, json.dumps(params.arguments or {}).encode())
+        except ProxyError as exc:
+            return error_result(f"{params.name}: {exc}")
+        return types.CallToolResult.model_validate_json(raw)
+
+    def _on_registry_change(self, server: str) -> None:
+        self._changed.set()
+
+    async def run_notifier(self) -> None:
+        """Send tools/list_changed to every known session when the exposed set changes."""
+        while True:
+            await self._changed.wait()
+            await trio.sleep(NOTIFY_DEBOUNCE_S)
+            self._changed = trio.Event()
+            signature = tuple(sorted(
+                f"{s}:{t.name}" for s in self.registry.servers for t in self.registry.tools_of(s)
+            ))
+            if signature == self._signature:
+                continue
+            self._signature = signature
+            for session in list(self.sessions):
+                try:
+                    with trio.move_on_after(1.0):
+                        await session.send_tool_list_changed()
+                except Exception:  # a closed session: forget it
+                    self.sessions.discard(session)

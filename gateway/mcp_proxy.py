@@ -1,0 +1,209 @@
+"""The `/mcp` endpoint: a small fixed menu (search + call) in front of every upstream tool.
+
+- `retrieve_tools(query, limit)`: ranked search over all running servers' tools.
+- `call_tool_read` / `call_tool_write` / `call_tool_destructive`: call `server:tool`
+  with `args` (or `args_json`); the upstream's result is returned unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Final
+
+import mcp.types as types
+from mcp.server.lowlevel import Server
+
+from bus.errors import ProxyError
+from bus.messages import ToolInfo
+from gateway.registry import Registry
+from gateway.tool_names import split_qualified, unknown_message
+from gateway.upstreams import Upstreams
+from services.search import ToolIndex
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LIMIT: Final = 15
+MAX_LIMIT: Final = 100
+CALL_VARIANTS: Final = ("call_tool_read", "call_tool_write", "call_tool_destructive")
+
+_CALL_INPUT: Final[dict[str, Any]] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "description": "The tool to call, as `server:tool` (from retrieve_tools)."},
+        "args": {"type": "object", "description": "Arguments for the tool, matching its inputSchema."},
+        "args_json": {"type": "string", "description": "The same arguments as a JSON string (alternative to args)."},
+        "intent_reason": {"type": "string", "description": "Optional: why you are calling this tool."},
+    },
+    "required": ["name"],
+}
+
+MENU: Final = [
+    types.Tool(
+        name="retrieve_tools",
+        description=(
+            "Search the tools of every connected upstream MCP server. Describe what you want to do in plain "
+            "words; results are ranked best first and each says which call_tool_* variant to use."
+        ),
+        input_schema={
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "What you want to do, in natural language."},
+                "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+            },
+            "required": ["query"],
+        },
+        annotations=types.ToolAnnotations(read_only_hint=True),
+    ),
+    types.Tool(
+        name="call_tool_read",
+        description="Call an upstream tool that only reads (no side effects). Name it as `server:tool`.",
+        input_schema=_CALL_INPUT,
+        annotations=types.ToolAnnotations(read_only_hint=True),
+    ),
+    types.Tool(
+        name="call_tool_write",
+        description="Call an upstream tool that changes something (not destructively). Name it as `server:tool`.",
+        input_schema=_CALL_INPUT,
+        annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=False),
+    ),
+    types.Tool(
+        name="call_tool_destructive",
+        description="Call an upstream tool that may delete or overwrite data. Name it as `server:tool`.",
+        input_schema=_CALL_INPUT,
+        annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=True),
+    ),
+]
+
+
+def call_with(tool: ToolInfo) -> str:
+    """Which call variant a tool needs, from its annotations."""
+    annotations = tool.annotations or {}
+    if annotations.get("destructiveHint") is True:
+        return "call_tool_destructive"
+    if annotations.get("readOnlyHint") is False:
+        return "call_tool_write"
+    return "call_tool_read"
+
+
+def error_result(message: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+
+
+def structured_result(data: dict[str, Any]) -> types.CallToolResult:
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=json.dumps(data))], structured_content=data
+    )
+
+
+class SearchService:
+    """Keeps a ToolIndex in step with the registry."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.index = ToolIndex()
+        registry.listeners.append(self._reindex)
+
+    def _reindex(self, server: str) -> None:
+        tools = self.registry.tools_of(server)
+        if tools:
+            self.index.replace_server(server, [(t.name, t.description, t.input_schema) for t in tools])
+        else:
+            self.index.remove_server(server)
+
+    def search(self, query: str, limit: int) -> list[dict[str, Any]]:
+        hits = []
+        for hit in self.index.search(query, limit):
+            tool = self.registry.find_tool(hit.server, hit.tool)
+            if tool is None:
+                continue
+            entry: dict[str, Any] = {
+                "name": f"{hit.server}:{tool.name}",
+                "server": hit.server,
+                "description": tool.description,
+                "inputSchema": tool.input_schema,
+                "score": hit.score,
+                "call_with": call_with(tool),
+            }
+            if tool.annotations:
+                entry["annotations"] = tool.annotations
+            hits.append(entry)
+        return hits
+
+
+class ProxyTools:
+    """Handlers of the /mcp server."""
+
+    def __init__(self, registry: Registry, upstreams: Upstreams, search: SearchService) -> None:
+        self.registry = registry
+        self.upstreams = upstreams
+        self.search = search
+
+    def server(self) -> Server[Any]:
+        return Server(
+            "mcpproxy",
+            version="0.1.0",
+            instructions=(
+                "Use retrieve_tools to find a tool among all upstream servers, then call it with the "
+                "call_tool_* variant the result names."
+            ),
+            on_list_tools=self.list_tools,
+            on_call_tool=self.call_tool,
+        )
+
+    async def list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=MENU)
+
+    async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        arguments = params.arguments or {}
+        if params.name == "retrieve_tools":
+            return self._retrieve(arguments)
+        if params.name in CALL_VARIANTS:
+            return await self._call(params.name, arguments)
+        return error_result(unknown_message("tool", params.name, [t.name for t in MENU]))
+
+    def _retrieve(self, arguments: dict[str, Any]) -> types.CallToolResult:
+        query = arguments.get("query")
+        if not isinstance(query, str) or not query.strip():
+            return error_result("retrieve_tools: `query` must be a non-empty string")
+        limit = arguments.get("limit", DEFAULT_LIMIT)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            return error_result("retrieve_tools: `limit` must be a positive integer")
+        return structured_result({"tools": self.search.search(query, min(limit, MAX_LIMIT))})
+
+    async def _call(self, variant: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        name = arguments.get("name")
+        if not isinstance(name, str):
+            return error_result(f"{variant}: `name` must be a string like 'server:tool'")
+        parsed = split_qualified(name)
+        if parsed is None:
+            return error_result(f"{variant}: invalid tool name {name!r}: use 'server:tool'")
+        server, tool_name = parsed
+        if server not in self.registry.servers:
+            return error_result(unknown_message("server", server, self.registry.servers))
+        status = self.registry.servers[server]
+        tool = self.registry.find_tool(server, tool_name)
+        if tool is None:
+            if status.state != "running":
+                return error_result(f"server {server!r} is not running (state: {status.state})"
+                                    + (f"; last error: {status.last_error}" if status.last_error else ""))
+            known = [f"{server}:{t.name}" for t in self.registry.tools_of(server)]
+            return error_result(unknown_message("tool", name, known))
+        needed = call_with(tool)
+        if needed == "call_tool_destructive" and variant != needed:
+            return error_result(f"{name} is annotated destructive: call it with call_tool_destructive")
+        args_payload = arguments.get("args")
+        if args_payload is None and "args_json" in arguments:
+            try:
+                args_payload = json.loads(arguments["args_json"])
+            except (TypeError, json.JSONDecodeError) as exc:
+                return error_result(f"{variant}: args_json is not valid JSON: {exc}")
+        if args_payload is None:
+            args_payload = {}
+        if not isinstance(args_payload, dict):
+            return error_result(f"{variant}: args must be a JSON object")
+        try:
+            raw = await self.upstreams.call(server, tool.name, json.dumps(args_payload).encode())
+        except ProxyError as exc:
+            return error_result(f"{name}: {exc}")
+        return types.CallToolResult.model_validate_json(raw)

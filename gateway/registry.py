@@ -1,0 +1,66 @@
+"""The gateway's view of the servers: fed only by the supervisor's subscription stream."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bus.messages import ServerStatus, ToolInfo
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[str], None]
+"""Called with a server name whenever its state or tools change."""
+
+
+class Registry:
+    """Server statuses and the tools of running servers."""
+
+    def __init__(self) -> None:
+        self.servers: dict[str, ServerStatus] = {}
+        self._tools: dict[str, list[ToolInfo]] = {}
+        self._tool_generation: dict[str, int] = {}
+        self.listeners: list[Listener] = []
+        self.synced = False
+
+    def replace_all(self, servers: list[ServerStatus], tools: dict[str, list[ToolInfo]]) -> None:
+        names = set(self.servers) | {s.name for s in servers}
+        self.servers = {s.name: s for s in servers}
+        self._tools = dict(tools)
+        self._tool_generation = {s.name: s.generation for s in servers if s.name in tools}
+        self.synced = True
+        for name in names:
+            self._notify(name)
+
+    def update(self, status: ServerStatus) -> None:
+        old = self.servers.get(status.name)
+        self.servers[status.name] = status
+        if status.state != "running" or self._tool_generation.get(status.name) != status.generation:
+            if status.state != "running":
+                self._tools.pop(status.name, None)
+        if old is None or old != status:
+            self._notify(status.name)
+
+    def set_tools(self, server: str, generation: int, tools: list[ToolInfo]) -> None:
+        self._tools[server] = tools
+        self._tool_generation[server] = generation
+        self._notify(server)
+
+    def remove(self, name: str) -> None:
+        self.servers.pop(name, None)
+        self._tools.pop(name, None)
+        self._notify(name)
+
+    def tools_of(self, server: str) -> list[ToolInfo]:
+        """Tools of a server that is running now (empty while it is down)."""
+        status = self.servers.get(server)
+        if status is None or status.state != "running":
+            return []
+        return self._tools.get(server, [])
+
+    def find_tool(self, server: str, tool: str) -> ToolInfo | None:
+        return next((t for t in self.tools_of(server) if t.name == tool), None)
+
+    def _notify(self, name: str) -> None:
+        for listener in list(self.listeners):
+            listener(name)

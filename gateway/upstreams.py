@@ -1,0 +1,222 @@
+"""The gateway's two bus conversations: the supervisor subscription, and calls to workers.
+
+Sockets: the gateway connects a DEALER (`gateway`) to the supervisor's control
+ROUTER, and binds the `calls` ROUTER that every worker connects to.
+A call is routed to the worker identity `w/<server>/<generation>` that the
+supervisor reported as running. When that generation stops, every call still
+in flight to it fails at once with PeerGoneError.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import Final
+
+import trio
+
+from bus.codec import TO_GATEWAY, WORKER_TO_GATEWAY
+from bus.errors import BusError, PeerGoneError, UnknownToolError, UpstreamError
+from bus.messages import (
+    Attach,
+    Attached,
+    CallFailed,
+    CallTool,
+    CancelCall,
+    CommandResult,
+    ControlCommand,
+    ServerChanged,
+    ServerRemoved,
+    ServerStatus,
+    ServerTools,
+    Snapshot,
+    Subscribe,
+    SupervisorToGateway,
+    ToolResult,
+    WorkerToGateway,
+)
+from bus.transport import DealerChannel, RouterChannel, bind_router, connect_dealer
+from gateway.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+COMMAND_TIMEOUT_S: Final = 10.0
+SUBSCRIBE_RETRY_S: Final = 2.0
+
+
+class CallTimeoutError(UpstreamError):
+    """The upstream did not answer within call_tool_timeout."""
+
+
+@dataclass
+class _Pending:
+    identity: bytes
+    done: trio.Event = field(default_factory=trio.Event)
+    reply: ToolResult | CallFailed | None = None
+    gone: str | None = None
+
+
+class Upstreams:
+    """Routes tool calls to workers and keeps the registry in sync with the supervisor."""
+
+    def __init__(self, registry: Registry, control_endpoint: str, calls_endpoint: str) -> None:
+        self.registry = registry
+        self.control_endpoint = control_endpoint
+        self.calls_endpoint = calls_endpoint
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._commands: dict[int, tuple[trio.Event, list[CommandResult]]] = {}
+        self._control: DealerChannel[SupervisorToGateway] | None = None
+        self._calls: RouterChannel[WorkerToGateway] | None = None
+        self._live: dict[str, bytes] = {}
+        self.synced = trio.Event()
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._calls = bind_router(self.calls_endpoint, WORKER_TO_GATEWAY)
+        self._control = connect_dealer(self.control_endpoint, b"gateway", TO_GATEWAY)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._calls_loop)
+                nursery.start_soon(self._control_loop)
+                task_status.started()
+        finally:
+            self._calls.close()
+            self._control.close()
+
+    # --- supervisor ----------------------------------------------------------
+
+    async def _control_loop(self) -> None:
+        assert self._control is not None
+        await self._control.send(Subscribe())
+        while True:
+            with trio.move_on_after(SUBSCRIBE_RETRY_S) as scope:
+                try:
+                    message = await self._control.receive()
+                except BusError as exc:
+                    logger.warning("dropped a bad message from the supervisor: %s", exc)
+                    continue
+            if scope.cancelled_caught:
+                if not self.synced.is_set():
+                    await self._control.send(Subscribe())
+                continue
+            match message:
+                case Snapshot(servers=servers, tools=tools):
+                    self.registry.replace_all(servers, tools)
+                    for status in servers:
+                        self._track(status)
+                    self.synced.set()
+                case ServerChanged(status=status):
+                    self.registry.update(status)
+                    self._track(status)
+                case ServerTools(server=server, generation=generation, tools=tools):
+                    self.registry.set_tools(server, generation, tools)
+                case ServerRemoved(name=name):
+                    self.registry.remove(name)
+                    self._fail_identity(self._live.pop(name, b""), f"server {name!r} was removed")
+                case CommandResult(request_id=request_id):
+                    waiter = self._commands.get(request_id)
+                    if waiter is not None:
+                        waiter[1].append(message)
+                        waiter[0].set()
+
+    def _track(self, status: ServerStatus) -> None:
+        identity = f"w/{status.name}/{status.generation}".encode()
+        old = self._live.get(status.name)
+        if status.state == "running":
+            self._live[status.name] = identity
+        else:
+            self._live.pop(status.name, None)
+        if old is not None and old != self._live.get(status.name):
+            reason = status.last_error or f"server is {status.state}"
+            self._fail_identity(old, f"server {status.name!r} went away during the call: {reason}")
+
+    async def command(self, action: str, server: str) -> CommandResult:
+        """Ask the supervisor to act on a server."""
+        assert self._control is not None
+        request_id = next(self._ids)
+        event = trio.Event()
+        box: list[CommandResult] = []
+        self._commands[request_id] = (event, box)
+        try:
+            await self._control.send(ControlCommand(request_id=request_id, action=action, server=server))
+            with trio.fail_after(COMMAND_TIMEOUT_S):
+                await event.wait()
+        finally:
+            self._commands.pop(request_id, None)
+        return box[0]
+
+    # --- workers -------------------------------------------------------------
+
+    async def _calls_loop(self) -> None:
+        assert self._calls is not None
+        while True:
+            try:
+                peer, message = await self._calls.receive()
+            except BusError as exc:
+                logger.warning("dropped a bad message from a worker: %s", exc)
+                continue
+            match message:
+                case Attach():
+                    try:
+                        await self._calls.send(peer, Attached())
+                    except PeerGoneError:
+                        pass
+                case ToolResult(request_id=request_id) | CallFailed(request_id=request_id):
+                    pending = self._pending.get(request_id)
+                    if pending is not None and pending.identity == peer:
+                        pending.reply = message
+                        pending.done.set()
+
+    def _fail_identity(self, identity: bytes, reason: str) -> None:
+        for pending in self._pending.values():
+            if pending.identity == identity and not pending.done.is_set():
+                pending.gone = reason
+                pending.done.set()
+
+    async def call(self, server: str, tool: str, arguments: bytes, timeout_s: float | None = None) -> bytes:
+        """Call `tool` on `server`; return the upstream's CallToolResult JSON bytes, unchanged."""
+        assert self._calls is not None
+        status = self.registry.servers.get(server)
+        identity = self._live.get(server)
+        if status is None:
+            raise UnknownToolError(f"unknown server {server!r}")
+        if identity is None:
+            raise PeerGoneError(f"server {server!r} is not running (state: {status.state})" + (
+                f"; last error: {status.last_error}" if status.last_error else ""
+            ))
+        timeout = status.call_timeout_s if timeout_s is None else timeout_s
+        request_id = next(self._ids)
+        pending = _Pending(identity)
+        self._pending[request_id] = pending
+        try:
+            try:
+                await self._calls.send(
+                    identity,
+                    CallTool(request_id=request_id, tool=tool, arguments=arguments, timeout_s=timeout),
+                )
+            except PeerGoneError as exc:
+                raise PeerGoneError(f"server {server!r} is not reachable right now") from exc
+            # The worker enforces `timeout`; our own deadline only covers a frozen worker.
+            with trio.move_on_after(timeout + 1.0) as scope:
+                await pending.done.wait()
+            if scope.cancelled_caught:
+                raise CallTimeoutError(f"server {server!r} did not answer within {timeout:g}s")
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True), trio.move_on_after(0.5):
+                try:
+                    await self._calls.send(identity, CancelCall(request_id=request_id))
+                except BusError:
+                    pass
+            raise
+        finally:
+            self._pending.pop(request_id, None)
+        if pending.gone is not None:
+            raise PeerGoneError(pending.gone)
+        reply = pending.reply
+        if isinstance(reply, CallFailed):
+            if reply.kind == "timeout":
+                raise CallTimeoutError(reply.error)
+            raise UpstreamError(reply.error)
+        assert isinstance(reply, ToolResult)
+        return reply.result

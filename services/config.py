@@ -1,0 +1,279 @@
+"""The configuration file `mcp_config.json`: schema, validation, defaults, first-run creation.
+
+The schema follows mcpproxy-go's so its users feel at home: top-level
+`listen`, `api_key`, `data_dir`, `mcpServers` (a list of server objects; a
+Claude-style `{"name": {...}}` map is accepted on read). Validation errors
+name the file, the JSON path and the problem, e.g.
+`mcp_config.json: mcpServers[2].args: expected array, got string`.
+Unknown keys are logged as warnings and kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from bus.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LISTEN: Final = "127.0.0.1:8080"
+DEFAULT_HOME: Final = Path("~/.mcpproxy")
+CONFIG_FILE_NAME: Final = "mcp_config.json"
+PROTOCOLS: Final = ("stdio", "http", "sse", "streamable-http", "auto")
+SERVER_NAME_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+API_KEY_ENV: Final = "MCPPROXY_API_KEY"
+
+INIT_TIMEOUT_S: Final = 30.0
+CALL_TOOL_TIMEOUT_S: Final = 120.0
+CLOSE_TIMEOUT_S: Final = 10.0
+KILL_TIMEOUT_S: Final = 9.0
+
+
+class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
+    """One upstream server as written in the file."""
+
+    name: str
+    protocol: str = "auto"
+    command: str | None = None
+    args: list[str] = msgspec.field(default_factory=list)
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    working_dir: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    enabled: bool = True
+    quarantined: bool = False
+    init_timeout: float | str | None = None
+    call_tool_timeout: float | str | None = None
+
+    @property
+    def transport(self) -> str:
+        """The concrete transport: `auto` resolves to stdio for a command, HTTP for a URL."""
+        if self.protocol == "auto":
+            return "stdio" if self.command else "streamable-http"
+        if self.protocol == "http":
+            return "streamable-http"
+        return self.protocol
+
+    def init_timeout_s(self) -> float:
+        return INIT_TIMEOUT_S if self.init_timeout is None else parse_duration(self.init_timeout)
+
+    def call_tool_timeout_s(self) -> float:
+        return CALL_TOOL_TIMEOUT_S if self.call_tool_timeout is None else parse_duration(self.call_tool_timeout)
+
+
+class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
+    """The whole file."""
+
+    listen: str = DEFAULT_LISTEN
+    api_key: str = ""
+    data_dir: str | None = None
+    mcpServers: list[ServerConfig] = msgspec.field(default_factory=list)  # noqa: N815 - file format
+    reveal_secret_headers: bool = False
+    trusted_hosts: list[str] = msgspec.field(default_factory=list)
+    close_timeout: float | str = CLOSE_TIMEOUT_S
+    kill_timeout: float | str = KILL_TIMEOUT_S
+
+    def server(self, name: str) -> ServerConfig | None:
+        return next((s for s in self.mcpServers if s.name == name), None)
+
+    def close_timeout_s(self) -> float:
+        return parse_duration(self.close_timeout)
+
+    def kill_timeout_s(self) -> float:
+        return parse_duration(self.kill_timeout)
+
+
+_DURATION_RE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: float | str) -> float:
+    """Seconds from a number or a Go-style duration string ("30s", "2m", "500ms")."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION_RE.match(value)
+    if not match:
+        raise ConfigError(f"invalid duration {value!r}: use seconds or a string like '30s', '2m'")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+_TYPE_NAMES: Final = {
+    "str": "string",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "array": "array",
+    "object": "object",
+    "null": "null",
+}
+_MSGSPEC_ERROR_RE: Final = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def _readable_type_error(message: str) -> str:
+    """msgspec says "Expected `array`, got `str`"; users read "expected array, got string"."""
+    match = re.match(r"Expected `([^`]+)`, got `([^`]+)`", message)
+    if not match:
+        return message[:1].lower() + message[1:]
+    want = " or ".join(_TYPE_NAMES.get(t.strip(), t.strip()) for t in match.group(1).split("|"))
+    got = _TYPE_NAMES.get(match.group(2), match.group(2))
+    return f"expected {want}, got {got}"
+
+
+def _config_error(file: str, path: str, problem: str) -> ConfigError:
+    where = f"{file}: {path}: " if path else f"{file}: "
+    return ConfigError(where + problem)
+
+
+def _convert(data: Any, target: type[Any], file: str, prefix: str) -> Any:
+    try:
+        return msgspec.convert(data, target)
+    except msgspec.ValidationError as exc:
+        match = _MSGSPEC_ERROR_RE.match(str(exc))
+        assert match is not None
+        sub = (match.group("path") or "").lstrip(".")
+        path = prefix + ("." + sub if sub and not sub.startswith("[") else sub)
+        raise _config_error(file, path.lstrip("."), _readable_type_error(match.group("msg"))) from None
+
+
+def _known_fields(struct: type[msgspec.Struct]) -> frozenset[str]:
+    return frozenset(struct.__struct_fields__)
+
+
+def _servers_as_list(raw: Any, file: str) -> list[Any]:
+    if isinstance(raw, dict):
+        # Claude Desktop style: {"name": {...}}; the key is the name.
+        return [{"name": name, **body} if isinstance(body, dict) else body for name, body in raw.items()]
+    if isinstance(raw, list):
+        return raw
+    got = _TYPE_NAMES.get(type(raw).__name__, "object" if raw is None else type(raw).__name__)
+    raise _config_error(file, "mcpServers", f"expected array, got {got}")
+
+
+def validate_server(server: ServerConfig, file: str, path: str) -> None:
+    """Rules msgspec types cannot say: names, protocols, which fields each transport needs."""
+    if not SERVER_NAME_RE.fullmatch(server.name):
+        raise _config_error(
+            file, f"{path}.name", f"invalid server name {server.name!r}: use 1-64 of A-Z a-z 0-9 _ . - (no ':')"
+        )
+    if server.protocol not in PROTOCOLS:
+        raise _config_error(
+            file, f"{path}.protocol", f"unknown protocol {server.protocol!r}: use one of {', '.join(PROTOCOLS)}"
+        )
+    if server.transport == "stdio" and not server.command:
+        raise _config_error(file, f"{path}.command", "a stdio server needs a command")
+    if server.transport != "stdio" and not server.url:
+        raise _config_error(file, f"{path}.url", f"a {server.protocol} server needs a url")
+    for field in ("init_timeout", "call_tool_timeout"):
+        value = getattr(server, field)
+        if value is not None:
+            try:
+                parse_duration(value)
+            except ConfigError as exc:
+                raise _config_error(file, f"{path}.{field}", str(exc)) from None
+
+
+def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
+    """Parse and validate the text of a config file; raise ConfigError naming the path and problem."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _config_error(file, "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise _config_error(file, "", "expected a JSON object at the top level")
+    for key in sorted(set(data) - _known_fields(ProxyConfig)):
+        logger.warning("%s: unknown key %r kept as is", file, key)
+    servers_raw = _servers_as_list(data.get("mcpServers", []), file)
+    servers: list[ServerConfig] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(servers_raw):
+        path = f"mcpServers[{index}]"
+        if not isinstance(raw, dict):
+            raise _config_error(file, path, "expected object")
+        for key in sorted(set(raw) - _known_fields(ServerConfig)):
+            logger.warning("%s: %s: unknown key %r kept as is", file, path, key)
+        server = _convert(raw, ServerConfig, file, path)
+        validate_server(server, file, path)
+        if server.name in seen:
+            raise _config_error(file, f"{path}.name", f"duplicate server name {server.name!r}")
+        seen.add(server.name)
+        servers.append(server)
+    top = {k: v for k, v in data.items() if k != "mcpServers"}
+    config: ProxyConfig = _convert(top, ProxyConfig, file, "")
+    config.mcpServers = servers
+    for field in ("close_timeout", "kill_timeout"):
+        try:
+            parse_duration(getattr(config, field))
+        except ConfigError as exc:
+            raise _config_error(file, field, str(exc)) from None
+    return config
+
+
+def default_config_path() -> Path:
+    return DEFAULT_HOME.expanduser() / CONFIG_FILE_NAME
+
+
+def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:
+    """Temporary file, fsync, rename: readers see the old file or the new one, never a torn one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def create_default(path: Path) -> None:
+    """First run: a config with safe defaults (loopback listen, a random API key, no servers)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    body = {"listen": DEFAULT_LISTEN, "api_key": secrets.token_urlsafe(32), "mcpServers": []}
+    draft = path.with_name(f".{path.name}.{os.getpid()}.new")
+    write_atomically(draft, json.dumps(body, indent=2) + "\n")
+    try:
+        # link() fails if the file exists: when two processes race, the first one's key wins.
+        os.link(draft, path)
+        logger.info("created %s with a new API key and no servers", path)
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink(missing_ok=True)
+
+
+def load_config(path: Path, *, create: bool = False) -> ProxyConfig:
+    """Read and validate the file at `path` (creating a default one first if asked)."""
+    if not path.exists():
+        if not create:
+            raise ConfigError(f"{path}: no such config file")
+        create_default(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    config = parse_config(text, file=path.name)
+    env_key = os.environ.get(API_KEY_ENV)
+    if env_key:
+        config.api_key = env_key
+    return config
+
+
+def resolve_data_dir(config: ProxyConfig, config_path: Path, override: str | None) -> Path:
+    """--data-dir wins, then `data_dir` in the file, then the directory holding the file."""
+    chosen = override or config.data_dir
+    return Path(chosen).expanduser() if chosen else config_path.parent

@@ -1,0 +1,306 @@
+"""Child processes we own: spawn, wait, reap, find every descendant, and the staged kill.
+
+Why not `trio.lowlevel.open_process`: trio forks from a worker thread, and a
+parent-death signal (PR_SET_PDEATHSIG) fires when the *thread* that forked
+the child exits, which trio's thread cache does after idling. We fork from
+the calling (main) thread and wait with a pidfd instead.
+
+Process groups: every child we spawn leads a new session, so its pgid is its
+pid and `killpg` reaches its whole tree, except descendants that called
+`setsid()`. Those are found by walking /proc parent links, and, once their
+parents die, they are re-parented to us because both the supervisor and the
+worker mark themselves as child subreapers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Final
+
+import trio
+
+from bus.errors import SpawnError
+
+logger = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG: Final = 1
+PR_SET_CHILD_SUBREAPER: Final = 36
+KILL_POLL_S: Final = 0.1
+REAP_GRACE_S: Final = 2.0
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+ProcKey = tuple[int, int]
+"""(pid, start time in clock ticks): a process identity that survives pid reuse."""
+
+
+def set_parent_death_signal(sig: int) -> None:
+    """Ask the kernel to send `sig` to this process when its parent thread dies."""
+    _libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants get re-parented to us instead of init, so we can kill and reap them."""
+    if _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        logger.warning("cannot become a child subreaper: errno %d", ctypes.get_errno())
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) may contain spaces and parentheses.
+    tail = raw[raw.rfind(")") + 2 :].split()
+    return tail  # tail[0] is field 3 (state)
+
+
+def proc_info(pid: int) -> tuple[str, int, int, int] | None:
+    """(state, ppid, pgid, start time) of a live process, or None."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    return fields[0], int(fields[1]), int(fields[2]), int(fields[19])
+
+
+def proc_key(pid: int) -> ProcKey | None:
+    info = proc_info(pid)
+    return None if info is None else (pid, info[3])
+
+
+def is_alive(key: ProcKey) -> bool:
+    """True while the process exists, is the same process, and is not a zombie."""
+    info = proc_info(key[0])
+    return info is not None and info[3] == key[1] and info[0] != "Z"
+
+
+def _all_pids() -> Iterable[int]:
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            yield int(entry.name)
+
+
+def process_table() -> dict[int, tuple[str, int, int, int]]:
+    """pid -> (state, ppid, pgid, start time) for every visible process."""
+    table = {}
+    for pid in _all_pids():
+        info = proc_info(pid)
+        if info is not None:
+            table[pid] = info
+    return table
+
+
+def tree_of(roots: Iterable[int], pgids: Iterable[int] = ()) -> set[ProcKey]:
+    """Every live process that is a root, a descendant of one, or a member of one of `pgids`."""
+    table = process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (_state, ppid, _pgid, _start) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    groups = set(pgids)
+    found: set[int] = {pid for pid, info in table.items() if info[2] in groups}
+    stack = [pid for pid in roots if pid in table]
+    while stack:
+        pid = stack.pop()
+        if pid in found and pid not in roots:
+            continue
+        found.add(pid)
+        stack.extend(children.get(pid, ()))
+    return {(pid, table[pid][3]) for pid in found if table[pid][0] != "Z"}
+
+
+def children_of_me(exclude: Iterable[int] = ()) -> set[ProcKey]:
+    """Live children of this process, less `exclude`: with a subreaper, the adopted orphans."""
+    me = os.getpid()
+    skip = set(exclude)
+    return {
+        (pid, info[3])
+        for pid, info in process_table().items()
+        if info[1] == me and pid not in skip and info[0] != "Z"
+    }
+
+
+def signal_all(keys: Iterable[ProcKey], sig: int) -> None:
+    """Signal each process that is still the one we mean (pid reuse is checked)."""
+    for key in keys:
+        if is_alive(key):
+            try:
+                os.kill(key[0], sig)
+            except ProcessLookupError:
+                pass
+
+
+class Child:
+    """A process we spawned. It leads its own session: pgid == pid."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.pgid = popen.pid
+        self.key: ProcKey | None = proc_key(popen.pid)
+        self.returncode: int | None = None
+        self._exited = trio.Event()
+        self._watching = False
+        self._pidfd = os.pidfd_open(popen.pid)
+        _REGISTRY[self.pid] = self
+
+    @property
+    def running(self) -> bool:
+        return self.returncode is None
+
+    def _set_exit(self, status: int) -> None:
+        self.returncode = os.waitstatus_to_exitcode(status)
+        self.popen.returncode = self.returncode
+        self._exited.set()
+        _REGISTRY.pop(self.pid, None)
+        trio.lowlevel.notify_closing(self._pidfd)
+        os.close(self._pidfd)
+
+    async def wait(self) -> int:
+        """Wait for exit and reap; the return code is negative for a signal, like subprocess."""
+        # trio allows one waiter per fd: the first caller watches the pidfd, the rest the event.
+        while self.returncode is None:
+            if self._watching:
+                await self._exited.wait()
+                continue
+            self._watching = True
+            try:
+                await trio.lowlevel.wait_readable(self._pidfd)
+            except trio.ClosedResourceError:
+                pass  # someone else reaped it and closed the pidfd
+            finally:
+                self._watching = False
+            reap_children()
+        return self.returncode
+
+    def signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.pgid, sig)
+        except ProcessLookupError:
+            pass
+
+
+_REGISTRY: dict[int, Child] = {}
+
+
+def reap_children() -> int:
+    """Reap every exited child; report exits of our Child objects. Returns how many were reaped."""
+    reaped = 0
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return reaped
+        if pid == 0:
+            return reaped
+        reaped += 1
+        child = _REGISTRY.get(pid)
+        if child is not None:
+            child._set_exit(status)
+        else:
+            logger.debug("reaped orphan %d", pid)
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    stdin: int | None = None,
+    stdout: int | None = None,
+    stderr: int | None = None,
+    pass_fds: Sequence[int] = (),
+    preexec_fn: Callable[[], None] | None = None,
+) -> Child:
+    """Start `argv` as the leader of a new session, forking from this thread."""
+    try:
+        popen = subprocess.Popen(
+            list(argv),
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            pass_fds=tuple(pass_fds),
+            start_new_session=True,
+            preexec_fn=preexec_fn,
+            close_fds=True,
+        )
+    except FileNotFoundError as exc:
+        raise SpawnError(f"command not found: {argv[0]!r} (check `command` and PATH)") from exc
+    except PermissionError as exc:
+        raise SpawnError(f"command not executable: {argv[0]!r}") from exc
+    except NotADirectoryError as exc:
+        raise SpawnError(f"working_dir is not a directory: {cwd!r}") from exc
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and cwd:
+            raise SpawnError(f"working_dir does not exist: {cwd!r}") from exc
+        raise SpawnError(f"cannot start {argv[0]!r}: {exc.strerror}") from exc
+    return Child(popen)
+
+
+def _parent_death_kill() -> None:
+    set_parent_death_signal(signal.SIGKILL)
+
+
+PARENT_DEATH_KILL: Final = _parent_death_kill
+"""preexec_fn for upstreams: die with the worker even if the worker is SIGKILLed."""
+
+
+async def wait_all_gone(keys: set[ProcKey], timeout_s: float) -> set[ProcKey]:
+    """Poll every KILL_POLL_S until all of `keys` are gone or `timeout_s` passes; return survivors."""
+    with trio.move_on_after(timeout_s):
+        while True:
+            reap_children()
+            keys = {key for key in keys if is_alive(key)}
+            if not keys:
+                return keys
+            await trio.sleep(KILL_POLL_S)
+    reap_children()
+    return {key for key in keys if is_alive(key)}
+
+
+async def terminate_tree(
+    roots: Iterable[int], pgids: Iterable[int], kill_timeout_s: float, *, adopted: bool = True
+) -> set[ProcKey]:
+    """SIGTERM every process of the tree, poll, SIGKILL what is left after `kill_timeout_s`.
+
+    The tree is: the roots, their descendants, the members of `pgids`, and (with
+    `adopted`) every orphan re-parented to us. Returns the processes that
+    survived even SIGKILL (normally none).
+    """
+    roots = list(roots)
+    pgids = list(pgids)
+    targets = tree_of(roots, pgids)
+    if adopted:
+        targets |= children_of_me(exclude=_REGISTRY.keys() - set(roots))
+    if not targets:
+        return set()
+    logger.info("SIGTERM to %d process(es): %s", len(targets), sorted(pid for pid, _ in targets))
+    signal_all(targets, signal.SIGTERM)
+    for pgid in pgids:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    survivors = await wait_all_gone(targets, kill_timeout_s)
+    # Processes forked during the grace period are caught by a fresh look.
+    survivors |= tree_of(roots, pgids)
+    if adopted:
+        survivors |= children_of_me(exclude=_REGISTRY.keys() - set(roots))
+    if not survivors:
+        return set()
+    logger.warning("SIGKILL to %d process(es) that ignored SIGTERM", len(survivors))
+    signal_all(survivors, signal.SIGKILL)
+    for pgid in pgids:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return await wait_all_gone(survivors, REAP_GRACE_S)

@@ -1,0 +1,281 @@
+"""The worker: one process, one upstream. Talks to the supervisor (control) and the gateway (calls).
+
+Lifetime: Hello -> StartUpstream -> connect and initialize -> Attach to the
+gateway -> WorkerReady -> serve calls until Shutdown, upstream exit, or the
+lifeline (our stdin, a pipe from the supervisor) reaches EOF. Every exit path
+stops the upstream with the staged stop before the process ends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any, Final
+
+import mcp.types as types
+import msgspec
+import trio
+
+from bus.codec import GATEWAY_TO_WORKER, TO_WORKER
+from bus.errors import BusError, ProxyError, UpstreamError
+from bus.messages import (
+    Attach,
+    Attached,
+    CallFailed,
+    CallTool,
+    CancelCall,
+    GatewayToWorker,
+    Heartbeat,
+    Shutdown,
+    StartUpstream,
+    SupervisorToWorker,
+    ToolResult,
+    ToolsChanged,
+    UpstreamSpawned,
+    WorkerFailed,
+    WorkerHello,
+    WorkerReady,
+)
+from bus.transport import DealerChannel, connect_dealer
+from services import process
+from services.upstream_log import RotatingLog
+from services.worker.upstream import Upstream, list_all_tools, open_upstream
+
+logger = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_S: Final = 10.0
+ATTACH_TIMEOUT_S: Final = 10.0
+HEARTBEAT_INTERVAL_S: Final = 1.0
+EXIT_FAILED: Final = 1
+
+
+class Worker:
+    """The actor. Built by `run_worker`; one instance per process."""
+
+    def __init__(self, server: str, generation: int, control: DealerChannel[SupervisorToWorker]) -> None:
+        self.server = server
+        self.generation = generation
+        self.identity = f"w/{server}/{generation}".encode()
+        self.control = control
+        self.calls: DealerChannel[GatewayToWorker] | None = None
+        self.upstream: Upstream | None = None
+        self.in_flight: dict[int, trio.CancelScope] = {}
+        self.stop_requested = trio.Event()
+        self.tools_changed = trio.Event()
+
+    async def run(self, lifeline_fd: int | None) -> int:
+        await self.control.send(WorkerHello(server=self.server, generation=self.generation, pid=os.getpid()))
+        with trio.fail_after(HELLO_TIMEOUT_S):
+            start = await self.control.receive()
+        if not isinstance(start, StartUpstream):
+            logger.error("expected StartUpstream, got %s", type(start).__name__)
+            return EXIT_FAILED
+        spec = start.spec
+        log = RotatingLog(Path(spec.log_path), spec.log_max_bytes) if spec.log_path else None
+        assert log is not None, "the supervisor always sends a log path"
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._heartbeats)
+                nursery.start_soon(self._control_loop)
+                if lifeline_fd is not None:
+                    nursery.start_soon(self._watch_lifeline, lifeline_fd)
+                nursery.start_soon(self._cancel_on_stop, nursery.cancel_scope)
+                error = await self._serve(start, log)
+                nursery.cancel_scope.cancel()
+        finally:
+            log.close()
+        if error is None:
+            return 0
+        logger.error("server %s: %s", self.server, error)
+        with trio.move_on_after(1.0):
+            await self.control.send(WorkerFailed(server=self.server, generation=self.generation, error=error))
+        return EXIT_FAILED
+
+    async def _serve(self, start: StartUpstream, log: RotatingLog) -> str | None:
+        """Connect, attach and serve; return an error text, or None after a requested stop."""
+        spec = start.spec
+
+        def on_spawn(child: process.Child) -> None:
+            msg = UpstreamSpawned(server=self.server, generation=self.generation, pid=child.pid, pgid=child.pgid)
+            self._send_control_nowait(msg)
+
+        try:
+            async with open_upstream(spec, log, on_spawn, self._on_upstream_message) as upstream:
+                self.upstream = upstream
+                tools = await list_all_tools(upstream.session)
+                info = upstream.session.server_info
+                await self._attach(start.calls_endpoint)
+                await self.control.send(
+                    WorkerReady(
+                        server=self.server,
+                        generation=self.generation,
+                        tools=tools,
+                        server_version=info.version if info else None,
+                    )
+                )
+                logger.info("server %s: ready with %d tools", self.server, len(tools))
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._calls_loop, nursery)
+                    nursery.start_soon(self._relist_on_change)
+                    stop_waiter = trio.Event()
+
+                    async def _wait_stop() -> None:
+                        await self.stop_requested.wait()
+                        stop_waiter.set()
+
+                    async def _wait_gone() -> None:
+                        await upstream.gone.wait()
+                        stop_waiter.set()
+
+                    nursery.start_soon(_wait_stop)
+                    nursery.start_soon(_wait_gone)
+                    await stop_waiter.wait()
+                    nursery.cancel_scope.cancel()
+                if not self.stop_requested.is_set():
+                    return upstream.exit_reason
+                return None
+        except UpstreamError as exc:
+            return str(exc)
+        except ProxyError as exc:
+            return str(exc)
+        except (OSError, RuntimeError, msgspec.ValidationError) as exc:
+            return f"upstream failed: {exc}"
+        finally:
+            for scope in self.in_flight.values():
+                scope.cancel()
+
+    def _send_control_nowait(self, message: Any) -> None:
+        trio.lowlevel.spawn_system_task(self.control.send, message)
+
+    async def _attach(self, endpoint: str) -> None:
+        self.calls = connect_dealer(endpoint, self.identity, GATEWAY_TO_WORKER)
+        await self.calls.send(Attach(server=self.server, generation=self.generation))
+        with trio.fail_after(ATTACH_TIMEOUT_S):
+            while not isinstance(await self.calls.receive(), Attached):
+                pass
+
+    async def _calls_loop(self, nursery: trio.Nursery) -> None:
+        assert self.calls is not None
+        while True:
+            try:
+                message = await self.calls.receive()
+            except BusError as exc:
+                logger.warning("dropped a bad message from the gateway: %s", exc)
+                continue
+            match message:
+                case CallTool():
+                    nursery.start_soon(self._call, message)
+                case CancelCall(request_id=request_id):
+                    scope = self.in_flight.get(request_id)
+                    if scope is not None:
+                        scope.cancel()
+                case Attached():
+                    pass
+
+    async def _call(self, call: CallTool) -> None:
+        assert self.upstream is not None and self.calls is not None
+        reply: ToolResult | CallFailed
+        with trio.CancelScope() as scope:
+            self.in_flight[call.request_id] = scope
+            try:
+                arguments = json.loads(call.arguments) if call.arguments else None
+                with trio.fail_after(call.timeout_s):
+                    result = await self.upstream.session.call_tool(call.tool, arguments)
+                body = result.model_dump_json(by_alias=True, exclude_unset=True).encode()
+                reply = ToolResult(request_id=call.request_id, result=body)
+            except trio.TooSlowError:
+                reply = CallFailed(
+                    request_id=call.request_id,
+                    kind="timeout",
+                    error=f"upstream did not answer within call_tool_timeout ({call.timeout_s:g}s)",
+                )
+            except Exception as exc:  # task boundary: every failure becomes a reply
+                reply = CallFailed(request_id=call.request_id, kind="upstream", error=_describe(exc))
+            finally:
+                self.in_flight.pop(call.request_id, None)
+        if scope.cancelled_caught:
+            reply = CallFailed(request_id=call.request_id, kind="gone", error="call cancelled")
+        try:
+            await self.calls.send(reply)
+        except BusError as exc:
+            logger.warning("could not deliver a call result: %s", exc)
+
+    async def _on_upstream_message(self, message: Any) -> None:
+        if isinstance(message, types.ServerNotification) and isinstance(
+            message.root if hasattr(message, "root") else message, types.ToolListChangedNotification
+        ):
+            self.tools_changed.set()
+        elif isinstance(message, types.ToolListChangedNotification):
+            self.tools_changed.set()
+
+    async def _relist_on_change(self) -> None:
+        while True:
+            await self.tools_changed.wait()
+            self.tools_changed = trio.Event()
+            assert self.upstream is not None
+            try:
+                tools = await list_all_tools(self.upstream.session)
+            except Exception as exc:  # task boundary
+                logger.warning("server %s: re-listing tools failed: %s", self.server, _describe(exc))
+                continue
+            await self.control.send(ToolsChanged(server=self.server, generation=self.generation, tools=tools))
+
+    async def _heartbeats(self) -> None:
+        beat = Heartbeat(server=self.server, generation=self.generation)
+        while True:
+            await self.control.send(beat)
+            await trio.sleep(HEARTBEAT_INTERVAL_S)
+
+    async def _control_loop(self) -> None:
+        while True:
+            try:
+                message = await self.control.receive()
+            except BusError as exc:
+                logger.warning("dropped a bad message from the supervisor: %s", exc)
+                continue
+            if isinstance(message, Shutdown):
+                self.stop_requested.set()
+
+    async def _watch_lifeline(self, fd: int) -> None:
+        stream = trio.lowlevel.FdStream(fd)
+        while await stream.receive_some(64):
+            pass
+        logger.warning("server %s: supervisor is gone; stopping", self.server)
+        self.stop_requested.set()
+
+    async def _cancel_on_stop(self, scope: trio.CancelScope) -> None:
+        # When no upstream session exists yet (still connecting), a stop cancels the connect.
+        await self.stop_requested.wait()
+        if self.upstream is None:
+            scope.cancel()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 2000 else text[:2000] + "..."
+
+
+async def run_worker(server: str, generation: int, control_endpoint: str, lifeline_fd: int | None) -> int:
+    """Entry point of a worker process."""
+    process.become_subreaper()
+    identity = f"w/{server}/{generation}".encode()
+    control = connect_dealer(control_endpoint, identity, TO_WORKER)
+    worker = Worker(server, generation, control)
+    # SIGTERM from the supervisor (or PDEATHSIG) means: stop politely.
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def _on_signal() -> None:
+                async for _ in signals:
+                    worker.stop_requested.set()
+
+            nursery.start_soon(_on_signal)
+            code = await worker.run(lifeline_fd)
+            nursery.cancel_scope.cancel()
+    control.close()
+    if worker.calls is not None:
+        worker.calls.close()
+    return code

@@ -1,0 +1,214 @@
+"""The stdio transport to an upstream: we spawn it, we own its process group, its pipes and its stderr.
+
+Differences from the SDK's `stdio_client`, each on purpose:
+- the upstream inherits only an allow-list of our environment plus its own `env`;
+- stdout lines are bounded (MAX_LINE_BYTES): a line that never ends costs at
+  most that much memory and fails only this server;
+- non-JSON lines and invalid JSON-RPC are logged and skipped, not fatal;
+- stderr is drained continuously into the server's rotating log file, so a
+  burst never blocks the upstream;
+- the stop is the staged one: stdin EOF, wait `close_timeout`, SIGTERM the
+  whole tree, poll, SIGKILL after `kill_timeout`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Final
+
+import anyio
+import mcp.types as types
+import pydantic
+import trio
+from mcp.shared.message import SessionMessage
+
+from bus.errors import UpstreamError
+from services import process
+from services.upstream_log import RotatingLog
+
+logger = logging.getLogger(__name__)
+
+MAX_LINE_BYTES: Final = 32 * 1024 * 1024
+READ_CHUNK_BYTES: Final = 256 * 1024
+INHERITED_ENV: Final = ("PATH", "HOME", "LANG", "TMPDIR", "USER", "SHELL", "TERM", "LOGNAME")
+INHERITED_ENV_PREFIXES: Final = ("LC_", "XDG_")
+_CONTROL_RE: Final = re.compile(r"[\x00-\x08\x0b-\x1f]")
+
+
+def upstream_environment(own: Mapping[str, str], parent: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The allow-listed part of the proxy's environment, overlaid with the server's own `env`."""
+    parent = os.environ if parent is None else parent
+    env = {
+        key: value
+        for key, value in parent.items()
+        if key in INHERITED_ENV or key.startswith(INHERITED_ENV_PREFIXES)
+    }
+    env.update(own)
+    return env
+
+
+class UpstreamExited(UpstreamError):
+    """The upstream process ended (or closed stdout) while we were connected."""
+
+
+class StdioUpstream:
+    """A running stdio upstream and the two in-memory streams an MCP ClientSession reads and writes."""
+
+    def __init__(self, child: process.Child, log: RotatingLog) -> None:
+        self.child = child
+        self.log = log
+        self.closed = trio.Event()
+        self.exit_reason: str | None = None
+        self.read_send, self.read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](16)
+        self.write_stream, self.write_receive = anyio.create_memory_object_stream[SessionMessage](16)
+        stdin_fd, stdout_fd, stderr_fd = (
+            child.popen.stdin.fileno(),  # type: ignore[union-attr]
+            child.popen.stdout.fileno(),  # type: ignore[union-attr]
+            child.popen.stderr.fileno(),  # type: ignore[union-attr]
+        )
+        self._stdin: trio.lowlevel.FdStream | None = trio.lowlevel.FdStream(os.dup(stdin_fd))
+        self._stdout = trio.lowlevel.FdStream(os.dup(stdout_fd))
+        self._stderr = trio.lowlevel.FdStream(os.dup(stderr_fd))
+        for pipe in (child.popen.stdin, child.popen.stdout, child.popen.stderr):
+            assert pipe is not None
+            pipe.close()
+
+    async def pump_stdout(self) -> None:
+        """stdout -> session, one JSON-RPC message per line, every line bounded."""
+        buffer = bytearray()
+        discarding = False
+        try:
+            async with self.read_send:
+                while True:
+                    chunk = await self._stdout.receive_some(READ_CHUNK_BYTES)
+                    if not chunk:
+                        break
+                    start = 0
+                    while (end := chunk.find(b"\n", start)) != -1:
+                        piece = chunk[start:end]
+                        start = end + 1
+                        if discarding:
+                            discarding = False
+                            buffer.clear()
+                            continue
+                        buffer += piece
+                        line = bytes(buffer)
+                        buffer.clear()
+                        message = self._parse(line)
+                        if message is not None:
+                            await self.read_send.send(message)
+                    if not discarding:
+                        buffer += chunk[start:]
+                        if len(buffer) > MAX_LINE_BYTES:
+                            self.log.note(f"stdout line over {MAX_LINE_BYTES} bytes dropped")
+                            logger.warning("upstream wrote a stdout line over %d bytes; dropped", MAX_LINE_BYTES)
+                            buffer.clear()
+                            discarding = True
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self.exit_reason = self.exit_reason or "upstream closed stdout"
+            self.closed.set()
+
+    def _parse(self, line: bytes) -> SessionMessage | None:
+        if not line.strip():
+            return None
+        try:
+            return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+        except (pydantic.ValidationError, ValueError):
+            shown = _CONTROL_RE.sub("?", line[:200].decode("utf-8", errors="replace"))
+            self.log.note(f"ignored non-JSON-RPC stdout line: {shown}")
+            return None
+
+    async def pump_stdin(self) -> None:
+        """session -> stdin."""
+        try:
+            async with self.write_receive:
+                async for message in self.write_receive:
+                    data = message.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
+                    if self._stdin is None:
+                        return
+                    await self._stdin.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, anyio.ClosedResourceError, OSError):
+            self.exit_reason = self.exit_reason or "upstream stdin closed"
+            self.closed.set()
+
+    async def pump_stderr(self) -> None:
+        """stderr -> log file, continuously, whatever the volume."""
+        try:
+            while chunk := await self._stderr.receive_some(READ_CHUNK_BYTES):
+                self.log.write(chunk)
+        except (trio.ClosedResourceError, OSError):
+            pass
+
+    async def watch_exit(self) -> None:
+        code = await self.child.wait()
+        self.exit_reason = f"upstream exited with code {code}" if code >= 0 else f"upstream killed by signal {-code}"
+        self.log.note(self.exit_reason)
+        self.closed.set()
+
+    async def close_stdin(self) -> None:
+        if self._stdin is not None:
+            stdin, self._stdin = self._stdin, None
+            await stdin.aclose()
+
+    async def stop(self, close_timeout_s: float, kill_timeout_s: float) -> None:
+        """The staged stop: stdin EOF, wait, SIGTERM the tree, poll, SIGKILL."""
+        await self.close_stdin()
+        tree_alive = True
+        with trio.move_on_after(close_timeout_s):
+            await self.child.wait()
+            # The leader is gone; its group or adopted orphans may linger a moment.
+            tree_alive = bool(await process.wait_all_gone(self._tree(), close_timeout_s))
+        if tree_alive:
+            self.log.note(f"no exit {close_timeout_s:g}s after stdin EOF: SIGTERM, SIGKILL after {kill_timeout_s:g}s")
+            survivors = await process.terminate_tree([self.child.pid], [self.child.pgid], kill_timeout_s)
+            if survivors:
+                logger.error("processes survived SIGKILL: %s", sorted(pid for pid, _ in survivors))
+        for stream in (self._stdout, self._stderr):
+            await stream.aclose()
+
+    def _tree(self) -> set[process.ProcKey]:
+        return process.tree_of([self.child.pid], [self.child.pgid]) | process.children_of_me()
+
+
+@asynccontextmanager
+async def open_stdio_upstream(
+    command: str,
+    args: list[str],
+    env: Mapping[str, str],
+    working_dir: str | None,
+    log: RotatingLog,
+    close_timeout_s: float,
+    kill_timeout_s: float,
+    on_spawn: Callable[[process.Child], None] = lambda child: None,
+) -> AsyncIterator[StdioUpstream]:
+    """Spawn the upstream and run its pipes; on exit, stop it with the staged stop."""
+    child = process.spawn(
+        [command, *args],
+        env=upstream_environment(env),
+        cwd=working_dir,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=process.PARENT_DEATH_KILL,
+    )
+    upstream = StdioUpstream(child, log)
+    log.note(f"started pid {child.pid}")
+    on_spawn(child)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(upstream.pump_stdout)
+        nursery.start_soon(upstream.pump_stdin)
+        nursery.start_soon(upstream.pump_stderr)
+        nursery.start_soon(upstream.watch_exit)
+        try:
+            yield upstream
+        finally:
+            with trio.CancelScope(shield=True):
+                await upstream.stop(close_timeout_s, kill_timeout_s)
+            nursery.cancel_scope.cancel()

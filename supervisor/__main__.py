@@ -1,0 +1,54 @@
+"""`python -m supervisor --config PATH [--data-dir DIR]`: the control plane process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import trio
+
+from bus.errors import ConfigError
+from services import process
+from services.config import default_config_path, load_config, resolve_data_dir
+from supervisor.control import ControlPlane
+
+logger = logging.getLogger("supervisor")
+
+
+async def run(plane: ControlPlane) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(plane.serve)
+            logger.info("supervisor ready: %d server(s) configured", len(plane.runners))
+            async for signum in signals:
+                logger.info("%s received: stopping every server", signal.Signals(signum).name)
+                break
+            nursery.cancel_scope.cancel()
+    logger.info("supervisor stopped")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m supervisor")
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--log-level", default=os.environ.get("MCPPROXY_LOG_LEVEL", "INFO"))
+    args = parser.parse_args()
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    # The parent (`mcpproxy serve`) dying means: stop everything politely.
+    process.set_parent_death_signal(signal.SIGTERM)
+    config_path = args.config or default_config_path()
+    try:
+        config = load_config(config_path, create=args.config is None)
+    except ConfigError as exc:
+        print(f"mcpproxy: {exc}", file=sys.stderr)
+        sys.exit(2)
+    data_dir = resolve_data_dir(config, config_path, args.data_dir)
+    trio.run(run, ControlPlane(config, data_dir, args.log_level))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The control plane: owns the configuration, the runners and the control socket.
+
+Socket: the supervisor binds one ROUTER (`control`). Workers connect with
+routing id `w/<server>/<generation>`; the gateway connects with `gateway`.
+Gateways `Subscribe` and then receive a `Snapshot` followed by every change.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Final
+
+import trio
+
+from bus.codec import TO_SUPERVISOR
+from bus.errors import BusError, PeerGoneError
+from bus.messages import (
+    CommandResult,
+    ControlCommand,
+    Heartbeat,
+    Message,
+    ServerChanged,
+    ServerTools,
+    Snapshot,
+    Subscribe,
+    ToolsChanged,
+    ToSupervisor,
+    UpstreamSpawned,
+    WorkerFailed,
+    WorkerHello,
+    WorkerReady,
+)
+from bus.transport import RouterChannel, bind_router
+from services import process
+from services.config import ProxyConfig
+from services.runtime import endpoints_for
+from supervisor.policy import RestartPolicy
+from supervisor.runner import Command, RunnerContext, ServerRunner
+
+logger = logging.getLogger(__name__)
+
+COMMANDS: Final = frozenset({"restart", "enable", "disable"})
+
+
+class ControlPlane:
+    def __init__(self, config: ProxyConfig, data_dir: Path, log_level: str = "INFO") -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.log_level = log_level
+        endpoints = endpoints_for(data_dir)
+        self.control_endpoint = endpoints.control
+        self.calls_endpoint = endpoints.calls
+        self.runners: dict[str, ServerRunner] = {}
+        self.subscribers: set[bytes] = set()
+        self.router: RouterChannel[ToSupervisor] | None = None
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Bind, start every server, and route messages until cancelled."""
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        process.become_subreaper()
+        self.router = bind_router(self.control_endpoint, TO_SUPERVISOR)
+        try:
+            async with trio.open_nursery() as nursery:
+                ctx = RunnerContext(
+                    control_endpoint=self.control_endpoint,
+                    calls_endpoint=self.calls_endpoint,
+                    data_dir=self.data_dir,
+                    close_timeout_s=self.config.close_timeout_s(),
+                    kill_timeout_s=self.config.kill_timeout_s(),
+                    log_level=self.log_level,
+                    restart_policy=RestartPolicy(),
+                    send_worker=self._send,
+                    publish=self._publish,
+                    publish_tools=self._publish_tools,
+                    nursery=nursery,
+                )
+                for server in self.config.mcpServers:
+                    runner = ServerRunner(server, ctx)
+                    self.runners[server.name] = runner
+                    nursery.start_soon(runner.run)
+                nursery.start_soon(self._route)
+                task_status.started()
+        finally:
+            self.router.close()
+
+    async def _route(self) -> None:
+        assert self.router is not None
+        while True:
+            try:
+                peer, message = await self.router.receive()
+            except BusError as exc:
+                logger.warning("dropped a bad control message: %s", exc)
+                continue
+            match message:
+                case WorkerHello() | UpstreamSpawned() | WorkerReady() | ToolsChanged() | WorkerFailed() | Heartbeat():
+                    runner = self.runners.get(message.server)
+                    if runner is not None:
+                        runner.deliver_nowait(message)
+                case Subscribe():
+                    self.subscribers.add(peer)
+                    await self._send(peer, self._snapshot())
+                case ControlCommand():
+                    await self._command(peer, message)
+
+    async def _command(self, peer: bytes, command: ControlCommand) -> None:
+        runner = self.runners.get(command.server)
+        if runner is None:
+            result = CommandResult(request_id=command.request_id, ok=False, error=f"unknown server {command.server!r}")
+        elif command.action not in COMMANDS:
+            result = CommandResult(request_id=command.request_id, ok=False, error=f"unknown action {command.action!r}")
+        else:
+            runner.deliver_nowait(Command(command.action))
+            result = CommandResult(request_id=command.request_id, ok=True, status=runner.status())
+        await self._send(peer, result)
+
+    def _snapshot(self) -> Snapshot:
+        return Snapshot(
+            servers=[r.status() for r in self.runners.values()],
+            tools={r.name: r.tools for r in self.runners.values() if r.tools},
+        )
+
+    async def _send(self, peer: bytes, message: object) -> None:
+        assert self.router is not None
+        assert isinstance(message, Message)
+        try:
+            await self.router.send(peer, message)
+        except PeerGoneError:
+            self.subscribers.discard(peer)
+
+    async def _publish(self, runner: ServerRunner) -> None:
+        status = ServerChanged(status=runner.status())
+        for peer in list(self.subscribers):
+            await self._send(peer, status)
+
+    async def _publish_tools(self, runner: ServerRunner) -> None:
+        tools = ServerTools(server=runner.name, generation=runner.generation, tools=runner.tools)
+        for peer in list(self.subscribers):
+            await self._send(peer, tools)

@@ -1,0 +1,340 @@
+"""One server's runner: drives its worker through the lifecycle, one generation at a time.
+
+Everything that happens to a server arrives in its inbox (bus messages from
+its worker, the worker's exit, commands from the gateway), so the runner is a
+single sequential task and its state changes are easy to follow.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import trio
+
+from bus.messages import (
+    ExitInfo,
+    Heartbeat,
+    ServerStatus,
+    Shutdown,
+    StartUpstream,
+    ToolInfo,
+    ToolsChanged,
+    UpstreamSpawned,
+    UpstreamSpec,
+    WorkerFailed,
+    WorkerHello,
+    WorkerReady,
+)
+from services import process
+from services.config import ServerConfig
+from supervisor import policy
+from supervisor.spawn import WorkerProcess, spawn_worker
+from supervisor.states import Lifecycle, WorkerState
+
+logger = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_S: Final = 15.0
+HEARTBEAT_TIMEOUT_S: Final = 10.0
+STOP_MARGIN_S: Final = 2.0
+INBOX_SIZE: Final = 1000
+
+
+@dataclass(frozen=True)
+class WorkerExited:
+    """The worker process of `generation` ended."""
+
+    generation: int
+    code: int
+
+
+@dataclass(frozen=True)
+class Command:
+    """A human or API asked for `action` ("restart", "enable", "disable", "stop")."""
+
+    action: str
+
+
+Event = WorkerHello | UpstreamSpawned | WorkerReady | ToolsChanged | WorkerFailed | Heartbeat | WorkerExited | Command
+
+
+@dataclass
+class RunnerContext:
+    """What a runner needs from the control plane."""
+
+    control_endpoint: str
+    calls_endpoint: str
+    data_dir: Path
+    close_timeout_s: float
+    kill_timeout_s: float
+    log_level: str
+    restart_policy: policy.RestartPolicy
+    send_worker: Callable[[bytes, object], Awaitable[None]]
+    publish: Callable[["ServerRunner"], Awaitable[None]]
+    publish_tools: Callable[["ServerRunner"], Awaitable[None]]
+    nursery: trio.Nursery
+
+
+class ServerRunner:
+    """Owns one configured server and, at most, one worker generation."""
+
+    def __init__(self, config: ServerConfig, ctx: RunnerContext) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.life = Lifecycle(config.name)
+        self.generation = 0
+        self.inbox_send, self.inbox = trio.open_memory_channel[Event](INBOX_SIZE)
+        self.worker: WorkerProcess | None = None
+        self.upstream_pid: int | None = None
+        self.upstream_pgid: int | None = None
+        self.tools: list[ToolInfo] = []
+        self.server_version: str | None = None
+        self.restarts = 0
+        self.last_error: str | None = None
+        self.last_exit: ExitInfo | None = None
+        self.next_retry_at: float | None = None
+        self.failures: tuple[float, ...] = ()
+        self.wanted = config.enabled and not config.quarantined
+        self.removed = False
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def identity(self) -> bytes:
+        return f"w/{self.name}/{self.generation}".encode()
+
+    def status(self) -> ServerStatus:
+        return ServerStatus(
+            name=self.name,
+            protocol=self.config.transport,
+            enabled=self.config.enabled,
+            quarantined=self.config.quarantined,
+            state=self.life.state.value,
+            generation=self.generation,
+            worker_pid=self.worker.child.pid if self.worker and self.worker.child.running else None,
+            upstream_pid=self.upstream_pid,
+            tool_count=len(self.tools) if self.life.state is WorkerState.RUNNING else 0,
+            restarts=self.restarts,
+            last_error=self.last_error,
+            last_exit=self.last_exit,
+            next_retry_at=self.next_retry_at,
+            call_timeout_s=self.config.call_tool_timeout_s(),
+            server_version=self.server_version,
+        )
+
+    def deliver_nowait(self, event: Event) -> None:
+        try:
+            self.inbox_send.send_nowait(event)
+        except trio.WouldBlock:
+            logger.warning("server %s: inbox full, dropped %s", self.name, type(event).__name__)
+
+    async def _set(self, state: WorkerState) -> None:
+        self.life.transition(state)
+        await self.ctx.publish(self)
+
+    # --- the loop ------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until cancelled (proxy shutdown) or removed; always leaves no worker behind."""
+        try:
+            while not self.removed:
+                if not self.wanted:
+                    await self._idle()
+                    continue
+                await self._run_generation()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._stop_worker()
+
+    async def _idle(self) -> None:
+        event = await self.inbox.receive()
+        if isinstance(event, Command):
+            self._apply_command_flags(event)
+
+    def _apply_command_flags(self, command: Command) -> None:
+        if command.action in ("enable", "restart"):
+            self.wanted = self.config.enabled and not self.config.quarantined
+            if command.action == "restart":
+                self.failures = ()
+        elif command.action in ("disable", "stop", "remove"):
+            self.wanted = False
+            self.removed = command.action == "remove"
+
+    async def _run_generation(self) -> None:
+        self.generation += 1
+        self.next_retry_at = None
+        self.upstream_pid = self.upstream_pgid = None
+        self.tools = []
+        await self._set(WorkerState.STARTING)
+        try:
+            self.worker = spawn_worker(self.name, self.generation, self.ctx.control_endpoint, self.ctx.log_level)
+        except Exception as exc:  # task boundary: a spawn failure is a failed start
+            self.last_error = f"cannot start worker: {exc}"
+            await self._set(WorkerState.EXITED)
+            await self._after_failure()
+            return
+        self.ctx.nursery.start_soon(self._watch_exit, self.worker, self.generation)
+        outcome = await self._starting()
+        if outcome == "running":
+            outcome = await self._running()
+        if outcome in ("stop", "restart"):
+            await self._set(WorkerState.STOPPING)
+            await self._stop_worker()
+            await self._set(WorkerState.STOPPED)
+            return
+        # The worker died or failed: make sure nothing of it is left, then decide.
+        await self._stop_worker()
+        await self._set(WorkerState.EXITED)
+        await self._after_failure()
+
+    async def _watch_exit(self, worker: WorkerProcess, generation: int) -> None:
+        code = await worker.child.wait()
+        self.deliver_nowait(WorkerExited(generation, code))
+
+    def _stale(self, event: Event) -> bool:
+        generation = getattr(event, "generation", self.generation)
+        return generation != self.generation
+
+    async def _starting(self) -> str:
+        deadline = trio.current_time() + HELLO_TIMEOUT_S + self.config.init_timeout_s()
+        while True:
+            with trio.move_on_at(deadline):
+                event = await self.inbox.receive()
+                if self._stale(event):
+                    continue
+                match event:
+                    case WorkerHello():
+                        await self.ctx.send_worker(self.identity, StartUpstream(spec=self._spec(), calls_endpoint=self.ctx.calls_endpoint))
+                    case UpstreamSpawned(pid=pid, pgid=pgid):
+                        self.upstream_pid, self.upstream_pgid = pid, pgid
+                    case WorkerReady(tools=tools, server_version=version):
+                        self.tools = tools
+                        self.server_version = version
+                        self.last_error = None
+                        await self._set(WorkerState.RUNNING)
+                        await self.ctx.publish_tools(self)
+                        return "running"
+                    case WorkerFailed(error=error):
+                        self.last_error = error
+                    case WorkerExited(code=code):
+                        self._record_exit(code)
+                        return "failed"
+                    case Command() as command:
+                        self._apply_command_flags(command)
+                        return "restart" if command.action == "restart" else "stop"
+                    case Heartbeat() | ToolsChanged():
+                        pass
+                continue
+            self.last_error = f"initialize did not finish within init_timeout ({self.config.init_timeout_s():g}s)"
+            return "failed"
+
+    async def _running(self) -> str:
+        running_since = time.monotonic()
+        last_beat = trio.current_time()
+        while True:
+            with trio.move_on_at(last_beat + HEARTBEAT_TIMEOUT_S):
+                event = await self.inbox.receive()
+                self.failures = policy.after_stable_run(
+                    self.ctx.restart_policy, self.failures, running_since, time.monotonic()
+                )
+                if self._stale(event):
+                    continue
+                match event:
+                    case Heartbeat():
+                        last_beat = trio.current_time()
+                    case ToolsChanged(tools=tools):
+                        self.tools = tools
+                        await self.ctx.publish_tools(self)
+                        await self.ctx.publish(self)
+                    case WorkerFailed(error=error):
+                        self.last_error = error
+                    case WorkerExited(code=code):
+                        self._record_exit(code)
+                        return "failed"
+                    case Command() as command:
+                        self._apply_command_flags(command)
+                        return "restart" if command.action == "restart" else "stop"
+                    case UpstreamSpawned() | WorkerHello() | WorkerReady():
+                        pass
+                continue
+            self.last_error = f"worker stopped responding (no heartbeat for {HEARTBEAT_TIMEOUT_S:g}s)"
+            return "failed"
+
+    def _record_exit(self, code: int) -> None:
+        self.last_exit = ExitInfo(
+            code=code if code >= 0 else None, signal=-code if code < 0 else None, at=time.time()
+        )
+        if code != 0 and not self.last_error:
+            how = f"exit code {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
+            self.last_error = f"worker ended with {how}"
+
+    async def _after_failure(self) -> None:
+        decision = policy.after_failure(self.ctx.restart_policy, self.failures, time.monotonic())
+        self.failures = decision.failures
+        if decision.fatal:
+            self.last_error = f"{self.last_error or 'failed'} (gave up after {len(decision.failures)} failures; restart to retry)"
+            await self._set(WorkerState.FATAL)
+            self.wanted = False
+            return
+        self.next_retry_at = time.time() + decision.delay_s
+        await self._set(WorkerState.BACKOFF)
+        with trio.move_on_after(decision.delay_s):
+            while True:
+                event = await self.inbox.receive()
+                if isinstance(event, Command):
+                    self._apply_command_flags(event)
+                    if event.action == "restart" or not self.wanted:
+                        break
+        self.next_retry_at = None
+        self.restarts += 1
+        if not self.wanted:
+            await self._set(WorkerState.STOPPED)
+
+    async def _stop_worker(self) -> None:
+        """Staged stop of the current worker (and so of its upstream); then sweep what is left."""
+        worker, self.worker = self.worker, None
+        if worker is not None and worker.child.running:
+            try:
+                await self.ctx.send_worker(self.identity, Shutdown())
+            except Exception:  # the worker may already be gone from the bus
+                pass
+            budget = self.ctx.close_timeout_s + self.ctx.kill_timeout_s + STOP_MARGIN_S
+            with trio.move_on_after(budget):
+                await worker.child.wait()
+            if worker.child.running:
+                logger.warning("server %s: worker did not stop in %.0fs; SIGKILL", self.name, budget)
+                worker.child.signal_group(signal.SIGKILL)
+                with trio.move_on_after(process.REAP_GRACE_S):
+                    await worker.child.wait()
+        if worker is not None:
+            worker.close_lifeline()
+        if self.upstream_pgid is not None:
+            # Whatever the worker could not stop (it may have been SIGKILLed) ends here.
+            survivors = await process.terminate_tree([], [self.upstream_pgid], self.ctx.kill_timeout_s)
+            if survivors:
+                logger.error("server %s: processes survived SIGKILL: %s", self.name, sorted(p for p, _ in survivors))
+        self.tools = []
+
+    def _spec(self) -> UpstreamSpec:
+        c = self.config
+        return UpstreamSpec(
+            name=c.name,
+            protocol=c.transport,
+            command=c.command,
+            args=list(c.args),
+            env=dict(c.env),
+            working_dir=c.working_dir,
+            url=c.url,
+            headers=dict(c.headers),
+            init_timeout_s=c.init_timeout_s(),
+            close_timeout_s=self.ctx.close_timeout_s,
+            kill_timeout_s=self.ctx.kill_timeout_s,
+            log_path=str(self.ctx.data_dir / "logs" / f"server-{c.name}.log"),
+        )
