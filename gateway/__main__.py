@@ -54,8 +54,11 @@ async def run(settings: GatewaySettings) -> None:
                     return
 
             nursery.start_soon(_on_signal)
-            urls = await nursery.start(lambda task_status: serve(app, config, shutdown_trigger=shutdown.wait,
-                                                                 task_status=task_status))
+            urls = await nursery.start(
+                lambda task_status: serve(
+                    app, config, shutdown_trigger=shutdown.wait, task_status=task_status
+                )
+            )
             logger.info("gateway listening on %s", ", ".join(urls) if urls else config.bind[0])
             await shutdown.wait()
     logger.info("gateway stopped")

@@ -65,8 +65,12 @@ class FrontDoor:
         path: str = scope["path"]
         needs_key = path.startswith(ALWAYS_PROTECTED) or (self.mcp_needs_key and path.startswith(MCP_PREFIX))
         if needs_key and not self._key_ok(scope):
-            await send_json_error(send, 401, "missing or invalid API key: send X-API-Key, "
-                                  "Authorization: Bearer, or ?apikey=", request_id)
+            await send_json_error(
+                send,
+                401,
+                "missing or invalid API key: send X-API-Key, Authorization: Bearer, or ?apikey=",
+                request_id,
+            )
             return
 
         async def send_with_id(message: Message) -> None:
@@ -80,7 +84,11 @@ class FrontDoor:
 
     def _key_ok(self, scope: Scope) -> bool:
         key = presented_key(scope)
-        return bool(self.api_key) and key is not None and hmac.compare_digest(key.encode(), self.api_key.encode())
+        return (
+            bool(self.api_key)
+            and key is not None
+            and hmac.compare_digest(key.encode(), self.api_key.encode())
+        )
 
 
 async def send_json_error(send: Send, status: int, message: str, request_id: str, **extra: Any) -> None:

@@ -51,7 +51,9 @@ class DirectTools:
         registry.listeners.append(self._on_registry_change)
 
     def server(self) -> Server[Any]:
-        return _DirectServer("mcpproxy-all", version="0.1.0", on_list_tools=self.list_tools, on_call_tool=self.call_tool)
+        return _DirectServer(
+            "mcpproxy-all", version="0.1.0", on_list_tools=self.list_tools, on_call_tool=self.call_tool
+        )
 
     def _tools(self) -> list[types.Tool]:
         tools = []
@@ -75,7 +77,9 @@ class DirectTools:
         self.names = names
         return tools
 
-    async def list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+    async def list_tools(
+        self, ctx: Any, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
         self.sessions.add(ctx.session)
         return types.ListToolsResult(tools=self._tools())
 
@@ -103,9 +107,9 @@ class DirectTools:
             await self._changed.wait()
             await trio.sleep(NOTIFY_DEBOUNCE_S)
             self._changed = trio.Event()
-            signature = tuple(sorted(
-                f"{s}:{t.name}" for s in self.registry.servers for t in self.registry.tools_of(s)
-            ))
+            signature = tuple(
+                sorted(f"{s}:{t.name}" for s in self.registry.servers for t in self.registry.tools_of(s))
+            )
             if signature == self._signature:
                 continue
             self._signature = signature

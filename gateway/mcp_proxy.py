@@ -30,9 +30,15 @@ CALL_VARIANTS: Final = ("call_tool_read", "call_tool_write", "call_tool_destruct
 _CALL_INPUT: Final[dict[str, Any]] = {
     "type": "object",
     "properties": {
-        "name": {"type": "string", "description": "The tool to call, as `server:tool` (from retrieve_tools)."},
+        "name": {
+            "type": "string",
+            "description": "The tool to call, as `server:tool` (from retrieve_tools).",
+        },
         "args": {"type": "object", "description": "Arguments for the tool, matching its inputSchema."},
-        "args_json": {"type": "string", "description": "The same arguments as a JSON string (alternative to args)."},
+        "args_json": {
+            "type": "string",
+            "description": "The same arguments as a JSON string (alternative to args).",
+        },
         "intent_reason": {"type": "string", "description": "Optional: why you are calling this tool."},
     },
     "required": ["name"],
@@ -63,7 +69,7 @@ MENU: Final = [
     ),
     types.Tool(
         name="call_tool_write",
-        description="Call an upstream tool that changes something (not destructively). Name it as `server:tool`.",
+        description="Call an upstream tool that changes something, not destructively. Name it `server:tool`.",
         input_schema=_CALL_INPUT,
         annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=False),
     ),
@@ -151,7 +157,9 @@ class ProxyTools:
             on_call_tool=self.call_tool,
         )
 
-    async def list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+    async def list_tools(
+        self, ctx: Any, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
         return types.ListToolsResult(tools=MENU)
 
     async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
@@ -185,8 +193,10 @@ class ProxyTools:
         tool = self.registry.find_tool(server, tool_name)
         if tool is None:
             if status.state != "running":
-                return error_result(f"server {server!r} is not running (state: {status.state})"
-                                    + (f"; last error: {status.last_error}" if status.last_error else ""))
+                return error_result(
+                    f"server {server!r} is not running (state: {status.state})"
+                    + (f"; last error: {status.last_error}" if status.last_error else "")
+                )
             known = [f"{server}:{t.name}" for t in self.registry.tools_of(server)]
             return error_result(unknown_message("tool", name, known))
         needed = call_with(tool)

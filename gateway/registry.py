@@ -35,9 +35,8 @@ class Registry:
     def update(self, status: ServerStatus) -> None:
         old = self.servers.get(status.name)
         self.servers[status.name] = status
-        if status.state != "running" or self._tool_generation.get(status.name) != status.generation:
-            if status.state != "running":
-                self._tools.pop(status.name, None)
+        if status.state != "running":
+            self._tools.pop(status.name, None)
         if old is None or old != status:
             self._notify(status.name)
 

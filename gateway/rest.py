@@ -73,7 +73,13 @@ class RestApi:
         )
 
     async def servers(self, request: Request) -> Response:
-        return ok({"servers": [server_view(s) for s in sorted(self.registry.servers.values(), key=lambda s: s.name)]})
+        return ok(
+            {
+                "servers": [
+                    server_view(s) for s in sorted(self.registry.servers.values(), key=lambda s: s.name)
+                ]
+            }
+        )
 
     def _known(self, request: Request) -> ServerStatus | None:
         return self.registry.servers.get(request.path_params["name"])

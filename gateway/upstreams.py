@@ -9,6 +9,7 @@ in flight to it fails at once with PeerGoneError.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -158,10 +159,8 @@ class Upstreams:
                 continue
             match message:
                 case Attach():
-                    try:
+                    with contextlib.suppress(PeerGoneError):
                         await self._calls.send(peer, Attached())
-                    except PeerGoneError:
-                        pass
                 case ToolResult(request_id=request_id) | CallFailed(request_id=request_id):
                     pending = self._pending.get(request_id)
                     if pending is not None and pending.identity == peer:
@@ -182,9 +181,10 @@ class Upstreams:
         if status is None:
             raise UnknownToolError(f"unknown server {server!r}")
         if identity is None:
-            raise PeerGoneError(f"server {server!r} is not running (state: {status.state})" + (
-                f"; last error: {status.last_error}" if status.last_error else ""
-            ))
+            raise PeerGoneError(
+                f"server {server!r} is not running (state: {status.state})"
+                + (f"; last error: {status.last_error}" if status.last_error else "")
+            )
         timeout = status.call_timeout_s if timeout_s is None else timeout_s
         request_id = next(self._ids)
         pending = _Pending(identity)
@@ -203,11 +203,8 @@ class Upstreams:
             if scope.cancelled_caught:
                 raise CallTimeoutError(f"server {server!r} did not answer within {timeout:g}s")
         except trio.Cancelled:
-            with trio.CancelScope(shield=True), trio.move_on_after(0.5):
-                try:
-                    await self._calls.send(identity, CancelCall(request_id=request_id))
-                except BusError:
-                    pass
+            with trio.CancelScope(shield=True), trio.move_on_after(0.5), contextlib.suppress(BusError):
+                await self._calls.send(identity, CancelCall(request_id=request_id))
             raise
         finally:
             self._pending.pop(request_id, None)

@@ -30,6 +30,7 @@ CONFIG_FILE_NAME: Final = "mcp_config.json"
 PROTOCOLS: Final = ("stdio", "http", "sse", "streamable-http", "auto")
 SERVER_NAME_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 API_KEY_ENV: Final = "MCPPROXY_API_KEY"
+CONFIG_ENV: Final = "MCPPROXY_CONFIG"
 
 INIT_TIMEOUT_S: Final = 30.0
 CALL_TOOL_TIMEOUT_S: Final = 120.0
@@ -66,7 +67,9 @@ class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkn
         return INIT_TIMEOUT_S if self.init_timeout is None else parse_duration(self.init_timeout)
 
     def call_tool_timeout_s(self) -> float:
-        return CALL_TOOL_TIMEOUT_S if self.call_tool_timeout is None else parse_duration(self.call_tool_timeout)
+        return (
+            CALL_TOOL_TIMEOUT_S if self.call_tool_timeout is None else parse_duration(self.call_tool_timeout)
+        )
 
 
 class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
@@ -75,7 +78,7 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
     listen: str = DEFAULT_LISTEN
     api_key: str = ""
     data_dir: str | None = None
-    mcpServers: list[ServerConfig] = msgspec.field(default_factory=list)  # noqa: N815 - file format
+    mcpServers: list[ServerConfig] = msgspec.field(default_factory=list)
     reveal_secret_headers: bool = False
     trusted_hosts: list[str] = msgspec.field(default_factory=list)
     close_timeout: float | str = CLOSE_TIMEOUT_S
@@ -161,16 +164,22 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
     """Rules msgspec types cannot say: names, protocols, which fields each transport needs."""
     if not SERVER_NAME_RE.fullmatch(server.name):
         raise _config_error(
-            file, f"{path}.name", f"invalid server name {server.name!r}: use 1-64 of A-Z a-z 0-9 _ . - (no ':')"
+            file,
+            f"{path}.name",
+            f"invalid server name {server.name!r}: use 1-64 of A-Z a-z 0-9 _ . - (no ':')",
         )
     if server.protocol not in PROTOCOLS:
         raise _config_error(
-            file, f"{path}.protocol", f"unknown protocol {server.protocol!r}: use one of {', '.join(PROTOCOLS)}"
+            file,
+            f"{path}.protocol",
+            f"unknown protocol {server.protocol!r}: use one of {', '.join(PROTOCOLS)}",
         )
+    if server.protocol == "auto" and not server.command and not server.url:
+        raise _config_error(file, path, "a server needs a command (stdio) or a url (HTTP)")
     if server.transport == "stdio" and not server.command:
         raise _config_error(file, f"{path}.command", "a stdio server needs a command")
     if server.transport != "stdio" and not server.url:
-        raise _config_error(file, f"{path}.url", f"a {server.protocol} server needs a url")
+        raise _config_error(file, f"{path}.url", f"an {server.protocol} server needs a url")
     for field in ("init_timeout", "call_tool_timeout"):
         value = getattr(server, field)
         if value is not None:
@@ -185,7 +194,9 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _config_error(file, "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise _config_error(
+            file, "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
     if not isinstance(data, dict):
         raise _config_error(file, "", "expected a JSON object at the top level")
     for key in sorted(set(data) - _known_fields(ProxyConfig)):
@@ -217,7 +228,9 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
 
 
 def default_config_path() -> Path:
-    return DEFAULT_HOME.expanduser() / CONFIG_FILE_NAME
+    """`$MCPPROXY_CONFIG`, else `~/.mcpproxy/mcp_config.json`."""
+    from_env = os.environ.get(CONFIG_ENV)
+    return Path(from_env).expanduser() if from_env else DEFAULT_HOME.expanduser() / CONFIG_FILE_NAME
 
 
 def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:

@@ -14,6 +14,7 @@ worker mark themselves as child subreapers.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import logging
@@ -130,10 +131,8 @@ def signal_all(keys: Iterable[ProcKey], sig: int) -> None:
     """Signal each process that is still the one we mean (pid reuse is checked)."""
     for key in keys:
         if is_alive(key):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(key[0], sig)
-            except ProcessLookupError:
-                pass
 
 
 class Child:
@@ -180,10 +179,8 @@ class Child:
         return self.returncode
 
     def signal_group(self, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pgid, sig)
-        except ProcessLookupError:
-            pass
 
 
 _REGISTRY: dict[int, Child] = {}
@@ -285,10 +282,8 @@ async def terminate_tree(
     logger.info("SIGTERM to %d process(es): %s", len(targets), sorted(pid for pid, _ in targets))
     signal_all(targets, signal.SIGTERM)
     for pgid in pgids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     survivors = await wait_all_gone(targets, kill_timeout_s)
     # Processes forked during the grace period are caught by a fresh look.
     survivors |= tree_of(roots, pgids)
@@ -299,8 +294,6 @@ async def terminate_tree(
     logger.warning("SIGKILL to %d process(es) that ignored SIGTERM", len(survivors))
     signal_all(survivors, signal.SIGKILL)
     for pgid in pgids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     return await wait_all_gone(survivors, REAP_GRACE_S)

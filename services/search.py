@@ -25,8 +25,10 @@ FIELD_WEIGHTS: Final[Mapping[str, float]] = {
     "param_docs": 0.5,
 }
 STOPWORDS: Final = frozenset(
-    "a an and are as at be by for from has have i in is it its me my of on or that the this to was "
-    "were will with you your can do does how what which".split()
+    (
+        "a an and are as at be by for from has have i in is it its me my of on or that the this to was "
+        "were will with you your can do does how what which"
+    ).split()
 )
 _SPLIT_RE: Final = re.compile(r"[^0-9A-Za-z]+")
 _CAMEL_RE: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -94,8 +96,13 @@ class ToolIndex:
         for name, description, schema in tools:
             key = (server, name)
             params, param_docs = _param_texts(schema)
-            fields = {"name": name, "server": server, "description": description, "params": params,
-                      "param_docs": param_docs}
+            fields = {
+                "name": name,
+                "server": server,
+                "description": description,
+                "params": params,
+                "param_docs": param_docs,
+            }
             weighted: Counter[str] = Counter()
             for field, text in fields.items():
                 weight = FIELD_WEIGHTS[field]

@@ -93,7 +93,14 @@ class ControlPlane:
                 logger.warning("dropped a bad control message: %s", exc)
                 continue
             match message:
-                case WorkerHello() | UpstreamSpawned() | WorkerReady() | ToolsChanged() | WorkerFailed() | Heartbeat():
+                case (
+                    WorkerHello()
+                    | UpstreamSpawned()
+                    | WorkerReady()
+                    | ToolsChanged()
+                    | WorkerFailed()
+                    | Heartbeat()
+                ):
                     runner = self.runners.get(message.server)
                     if runner is not None:
                         runner.deliver_nowait(message)
@@ -106,9 +113,13 @@ class ControlPlane:
     async def _command(self, peer: bytes, command: ControlCommand) -> None:
         runner = self.runners.get(command.server)
         if runner is None:
-            result = CommandResult(request_id=command.request_id, ok=False, error=f"unknown server {command.server!r}")
+            result = CommandResult(
+                request_id=command.request_id, ok=False, error=f"unknown server {command.server!r}"
+            )
         elif command.action not in COMMANDS:
-            result = CommandResult(request_id=command.request_id, ok=False, error=f"unknown action {command.action!r}")
+            result = CommandResult(
+                request_id=command.request_id, ok=False, error=f"unknown action {command.action!r}"
+            )
         else:
             runner.deliver_nowait(Command(command.action))
             result = CommandResult(request_id=command.request_id, ok=True, status=runner.status())

@@ -47,7 +47,7 @@ def after_failure(
     uniform: Callable[[float, float], float] = random.uniform,
 ) -> Decision:
     """Record a failure at `now` and decide; `failures` are earlier failure times."""
-    recent = tuple(t for t in failures if now - t < policy.failure_window_s) + (now,)
+    recent = (*tuple(t for t in failures if now - t < policy.failure_window_s), now)
     if len(recent) >= policy.max_failures:
         return Decision(fatal=True, delay_s=0.0, failures=recent)
     base = min(policy.initial_backoff_s * 2 ** (len(recent) - 1), policy.max_backoff_s)
@@ -55,7 +55,9 @@ def after_failure(
     return Decision(fatal=False, delay_s=min(delay, policy.max_backoff_s), failures=recent)
 
 
-def after_stable_run(policy: RestartPolicy, failures: Sequence[float], running_since: float, now: float) -> tuple[float, ...]:
+def after_stable_run(
+    policy: RestartPolicy, failures: Sequence[float], running_since: float, now: float
+) -> tuple[float, ...]:
     """Forget the history once the server has been up for `stable_after_s`."""
     if now - running_since >= policy.stable_after_s:
         return ()

@@ -7,6 +7,7 @@ single sequential task and its state changes are easy to follow.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import time
@@ -60,7 +61,16 @@ class Command:
     action: str
 
 
-Event = WorkerHello | UpstreamSpawned | WorkerReady | ToolsChanged | WorkerFailed | Heartbeat | WorkerExited | Command
+Event = (
+    WorkerHello
+    | UpstreamSpawned
+    | WorkerReady
+    | ToolsChanged
+    | WorkerFailed
+    | Heartbeat
+    | WorkerExited
+    | Command
+)
 
 
 @dataclass
@@ -75,8 +85,8 @@ class RunnerContext:
     log_level: str
     restart_policy: policy.RestartPolicy
     send_worker: Callable[[bytes, object], Awaitable[None]]
-    publish: Callable[["ServerRunner"], Awaitable[None]]
-    publish_tools: Callable[["ServerRunner"], Awaitable[None]]
+    publish: Callable[[ServerRunner], Awaitable[None]]
+    publish_tools: Callable[[ServerRunner], Awaitable[None]]
     nursery: trio.Nursery
 
 
@@ -174,7 +184,9 @@ class ServerRunner:
         self.tools = []
         await self._set(WorkerState.STARTING)
         try:
-            self.worker = spawn_worker(self.name, self.generation, self.ctx.control_endpoint, self.ctx.log_level)
+            self.worker = spawn_worker(
+                self.name, self.generation, self.ctx.control_endpoint, self.ctx.log_level
+            )
         except Exception as exc:  # task boundary: a spawn failure is a failed start
             self.last_error = f"cannot start worker: {exc}"
             await self._set(WorkerState.EXITED)
@@ -211,7 +223,10 @@ class ServerRunner:
                     continue
                 match event:
                     case WorkerHello():
-                        await self.ctx.send_worker(self.identity, StartUpstream(spec=self._spec(), calls_endpoint=self.ctx.calls_endpoint))
+                        await self.ctx.send_worker(
+                            self.identity,
+                            StartUpstream(spec=self._spec(), calls_endpoint=self.ctx.calls_endpoint),
+                        )
                     case UpstreamSpawned(pid=pid, pgid=pgid):
                         self.upstream_pid, self.upstream_pgid = pid, pgid
                     case WorkerReady(tools=tools, server_version=version):
@@ -232,7 +247,9 @@ class ServerRunner:
                     case Heartbeat() | ToolsChanged():
                         pass
                 continue
-            self.last_error = f"initialize did not finish within init_timeout ({self.config.init_timeout_s():g}s)"
+            self.last_error = (
+                f"initialize did not finish within init_timeout ({self.config.init_timeout_s():g}s)"
+            )
             return "failed"
 
     async def _running(self) -> str:
@@ -279,7 +296,8 @@ class ServerRunner:
         decision = policy.after_failure(self.ctx.restart_policy, self.failures, time.monotonic())
         self.failures = decision.failures
         if decision.fatal:
-            self.last_error = f"{self.last_error or 'failed'} (gave up after {len(decision.failures)} failures; restart to retry)"
+            reason = self.last_error or "failed"
+            self.last_error = f"{reason} (gave up after {len(decision.failures)} failures; restart to retry)"
             await self._set(WorkerState.FATAL)
             self.wanted = False
             return
@@ -301,10 +319,9 @@ class ServerRunner:
         """Staged stop of the current worker (and so of its upstream); then sweep what is left."""
         worker, self.worker = self.worker, None
         if worker is not None and worker.child.running:
-            try:
+            # The worker may already be gone from the bus; the wait below covers it.
+            with contextlib.suppress(Exception):
                 await self.ctx.send_worker(self.identity, Shutdown())
-            except Exception:  # the worker may already be gone from the bus
-                pass
             budget = self.ctx.close_timeout_s + self.ctx.kill_timeout_s + STOP_MARGIN_S
             with trio.move_on_after(budget):
                 await worker.child.wait()
@@ -319,7 +336,9 @@ class ServerRunner:
             # Whatever the worker could not stop (it may have been SIGKILLed) ends here.
             survivors = await process.terminate_tree([], [self.upstream_pgid], self.ctx.kill_timeout_s)
             if survivors:
-                logger.error("server %s: processes survived SIGKILL: %s", self.name, sorted(p for p, _ in survivors))
+                logger.error(
+                    "server %s: processes survived SIGKILL: %s", self.name, sorted(p for p, _ in survivors)
+                )
         self.tools = []
 
     def _spec(self) -> UpstreamSpec:

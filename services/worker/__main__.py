@@ -19,10 +19,14 @@ def main() -> None:
     parser.add_argument("--server", required=True)
     parser.add_argument("--generation", type=int, required=True)
     parser.add_argument("--control", required=True, help="the supervisor's control endpoint")
-    parser.add_argument("--lifeline-fd", type=int, default=None, help="a pipe that reaches EOF when the supervisor dies")
+    parser.add_argument(
+        "--lifeline-fd", type=int, default=None, help="a pipe that reaches EOF when the supervisor dies"
+    )
     parser.add_argument("--log-level", default=os.environ.get("MCPPROXY_LOG_LEVEL", "INFO"))
     args = parser.parse_args()
-    logging.basicConfig(level=args.log_level, format=f"worker[{args.server}] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, format=f"worker[{args.server}] %(levelname)s %(name)s: %(message)s"
+    )
     # If the supervisor dies without a word, we hear SIGTERM and stop the upstream politely.
     process.set_parent_death_signal(signal.SIGTERM)
     sys.exit(trio.run(run_worker, args.server, args.generation, args.control, args.lifeline_fd))

@@ -99,7 +99,9 @@ class Worker:
         spec = start.spec
 
         def on_spawn(child: process.Child) -> None:
-            msg = UpstreamSpawned(server=self.server, generation=self.generation, pid=child.pid, pgid=child.pgid)
+            msg = UpstreamSpawned(
+                server=self.server, generation=self.generation, pid=child.pid, pgid=child.pgid
+            )
             self._send_control_nowait(msg)
 
         try:
@@ -204,11 +206,12 @@ class Worker:
             logger.warning("could not deliver a call result: %s", exc)
 
     async def _on_upstream_message(self, message: Any) -> None:
-        if isinstance(message, types.ServerNotification) and isinstance(
-            message.root if hasattr(message, "root") else message, types.ToolListChangedNotification
-        ):
-            self.tools_changed.set()
-        elif isinstance(message, types.ToolListChangedNotification):
+        if (
+            isinstance(message, types.ServerNotification)
+            and isinstance(
+                message.root if hasattr(message, "root") else message, types.ToolListChangedNotification
+            )
+        ) or isinstance(message, types.ToolListChangedNotification):
             self.tools_changed.set()
 
     async def _relist_on_change(self) -> None:

@@ -106,7 +106,9 @@ class StdioUpstream:
                         buffer += chunk[start:]
                         if len(buffer) > MAX_LINE_BYTES:
                             self.log.note(f"stdout line over {MAX_LINE_BYTES} bytes dropped")
-                            logger.warning("upstream wrote a stdout line over %d bytes; dropped", MAX_LINE_BYTES)
+                            logger.warning(
+                                "upstream wrote a stdout line over %d bytes; dropped", MAX_LINE_BYTES
+                            )
                             buffer.clear()
                             discarding = True
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, trio.ClosedResourceError):
@@ -148,7 +150,9 @@ class StdioUpstream:
 
     async def watch_exit(self) -> None:
         code = await self.child.wait()
-        self.exit_reason = f"upstream exited with code {code}" if code >= 0 else f"upstream killed by signal {-code}"
+        self.exit_reason = (
+            f"upstream exited with code {code}" if code >= 0 else f"upstream killed by signal {-code}"
+        )
         self.log.note(self.exit_reason)
         self.closed.set()
 
@@ -166,7 +170,9 @@ class StdioUpstream:
             # The leader is gone; its group or adopted orphans may linger a moment.
             tree_alive = bool(await process.wait_all_gone(self._tree(), close_timeout_s))
         if tree_alive:
-            self.log.note(f"no exit {close_timeout_s:g}s after stdin EOF: SIGTERM, SIGKILL after {kill_timeout_s:g}s")
+            self.log.note(
+                f"no exit {close_timeout_s:g}s after stdin EOF: SIGTERM, SIGKILL after {kill_timeout_s:g}s"
+            )
             survivors = await process.terminate_tree([self.child.pid], [self.child.pgid], kill_timeout_s)
             if survivors:
                 logger.error("processes survived SIGKILL: %s", sorted(pid for pid, _ in survivors))

@@ -103,7 +103,9 @@ async def open_upstream(
             if spec.protocol == "sse":
                 read, write = await stack.enter_async_context(sse_client(spec.url, headers=spec.headers))
             else:
-                read, write = await stack.enter_async_context(streamable_http_client(spec.url, http_client=client))
+                read, write = await stack.enter_async_context(
+                    streamable_http_client(spec.url, http_client=client)
+                )
         session = await stack.enter_async_context(
             ClientSession(read, write, client_info=CLIENT_INFO, message_handler=message_handler)
         )

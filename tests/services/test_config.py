@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+import logging
+import stat
+from pathlib import Path
+
+import pytest
+
+from bus.errors import ConfigError
+from services.config import create_default, load_config, parse_config, parse_duration
+
+
+def test_a_claude_style_server_map_is_read_as_a_list_named_by_its_keys() -> None:
+    config = parse_config(json.dumps({"mcpServers": {"fs": {"command": "npx", "args": ["-y", "x"]}}}))
+    assert [s.name for s in config.mcpServers] == ["fs"]
+    assert config.mcpServers[0].transport == "stdio"
+
+
+def test_defaults_follow_the_documented_values() -> None:
+    config = parse_config('{"mcpServers": [{"name": "r", "url": "https://example.test/mcp"}]}')
+    server = config.mcpServers[0]
+    assert config.listen == "127.0.0.1:8080"
+    assert server.enabled is True and server.quarantined is False
+    assert server.transport == "streamable-http"
+    assert server.init_timeout_s() == 30.0 and server.call_tool_timeout_s() == 120.0
+    assert config.close_timeout_s() == 10.0 and config.kill_timeout_s() == 9.0
+
+
+def test_unknown_keys_are_warned_about_not_rejected(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        parse_config('{"future_key": 1, "mcpServers": [{"name": "a", "command": "x", "shiny": true}]}')
+    assert "unknown key 'future_key'" in caplog.text
+    assert "mcpServers[0]: unknown key 'shiny'" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"mcpServers": [{"name": "a", "command": "x", "env": "A=1"}]},
+            "mcpServers[0].env: expected object, got string",
+        ),
+        ({"mcpServers": [{"name": "", "command": "x"}]}, "mcpServers[0].name: invalid server name ''"),
+        ({"mcpServers": [{"name": "x" * 65, "command": "x"}]}, "invalid server name"),
+        (
+            {"mcpServers": [{"name": "a", "protocol": "stdio"}]},
+            "mcpServers[0].command: a stdio server needs a command",
+        ),
+        ({"mcpServers": [{"name": "a"}]}, "mcpServers[0]: a server needs a command (stdio) or a url (HTTP)"),
+        (
+            {"mcpServers": [{"name": "a", "command": "x", "enabled": "yes"}]},
+            "mcpServers[0].enabled: expected boolean, got string",
+        ),
+        (
+            {"mcpServers": [{"name": "a", "command": "x", "init_timeout": "soon"}]},
+            "mcpServers[0].init_timeout",
+        ),
+        ({"mcpServers": "none"}, "mcpServers: expected array, got string"),
+        ([], "expected a JSON object at the top level"),
+    ],
+)
+def test_invalid_files_are_rejected_with_the_path_and_the_problem(body: object, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(json.dumps(body))
+    assert str(caught.value).startswith("mcp_config.json: ")
+    assert message in str(caught.value)
+
+
+def test_durations_accept_seconds_and_go_style_strings() -> None:
+    assert parse_duration(5) == 5.0
+    assert parse_duration("2m") == 120.0
+    assert parse_duration("500ms") == 0.5
+    with pytest.raises(ConfigError):
+        parse_duration("forever")
+
+
+def test_first_run_writes_a_private_file_with_a_random_key(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "mcp_config.json"
+    config = load_config(path, create=True)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(config.api_key) >= 32
+    assert load_config(path).api_key == config.api_key
+
+
+def test_a_second_creator_keeps_the_first_key(tmp_path: Path) -> None:
+    path = tmp_path / "mcp_config.json"
+    create_default(path)
+    first = json.loads(path.read_text())["api_key"]
+    create_default(path)
+    assert json.loads(path.read_text())["api_key"] == first
+
+
+def test_the_environment_overrides_the_api_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "mcp_config.json"
+    path.write_text('{"api_key": "from-file"}')
+    monkeypatch.setenv("MCPPROXY_API_KEY", "from-env")
+    assert load_config(path).api_key == "from-env"
