@@ -7,6 +7,8 @@ play honcho's part: if either process ends, the other is stopped too.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import signal
 import sys
 from pathlib import Path
@@ -16,7 +18,7 @@ import httpx2
 import trio
 
 from services import process
-from services.config import ProxyConfig
+from services.config import API_KEY_ENV, ProxyConfig
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +58,15 @@ async def run_serve(
     host, _, port = listen_addr.rpartition(":")
     shown_host = "127.0.0.1" if host in ("", "0.0.0.0") else host
     base_url = f"http://{shown_host}:{port}"
+    env = dict(os.environ)
+    if not config.api_key:
+        # A file without a key still gets a protected API: one key for this run, shared by both processes.
+        env[API_KEY_ENV] = secrets.token_urlsafe(32)
+        print(
+            f"mcpproxy: {config_path} has no api_key; using {env[API_KEY_ENV]} for this run", file=sys.stderr
+        )
     children = {
-        name: process.spawn(_child_argv(name, config_path, data_dir, listen, log_level))
+        name: process.spawn(_child_argv(name, config_path, data_dir, listen, log_level), env=env)
         for name in ("supervisor", "gateway")
     }
     stop_budget = config.close_timeout_s() + config.kill_timeout_s() + STOP_MARGIN_S

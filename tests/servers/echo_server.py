@@ -1,0 +1,117 @@
+"""A small stdio MCP server of our own, written with the mcp SDK (low-level Server, under trio).
+
+    python tests/servers/echo_server.py [--name NAME]
+
+Tools: echo, add, sleep, fail, whoami, delete_everything (annotated destructive).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import mcp.types as types
+import trio
+from mcp.server.lowlevel import Server
+from mcp.server.stdio import stdio_server
+
+NUMBER = {"type": "number"}
+
+TOOLS = [
+    types.Tool(
+        name="echo",
+        description="Echo a message back unchanged.",
+        input_schema={
+            "type": "object",
+            "properties": {"message": {"type": "string", "description": "The text to send back."}},
+            "required": ["message"],
+        },
+        annotations=types.ToolAnnotations(read_only_hint=True),
+    ),
+    types.Tool(
+        name="add",
+        description="Add two numbers and return their sum.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "a": {**NUMBER, "description": "First addend."},
+                "b": {**NUMBER, "description": "Second."},
+            },
+            "required": ["a", "b"],
+        },
+        annotations=types.ToolAnnotations(read_only_hint=True),
+    ),
+    types.Tool(
+        name="sleep",
+        description="Wait for a number of seconds, then answer 'slept'.",
+        input_schema={"type": "object", "properties": {"seconds": NUMBER}, "required": ["seconds"]},
+        annotations=types.ToolAnnotations(read_only_hint=True),
+    ),
+    types.Tool(
+        name="fail",
+        description="Return a tool error result carrying the given message.",
+        input_schema={"type": "object", "properties": {"message": {"type": "string"}}},
+    ),
+    types.Tool(
+        name="whoami",
+        description="Report this server's process id, working directory and selected environment variables.",
+        input_schema={"type": "object", "properties": {}},
+        annotations=types.ToolAnnotations(read_only_hint=True),
+    ),
+    types.Tool(
+        name="delete_everything",
+        description="Pretend to delete everything (a destructive tool for tests).",
+        input_schema={"type": "object", "properties": {}},
+        annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=True),
+    ),
+]
+
+
+def text(value: str) -> list[types.ContentBlock]:
+    return [types.TextContent(type="text", text=value)]
+
+
+async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+    return types.ListToolsResult(tools=TOOLS)
+
+
+async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+    args = params.arguments or {}
+    match params.name:
+        case "echo":
+            return types.CallToolResult(content=text(str(args.get("message", ""))))
+        case "add":
+            for key in ("a", "b"):
+                value = args.get(key)
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    return types.CallToolResult(content=text(f"add: '{key}' must be a number"), is_error=True)
+            total = args["a"] + args["b"]
+            return types.CallToolResult(content=text(str(total)), structured_content={"sum": total})
+        case "sleep":
+            await trio.sleep(float(args.get("seconds", 0)))
+            return types.CallToolResult(content=text("slept"))
+        case "fail":
+            return types.CallToolResult(content=text(str(args.get("message", "failed"))), is_error=True)
+        case "whoami":
+            keys = [k for k in os.environ.get("ECHO_SERVER_REPORT_ENV", "").split(",") if k]
+            report = {"pid": os.getpid(), "cwd": os.getcwd(), "env": {k: os.environ.get(k) for k in keys}}
+            return types.CallToolResult(content=text(json.dumps(report)))
+        case "delete_everything":
+            return types.CallToolResult(content=text("nothing deleted"))
+    return types.CallToolResult(content=text(f"unknown tool {params.name}"), is_error=True)
+
+
+async def main(name: str) -> None:
+    server = Server(name, version="1.0.0", on_list_tools=list_tools, on_call_tool=call_tool)
+    print("echo_server ready", file=sys.stderr, flush=True)
+    async with stdio_server() as (read, write):
+        await server.run(read, write, server.create_initialization_options())
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--name", default="echo_server")
+    trio.run(main, parser.parse_args().name)
