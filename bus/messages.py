@@ -82,6 +82,7 @@ class ServerStatus(msgspec.Struct, frozen=True, kw_only=True):
     next_retry_at: float | None = None
     call_timeout_s: float = 120.0
     server_version: str | None = None
+    healthy: bool = True
 
 
 # --- worker -> supervisor ----------------------------------------------------
@@ -128,6 +129,15 @@ class WorkerFailed(Message):
     server: str
     generation: int
     error: str
+
+
+class UpstreamHealth(Message):
+    """Worker -> supervisor: the upstream stopped (or resumed) answering pings."""
+
+    server: str
+    generation: int
+    healthy: bool
+    error: str | None = None
 
 
 class Heartbeat(Message):
@@ -256,7 +266,9 @@ class CallFailed(Message):
     error: str
 
 
-WorkerToSupervisor = WorkerHello | UpstreamSpawned | WorkerReady | ToolsChanged | WorkerFailed | Heartbeat
+WorkerToSupervisor = (
+    WorkerHello | UpstreamSpawned | WorkerReady | ToolsChanged | WorkerFailed | Heartbeat | UpstreamHealth
+)
 GatewayToSupervisor = Subscribe | ControlCommand
 ToSupervisor = WorkerToSupervisor | GatewayToSupervisor
 SupervisorToWorker = StartUpstream | Shutdown

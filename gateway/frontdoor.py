@@ -15,6 +15,7 @@ import uuid
 from typing import Any, Final
 from urllib.parse import parse_qs
 
+import trio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
@@ -78,6 +79,13 @@ class FrontDoor:
                 headers = [h for h in message.get("headers", []) if h[0].lower() != REQUEST_ID_HEADER]
                 headers.append((REQUEST_ID_HEADER, request_id.encode()))
                 message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # hypercorn re-arms the keep-alive idle timer inside the final send; the MCP SDK's
+                # streaming responses run it in an already-cancelled scope, which would leave the
+                # connection without a timer and make shutdown wait out graceful_timeout.
+                with trio.CancelScope(shield=True):
+                    await send(message)
+                return
             await send(message)
 
         await self.app(scope, receive, send_with_id)

@@ -52,8 +52,20 @@ class DirectTools:
 
     def server(self) -> Server[Any]:
         return _DirectServer(
-            "mcpproxy-all", version="0.1.0", on_list_tools=self.list_tools, on_call_tool=self.call_tool
+            "mcpproxy-all",
+            version="0.1.0",
+            on_list_tools=self.list_tools,
+            on_call_tool=self.call_tool,
+            get_tool_input_schema=self.input_schema,
         )
+
+    def input_schema(self, name: str) -> dict[str, Any] | None:
+        """Lets the SDK check 2026-era request headers without listing every tool on each call."""
+        target = self.names.get(name)
+        if target is None:
+            return None
+        tool = self.registry.find_tool(*target)
+        return tool.input_schema if tool else None
 
     def _tools(self) -> list[types.Tool]:
         tools = []

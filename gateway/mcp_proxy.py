@@ -82,6 +82,9 @@ MENU: Final = [
 ]
 
 
+MENU_SCHEMAS: Final = {tool.name: tool.input_schema for tool in MENU}
+
+
 def call_with(tool: ToolInfo) -> str:
     """Which call variant a tool needs, from its annotations."""
     annotations = tool.annotations or {}
@@ -155,6 +158,7 @@ class ProxyTools:
             ),
             on_list_tools=self.list_tools,
             on_call_tool=self.call_tool,
+            get_tool_input_schema=MENU_SCHEMAS.get,
         )
 
     async def list_tools(

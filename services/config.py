@@ -72,6 +72,16 @@ class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkn
         )
 
 
+class RestartConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+    """`restart`: how a failed server is retried (seconds)."""
+
+    initial_backoff: float = 1.0
+    max_backoff: float = 60.0
+    max_failures: int = 5
+    failure_window: float = 300.0
+    stable_after: float = 60.0
+
+
 class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
     """The whole file."""
 
@@ -83,6 +93,7 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
     trusted_hosts: list[str] = msgspec.field(default_factory=list)
     close_timeout: float | str = CLOSE_TIMEOUT_S
     kill_timeout: float | str = KILL_TIMEOUT_S
+    restart: RestartConfig = msgspec.field(default_factory=RestartConfig)
 
     def server(self, name: str) -> ServerConfig | None:
         return next((s for s in self.mcpServers if s.name == name), None)

@@ -98,9 +98,14 @@ def process_table() -> dict[int, tuple[str, int, int, int]]:
     return table
 
 
-def tree_of(roots: Iterable[int], pgids: Iterable[int] = ()) -> set[ProcKey]:
+def tree_of(
+    roots: Iterable[int],
+    pgids: Iterable[int] = (),
+    table: Mapping[int, tuple[str, int, int, int]] | None = None,
+) -> set[ProcKey]:
     """Every live process that is a root, a descendant of one, or a member of one of `pgids`."""
-    table = process_table()
+    table = process_table() if table is None else table
+    roots = list(roots)
     children: dict[int, list[int]] = {}
     for pid, (_state, ppid, _pgid, _start) in table.items():
         children.setdefault(ppid, []).append(pid)

@@ -15,6 +15,7 @@ from bus.errors import ConfigError
 from services import process
 from services.config import default_config_path, load_config, resolve_data_dir
 from supervisor.control import ControlPlane
+from supervisor.ledger import AlreadyRunningError
 
 logger = logging.getLogger("supervisor")
 
@@ -47,7 +48,11 @@ def main() -> None:
         print(f"mcpproxy: {exc}", file=sys.stderr)
         sys.exit(2)
     data_dir = resolve_data_dir(config, config_path, args.data_dir)
-    trio.run(run, ControlPlane(config, data_dir, args.log_level))
+    try:
+        trio.run(run, ControlPlane(config, data_dir, args.log_level))
+    except* AlreadyRunningError as group:
+        print(f"mcpproxy: {group.exceptions[0]}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

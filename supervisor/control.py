@@ -26,6 +26,7 @@ from bus.messages import (
     Subscribe,
     ToolsChanged,
     ToSupervisor,
+    UpstreamHealth,
     UpstreamSpawned,
     WorkerFailed,
     WorkerHello,
@@ -35,6 +36,7 @@ from bus.transport import RouterChannel, bind_router
 from services import process
 from services.config import ProxyConfig
 from services.runtime import endpoints_for
+from supervisor.ledger import REFRESH_INTERVAL_S, Ledger, lock_data_dir, refresh_descendants, wait_gone
 from supervisor.policy import RestartPolicy
 from supervisor.runner import Command, RunnerContext, ServerRunner
 
@@ -58,7 +60,13 @@ class ControlPlane:
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind, start every server, and route messages until cancelled."""
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        run_dir = self.data_dir / "run"
+        self._lock_fd = lock_data_dir(run_dir)
         process.become_subreaper()
+        ledger = Ledger(run_dir)
+        leftovers = ledger.sweep_leftovers()
+        if leftovers:
+            await wait_gone(leftovers)
         self.router = bind_router(self.control_endpoint, TO_SUPERVISOR)
         try:
             async with trio.open_nursery() as nursery:
@@ -69,17 +77,25 @@ class ControlPlane:
                     close_timeout_s=self.config.close_timeout_s(),
                     kill_timeout_s=self.config.kill_timeout_s(),
                     log_level=self.log_level,
-                    restart_policy=RestartPolicy(),
+                    restart_policy=RestartPolicy(
+                        initial_backoff_s=self.config.restart.initial_backoff,
+                        max_backoff_s=self.config.restart.max_backoff,
+                        max_failures=self.config.restart.max_failures,
+                        failure_window_s=self.config.restart.failure_window,
+                        stable_after_s=self.config.restart.stable_after,
+                    ),
                     send_worker=self._send,
                     publish=self._publish,
                     publish_tools=self._publish_tools,
                     nursery=nursery,
+                    ledger=ledger,
                 )
                 for server in self.config.mcpServers:
                     runner = ServerRunner(server, ctx)
                     self.runners[server.name] = runner
                     nursery.start_soon(runner.run)
                 nursery.start_soon(self._route)
+                nursery.start_soon(self._refresh_ledger, ledger)
                 task_status.started()
         finally:
             self.router.close()
@@ -100,6 +116,7 @@ class ControlPlane:
                     | ToolsChanged()
                     | WorkerFailed()
                     | Heartbeat()
+                    | UpstreamHealth()
                 ):
                     runner = self.runners.get(message.server)
                     if runner is not None:
@@ -124,6 +141,17 @@ class ControlPlane:
             runner.deliver_nowait(Command(command.action))
             result = CommandResult(request_id=command.request_id, ok=True, status=runner.status())
         await self._send(peer, result)
+
+    async def _refresh_ledger(self, ledger: Ledger) -> None:
+        while True:
+            await trio.sleep(REFRESH_INTERVAL_S)
+            trees = {
+                r.name: (r.upstream_pid, r.upstream_pgid)
+                for r in self.runners.values()
+                if r.upstream_pid is not None and r.upstream_pgid is not None
+            }
+            if trees:
+                refresh_descendants(ledger, trees)
 
     def _snapshot(self) -> Snapshot:
         return Snapshot(

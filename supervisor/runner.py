@@ -26,6 +26,7 @@ from bus.messages import (
     StartUpstream,
     ToolInfo,
     ToolsChanged,
+    UpstreamHealth,
     UpstreamSpawned,
     UpstreamSpec,
     WorkerFailed,
@@ -35,6 +36,7 @@ from bus.messages import (
 from services import process
 from services.config import ServerConfig
 from supervisor import policy
+from supervisor.ledger import Ledger
 from supervisor.spawn import WorkerProcess, spawn_worker
 from supervisor.states import Lifecycle, WorkerState
 
@@ -68,6 +70,7 @@ Event = (
     | ToolsChanged
     | WorkerFailed
     | Heartbeat
+    | UpstreamHealth
     | WorkerExited
     | Command
 )
@@ -88,6 +91,7 @@ class RunnerContext:
     publish: Callable[[ServerRunner], Awaitable[None]]
     publish_tools: Callable[[ServerRunner], Awaitable[None]]
     nursery: trio.Nursery
+    ledger: Ledger
 
 
 class ServerRunner:
@@ -109,6 +113,7 @@ class ServerRunner:
         self.last_exit: ExitInfo | None = None
         self.next_retry_at: float | None = None
         self.failures: tuple[float, ...] = ()
+        self.healthy = True
         self.wanted = config.enabled and not config.quarantined
         self.removed = False
 
@@ -137,6 +142,7 @@ class ServerRunner:
             next_retry_at=self.next_retry_at,
             call_timeout_s=self.config.call_tool_timeout_s(),
             server_version=self.server_version,
+            healthy=self.healthy,
         )
 
     def deliver_nowait(self, event: Event) -> None:
@@ -179,6 +185,7 @@ class ServerRunner:
 
     async def _run_generation(self) -> None:
         self.generation += 1
+        self.healthy = True
         self.next_retry_at = None
         self.upstream_pid = self.upstream_pgid = None
         self.tools = []
@@ -192,6 +199,8 @@ class ServerRunner:
             await self._set(WorkerState.EXITED)
             await self._after_failure()
             return
+        if self.worker.child.key is not None:
+            self.ctx.ledger.record(self.name, "worker", [self.worker.child.key])
         self.ctx.nursery.start_soon(self._watch_exit, self.worker, self.generation)
         outcome = await self._starting()
         if outcome == "running":
@@ -229,6 +238,9 @@ class ServerRunner:
                         )
                     case UpstreamSpawned(pid=pid, pgid=pgid):
                         self.upstream_pid, self.upstream_pgid = pid, pgid
+                        if (key := process.proc_key(pid)) is not None:
+                            self.ctx.ledger.record(self.name, "upstream", [key])
+                        self.ctx.ledger.record_groups(self.name, [pgid])
                     case WorkerReady(tools=tools, server_version=version):
                         self.tools = tools
                         self.server_version = version
@@ -244,7 +256,7 @@ class ServerRunner:
                     case Command() as command:
                         self._apply_command_flags(command)
                         return "restart" if command.action == "restart" else "stop"
-                    case Heartbeat() | ToolsChanged():
+                    case Heartbeat() | ToolsChanged() | UpstreamHealth():
                         pass
                 continue
             self.last_error = (
@@ -266,6 +278,10 @@ class ServerRunner:
                 match event:
                     case Heartbeat():
                         last_beat = trio.current_time()
+                    case UpstreamHealth(healthy=healthy, error=error):
+                        self.healthy = healthy
+                        self.last_error = error if not healthy else None
+                        await self.ctx.publish(self)
                     case ToolsChanged(tools=tools):
                         self.tools = tools
                         await self.ctx.publish_tools(self)
@@ -339,6 +355,8 @@ class ServerRunner:
                 logger.error(
                     "server %s: processes survived SIGKILL: %s", self.name, sorted(p for p, _ in survivors)
                 )
+        self.upstream_pid = self.upstream_pgid = None
+        self.ctx.ledger.forget(self.name)
         self.tools = []
 
     def _spec(self) -> UpstreamSpec:

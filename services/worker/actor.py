@@ -34,6 +34,7 @@ from bus.messages import (
     SupervisorToWorker,
     ToolResult,
     ToolsChanged,
+    UpstreamHealth,
     UpstreamSpawned,
     WorkerFailed,
     WorkerHello,
@@ -49,6 +50,8 @@ logger = logging.getLogger(__name__)
 HELLO_TIMEOUT_S: Final = 10.0
 ATTACH_TIMEOUT_S: Final = 10.0
 HEARTBEAT_INTERVAL_S: Final = 1.0
+PING_INTERVAL_S: Final = 10.0
+PING_TIMEOUT_S: Final = 5.0
 EXIT_FAILED: Final = 1
 
 
@@ -122,6 +125,7 @@ class Worker:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._calls_loop, nursery)
                     nursery.start_soon(self._relist_on_change)
+                    nursery.start_soon(self._ping_loop)
                     stop_waiter = trio.Event()
 
                     async def _wait_stop() -> None:
@@ -225,6 +229,28 @@ class Worker:
                 logger.warning("server %s: re-listing tools failed: %s", self.server, _describe(exc))
                 continue
             await self.control.send(ToolsChanged(server=self.server, generation=self.generation, tools=tools))
+
+    async def _ping_loop(self) -> None:
+        """An upstream that is alive but silent (hung, stopped) is reported unhealthy, and back again."""
+        assert self.upstream is not None
+        healthy = True
+        while True:
+            await trio.sleep(PING_INTERVAL_S)
+            error: str | None = None
+            with trio.move_on_after(PING_TIMEOUT_S) as scope:
+                try:
+                    await self.upstream.session.send_ping()
+                except Exception as exc:  # task boundary: any failure means unhealthy
+                    error = f"ping failed: {_describe(exc)}"
+            if scope.cancelled_caught:
+                error = f"upstream did not answer a ping within {PING_TIMEOUT_S:g}s"
+            if (error is None) != healthy:
+                healthy = error is None
+                await self.control.send(
+                    UpstreamHealth(
+                        server=self.server, generation=self.generation, healthy=healthy, error=error
+                    )
+                )
 
     async def _heartbeats(self) -> None:
         beat = Heartbeat(server=self.server, generation=self.generation)
