@@ -54,6 +54,11 @@ class UpstreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     kill_timeout_s: float = 9.0
     log_path: str | None = None
     log_max_bytes: int = 5 * 1024 * 1024
+    secrets_dir: str | None = None
+    secrets_backend: str = "auto"
+    ping_interval_s: float = 10.0
+    fallback_sse: bool = False
+    """`protocol: auto` with a url: try streamable HTTP first, then legacy SSE."""
 
 
 class ExitInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -181,7 +186,36 @@ class ControlCommand(Message):
     server: str
 
 
+class SecretCommand(Message):
+    """Gateway -> supervisor: `action` "list", "set" or "delete" a secret; answered by SecretResult."""
+
+    request_id: int
+    action: str
+    name: str = ""
+    value: str = ""
+
+
 # --- supervisor -> gateway ---------------------------------------------------
+
+
+class SecretInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A secret's name, whether the store has it, and the servers whose config references it."""
+
+    name: str
+    stored: bool
+    servers: list[str] = msgspec.field(default_factory=list)
+
+
+class SecretResult(Message):
+    """Supervisor -> gateway: the answer to a SecretCommand (never a value)."""
+
+    request_id: int
+    ok: bool
+    error: str | None = None
+    status: int = 200
+    backend: str = ""
+    secrets: list[SecretInfo] = msgspec.field(default_factory=list)
+    restarted: list[str] = msgspec.field(default_factory=list)
 
 
 class Snapshot(Message):
@@ -189,6 +223,7 @@ class Snapshot(Message):
 
     servers: list[ServerStatus]
     tools: dict[str, list[ToolInfo]]
+    secrets_backend: str = ""
 
 
 class ServerChanged(Message):
@@ -269,9 +304,9 @@ class CallFailed(Message):
 WorkerToSupervisor = (
     WorkerHello | UpstreamSpawned | WorkerReady | ToolsChanged | WorkerFailed | Heartbeat | UpstreamHealth
 )
-GatewayToSupervisor = Subscribe | ControlCommand
+GatewayToSupervisor = Subscribe | ControlCommand | SecretCommand
 ToSupervisor = WorkerToSupervisor | GatewayToSupervisor
 SupervisorToWorker = StartUpstream | Shutdown
-SupervisorToGateway = Snapshot | ServerChanged | ServerRemoved | ServerTools | CommandResult
+SupervisorToGateway = Snapshot | ServerChanged | ServerRemoved | ServerTools | CommandResult | SecretResult
 GatewayToWorker = Attached | CallTool | CancelCall
 WorkerToGateway = Attach | ToolResult | CallFailed

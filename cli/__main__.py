@@ -57,6 +57,9 @@ def serve(config_path: Path | None, data_dir: Path | None, listen: str | None, l
 
 
 def main() -> None:
+    from cli.secrets_cmd import secrets_group
+
+    cli.add_command(secrets_group)
     cli()
 
 

@@ -17,11 +17,12 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from bus.errors import ProxyError
 from gateway.frontdoor import FrontDoor
 from gateway.mcp_direct import DirectTools
 from gateway.mcp_proxy import ProxyTools, SearchService
 from gateway.registry import Registry
-from gateway.rest import RestApi
+from gateway.rest import RestApi, fail
 from gateway.upstreams import Upstreams
 
 
@@ -99,5 +100,10 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         Route("/mcp/all", direct_endpoint, methods=["GET", "POST", "DELETE"]),
         Route("/mcp/all/", direct_endpoint, methods=["GET", "POST", "DELETE"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+
+    async def proxy_error(request: Request, exc: Exception) -> Response:
+        # The one REST boundary for our own errors: the envelope, never a traceback.
+        return fail(request, 502, str(exc))
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={ProxyError: proxy_error})
     return FrontDoor(app, settings.api_key, settings.listen_host), upstreams

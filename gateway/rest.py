@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any, Final
@@ -31,6 +32,14 @@ def fail(request: Request, status: int, message: str) -> JSONResponse:
     return JSONResponse({"success": False, "error": message, "request_id": request_id}, status_code=status)
 
 
+async def json_body(request: Request) -> Any:
+    """The parsed JSON body, or None when it is not JSON."""
+    try:
+        return json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
 def server_view(status: ServerStatus) -> dict[str, Any]:
     """What REST shows of a server. Config values (headers, env) are not part of the status."""
     view = msgspec.to_builtins(status)
@@ -56,7 +65,36 @@ class RestApi:
             Route("/api/v1/servers/{name}/tools", self.tools),
             Route("/api/v1/servers/{name}/logs", self.logs),
             Route("/api/v1/servers/{name}/{action:str}", self.action, methods=["POST"]),
+            Route("/api/v1/secrets", self.secrets_list, methods=["GET"]),
+            Route("/api/v1/secrets", self.secrets_set, methods=["POST"]),
+            Route("/api/v1/secrets/{name}", self.secrets_delete, methods=["DELETE"]),
         ]
+
+    async def secrets_list(self, request: Request) -> Response:
+        result = await self.upstreams.secret("list")
+        if not result.ok:
+            return fail(request, result.status, result.error or "failed")
+        return ok({"backend": result.backend, "secrets": [msgspec.to_builtins(s) for s in result.secrets]})
+
+    async def secrets_set(self, request: Request) -> Response:
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            return fail(request, 400, 'body: expected a JSON object {"name": ..., "value": ...}')
+        name, value = body.get("name"), body.get("value")
+        if not isinstance(name, str):
+            return fail(request, 400, "name: expected a string")
+        if not isinstance(value, str):
+            return fail(request, 400, "value: expected a string")
+        result = await self.upstreams.secret("set", name, value)
+        if not result.ok:
+            return fail(request, result.status, result.error or "failed")
+        return ok({"name": name, "backend": result.backend, "restarted": result.restarted}, status=201)
+
+    async def secrets_delete(self, request: Request) -> Response:
+        result = await self.upstreams.secret("delete", request.path_params["name"])
+        if not result.ok:
+            return fail(request, result.status, result.error or "failed")
+        return ok({"name": request.path_params["name"], "deleted": True, "restarted": result.restarted})
 
     async def status(self, request: Request) -> Response:
         servers = list(self.registry.servers.values())
@@ -69,6 +107,7 @@ class RestApi:
                 "servers_total": len(servers),
                 "servers_running": sum(s.state == "running" for s in servers),
                 "tools_total": sum(len(self.registry.tools_of(s.name)) for s in servers),
+                "secrets_backend": self.upstreams.secrets_backend,
             }
         )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -27,6 +28,9 @@ from bus.messages import (
     CancelCall,
     CommandResult,
     ControlCommand,
+    Message,
+    SecretCommand,
+    SecretResult,
     ServerChanged,
     ServerRemoved,
     ServerStatus,
@@ -67,7 +71,8 @@ class Upstreams:
         self.calls_endpoint = calls_endpoint
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
-        self._commands: dict[int, tuple[trio.Event, list[CommandResult]]] = {}
+        self._commands: dict[int, tuple[trio.Event, list[CommandResult | SecretResult]]] = {}
+        self.secrets_backend = ""
         self._control: DealerChannel[SupervisorToGateway] | None = None
         self._calls: RouterChannel[WorkerToGateway] | None = None
         self._live: dict[str, bytes] = {}
@@ -102,7 +107,8 @@ class Upstreams:
                     await self._control.send(Subscribe())
                 continue
             match message:
-                case Snapshot(servers=servers, tools=tools):
+                case Snapshot(servers=servers, tools=tools, secrets_backend=backend):
+                    self.secrets_backend = backend
                     self.registry.replace_all(servers, tools)
                     for status in servers:
                         self._track(status)
@@ -115,7 +121,7 @@ class Upstreams:
                 case ServerRemoved(name=name):
                     self.registry.remove(name)
                     self._fail_identity(self._live.pop(name, b""), f"server {name!r} was removed")
-                case CommandResult(request_id=request_id):
+                case CommandResult(request_id=request_id) | SecretResult(request_id=request_id):
                     waiter = self._commands.get(request_id)
                     if waiter is not None:
                         waiter[1].append(message)
@@ -132,20 +138,35 @@ class Upstreams:
             reason = status.last_error or f"server is {status.state}"
             self._fail_identity(old, f"server {status.name!r} went away during the call: {reason}")
 
-    async def command(self, action: str, server: str) -> CommandResult:
-        """Ask the supervisor to act on a server."""
+    async def _request(self, build: Callable[[int], Message]) -> CommandResult | SecretResult:
         assert self._control is not None
         request_id = next(self._ids)
         event = trio.Event()
-        box: list[CommandResult] = []
+        box: list[CommandResult | SecretResult] = []
         self._commands[request_id] = (event, box)
         try:
-            await self._control.send(ControlCommand(request_id=request_id, action=action, server=server))
-            with trio.fail_after(COMMAND_TIMEOUT_S):
+            await self._control.send(build(request_id))
+            with trio.move_on_after(COMMAND_TIMEOUT_S):
                 await event.wait()
         finally:
             self._commands.pop(request_id, None)
+        if not box:
+            raise BusError(f"the supervisor did not answer within {COMMAND_TIMEOUT_S:g}s")
         return box[0]
+
+    async def command(self, action: str, server: str) -> CommandResult:
+        """Ask the supervisor to act on a server."""
+        result = await self._request(lambda rid: ControlCommand(request_id=rid, action=action, server=server))
+        assert isinstance(result, CommandResult)
+        return result
+
+    async def secret(self, action: str, name: str = "", value: str = "") -> SecretResult:
+        """List, set or delete a secret through the supervisor (which owns the store)."""
+        result = await self._request(
+            lambda rid: SecretCommand(request_id=rid, action=action, name=name, value=value)
+        )
+        assert isinstance(result, SecretResult)
+        return result
 
     # --- workers -------------------------------------------------------------
 

@@ -36,6 +36,8 @@ INIT_TIMEOUT_S: Final = 30.0
 CALL_TOOL_TIMEOUT_S: Final = 120.0
 CLOSE_TIMEOUT_S: Final = 10.0
 KILL_TIMEOUT_S: Final = 9.0
+HEALTH_CHECK_INTERVAL_S: Final = 10.0
+SECRETS_BACKENDS: Final = ("auto", "keyring", "file")
 
 
 class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
@@ -53,6 +55,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkn
     quarantined: bool = False
     init_timeout: float | str | None = None
     call_tool_timeout: float | str | None = None
+    health_check_interval: float | str | None = None
 
     @property
     def transport(self) -> str:
@@ -65,6 +68,11 @@ class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkn
 
     def init_timeout_s(self) -> float:
         return INIT_TIMEOUT_S if self.init_timeout is None else parse_duration(self.init_timeout)
+
+    def health_check_interval_s(self) -> float:
+        if self.health_check_interval is None:
+            return HEALTH_CHECK_INTERVAL_S
+        return parse_duration(self.health_check_interval)
 
     def call_tool_timeout_s(self) -> float:
         return (
@@ -94,6 +102,7 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
     close_timeout: float | str = CLOSE_TIMEOUT_S
     kill_timeout: float | str = KILL_TIMEOUT_S
     restart: RestartConfig = msgspec.field(default_factory=RestartConfig)
+    secrets_backend: str = "auto"
 
     def server(self, name: str) -> ServerConfig | None:
         return next((s for s in self.mcpServers if s.name == name), None)
@@ -191,7 +200,7 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
         raise _config_error(file, f"{path}.command", "a stdio server needs a command")
     if server.transport != "stdio" and not server.url:
         raise _config_error(file, f"{path}.url", f"an {server.protocol} server needs a url")
-    for field in ("init_timeout", "call_tool_timeout"):
+    for field in ("init_timeout", "call_tool_timeout", "health_check_interval"):
         value = getattr(server, field)
         if value is not None:
             try:
@@ -230,6 +239,12 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
     top = {k: v for k, v in data.items() if k != "mcpServers"}
     config: ProxyConfig = _convert(top, ProxyConfig, file, "")
     config.mcpServers = servers
+    if config.secrets_backend not in SECRETS_BACKENDS:
+        raise _config_error(
+            file,
+            "secrets_backend",
+            f"unknown backend {config.secrets_backend!r}: use {', '.join(SECRETS_BACKENDS)}",
+        )
     for field in ("close_timeout", "kill_timeout"):
         try:
             parse_duration(getattr(config, field))

@@ -20,6 +20,7 @@ from bus.messages import (
     ControlCommand,
     Heartbeat,
     Message,
+    SecretCommand,
     ServerChanged,
     ServerTools,
     Snapshot,
@@ -36,6 +37,8 @@ from bus.transport import RouterChannel, bind_router
 from services import process
 from services.config import ProxyConfig
 from services.runtime import endpoints_for
+from services.secrets import SecretStore
+from supervisor import secrets_admin
 from supervisor.ledger import REFRESH_INTERVAL_S, Ledger, lock_data_dir, refresh_descendants, wait_gone
 from supervisor.policy import RestartPolicy
 from supervisor.runner import Command, RunnerContext, ServerRunner
@@ -56,6 +59,7 @@ class ControlPlane:
         self.runners: dict[str, ServerRunner] = {}
         self.subscribers: set[bytes] = set()
         self.router: RouterChannel[ToSupervisor] | None = None
+        self.secrets = SecretStore(data_dir, config.secrets_backend)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind, start every server, and route messages until cancelled."""
@@ -70,6 +74,7 @@ class ControlPlane:
         self.router = bind_router(self.control_endpoint, TO_SUPERVISOR)
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 ctx = RunnerContext(
                     control_endpoint=self.control_endpoint,
                     calls_endpoint=self.calls_endpoint,
@@ -89,6 +94,7 @@ class ControlPlane:
                     publish_tools=self._publish_tools,
                     nursery=nursery,
                     ledger=ledger,
+                    secrets_backend=self.config.secrets_backend,
                 )
                 for server in self.config.mcpServers:
                     runner = ServerRunner(server, ctx)
@@ -126,6 +132,9 @@ class ControlPlane:
                     await self._send(peer, self._snapshot())
                 case ControlCommand():
                     await self._command(peer, message)
+                case SecretCommand():
+                    # Store calls block in a thread; a slow keyring must not stall routing.
+                    self._nursery.start_soon(self._secret_command, peer, message)
 
     async def _command(self, peer: bytes, command: ControlCommand) -> None:
         runner = self.runners.get(command.server)
@@ -153,10 +162,19 @@ class ControlPlane:
             if trees:
                 refresh_descendants(ledger, trees)
 
+    async def _secret_command(self, peer: bytes, command: SecretCommand) -> None:
+        result, restart = await secrets_admin.handle(command, self.secrets, self.config)
+        for name in restart:
+            runner = self.runners.get(name)
+            if runner is not None and runner.wanted:
+                runner.deliver_nowait(Command("restart"))
+        await self._send(peer, result)
+
     def _snapshot(self) -> Snapshot:
         return Snapshot(
             servers=[r.status() for r in self.runners.values()],
             tools={r.name: r.tools for r in self.runners.values() if r.tools},
+            secrets_backend=self.secrets.backend_name,
         )
 
     async def _send(self, peer: bytes, message: object) -> None:

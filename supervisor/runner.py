@@ -92,6 +92,7 @@ class RunnerContext:
     publish_tools: Callable[[ServerRunner], Awaitable[None]]
     nursery: trio.Nursery
     ledger: Ledger
+    secrets_backend: str = "auto"
 
 
 class ServerRunner:
@@ -374,4 +375,8 @@ class ServerRunner:
             close_timeout_s=self.ctx.close_timeout_s,
             kill_timeout_s=self.ctx.kill_timeout_s,
             log_path=str(self.ctx.data_dir / "logs" / f"server-{c.name}.log"),
+            secrets_dir=str(self.ctx.data_dir),
+            secrets_backend=self.ctx.secrets_backend,
+            fallback_sse=c.protocol == "auto" and c.transport != "stdio",
+            ping_interval_s=c.health_check_interval_s(),
         )

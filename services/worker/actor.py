@@ -12,15 +12,15 @@ import json
 import logging
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
 import mcp.types as types
-import msgspec
 import trio
 
 from bus.codec import GATEWAY_TO_WORKER, TO_WORKER
-from bus.errors import BusError, ProxyError, UpstreamError
+from bus.errors import BusError, ProxyError
 from bus.messages import (
     Attach,
     Attached,
@@ -42,15 +42,16 @@ from bus.messages import (
 )
 from bus.transport import DealerChannel, connect_dealer
 from services import process
+from services.references import resolve
+from services.secrets import SecretStore
 from services.upstream_log import RotatingLog
-from services.worker.upstream import Upstream, list_all_tools, open_upstream
+from services.worker.upstream import Upstream, describe_error, list_all_tools, open_upstream
 
 logger = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_S: Final = 10.0
 ATTACH_TIMEOUT_S: Final = 10.0
 HEARTBEAT_INTERVAL_S: Final = 1.0
-PING_INTERVAL_S: Final = 10.0
 PING_TIMEOUT_S: Final = 5.0
 EXIT_FAILED: Final = 1
 
@@ -68,6 +69,8 @@ class Worker:
         self.in_flight: dict[int, trio.CancelScope] = {}
         self.stop_requested = trio.Event()
         self.tools_changed = trio.Event()
+        self.ping_interval_s = 10.0
+        self._scrub: Callable[[str], str] = lambda text: text
 
     async def run(self, lifeline_fd: int | None) -> int:
         await self.control.send(WorkerHello(server=self.server, generation=self.generation, pid=os.getpid()))
@@ -99,7 +102,18 @@ class Worker:
 
     async def _serve(self, start: StartUpstream, log: RotatingLog) -> str | None:
         """Connect, attach and serve; return an error text, or None after a requested stop."""
-        spec = start.spec
+        self.ping_interval_s = start.spec.ping_interval_s
+        try:
+            store = (
+                SecretStore(Path(start.spec.secrets_dir), start.spec.secrets_backend)
+                if start.spec.secrets_dir
+                else None
+            )
+            resolution = await resolve(start.spec, store)
+        except ProxyError as exc:
+            return str(exc)
+        spec = resolution.spec
+        self._scrub = resolution.scrub
 
         def on_spawn(child: process.Child) -> None:
             msg = UpstreamSpawned(
@@ -143,12 +157,10 @@ class Worker:
                 if not self.stop_requested.is_set():
                     return upstream.exit_reason
                 return None
-        except UpstreamError as exc:
-            return str(exc)
         except ProxyError as exc:
-            return str(exc)
-        except (OSError, RuntimeError, msgspec.ValidationError) as exc:
-            return f"upstream failed: {exc}"
+            return self._scrub(str(exc))
+        except Exception as exc:  # task boundary: any failure ends this worker with a reason
+            return self._scrub(f"upstream failed: {describe_error(exc)}")
         finally:
             for scope in self.in_flight.values():
                 scope.cancel()
@@ -199,7 +211,9 @@ class Worker:
                     error=f"upstream did not answer within call_tool_timeout ({call.timeout_s:g}s)",
                 )
             except Exception as exc:  # task boundary: every failure becomes a reply
-                reply = CallFailed(request_id=call.request_id, kind="upstream", error=_describe(exc))
+                reply = CallFailed(
+                    request_id=call.request_id, kind="upstream", error=self._scrub(describe_error(exc))
+                )
             finally:
                 self.in_flight.pop(call.request_id, None)
         if scope.cancelled_caught:
@@ -232,16 +246,20 @@ class Worker:
 
     async def _ping_loop(self) -> None:
         """An upstream that is alive but silent (hung, stopped) is reported unhealthy, and back again."""
-        assert self.upstream is not None
+        upstream = self.upstream
+        assert upstream is not None
         healthy = True
         while True:
-            await trio.sleep(PING_INTERVAL_S)
+            await trio.sleep(self.ping_interval_s)
             error: str | None = None
-            with trio.move_on_after(PING_TIMEOUT_S) as scope:
+            with trio.move_on_after(min(PING_TIMEOUT_S, self.ping_interval_s)) as scope:
                 try:
-                    await self.upstream.session.send_ping()
+                    await upstream.session.send_ping()
                 except Exception as exc:  # task boundary: any failure means unhealthy
-                    error = f"ping failed: {_describe(exc)}"
+                    error = f"ping failed: {self._scrub(describe_error(exc))}"
+                    if upstream.stdio is None:
+                        upstream.fail(f"remote went away: {self._scrub(describe_error(exc))}")
+                        return
             if scope.cancelled_caught:
                 error = f"upstream did not answer a ping within {PING_TIMEOUT_S:g}s"
             if (error is None) != healthy:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -63,11 +64,129 @@ class Upstream:
         self.stdio = stdio
         self.gone = stdio.closed if stdio is not None else trio.Event()
 
+        self._failure: str | None = None
+
     @property
     def exit_reason(self) -> str:
         if self.stdio is not None and self.stdio.exit_reason:
             return self.stdio.exit_reason
-        return "upstream connection closed"
+        return self._failure or "upstream connection closed"
+
+    def fail(self, reason: str) -> None:
+        """A remote upstream is unreachable: end this worker so the supervisor reconnects with backoff."""
+        self._failure = reason
+        self.gone.set()
+
+
+def status_phrase(response: httpx2.Response) -> str:
+    try:
+        return response.reason_phrase or http.HTTPStatus(response.status_code).phrase
+    except ValueError:
+        return ""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for `last_error`: an HTTP status when there is one, else the innermost message."""
+    if isinstance(exc, UpstreamError):
+        return str(exc)
+    seen: list[BaseException] = []
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        seen.append(current)
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(current.exceptions)
+        elif current.__cause__ is not None:
+            stack.append(current.__cause__)
+    for item in seen:
+        if isinstance(item, UpstreamError):
+            return str(item)
+        if isinstance(item, httpx2.HTTPStatusError):
+            response = item.response
+            url = str(response.request.url.copy_with(query=None))
+            return f"HTTP {response.status_code} {status_phrase(response)} from {url}"
+    for item in seen:
+        if isinstance(item, httpx2.ConnectError | httpx2.ConnectTimeout):
+            return f"cannot connect: {item}"
+    leaf = seen[-1]
+    return str(leaf) or type(leaf).__name__
+
+
+async def _initialize(session: ClientSession, spec: UpstreamSpec, closed: trio.Event | None) -> None:
+    """`initialize` within `init_timeout`; an upstream that exits meanwhile fails at once."""
+    done = False
+    with trio.move_on_after(spec.init_timeout_s) as scope:
+        async with trio.open_nursery() as nursery:
+            if closed is not None:
+                nursery.start_soon(_cancel_when, closed, nursery.cancel_scope)
+            await session.initialize()
+            done = True
+            nursery.cancel_scope.cancel()
+    if scope.cancelled_caught:
+        raise UpstreamError(f"initialize did not finish within init_timeout ({spec.init_timeout_s:g}s)")
+    if not done:
+        raise UpstreamError("upstream exited during initialize")
+
+
+class StatusRecorder:
+    """An httpx2 response hook that remembers the last HTTP error, which the SDK reports only vaguely."""
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+    async def __call__(self, response: httpx2.Response) -> None:
+        if response.status_code >= 400:
+            url = response.request.url.copy_with(query=None)
+            self.last = f"HTTP {response.status_code} {status_phrase(response)} from {url}"
+
+
+async def _open_remote(
+    stack: AsyncExitStack, spec: UpstreamSpec, transport: str, message_handler: MessageHandler
+) -> ClientSession:
+    assert spec.url is not None
+    recorder = StatusRecorder()
+    try:
+        if transport == "sse":
+
+            def factory(
+                headers: dict[str, str] | None = None,
+                timeout: httpx2.Timeout | None = None,
+                auth: httpx2.Auth | None = None,
+            ) -> httpx2.AsyncClient:
+                return httpx2.AsyncClient(
+                    headers=headers,
+                    timeout=timeout,
+                    auth=auth,
+                    follow_redirects=True,
+                    event_hooks={"response": [recorder]},
+                )
+
+            read, write = await stack.enter_async_context(
+                sse_client(
+                    spec.url, headers=spec.headers, timeout=HTTP_TIMEOUT_S, httpx_client_factory=factory
+                )
+            )
+        else:
+            client = await stack.enter_async_context(
+                httpx2.AsyncClient(
+                    headers=spec.headers,
+                    timeout=HTTP_TIMEOUT_S,
+                    follow_redirects=True,
+                    event_hooks={"response": [recorder]},
+                )
+            )
+            read, write = await stack.enter_async_context(
+                streamable_http_client(spec.url, http_client=client)
+            )
+        session = await stack.enter_async_context(
+            ClientSession(read, write, client_info=CLIENT_INFO, message_handler=message_handler)
+        )
+        await _initialize(session, spec, None)
+    except Exception as exc:
+        if recorder.last is not None:
+            raise UpstreamError(f"{recorder.last}: {describe_error(exc)}") from exc
+        raise
+    return session
 
 
 @asynccontextmanager
@@ -79,7 +198,6 @@ async def open_upstream(
 ) -> AsyncIterator[Upstream]:
     """Connect and initialize within `spec.init_timeout_s`; the exit stops the upstream (staged)."""
     async with AsyncExitStack() as stack:
-        stdio: StdioUpstream | None = None
         if spec.protocol == "stdio":
             assert spec.command is not None
             stdio = await stack.enter_async_context(
@@ -94,40 +212,40 @@ async def open_upstream(
                     on_spawn,
                 )
             )
-            read, write = stdio.read_stream, stdio.write_stream
-        else:
-            assert spec.url is not None
-            client = await stack.enter_async_context(
-                httpx2.AsyncClient(headers=spec.headers, timeout=HTTP_TIMEOUT_S, follow_redirects=True)
-            )
-            if spec.protocol == "sse":
-                read, write = await stack.enter_async_context(sse_client(spec.url, headers=spec.headers))
-            else:
-                read, write = await stack.enter_async_context(
-                    streamable_http_client(spec.url, http_client=client)
+            session = await stack.enter_async_context(
+                ClientSession(
+                    stdio.read_stream,
+                    stdio.write_stream,
+                    client_info=CLIENT_INFO,
+                    message_handler=message_handler,
                 )
-        session = await stack.enter_async_context(
-            ClientSession(read, write, client_info=CLIENT_INFO, message_handler=message_handler)
-        )
-        upstream = Upstream(session, stdio)
-        with trio.move_on_after(spec.init_timeout_s) as scope:
-            initialize = trio.Event()
-
-            async def _initialize() -> None:
-                await session.initialize()
-                initialize.set()
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_initialize)
-                if stdio is not None:
-                    nursery.start_soon(_cancel_when, stdio.closed, nursery.cancel_scope)
-                await initialize.wait()
-                nursery.cancel_scope.cancel()
-        if scope.cancelled_caught:
-            raise UpstreamError(f"initialize did not finish within init_timeout ({spec.init_timeout_s:g}s)")
-        if not initialize.is_set():
-            raise UpstreamError(f"upstream failed during initialize: {upstream.exit_reason}")
-        yield upstream
+            )
+            try:
+                await _initialize(session, spec, stdio.closed)
+            except UpstreamError as exc:
+                if stdio.closed.is_set():
+                    raise UpstreamError(f"upstream failed during initialize: {stdio.exit_reason}") from exc
+                raise
+            yield Upstream(session, stdio)
+            return
+        transport = spec.protocol
+        try:
+            async with AsyncExitStack() as attempt:
+                session = await _open_remote(attempt, spec, transport, message_handler)
+                stack.push_async_exit(attempt.pop_all())
+        except Exception as exc:  # a remote that does not speak streamable HTTP may speak SSE
+            if not spec.fallback_sse:
+                raise UpstreamError(describe_error(exc)) from exc
+            log.note(f"streamable HTTP failed ({describe_error(exc)}); trying SSE")
+            transport = "sse"
+            try:
+                session = await _open_remote(stack, spec, transport, message_handler)
+            except Exception as sse_exc:
+                raise UpstreamError(
+                    f"{describe_error(exc)}; SSE fallback: {describe_error(sse_exc)}"
+                ) from sse_exc
+        log.note(f"connected over {transport}")
+        yield Upstream(session, None)
 
 
 async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:

@@ -1,0 +1,95 @@
+"""Secret references: `${keyring:NAME}` and `${env:VAR}` inside headers, env, url and args.
+
+They are labels, not secrets: config files, REST and events show them as
+they are. A worker resolves them just before it connects; the resolved
+values are then scrubbed from every error text it reports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import msgspec
+
+from bus.errors import ProxyError
+from bus.messages import UpstreamSpec
+from services.secrets import SecretStore
+
+REFERENCE_RE: Final = re.compile(r"\$\{(keyring|env):([^}]+)\}")
+SCRUBBED: Final = "••••"
+
+
+class UnresolvedReferenceError(ProxyError):
+    """A reference names a secret or variable that does not exist."""
+
+
+def is_reference(value: str) -> bool:
+    """True when the whole value is a single reference (it then passes through redaction unchanged)."""
+    return REFERENCE_RE.fullmatch(value) is not None
+
+
+def references_in(value: str) -> list[tuple[str, str]]:
+    return [(m.group(1), m.group(2)) for m in REFERENCE_RE.finditer(value)]
+
+
+def keyring_names(*values: str) -> set[str]:
+    return {name for value in values for kind, name in references_in(value) if kind == "keyring"}
+
+
+def spec_keyring_names(spec: UpstreamSpec) -> set[str]:
+    return keyring_names(*spec.headers.values(), *spec.env.values(), *spec.args, spec.url or "")
+
+
+@dataclass
+class Resolution:
+    spec: UpstreamSpec
+    secrets: list[str]
+
+    def scrub(self, text: str) -> str:
+        """Replace every resolved value in `text` (longest first, so no fragment survives)."""
+        for value in sorted(self.secrets, key=len, reverse=True):
+            if len(value) >= 4:
+                text = text.replace(value, SCRUBBED)
+        return text
+
+
+async def resolve(
+    spec: UpstreamSpec, store: SecretStore | None, environ: Mapping[str, str] | None = None
+) -> Resolution:
+    """A copy of `spec` with every reference replaced; raise naming the first unresolvable one."""
+    environ = os.environ if environ is None else environ
+    values: dict[tuple[str, str], str] = {}
+    every = [*spec.headers.values(), *spec.env.values(), *spec.args, spec.url or ""]
+    for kind, name in {ref for value in every for ref in references_in(value)}:
+        if kind == "env":
+            found = environ.get(name)
+            if found is None:
+                raise UnresolvedReferenceError(
+                    f"unresolved reference ${{env:{name}}}: the proxy has no {name} variable"
+                )
+        else:
+            if store is None:
+                raise UnresolvedReferenceError(f"unresolved reference ${{keyring:{name}}}: no secrets store")
+            found = await store.get(name)
+            if found is None:
+                raise UnresolvedReferenceError(
+                    f"unresolved reference ${{keyring:{name}}}: no secret named {name!r} in the "
+                    f"{store.backend_name} (set it with `mcpproxy secrets set {name}`)"
+                )
+        values[(kind, name)] = found
+
+    def expand(value: str) -> str:
+        return REFERENCE_RE.sub(lambda m: values[(m.group(1), m.group(2))], value)
+
+    resolved = msgspec.structs.replace(
+        spec,
+        headers={k: expand(v) for k, v in spec.headers.items()},
+        env={k: expand(v) for k, v in spec.env.items()},
+        args=[expand(a) for a in spec.args],
+        url=expand(spec.url) if spec.url else spec.url,
+    )
+    return Resolution(spec=resolved, secrets=[v for v in values.values() if v])
