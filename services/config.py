@@ -200,6 +200,15 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
         raise _config_error(file, f"{path}.command", "a stdio server needs a command")
     if server.transport != "stdio" and not server.url:
         raise _config_error(file, f"{path}.url", f"an {server.protocol} server needs a url")
+    for index, arg in enumerate(server.args):
+        if "${keyring:" in arg or "${env:" in arg:
+            logger.warning(
+                "%s: %s.args[%d] holds a secret reference: its value will be visible in the upstream's "
+                "process list; prefer passing secrets through `env`",
+                file,
+                path,
+                index,
+            )
     for field in ("init_timeout", "call_tool_timeout", "health_check_interval"):
         value = getattr(server, field)
         if value is not None:
