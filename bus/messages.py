@@ -88,6 +88,8 @@ class ServerStatus(msgspec.Struct, frozen=True, kw_only=True):
     call_timeout_s: float = 120.0
     server_version: str | None = None
     healthy: bool = True
+    config_json: bytes = b"{}"
+    """The server object from the config file, redacted (unless reveal_secret_headers)."""
 
 
 # --- worker -> supervisor ----------------------------------------------------
@@ -195,7 +197,39 @@ class SecretCommand(Message):
     value: str = ""
 
 
+class ConfigCommand(Message):
+    """Gateway -> supervisor: read or change the configuration; answered by ConfigResult.
+
+    `action`: get, validate, add, patch, remove, enable, disable, quarantine,
+    unquarantine, config_to_secret. `body` is JSON. `source` says who asked
+    ("rest", "mcp", ...): servers added by an AI client ("mcp") are quarantined.
+    """
+
+    request_id: int
+    action: str
+    server: str = ""
+    body: bytes = b"null"
+    source: str = "rest"
+
+
 # --- supervisor -> gateway ---------------------------------------------------
+
+
+class ConfigResult(Message):
+    """Supervisor -> gateway: the answer to a ConfigCommand; `body` is redacted JSON."""
+
+    request_id: int
+    ok: bool
+    status: int = 200
+    error: str | None = None
+    body: bytes = b"null"
+
+
+class Notice(Message):
+    """Supervisor -> gateway: an event for /events subscribers (`config.saved`, `secrets.changed`, ...)."""
+
+    event: str
+    data: bytes = b"{}"
 
 
 class SecretInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -304,9 +338,18 @@ class CallFailed(Message):
 WorkerToSupervisor = (
     WorkerHello | UpstreamSpawned | WorkerReady | ToolsChanged | WorkerFailed | Heartbeat | UpstreamHealth
 )
-GatewayToSupervisor = Subscribe | ControlCommand | SecretCommand
+GatewayToSupervisor = Subscribe | ControlCommand | SecretCommand | ConfigCommand
 ToSupervisor = WorkerToSupervisor | GatewayToSupervisor
 SupervisorToWorker = StartUpstream | Shutdown
-SupervisorToGateway = Snapshot | ServerChanged | ServerRemoved | ServerTools | CommandResult | SecretResult
+SupervisorToGateway = (
+    Snapshot
+    | ServerChanged
+    | ServerRemoved
+    | ServerTools
+    | CommandResult
+    | SecretResult
+    | ConfigResult
+    | Notice
+)
 GatewayToWorker = Attached | CallTool | CancelCall
 WorkerToGateway = Attach | ToolResult | CallFailed

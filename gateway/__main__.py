@@ -23,7 +23,6 @@ from services.runtime import endpoints_for
 logger = logging.getLogger("gateway")
 
 GRACEFUL_TIMEOUT_S: Final = 1.0
-READ_TIMEOUT_S: Final = 30
 KEEP_ALIVE_S: Final = 75
 
 
@@ -39,7 +38,9 @@ async def run(settings: GatewaySettings) -> None:
     config = HypercornConfig()
     config.bind = [f"{settings.listen_host}:{settings.listen_port}"]
     config.graceful_timeout = GRACEFUL_TIMEOUT_S
-    config.read_timeout = READ_TIMEOUT_S
+    # hypercorn's read_timeout also cuts long-lived responses (SSE) after it; the front door
+    # times out slow request bodies instead.
+    config.read_timeout = None
     config.keep_alive_timeout = KEEP_ALIVE_S
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")

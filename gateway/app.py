@@ -18,6 +18,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from bus.errors import ProxyError
+from gateway import openapi
+from gateway.events import EventHub
 from gateway.frontdoor import FrontDoor
 from gateway.mcp_direct import DirectTools
 from gateway.mcp_proxy import ProxyTools, SearchService
@@ -66,6 +68,9 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     proxy = ProxyTools(registry, upstreams, search)
     direct = DirectTools(registry, upstreams)
     rest = RestApi(registry, upstreams, settings.data_dir, f"{settings.listen_host}:{settings.listen_port}")
+    events = EventHub(registry, rest.server_views)
+    upstreams.on_notice = events.publish
+    upstreams.on_tools = events.tools_changed
     proxy_endpoint, direct_endpoint = _McpEndpoint(), _McpEndpoint()
     security = _security(settings)
 
@@ -77,6 +82,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         async with trio.open_nursery() as nursery:
             await nursery.start(upstreams.serve)
             nursery.start_soon(direct.run_notifier)
+            nursery.start_soon(events.run_coalescer)
             async with proxy_endpoint.manager.run(), direct_endpoint.manager.run():
                 yield
             nursery.cancel_scope.cancel()
@@ -87,6 +93,9 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     async def readyz(request: Request) -> Response:
         return JSONResponse({"status": "ready", "synced": registry.synced})
 
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(openapi.document())
+
     async def root(request: Request) -> Response:
         return RedirectResponse("/ui/")
 
@@ -95,6 +104,8 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         Route("/readyz", readyz),
         Route("/", root),
         *rest.routes(),
+        Route("/events", events.stream, methods=["GET"]),
+        Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
         Route("/mcp", proxy_endpoint, methods=["GET", "POST", "DELETE"]),
         Route("/mcp/", proxy_endpoint, methods=["GET", "POST", "DELETE"]),
         Route("/mcp/all", direct_endpoint, methods=["GET", "POST", "DELETE"]),
@@ -106,4 +117,4 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         return fail(request, 502, str(exc))
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={ProxyError: proxy_error})
-    return FrontDoor(app, settings.api_key, settings.listen_host), upstreams
+    return FrontDoor(app, settings.api_key, settings.listen_host, settings.trusted_hosts), upstreams

@@ -21,6 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 REQUEST_ID_HEADER: Final = b"x-request-id"
 ALWAYS_PROTECTED: Final = ("/api/", "/events")
 MCP_PREFIX: Final = "/mcp"
+MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+BODY_READ_TIMEOUT_S: Final = 30.0
 
 
 def is_loopback_host(host: str) -> bool:
@@ -49,13 +51,59 @@ def presented_key(scope: Scope) -> str | None:
     return values[0] if values else None
 
 
-class FrontDoor:
-    """ASGI middleware: request id on every response, API key where required."""
+class _BodyTooLargeError(Exception):
+    pass
 
-    def __init__(self, app: ASGIApp, api_key: str, listen_host: str) -> None:
+
+class _SlowBodyError(Exception):
+    pass
+
+
+def host_part(value: str) -> str:
+    """`127.0.0.1:8080` -> `127.0.0.1`; `[::1]:8080` -> `::1`."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class FrontDoor:
+    """ASGI middleware: request id, Host/Origin checks, body cap, and the API key where required."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        api_key: str,
+        listen_host: str,
+        trusted_hosts: tuple[str, ...] = (),
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
         self.app = app
         self.api_key = api_key
         self.mcp_needs_key = not is_loopback_host(listen_host)
+        self.max_body_bytes = max_body_bytes
+        self.allowed_hosts = {"localhost", "127.0.0.1", "::1"} | {host_part(h) for h in trusted_hosts}
+        if listen_host not in ("0.0.0.0", "::", ""):
+            self.allowed_hosts.add(host_part(listen_host))
+
+    def _host_allowed(self, host: str) -> bool:
+        name = host_part(host)
+        return name in self.allowed_hosts or is_loopback_host(name)
+
+    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+        headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if host and not self._host_allowed(host):
+            return 403, f"host {host_part(host)!r} is not allowed: add it to trusted_hosts to serve it"
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        if origin and origin != "null":
+            origin_host = origin.split("://", 1)[-1].split("/", 1)[0]
+            if not self._host_allowed(origin_host):
+                return 403, f"cross-origin request from {origin!r} refused"
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            return 413, f"request body over {self.max_body_bytes} bytes"
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,6 +112,10 @@ class FrontDoor:
         request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         path: str = scope["path"]
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await send_json_error(send, refusal[0], refusal[1], request_id)
+            return
         needs_key = path.startswith(ALWAYS_PROTECTED) or (self.mcp_needs_key and path.startswith(MCP_PREFIX))
         if needs_key and not self._key_ok(scope):
             await send_json_error(
@@ -88,7 +140,42 @@ class FrontDoor:
                 return
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        received = 0
+        started = False
+        body_done = False
+
+        async def capped_receive() -> Message:
+            # Only the request body is timed: once it is complete, receive() waits for the client
+            # to go away, which for an event stream is hours, not seconds.
+            nonlocal received, body_done
+            if body_done:
+                return await receive()
+            with trio.move_on_after(BODY_READ_TIMEOUT_S) as scope:
+                message = await receive()
+            if scope.cancelled_caught:
+                raise _SlowBodyError
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLargeError
+                body_done = not message.get("more_body", False)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send_with_id(message)
+
+        try:
+            await self.app(scope, capped_receive, tracking_send)
+        except _BodyTooLargeError:
+            if not started:
+                await send_json_error(send, 413, f"request body over {self.max_body_bytes} bytes", request_id)
+        except _SlowBodyError:
+            if not started:
+                await send_json_error(
+                    send, 408, f"request body not received within {BODY_READ_TIMEOUT_S:g}s", request_id
+                )
 
     def _key_ok(self, scope: Scope) -> bool:
         key = presented_key(scope)

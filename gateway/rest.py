@@ -1,4 +1,8 @@
-"""REST under /api/v1: `{"success": true, "data": ...}` or `{"success": false, "error", "request_id"}`."""
+"""REST under /api/v1: `{"success": true, "data": ...}` or `{"success": false, "error", "request_id"}`.
+
+Reads come from the registry (fed by the supervisor); every change goes to
+the supervisor, the one writer of the config file.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bus.errors import ProxyError
-from bus.messages import ServerStatus
+from bus.messages import ConfigResult, ServerStatus
 from gateway.registry import Registry
 from gateway.upstreams import Upstreams
 from services.upstream_log import tail
@@ -21,6 +24,8 @@ from services.upstream_log import tail
 DEFAULT_LOG_TAIL: Final = 100
 MAX_LOG_TAIL: Final = 10_000
 VERSION: Final = "0.1.0"
+CONFIG_ACTIONS: Final = ("enable", "disable", "quarantine", "unquarantine")
+RUNTIME_FIELDS: Final = ("enabled", "quarantined")
 
 
 def ok(data: Any, status: int = 200) -> JSONResponse:
@@ -33,20 +38,31 @@ def fail(request: Request, status: int, message: str) -> JSONResponse:
 
 
 async def json_body(request: Request) -> Any:
-    """The parsed JSON body, or None when it is not JSON."""
+    """The parsed JSON body; raises ValueError with a readable message when it is not JSON."""
+    raw = await request.body()
     try:
-        return json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"body: invalid JSON ({exc})") from None
 
 
 def server_view(status: ServerStatus) -> dict[str, Any]:
-    """What REST shows of a server. Config values (headers, env) are not part of the status."""
-    view = msgspec.to_builtins(status)
+    """The server's (redacted) config merged with its live status."""
+    config = json.loads(status.config_json or b"{}")
+    live = msgspec.to_builtins(status)
+    live.pop("config_json", None)
+    live.pop("generation", None)
+    live.pop("call_timeout_s", None)
+    view = {**config, **live}
+    view["protocol"] = config.get("protocol", status.protocol)
     view["connected"] = status.state == "running"
-    view.pop("generation", None)
-    view.pop("call_timeout_s", None)
     return view
+
+
+def answer(request: Request, result: ConfigResult) -> Response:
+    if not result.ok:
+        return fail(request, result.status, result.error or "failed")
+    return ok(json.loads(result.body), status=result.status)
 
 
 class RestApi:
@@ -59,42 +75,25 @@ class RestApi:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/api/v1/status", self.status),
-            Route("/api/v1/servers", self.servers),
-            Route("/api/v1/servers/{name}", self.server),
-            Route("/api/v1/servers/{name}/tools", self.tools),
-            Route("/api/v1/servers/{name}/logs", self.logs),
+            Route("/api/v1/status", self.status, methods=["GET"]),
+            Route("/api/v1/servers", self.servers, methods=["GET"]),
+            Route("/api/v1/servers", self.add_server, methods=["POST"]),
+            Route("/api/v1/servers/{name}", self.server, methods=["GET"]),
+            Route("/api/v1/servers/{name}", self.patch_server, methods=["PATCH"]),
+            Route("/api/v1/servers/{name}", self.remove_server, methods=["DELETE"]),
+            Route("/api/v1/servers/{name}/tools", self.tools, methods=["GET"]),
+            Route("/api/v1/servers/{name}/logs", self.logs, methods=["GET"]),
+            Route("/api/v1/servers/{name}/config-to-secret", self.config_to_secret, methods=["POST"]),
             Route("/api/v1/servers/{name}/{action:str}", self.action, methods=["POST"]),
+            Route("/api/v1/config", self.get_config, methods=["GET"]),
+            Route("/api/v1/config/validate", self.validate_config, methods=["POST"]),
             Route("/api/v1/secrets", self.secrets_list, methods=["GET"]),
             Route("/api/v1/secrets", self.secrets_set, methods=["POST"]),
             Route("/api/v1/secrets/{name}", self.secrets_delete, methods=["DELETE"]),
         ]
 
-    async def secrets_list(self, request: Request) -> Response:
-        result = await self.upstreams.secret("list")
-        if not result.ok:
-            return fail(request, result.status, result.error or "failed")
-        return ok({"backend": result.backend, "secrets": [msgspec.to_builtins(s) for s in result.secrets]})
-
-    async def secrets_set(self, request: Request) -> Response:
-        body = await json_body(request)
-        if not isinstance(body, dict):
-            return fail(request, 400, 'body: expected a JSON object {"name": ..., "value": ...}')
-        name, value = body.get("name"), body.get("value")
-        if not isinstance(name, str):
-            return fail(request, 400, "name: expected a string")
-        if not isinstance(value, str):
-            return fail(request, 400, "value: expected a string")
-        result = await self.upstreams.secret("set", name, value)
-        if not result.ok:
-            return fail(request, result.status, result.error or "failed")
-        return ok({"name": name, "backend": result.backend, "restarted": result.restarted}, status=201)
-
-    async def secrets_delete(self, request: Request) -> Response:
-        result = await self.upstreams.secret("delete", request.path_params["name"])
-        if not result.ok:
-            return fail(request, result.status, result.error or "failed")
-        return ok({"name": request.path_params["name"], "deleted": True, "restarted": result.restarted})
+    def server_views(self) -> list[dict[str, Any]]:
+        return [server_view(s) for s in sorted(self.registry.servers.values(), key=lambda s: s.name)]
 
     async def status(self, request: Request) -> Response:
         servers = list(self.registry.servers.values())
@@ -112,52 +111,109 @@ class RestApi:
         )
 
     async def servers(self, request: Request) -> Response:
-        return ok(
-            {
-                "servers": [
-                    server_view(s) for s in sorted(self.registry.servers.values(), key=lambda s: s.name)
-                ]
-            }
-        )
+        return ok({"servers": self.server_views()})
 
-    def _known(self, request: Request) -> ServerStatus | None:
-        return self.registry.servers.get(request.path_params["name"])
+    def _unknown(self, request: Request) -> Response | None:
+        name = request.path_params["name"]
+        return None if name in self.registry.servers else fail(request, 404, f"unknown server {name!r}")
 
     async def server(self, request: Request) -> Response:
-        status = self._known(request)
-        if status is None:
-            return fail(request, 404, f"unknown server {request.path_params['name']!r}")
-        return ok({"server": server_view(status)})
+        if missing := self._unknown(request):
+            return missing
+        return ok({"server": server_view(self.registry.servers[request.path_params["name"]])})
+
+    async def add_server(self, request: Request) -> Response:
+        try:
+            body = await json_body(request)
+        except ValueError as exc:
+            return fail(request, 400, str(exc))
+        return answer(request, await self.upstreams.config("add", body=body))
+
+    async def patch_server(self, request: Request) -> Response:
+        try:
+            body = await json_body(request)
+        except ValueError as exc:
+            return fail(request, 400, str(exc))
+        return answer(request, await self.upstreams.config("patch", request.path_params["name"], body))
+
+    async def remove_server(self, request: Request) -> Response:
+        return answer(request, await self.upstreams.config("remove", request.path_params["name"]))
+
+    async def config_to_secret(self, request: Request) -> Response:
+        try:
+            body = await json_body(request)
+        except ValueError as exc:
+            return fail(request, 400, str(exc))
+        return answer(
+            request, await self.upstreams.config("config_to_secret", request.path_params["name"], body)
+        )
+
+    async def get_config(self, request: Request) -> Response:
+        return answer(request, await self.upstreams.config("get"))
+
+    async def validate_config(self, request: Request) -> Response:
+        try:
+            body = await json_body(request)
+        except ValueError as exc:
+            return fail(request, 400, str(exc))
+        return answer(request, await self.upstreams.config("validate", body=body))
 
     async def tools(self, request: Request) -> Response:
-        status = self._known(request)
-        if status is None:
-            return fail(request, 404, f"unknown server {request.path_params['name']!r}")
-        tools = [msgspec.to_builtins(t) for t in self.registry.tools_of(status.name)]
-        return ok({"server": status.name, "tools": tools})
+        if missing := self._unknown(request):
+            return missing
+        name = request.path_params["name"]
+        tools = [msgspec.to_builtins(t) for t in self.registry.tools_of(name)]
+        return ok({"server": name, "tools": tools})
 
     async def logs(self, request: Request) -> Response:
-        status = self._known(request)
-        if status is None:
-            return fail(request, 404, f"unknown server {request.path_params['name']!r}")
+        if missing := self._unknown(request):
+            return missing
         try:
             lines = int(request.query_params.get("tail", DEFAULT_LOG_TAIL))
         except ValueError:
             return fail(request, 400, "tail: expected an integer")
         lines = max(0, min(lines, MAX_LOG_TAIL))
-        path = self.data_dir / "logs" / f"server-{status.name}.log"
-        return ok({"server": status.name, "lines": tail(path, lines)})
+        name = request.path_params["name"]
+        return ok({"server": name, "lines": tail(self.data_dir / "logs" / f"server-{name}.log", lines)})
 
     async def action(self, request: Request) -> Response:
         name, action = request.path_params["name"], request.path_params["action"]
-        if action not in ("restart",):
-            return fail(request, 404, f"unknown action {action!r}")
-        if self._known(request) is None:
-            return fail(request, 404, f"unknown server {name!r}")
-        try:
-            result = await self.upstreams.command(action, name)
-        except ProxyError as exc:
-            return fail(request, 502, str(exc))
+        if action in CONFIG_ACTIONS:
+            return answer(request, await self.upstreams.config(action, name))
+        if action != "restart":
+            return fail(request, 404, f"unknown action {action!r}: use restart, {', '.join(CONFIG_ACTIONS)}")
+        if missing := self._unknown(request):
+            return missing
+        result = await self.upstreams.command("restart", name)
         if not result.ok:
             return fail(request, 400, result.error or "failed")
         return ok({"server": name, "action": action, "accepted": True})
+
+    async def secrets_list(self, request: Request) -> Response:
+        result = await self.upstreams.secret("list")
+        if not result.ok:
+            return fail(request, result.status, result.error or "failed")
+        return ok({"backend": result.backend, "secrets": [msgspec.to_builtins(s) for s in result.secrets]})
+
+    async def secrets_set(self, request: Request) -> Response:
+        try:
+            body = await json_body(request)
+        except ValueError as exc:
+            return fail(request, 400, str(exc))
+        if not isinstance(body, dict):
+            return fail(request, 400, 'body: expected a JSON object {"name": ..., "value": ...}')
+        name, value = body.get("name"), body.get("value")
+        if not isinstance(name, str):
+            return fail(request, 400, "name: expected a string")
+        if not isinstance(value, str):
+            return fail(request, 400, "value: expected a string")
+        result = await self.upstreams.secret("set", name, value)
+        if not result.ok:
+            return fail(request, result.status, result.error or "failed")
+        return ok({"name": name, "backend": result.backend, "restarted": result.restarted}, status=201)
+
+    async def secrets_delete(self, request: Request) -> Response:
+        result = await self.upstreams.secret("delete", request.path_params["name"])
+        if not result.ok:
+            return fail(request, result.status, result.error or "failed")
+        return ok({"name": request.path_params["name"], "deleted": True, "restarted": result.restarted})

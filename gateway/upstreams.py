@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import trio
 
@@ -27,8 +28,11 @@ from bus.messages import (
     CallTool,
     CancelCall,
     CommandResult,
+    ConfigCommand,
+    ConfigResult,
     ControlCommand,
     Message,
+    Notice,
     SecretCommand,
     SecretResult,
     ServerChanged,
@@ -48,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S: Final = 10.0
 SUBSCRIBE_RETRY_S: Final = 2.0
+
+
+Reply = CommandResult | SecretResult | ConfigResult
 
 
 class CallTimeoutError(UpstreamError):
@@ -71,7 +78,9 @@ class Upstreams:
         self.calls_endpoint = calls_endpoint
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
-        self._commands: dict[int, tuple[trio.Event, list[CommandResult | SecretResult]]] = {}
+        self._commands: dict[int, tuple[trio.Event, list[Reply]]] = {}
+        self.on_notice: Callable[[str, Any], None] = lambda event, data: None
+        self.on_tools: Callable[[str, int], None] = lambda server, count: None
         self.secrets_backend = ""
         self._control: DealerChannel[SupervisorToGateway] | None = None
         self._calls: RouterChannel[WorkerToGateway] | None = None
@@ -118,10 +127,17 @@ class Upstreams:
                     self._track(status)
                 case ServerTools(server=server, generation=generation, tools=tools):
                     self.registry.set_tools(server, generation, tools)
+                    self.on_tools(server, len(tools))
+                case Notice(event=event, data=data):
+                    self.on_notice(event, json.loads(data))
                 case ServerRemoved(name=name):
                     self.registry.remove(name)
                     self._fail_identity(self._live.pop(name, b""), f"server {name!r} was removed")
-                case CommandResult(request_id=request_id) | SecretResult(request_id=request_id):
+                case (
+                    CommandResult(request_id=request_id)
+                    | SecretResult(request_id=request_id)
+                    | ConfigResult(request_id=request_id)
+                ):
                     waiter = self._commands.get(request_id)
                     if waiter is not None:
                         waiter[1].append(message)
@@ -138,11 +154,11 @@ class Upstreams:
             reason = status.last_error or f"server is {status.state}"
             self._fail_identity(old, f"server {status.name!r} went away during the call: {reason}")
 
-    async def _request(self, build: Callable[[int], Message]) -> CommandResult | SecretResult:
+    async def _request(self, build: Callable[[int], Message]) -> Reply:
         assert self._control is not None
         request_id = next(self._ids)
         event = trio.Event()
-        box: list[CommandResult | SecretResult] = []
+        box: list[Reply] = []
         self._commands[request_id] = (event, box)
         try:
             await self._control.send(build(request_id))
@@ -158,6 +174,19 @@ class Upstreams:
         """Ask the supervisor to act on a server."""
         result = await self._request(lambda rid: ControlCommand(request_id=rid, action=action, server=server))
         assert isinstance(result, CommandResult)
+        return result
+
+    async def config(
+        self, action: str, server: str = "", body: Any = None, source: str = "rest"
+    ) -> ConfigResult:
+        """Read or change the configuration through its one writer, the supervisor."""
+        payload = json.dumps(body).encode()
+        result = await self._request(
+            lambda rid: ConfigCommand(
+                request_id=rid, action=action, server=server, body=payload, source=source
+            )
+        )
+        assert isinstance(result, ConfigResult)
         return result
 
     async def secret(self, action: str, name: str = "", value: str = "") -> SecretResult:

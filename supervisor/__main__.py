@@ -49,7 +49,7 @@ def main() -> None:
         sys.exit(2)
     data_dir = resolve_data_dir(config, config_path, args.data_dir)
     try:
-        trio.run(run, ControlPlane(config, data_dir, args.log_level))
+        trio.run(run, ControlPlane(config, data_dir, args.log_level, config_path))
     except* AlreadyRunningError as group:
         print(f"mcpproxy: {group.exceptions[0]}", file=sys.stderr)
         sys.exit(2)

@@ -7,21 +7,26 @@ Gateways `Subscribe` and then receive a `Snapshot` followed by every change.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import trio
 
 from bus.codec import TO_SUPERVISOR
-from bus.errors import BusError, PeerGoneError
+from bus.errors import BusError, ConfigError, PeerGoneError
 from bus.messages import (
     CommandResult,
+    ConfigCommand,
+    ConfigResult,
     ControlCommand,
     Heartbeat,
     Message,
+    Notice,
     SecretCommand,
     ServerChanged,
+    ServerRemoved,
     ServerTools,
     Snapshot,
     Subscribe,
@@ -35,10 +40,12 @@ from bus.messages import (
 )
 from bus.transport import RouterChannel, bind_router
 from services import process
-from services.config import ProxyConfig
+from services.config import ProxyConfig, ServerConfig
+from services.config_doc import ConfigDocument, redact_server
 from services.runtime import endpoints_for
 from services.secrets import SecretStore
 from supervisor import secrets_admin
+from supervisor.config_admin import ConfigAdmin, watch_file
 from supervisor.ledger import REFRESH_INTERVAL_S, Ledger, lock_data_dir, refresh_descendants, wait_gone
 from supervisor.policy import RestartPolicy
 from supervisor.runner import Command, RunnerContext, ServerRunner
@@ -49,8 +56,11 @@ COMMANDS: Final = frozenset({"restart", "enable", "disable"})
 
 
 class ControlPlane:
-    def __init__(self, config: ProxyConfig, data_dir: Path, log_level: str = "INFO") -> None:
+    def __init__(
+        self, config: ProxyConfig, data_dir: Path, log_level: str = "INFO", config_path: Path | None = None
+    ) -> None:
         self.config = config
+        self.config_path = config_path
         self.data_dir = data_dir
         self.log_level = log_level
         endpoints = endpoints_for(data_dir)
@@ -60,6 +70,7 @@ class ControlPlane:
         self.subscribers: set[bytes] = set()
         self.router: RouterChannel[ToSupervisor] | None = None
         self.secrets = SecretStore(data_dir, config.secrets_backend)
+        self.admin: ConfigAdmin | None = None
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind, start every server, and route messages until cancelled."""
@@ -75,6 +86,12 @@ class ControlPlane:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                if self.config_path is not None:
+                    doc = ConfigDocument.from_text(self.config_path.read_text())
+                    self.admin = ConfigAdmin(
+                        self.config_path, doc, self.secrets, self.apply_config, self._notice
+                    )
+                    nursery.start_soon(watch_file, self.admin)
                 ctx = RunnerContext(
                     control_endpoint=self.control_endpoint,
                     calls_endpoint=self.calls_endpoint,
@@ -95,11 +112,11 @@ class ControlPlane:
                     nursery=nursery,
                     ledger=ledger,
                     secrets_backend=self.config.secrets_backend,
+                    config_view=self._config_view,
                 )
+                self._ctx = ctx
                 for server in self.config.mcpServers:
-                    runner = ServerRunner(server, ctx)
-                    self.runners[server.name] = runner
-                    nursery.start_soon(runner.run)
+                    self._start_runner(server)
                 nursery.start_soon(self._route)
                 nursery.start_soon(self._refresh_ledger, ledger)
                 task_status.started()
@@ -132,9 +149,66 @@ class ControlPlane:
                     await self._send(peer, self._snapshot())
                 case ControlCommand():
                     await self._command(peer, message)
+                case ConfigCommand():
+                    self._nursery.start_soon(self._config_command, peer, message)
                 case SecretCommand():
                     # Store calls block in a thread; a slow keyring must not stall routing.
                     self._nursery.start_soon(self._secret_command, peer, message)
+
+    def _start_runner(self, server: ServerConfig) -> None:
+        runner = ServerRunner(server, self._ctx)
+        self.runners[server.name] = runner
+        self._nursery.start_soon(self._run_runner, runner)
+        # A server that is not meant to run makes no transition: announce it ourselves.
+        self._nursery.start_soon(self._publish, runner)
+
+    async def _run_runner(self, runner: ServerRunner) -> None:
+        await runner.run()
+        # run() returns only when the server was removed from the config.
+        if self.runners.get(runner.name) is runner:
+            del self.runners[runner.name]
+            for peer in list(self.subscribers):
+                await self._send(peer, ServerRemoved(name=runner.name))
+
+    async def apply_config(self, config: ProxyConfig, source: str) -> None:
+        """Adopt a new config: start added servers, stop removed ones, restart only the changed ones."""
+        old = {s.name: s for s in self.config.mcpServers}
+        self.config = config
+        for server in config.mcpServers:
+            previous = old.pop(server.name, None)
+            runner = self.runners.get(server.name)
+            if previous is None or runner is None or runner.removed:
+                self._start_runner(server)
+            elif previous != server:
+                runner.reconfigure(server)
+            else:
+                await self._publish(runner)  # the redacted view may still have changed
+        for name in old:
+            runner = self.runners.get(name)
+            if runner is not None:
+                runner.deliver_nowait(Command("remove"))
+        logger.info("config applied (%s): %d server(s)", source, len(config.mcpServers))
+
+    def _config_view(self, name: str) -> bytes:
+        if self.admin is None:
+            return b"{}"
+        try:
+            server = self.admin.doc.server(name)
+        except ConfigError:
+            return b"{}"
+        return json.dumps(redact_server(server, reveal=self.admin.reveal)).encode()
+
+    async def _notice(self, event: str, data: dict[str, Any]) -> None:
+        notice = Notice(event=event, data=json.dumps(data).encode())
+        for peer in list(self.subscribers):
+            await self._send(peer, notice)
+
+    async def _config_command(self, peer: bytes, command: ConfigCommand) -> None:
+        if self.admin is None:
+            result = ConfigResult(request_id=command.request_id, ok=False, status=503, error="no config file")
+        else:
+            result = await self.admin.handle(command)
+        await self._send(peer, result)
 
     async def _command(self, peer: bytes, command: ControlCommand) -> None:
         runner = self.runners.get(command.server)
@@ -164,6 +238,8 @@ class ControlPlane:
 
     async def _secret_command(self, peer: bytes, command: SecretCommand) -> None:
         result, restart = await secrets_admin.handle(command, self.secrets, self.config)
+        if result.ok and command.action != "list":
+            await self._notice("secrets.changed", {"name": command.name, "action": command.action})
         for name in restart:
             runner = self.runners.get(name)
             if runner is not None and runner.wanted:

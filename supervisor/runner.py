@@ -92,6 +92,7 @@ class RunnerContext:
     publish_tools: Callable[[ServerRunner], Awaitable[None]]
     nursery: trio.Nursery
     ledger: Ledger
+    config_view: Callable[[str], bytes]
     secrets_backend: str = "auto"
 
 
@@ -144,6 +145,7 @@ class ServerRunner:
             call_timeout_s=self.config.call_tool_timeout_s(),
             server_version=self.server_version,
             healthy=self.healthy,
+            config_json=self.ctx.config_view(self.name),
         )
 
     def deliver_nowait(self, event: Event) -> None:
@@ -173,16 +175,23 @@ class ServerRunner:
     async def _idle(self) -> None:
         event = await self.inbox.receive()
         if isinstance(event, Command):
-            self._apply_command_flags(event)
+            self._apply_command(event)
 
-    def _apply_command_flags(self, command: Command) -> None:
-        if command.action in ("enable", "restart"):
+    def reconfigure(self, config: ServerConfig) -> None:
+        """The config file changed this server: adopt it and restart (or stop) it."""
+        self.config = config
+        self.deliver_nowait(Command("reload"))
+
+    def _apply_command(self, command: Command) -> str:
+        """Update what we want; return "restart" (a fresh generation) or "stop"."""
+        if command.action in ("restart", "reload"):
             self.wanted = self.config.enabled and not self.config.quarantined
             if command.action == "restart":
                 self.failures = ()
-        elif command.action in ("disable", "stop", "remove"):
-            self.wanted = False
-            self.removed = command.action == "remove"
+            return "restart" if self.wanted else "stop"
+        self.wanted = False
+        self.removed = self.removed or command.action == "remove"
+        return "stop"
 
     async def _run_generation(self) -> None:
         self.generation += 1
@@ -255,8 +264,7 @@ class ServerRunner:
                         self._record_exit(code)
                         return "failed"
                     case Command() as command:
-                        self._apply_command_flags(command)
-                        return "restart" if command.action == "restart" else "stop"
+                        return self._apply_command(command)
                     case Heartbeat() | ToolsChanged() | UpstreamHealth():
                         pass
                 continue
@@ -293,8 +301,7 @@ class ServerRunner:
                         self._record_exit(code)
                         return "failed"
                     case Command() as command:
-                        self._apply_command_flags(command)
-                        return "restart" if command.action == "restart" else "stop"
+                        return self._apply_command(command)
                     case UpstreamSpawned() | WorkerHello() | WorkerReady():
                         pass
                 continue
@@ -324,12 +331,12 @@ class ServerRunner:
             while True:
                 event = await self.inbox.receive()
                 if isinstance(event, Command):
-                    self._apply_command_flags(event)
-                    if event.action == "restart" or not self.wanted:
-                        break
+                    self._apply_command(event)
+                    break
         self.next_retry_at = None
-        self.restarts += 1
-        if not self.wanted:
+        if self.wanted:
+            self.restarts += 1
+        else:
             await self._set(WorkerState.STOPPED)
 
     async def _stop_worker(self) -> None:

@@ -1,0 +1,169 @@
+"""The OpenAPI 3 description of the REST API, served at /api/v1/openapi.json.
+
+Written by hand next to the routes it describes; `tests/gateway/test_openapi.py`
+checks that every route of the app is in it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+VERSION: Final = "0.1.0"
+
+_STRING_MAP: Final = {"type": "object", "additionalProperties": {"type": ["string", "null"]}}
+SERVER: Final = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+        "protocol": {"type": "string", "enum": ["stdio", "http", "sse", "streamable-http", "auto"]},
+        "command": {"type": "string"},
+        "args": {"type": "array", "items": {"type": "string"}},
+        "env": {"type": "object", "additionalProperties": {"type": "string"}},
+        "working_dir": {"type": "string"},
+        "url": {"type": "string"},
+        "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+        "enabled": {"type": "boolean"},
+        "quarantined": {"type": "boolean"},
+        "init_timeout": {"type": ["number", "string"]},
+        "call_tool_timeout": {"type": ["number", "string"]},
+        "health_check_interval": {"type": ["number", "string"]},
+    },
+}
+MERGE_PATCH: Final = {
+    "type": "object",
+    "description": "JSON Merge Patch (RFC 7396) of a server: null deletes, absent keeps; "
+    "an echoed mask keeps "
+    "the stored value.",
+    "properties": {
+        "headers": _STRING_MAP,
+        "env": _STRING_MAP,
+        "args": {"type": "array", "items": {"type": "string"}},
+    },
+}
+ENVELOPE: Final = {
+    "type": "object",
+    "required": ["success"],
+    "properties": {
+        "success": {"type": "boolean"},
+        "data": {},
+        "error": {"type": "string"},
+        "request_id": {"type": "string"},
+    },
+}
+NAME_PARAM: Final = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _op(
+    summary: str,
+    *,
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    codes: tuple[int, ...] = (200,),
+    secured: bool = True,
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        str(code): {
+            "description": "ok" if code < 400 else "error",
+            "content": {"application/json": {"schema": ENVELOPE}},
+        }
+        for code in (*codes, 400, 401, 404)
+        if secured or code < 400
+    }
+    op: dict[str, Any] = {"summary": summary, "responses": responses}
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if not secured:
+        op["security"] = []
+    return op
+
+
+def document() -> dict[str, Any]:
+    name = [NAME_PARAM]
+    paths: dict[str, Any] = {
+        "/healthz": {"get": _op("Liveness", secured=False)},
+        "/readyz": {"get": _op("Readiness: 200 once the gateway serves", secured=False)},
+        "/events": {
+            "get": {
+                "summary": "Server-Sent Events stream",
+                "responses": {
+                    "200": {
+                        "description": "text/event-stream",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "401": {"description": "missing key"},
+                },
+            }
+        },
+        "/api/v1/status": {"get": _op("Version, listen address, counts, secrets backend")},
+        "/api/v1/openapi.json": {"get": _op("This document")},
+        "/api/v1/servers": {
+            "get": _op("Every server: config (redacted) and live status"),
+            "post": _op("Add a server", body=SERVER, codes=(201, 409)),
+        },
+        "/api/v1/servers/{name}": {
+            "get": _op("One server", params=name),
+            "patch": _op("Change a server (JSON Merge Patch)", params=name, body=MERGE_PATCH),
+            "delete": _op("Remove a server", params=name),
+        },
+        "/api/v1/servers/{name}/tools": {"get": _op("The server's tools", params=name)},
+        "/api/v1/servers/{name}/logs": {
+            "get": _op(
+                "Last lines of the server's log",
+                params=[
+                    NAME_PARAM,
+                    {"name": "tail", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                ],
+            )
+        },
+        "/api/v1/servers/{name}/config-to-secret": {
+            "post": _op(
+                "Move a header or env value into the secrets store, leaving ${keyring:NAME}",
+                params=name,
+                body={
+                    "type": "object",
+                    "required": ["scope", "key", "secret_name"],
+                    "properties": {
+                        "scope": {"type": "string", "enum": ["header", "env"]},
+                        "key": {"type": "string"},
+                        "secret_name": {"type": "string"},
+                    },
+                },
+            )
+        },
+        "/api/v1/config": {"get": _op("The whole config, redacted")},
+        "/api/v1/config/validate": {
+            "post": _op("Validate a whole config without applying it", body={"type": "object"})
+        },
+        "/api/v1/secrets": {
+            "get": _op("Secret names and the servers that reference each (never values)"),
+            "post": _op(
+                "Store a secret",
+                body={
+                    "type": "object",
+                    "required": ["name", "value"],
+                    "properties": {"name": {"type": "string"}, "value": {"type": "string"}},
+                },
+                codes=(201,),
+            ),
+        },
+        "/api/v1/secrets/{name}": {"delete": _op("Delete a secret", params=name)},
+    }
+    for action in ("restart", "enable", "disable", "quarantine", "unquarantine"):
+        paths[f"/api/v1/servers/{{name}}/{action}"] = {
+            "post": _op(f"{action.capitalize()} a server", params=name)
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "mcpproxy REST API", "version": VERSION},
+        "components": {
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            }
+        },
+        "security": [{"apiKey": []}, {"bearer": []}],
+        "paths": paths,
+    }
