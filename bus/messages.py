@@ -36,6 +36,10 @@ class ToolInfo(msgspec.Struct, frozen=True, kw_only=True):
     input_schema: dict[str, Any] = msgspec.field(default_factory=dict)
     output_schema: dict[str, Any] | None = None
     annotations: dict[str, Any] | None = None
+    approval: str = "approved"
+    """Tool pinning: "approved", "pending" (new) or "changed" (differs from what was approved)."""
+    previous: dict[str, Any] | None = None
+    """For a changed tool, the approved definition, to show the difference."""
 
 
 class UpstreamSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -186,6 +190,8 @@ class ControlCommand(Message):
     request_id: int
     action: str
     server: str
+    tools: list[str] | None = None
+    """For "approve_tools": which tools (None: every pending or changed one)."""
 
 
 class SecretCommand(Message):

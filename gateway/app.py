@@ -22,6 +22,7 @@ from gateway import openapi
 from gateway.events import EventHub
 from gateway.frontdoor import FrontDoor
 from gateway.mcp_direct import DirectTools
+from gateway.mcp_management import ManagementTools
 from gateway.mcp_proxy import ProxyTools, SearchService
 from gateway.registry import Registry
 from gateway.rest import RestApi, fail
@@ -65,9 +66,10 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     registry = Registry()
     upstreams = Upstreams(registry, settings.control_endpoint, settings.calls_endpoint)
     search = SearchService(registry)
-    proxy = ProxyTools(registry, upstreams, search)
-    direct = DirectTools(registry, upstreams)
     rest = RestApi(registry, upstreams, settings.data_dir, f"{settings.listen_host}:{settings.listen_port}")
+    management = ManagementTools(registry, upstreams, rest.server_views, settings.data_dir)
+    proxy = ProxyTools(registry, upstreams, search, management)
+    direct = DirectTools(registry, upstreams)
     events = EventHub(registry, rest.server_views)
     upstreams.on_notice = events.publish
     upstreams.on_tools = events.tools_changed

@@ -16,6 +16,7 @@ from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 
 from bus.errors import ProxyError
+from gateway import guard
 from gateway.mcp_proxy import error_result
 from gateway.registry import Registry
 from gateway.tool_names import direct_name, unknown_message
@@ -104,6 +105,9 @@ class DirectTools:
         if target is None:
             return error_result(unknown_message("tool", params.name, self.names))
         server, tool = target
+        found, reason = guard.check(self.registry, server, tool, params.name, list(self.names))
+        if found is None:
+            return error_result(reason)
         try:
             raw = await self.upstreams.call(server, tool, json.dumps(params.arguments or {}).encode())
         except ProxyError as exc:

@@ -16,10 +16,12 @@ from mcp.server.lowlevel import Server
 
 from bus.errors import ProxyError
 from bus.messages import ToolInfo
+from gateway import guard
+from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
 from gateway.registry import Registry
 from gateway.tool_names import split_qualified, unknown_message
 from gateway.upstreams import Upstreams
-from services.search import ToolIndex
+from services.search import StaticEmbedder, ToolDoc, ToolIndex
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ MENU: Final = [
 ]
 
 
-MENU_SCHEMAS: Final = {tool.name: tool.input_schema for tool in MENU}
+MANAGEMENT_NAMES: Final = frozenset(tool.name for tool in MANAGEMENT_TOOLS)
 
 
 def call_with(tool: ToolInfo) -> str:
@@ -106,19 +108,26 @@ def structured_result(data: dict[str, Any]) -> types.CallToolResult:
 
 
 class SearchService:
-    """Keeps a ToolIndex in step with the registry."""
+    """Keeps a ToolIndex in step with the registry: a server's tools are re-indexed when they change."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, index: ToolIndex | None = None) -> None:
         self.registry = registry
-        self.index = ToolIndex()
+        self.index = index if index is not None else ToolIndex(StaticEmbedder.load())
+        self._indexed: dict[str, list[ToolInfo]] = {}
         registry.listeners.append(self._reindex)
 
     def _reindex(self, server: str) -> None:
         tools = self.registry.tools_of(server)
+        if tools == self._indexed.get(server, []):
+            return  # a state change that left the tools as they were
         if tools:
-            self.index.replace_server(server, [(t.name, t.description, t.input_schema) for t in tools])
+            self.index.replace_server(
+                server, [ToolDoc(t.name, t.description, t.input_schema, t.title) for t in tools]
+            )
+            self._indexed[server] = tools
         else:
             self.index.remove_server(server)
+            self._indexed.pop(server, None)
 
     def search(self, query: str, limit: int) -> list[dict[str, Any]]:
         hits = []
@@ -134,6 +143,8 @@ class SearchService:
                 "score": hit.score,
                 "call_with": call_with(tool),
             }
+            if tool.title:
+                entry["title"] = tool.title
             if tool.annotations:
                 entry["annotations"] = tool.annotations
             hits.append(entry)
@@ -143,10 +154,15 @@ class SearchService:
 class ProxyTools:
     """Handlers of the /mcp server."""
 
-    def __init__(self, registry: Registry, upstreams: Upstreams, search: SearchService) -> None:
+    def __init__(
+        self, registry: Registry, upstreams: Upstreams, search: SearchService, management: ManagementTools
+    ) -> None:
         self.registry = registry
         self.upstreams = upstreams
         self.search = search
+        self.management = management
+        self.menu = [*MENU, *MANAGEMENT_TOOLS]
+        self.schemas = {tool.name: tool.input_schema for tool in self.menu}
 
     def server(self) -> Server[Any]:
         return Server(
@@ -158,13 +174,13 @@ class ProxyTools:
             ),
             on_list_tools=self.list_tools,
             on_call_tool=self.call_tool,
-            get_tool_input_schema=MENU_SCHEMAS.get,
+            get_tool_input_schema=self.schemas.get,
         )
 
     async def list_tools(
         self, ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=MENU)
+        return types.ListToolsResult(tools=self.menu)
 
     async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         arguments = params.arguments or {}
@@ -172,7 +188,9 @@ class ProxyTools:
             return self._retrieve(arguments)
         if params.name in CALL_VARIANTS:
             return await self._call(params.name, arguments)
-        return error_result(unknown_message("tool", params.name, [t.name for t in MENU]))
+        if params.name in MANAGEMENT_NAMES:
+            return await self.management.call(params.name, arguments)
+        return error_result(unknown_message("tool", params.name, [t.name for t in self.menu]))
 
     def _retrieve(self, arguments: dict[str, Any]) -> types.CallToolResult:
         query = arguments.get("query")
@@ -191,18 +209,10 @@ class ProxyTools:
         if parsed is None:
             return error_result(f"{variant}: invalid tool name {name!r}: use 'server:tool'")
         server, tool_name = parsed
-        if server not in self.registry.servers:
-            return error_result(unknown_message("server", server, self.registry.servers))
-        status = self.registry.servers[server]
-        tool = self.registry.find_tool(server, tool_name)
+        known = [f"{server}:{t.name}" for t in self.registry.tools_of(server)]
+        tool, reason = guard.check(self.registry, server, tool_name, name, known)
         if tool is None:
-            if status.state != "running":
-                return error_result(
-                    f"server {server!r} is not running (state: {status.state})"
-                    + (f"; last error: {status.last_error}" if status.last_error else "")
-                )
-            known = [f"{server}:{t.name}" for t in self.registry.tools_of(server)]
-            return error_result(unknown_message("tool", name, known))
+            return error_result(reason)
         needed = call_with(tool)
         if needed == "call_tool_destructive" and variant != needed:
             return error_result(f"{name} is annotated destructive: call it with call_tool_destructive")

@@ -133,6 +133,16 @@ def document() -> dict[str, Any]:
                 },
             )
         },
+        "/api/v1/servers/{name}/tools/approve": {
+            "post": _op(
+                "Approve pending or changed tools (all when no body)",
+                params=name,
+                body={
+                    "type": "object",
+                    "properties": {"tools": {"type": "array", "items": {"type": "string"}}},
+                },
+            )
+        },
         "/api/v1/config": {"get": _op("The whole config, redacted")},
         "/api/v1/config/validate": {
             "post": _op("Validate a whole config without applying it", body={"type": "object"})

@@ -51,7 +51,11 @@ class Registry:
         self._notify(name)
 
     def tools_of(self, server: str) -> list[ToolInfo]:
-        """Tools of a server that is running now (empty while it is down)."""
+        """Approved tools of a server that is running now: the only ones agents may see or call."""
+        return [t for t in self.all_tools_of(server) if t.approval == "approved"]
+
+    def all_tools_of(self, server: str) -> list[ToolInfo]:
+        """Every tool of a running server, whatever its approval state (for humans reviewing)."""
         status = self.servers.get(server)
         if status is None or status.state != "running":
             return []
@@ -59,6 +63,12 @@ class Registry:
 
     def find_tool(self, server: str, tool: str) -> ToolInfo | None:
         return next((t for t in self.tools_of(server) if t.name == tool), None)
+
+    def held_tool(self, server: str, tool: str) -> ToolInfo | None:
+        """A tool that exists but is held back (pending or changed)."""
+        return next(
+            (t for t in self.all_tools_of(server) if t.name == tool and t.approval != "approved"), None
+        )
 
     def _notify(self, name: str) -> None:
         for listener in list(self.listeners):

@@ -6,6 +6,7 @@ the supervisor, the one writer of the config file.
 
 from __future__ import annotations
 
+import difflib
 import json
 import time
 from pathlib import Path
@@ -16,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bus.messages import ConfigResult, ServerStatus
+from bus.messages import ConfigResult, ServerStatus, ToolInfo
 from gateway.registry import Registry
 from gateway.upstreams import Upstreams
+from services.pinning import definition
 from services.upstream_log import tail
 
 DEFAULT_LOG_TAIL: Final = 100
@@ -59,6 +61,14 @@ def server_view(status: ServerStatus) -> dict[str, Any]:
     return view
 
 
+def definition_diff(previous: dict[str, Any], tool: ToolInfo) -> str:
+    """A unified diff of the approved definition against the one the upstream serves now."""
+    current = definition(tool)
+    before = json.dumps(previous, indent=2, sort_keys=True).splitlines()
+    after = json.dumps(current, indent=2, sort_keys=True).splitlines()
+    return "\n".join(difflib.unified_diff(before, after, "approved", "served now", lineterm=""))
+
+
 def answer(request: Request, result: ConfigResult) -> Response:
     if not result.ok:
         return fail(request, result.status, result.error or "failed")
@@ -84,6 +94,7 @@ class RestApi:
             Route("/api/v1/servers/{name}/tools", self.tools, methods=["GET"]),
             Route("/api/v1/servers/{name}/logs", self.logs, methods=["GET"]),
             Route("/api/v1/servers/{name}/config-to-secret", self.config_to_secret, methods=["POST"]),
+            Route("/api/v1/servers/{name}/tools/approve", self.approve_tools, methods=["POST"]),
             Route("/api/v1/servers/{name}/{action:str}", self.action, methods=["POST"]),
             Route("/api/v1/config", self.get_config, methods=["GET"]),
             Route("/api/v1/config/validate", self.validate_config, methods=["POST"]),
@@ -162,8 +173,33 @@ class RestApi:
         if missing := self._unknown(request):
             return missing
         name = request.path_params["name"]
-        tools = [msgspec.to_builtins(t) for t in self.registry.tools_of(name)]
+        tools = []
+        for tool in self.registry.all_tools_of(name):
+            view = msgspec.to_builtins(tool)
+            if tool.previous is not None:
+                view["diff"] = definition_diff(tool.previous, tool)
+            tools.append(view)
         return ok({"server": name, "tools": tools})
+
+    async def approve_tools(self, request: Request) -> Response:
+        if missing := self._unknown(request):
+            return missing
+        raw = await request.body()
+        names = None
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                return fail(request, 400, f"body: invalid JSON ({exc})")
+            names = body.get("tools") if isinstance(body, dict) else None
+            if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+                return fail(request, 400, "tools: expected a list of tool names")
+        name = request.path_params["name"]
+        result = await self.upstreams.command("approve_tools", name, names)
+        if not result.ok or result.error:
+            return fail(request, 404 if result.error == "no such tools" else 400, result.error or "failed")
+        held = [t.name for t in self.registry.all_tools_of(name) if t.approval != "approved"]
+        return ok({"server": name, "approved": names or "all", "still_held": held})
 
     async def logs(self, request: Request) -> Response:
         if missing := self._unknown(request):

@@ -170,9 +170,11 @@ class Upstreams:
             raise BusError(f"the supervisor did not answer within {COMMAND_TIMEOUT_S:g}s")
         return box[0]
 
-    async def command(self, action: str, server: str) -> CommandResult:
+    async def command(self, action: str, server: str, tools: list[str] | None = None) -> CommandResult:
         """Ask the supervisor to act on a server."""
-        result = await self._request(lambda rid: ControlCommand(request_id=rid, action=action, server=server))
+        result = await self._request(
+            lambda rid: ControlCommand(request_id=rid, action=action, server=server, tools=tools)
+        )
         assert isinstance(result, CommandResult)
         return result
 

@@ -103,6 +103,7 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
     kill_timeout: float | str = KILL_TIMEOUT_S
     restart: RestartConfig = msgspec.field(default_factory=RestartConfig)
     secrets_backend: str = "auto"
+    quarantine_enabled: bool = True
 
     def server(self, name: str) -> ServerConfig | None:
         return next((s for s in self.mcpServers if s.name == name), None)

@@ -118,8 +118,9 @@ SYNONYMS: Final = (
     "current now present latest",
 )
 
-_SPLIT_RE: Final = re.compile(r"[^0-9A-Za-z]+")
-_CAMEL_RE: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+# A word is a run of letters and digits, cut at camelCase humps ("HTTPServer" -> HTTP, Server;
+# "getTinyImage" -> get, Tiny, Image); a run with a non-ASCII letter is kept whole ("café").
+_WORD_RE: Final = re.compile(r"(?=[^\W_]*[^\W\x00-\x7f])[^\W_]+|[A-Z]+(?=[A-Z][a-z])|[A-Z]*[a-z0-9]+|[A-Z]+")
 _SENTENCE_END_RE: Final = re.compile(r"(?<=[.!?])\s|\n")
 _STEMMER: Final = Stemmer.Stemmer("english")
 
@@ -130,8 +131,8 @@ _NO_WEIGHTS: Final[FloatArray] = np.zeros(0, np.float32)
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased words of `text`, split on non-alphanumerics and on camelCase humps."""
-    return [word.lower() for chunk in _SPLIT_RE.split(text) for word in _CAMEL_RE.split(chunk) if word]
+    """Lower-cased words of `text`: split on snake_case, kebab-case, spaces and punctuation, and camelCase."""
+    return [word.lower() for word in _WORD_RE.findall(text)]
 
 
 def terms(text: str) -> list[str]:
@@ -193,8 +194,11 @@ def _param_texts(schema: Mapping[str, Any] | None) -> tuple[str, str]:
 def weighted_terms(server: str, tool: ToolDoc) -> Counter[str]:
     """The tool's bag of terms, each occurrence counted with its field's weight."""
     params, param_docs = _param_texts(tool.input_schema)
+    # A title mostly restates the name ("read_file" / "Read File"): only its other words count.
+    name_words = tokenize(tool.name)
+    extra = [word for word in tokenize(tool.title or "") if word not in name_words]
     fields = {
-        "name": f"{tool.name} {tool.title or ''}",
+        "name": " ".join(name_words + extra),
         "server": server,
         "description": tool.description,
         "summary": _first_sentence(tool.description),
@@ -210,8 +214,7 @@ def weighted_terms(server: str, tool: ToolDoc) -> Counter[str]:
 
 
 def embedding_text(tool: ToolDoc) -> str:
-    name = " ".join(tokenize(tool.name))
-    return f"{name} {tool.title or ''}: {tool.description}"
+    return f"{tool.title or ' '.join(tokenize(tool.name))}: {tool.description}"
 
 
 class StaticEmbedder:
@@ -256,10 +259,11 @@ class StaticEmbedder:
     def embed(self, texts: Sequence[str]) -> FloatArray:
         vectors = np.zeros((len(texts), self.dim), np.float32)
         last = self._table.shape[0] - 1
-        for row, encoding in enumerate(self._tokenizer.encode_batch(list(texts), add_special_tokens=False)):
+        encodings = self._tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
+        for row, encoding in enumerate(encodings):
             if encoding.ids:
                 ids = np.minimum(np.asarray(encoding.ids, np.int64), last)
-                mean = self._table[ids].astype(np.float32).mean(axis=0)
+                mean = self._table[ids].mean(axis=0, dtype=np.float32)
                 norm = float(np.linalg.norm(mean))
                 if norm > 0:
                     vectors[row] = mean / norm

@@ -102,12 +102,16 @@ class ConfigAdmin:
             new.add(server)
             name = str(server.get("name"))
         elif action == "patch":
+            if command.source == "mcp" and isinstance(payload, dict) and "quarantined" in payload:
+                raise PatchError("quarantined: only a human can change quarantine", status=403)
             new.patch(name, payload)
         elif action == "remove":
             new.remove(name)
         elif action in ("enable", "disable"):
             new.patch(name, {"enabled": action == "enable"})
         elif action in ("quarantine", "unquarantine"):
+            if command.source == "mcp" and action == "unquarantine":
+                raise PatchError("only a human can approve a quarantined server", status=403)
             new.patch(name, {"quarantined": action == "quarantine"})
         elif action == "config_to_secret":
             await self._config_to_secret(new, name, payload)

@@ -42,6 +42,7 @@ from bus.transport import RouterChannel, bind_router
 from services import process
 from services.config import ProxyConfig, ServerConfig
 from services.config_doc import ConfigDocument, redact_server
+from services.pinning import PinStore
 from services.runtime import endpoints_for
 from services.secrets import SecretStore
 from supervisor import secrets_admin
@@ -52,7 +53,7 @@ from supervisor.runner import Command, RunnerContext, ServerRunner
 
 logger = logging.getLogger(__name__)
 
-COMMANDS: Final = frozenset({"restart", "enable", "disable"})
+COMMANDS: Final = frozenset({"restart", "approve_tools"})
 
 
 class ControlPlane:
@@ -71,6 +72,7 @@ class ControlPlane:
         self.router: RouterChannel[ToSupervisor] | None = None
         self.secrets = SecretStore(data_dir, config.secrets_backend)
         self.admin: ConfigAdmin | None = None
+        self.pins = PinStore(data_dir / "tool_approvals.json")
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind, start every server, and route messages until cancelled."""
@@ -113,6 +115,7 @@ class ControlPlane:
                     ledger=ledger,
                     secrets_backend=self.config.secrets_backend,
                     config_view=self._config_view,
+                    pins=self.pins,
                 )
                 self._ctx = ctx
                 for server in self.config.mcpServers:
@@ -167,6 +170,7 @@ class ControlPlane:
         # run() returns only when the server was removed from the config.
         if self.runners.get(runner.name) is runner:
             del self.runners[runner.name]
+            self.pins.forget(runner.name)
             for peer in list(self.subscribers):
                 await self._send(peer, ServerRemoved(name=runner.name))
 
@@ -219,6 +223,17 @@ class ControlPlane:
         elif command.action not in COMMANDS:
             result = CommandResult(
                 request_id=command.request_id, ok=False, error=f"unknown action {command.action!r}"
+            )
+        elif command.action == "approve_tools":
+            names = self.pins.approve(runner.name, runner.tools, command.tools)
+            runner.tools = self.pins.pin(runner.name, runner.tools, trusted=False)
+            await self._publish_tools(runner)
+            await self._publish(runner)
+            result = CommandResult(
+                request_id=command.request_id,
+                ok=True,
+                status=runner.status(),
+                error=None if names or not command.tools else "no such tools",
             )
         else:
             runner.deliver_nowait(Command(command.action))

@@ -35,6 +35,7 @@ from bus.messages import (
 )
 from services import process
 from services.config import ServerConfig
+from services.pinning import PinStore
 from supervisor import policy
 from supervisor.ledger import Ledger
 from supervisor.spawn import WorkerProcess, spawn_worker
@@ -93,6 +94,7 @@ class RunnerContext:
     nursery: trio.Nursery
     ledger: Ledger
     config_view: Callable[[str], bytes]
+    pins: PinStore
     secrets_backend: str = "auto"
 
 
@@ -252,7 +254,7 @@ class ServerRunner:
                             self.ctx.ledger.record(self.name, "upstream", [key])
                         self.ctx.ledger.record_groups(self.name, [pgid])
                     case WorkerReady(tools=tools, server_version=version):
-                        self.tools = tools
+                        self.tools = self.ctx.pins.pin(self.name, tools, trusted=not self.config.quarantined)
                         self.server_version = version
                         self.last_error = None
                         await self._set(WorkerState.RUNNING)
@@ -292,7 +294,7 @@ class ServerRunner:
                         self.last_error = error if not healthy else None
                         await self.ctx.publish(self)
                     case ToolsChanged(tools=tools):
-                        self.tools = tools
+                        self.tools = self.ctx.pins.pin(self.name, tools, trusted=not self.config.quarantined)
                         await self.ctx.publish_tools(self)
                         await self.ctx.publish(self)
                     case WorkerFailed(error=error):

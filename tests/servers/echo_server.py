@@ -74,8 +74,33 @@ def text(value: str) -> list[types.ContentBlock]:
     return [types.TextContent(type="text", text=value)]
 
 
+def current_tools() -> list[types.Tool]:
+    """TOOLS, changed by the JSON file named in ECHO_SERVER_TOOLS_FILE if there is one (for rug-pull tests):
+    {"echo_description": "...", "extra_tools": ["name", ...]}."""
+    path = os.environ.get("ECHO_SERVER_TOOLS_FILE")
+    if not path or not os.path.exists(path):
+        return TOOLS
+    with open(path) as handle:
+        spec = json.load(handle)
+    tools = [
+        t.model_copy(update={"description": spec["echo_description"]})
+        if t.name == "echo" and "echo_description" in spec
+        else t
+        for t in TOOLS
+    ]
+    for name in spec.get("extra_tools", []):
+        tools.append(
+            types.Tool(
+                name=name,
+                description=f"An extra tool called {name}.",
+                input_schema={"type": "object", "properties": {}},
+            )
+        )
+    return tools
+
+
 async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-    return types.ListToolsResult(tools=TOOLS)
+    return types.ListToolsResult(tools=current_tools())
 
 
 async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
@@ -101,6 +126,8 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
             return types.CallToolResult(content=text(json.dumps(report)))
         case "delete_everything":
             return types.CallToolResult(content=text("nothing deleted"))
+    if any(t.name == params.name for t in current_tools()):
+        return types.CallToolResult(content=text(f"{params.name} called"))
     return types.CallToolResult(content=text(f"unknown tool {params.name}"), is_error=True)
 
 

@@ -1,0 +1,52 @@
+"""Why a tool cannot be called right now, in words an agent can act on.
+
+Quarantine and tool pinning are enforced here for every surface (/mcp and
+/mcp/all): only approved tools of running, non-quarantined servers pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bus.messages import ToolInfo
+from gateway.registry import Registry
+from gateway.tool_names import unknown_message
+
+
+def approve_hint(server: str) -> str:
+    return (
+        f"a human must approve it: `mcpproxy upstream approve {server}` or "
+        f"POST /api/v1/servers/{server}/unquarantine"
+    )
+
+
+def check(
+    registry: Registry, server: str, tool: str, shown_name: str, known: list[str]
+) -> tuple[ToolInfo | None, str]:
+    """(the tool, "") when callable, else (None, the reason)."""
+    status = registry.servers.get(server)
+    if status is None:
+        return None, unknown_message("server", server, registry.servers)
+    if status.quarantined:
+        return (
+            None,
+            f"server {server!r} is quarantined: its tools cannot be called until {approve_hint(server)}",
+        )
+    found = registry.find_tool(server, tool)
+    if found is not None:
+        return found, ""
+    held = registry.held_tool(server, tool)
+    if held is not None:
+        why = "is new" if held.approval == "pending" else "changed since it was approved"
+        return None, (
+            f"tool {shown_name!r} {why} and is held until a human approves it: "
+            f"POST /api/v1/servers/{server}/tools/approve"
+        )
+    if status.state != "running":
+        detail = f"; last error: {status.last_error}" if status.last_error else ""
+        return None, f"server {server!r} is not running (state: {status.state}){detail}"
+    return None, unknown_message("tool", shown_name, known)
+
+
+def quarantine_error(server: str) -> dict[str, Any]:
+    return {"error": "quarantined", "server": server, "action": approve_hint(server)}

@@ -1,0 +1,99 @@
+"""Tool pinning: a tool is served only as it was approved.
+
+Each approved tool's definition (name, description, input schema,
+annotations) is hashed and kept in `<data_dir>/tool_approvals.json`. When an
+upstream later serves a different definition the tool is `changed` — hidden
+and uncallable until a human re-approves it — and a tool the server did not
+have before arrives `pending`. A server with no approvals yet (a trusted
+server's first tool set) is approved as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from bus.messages import ToolInfo
+from services.config import write_atomically
+
+logger = logging.getLogger(__name__)
+
+APPROVED: Final = "approved"
+PENDING: Final = "pending"
+CHANGED: Final = "changed"
+
+
+def definition(tool: ToolInfo) -> dict[str, Any]:
+    """The parts of a tool an agent relies on: what it says it does and what it takes."""
+    return {
+        "name": tool.name,
+        "description": tool.description,
+        "input_schema": tool.input_schema,
+        "annotations": tool.annotations,
+    }
+
+
+def tool_hash(tool: ToolInfo) -> str:
+    canonical = json.dumps(definition(tool), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def annotate(tools: Iterable[ToolInfo], approved: dict[str, dict[str, Any]]) -> list[ToolInfo]:
+    """Each tool with its approval state; a changed tool carries the approved definition for a diff."""
+    result = []
+    for tool in tools:
+        record = approved.get(tool.name)
+        if record is None:
+            result.append(msgspec.structs.replace(tool, approval=PENDING, previous=None))
+        elif record["hash"] == tool_hash(tool):
+            result.append(msgspec.structs.replace(tool, approval=APPROVED, previous=None))
+        else:
+            result.append(msgspec.structs.replace(tool, approval=CHANGED, previous=record["definition"]))
+    return result
+
+
+class PinStore:
+    """Approved tool definitions per server, persisted atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._data: dict[str, dict[str, dict[str, Any]]] = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            self._data = {}
+
+    def pin(self, server: str, tools: list[ToolInfo], *, trusted: bool) -> list[ToolInfo]:
+        """Annotate `tools`; a trusted server seen for the first time has them all approved."""
+        approved = self._data.get(server)
+        if approved is None and trusted:
+            self.approve(server, tools, [t.name for t in tools])
+            approved = self._data[server]
+        return annotate(tools, approved or {})
+
+    def approve(self, server: str, tools: list[ToolInfo], names: Iterable[str] | None = None) -> list[str]:
+        """Approve the current definitions of `names` (all when None); return the names approved."""
+        wanted = None if names is None else set(names)
+        record = self._data.setdefault(server, {})
+        done = []
+        for tool in tools:
+            if wanted is None or tool.name in wanted:
+                record[tool.name] = {"hash": tool_hash(tool), "definition": definition(tool)}
+                done.append(tool.name)
+        self._save()
+        if done:
+            logger.info("server %s: approved %s", server, ", ".join(sorted(done)))
+        return done
+
+    def forget(self, server: str) -> None:
+        if self._data.pop(server, None) is not None:
+            self._save()
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.path, json.dumps(self._data, indent=1, sort_keys=True) + "\n")
