@@ -231,6 +231,15 @@ class ConfigResult(Message):
     body: bytes = b"null"
 
 
+class KnownSecrets(Message):
+    """Supervisor -> gateway: every secret value the proxy knows, to scrub them from the activity log.
+
+    Sent after Snapshot and whenever the config or the secrets change. Never shown, never stored.
+    """
+
+    values: list[str]
+
+
 class Notice(Message):
     """Supervisor -> gateway: an event for /events subscribers (`config.saved`, `secrets.changed`, ...)."""
 
@@ -356,6 +365,7 @@ SupervisorToGateway = (
     | SecretResult
     | ConfigResult
     | Notice
+    | KnownSecrets
 )
 GatewayToWorker = Attached | CallTool | CancelCall
 WorkerToGateway = Attach | ToolResult | CallFailed

@@ -57,7 +57,10 @@ def serve(config_path: Path | None, data_dir: Path | None, listen: str | None, l
 
 
 def main() -> None:
+    from cli.activity_cmd import activity_group
     from cli.secrets_cmd import secrets_group
+
+    cli.add_command(activity_group)
 
     cli.add_command(secrets_group)
     cli()

@@ -19,7 +19,8 @@ from starlette.types import Receive, Scope, Send
 
 from bus.errors import ProxyError
 from gateway import openapi
-from gateway.events import EventHub
+from gateway.calling import Caller
+from gateway.events import EventHub, activity_event
 from gateway.frontdoor import FrontDoor
 from gateway.mcp_direct import DirectTools
 from gateway.mcp_management import ManagementTools
@@ -27,6 +28,7 @@ from gateway.mcp_proxy import ProxyTools, SearchService
 from gateway.registry import Registry
 from gateway.rest import RestApi, fail
 from gateway.upstreams import Upstreams
+from services.activity import ActivityLog
 
 
 @dataclass
@@ -66,12 +68,17 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     registry = Registry()
     upstreams = Upstreams(registry, settings.control_endpoint, settings.calls_endpoint)
     search = SearchService(registry)
+    activity = ActivityLog(settings.data_dir / "activity.db")
+    caller = Caller(registry, upstreams, activity)
     rest = RestApi(registry, upstreams, settings.data_dir, f"{settings.listen_host}:{settings.listen_port}")
+    rest.activity, rest.caller = activity, caller
     management = ManagementTools(registry, upstreams, rest.server_views, settings.data_dir)
-    proxy = ProxyTools(registry, upstreams, search, management)
-    direct = DirectTools(registry, upstreams)
+    proxy = ProxyTools(registry, upstreams, search, management, caller)
+    direct = DirectTools(registry, upstreams, caller)
     events = EventHub(registry, rest.server_views)
     upstreams.on_notice = events.publish
+    upstreams.on_known_secrets = lambda values: setattr(activity, "secrets", set(values))
+    caller.on_recorded = lambda record: events.publish("activity.tool_call.completed", activity_event(record))
     upstreams.on_tools = events.tools_changed
     proxy_endpoint, direct_endpoint = _McpEndpoint(), _McpEndpoint()
     security = _security(settings)
@@ -82,6 +89,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         proxy_endpoint.manager = StreamableHTTPSessionManager(proxy.server(), security_settings=security)
         direct_endpoint.manager = StreamableHTTPSessionManager(direct.server(), security_settings=security)
         async with trio.open_nursery() as nursery:
+            await nursery.start(activity.run)
             await nursery.start(upstreams.serve)
             nursery.start_soon(direct.run_notifier)
             nursery.start_soon(events.run_coalescer)

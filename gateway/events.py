@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from gateway.registry import Registry
+from services.activity import CallRecord
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,15 @@ class EventHub:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+
+def activity_event(record: CallRecord) -> dict[str, Any]:
+    """What /events says of a completed call: no arguments or results (those stay in the log)."""
+    return {
+        "server": record.server, "tool": record.tool, "status": record.status, "surface": record.surface,
+        "duration_ms": round(record.duration_ms, 3), "time": record.time, "session_id": record.session_id,
+        "request_id": record.request_id,
+    }  # fmt: skip
 
 
 def _frame(event: str, payload: str) -> str:

@@ -6,7 +6,6 @@ keep a strong reference to every session that listed tools so we can reach it.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Final
 
@@ -15,9 +14,7 @@ import trio
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 
-from bus.errors import ProxyError
-from gateway import guard
-from gateway.mcp_proxy import error_result
+from gateway.calling import Caller, context_from_mcp, error_result
 from gateway.registry import Registry
 from gateway.tool_names import direct_name, unknown_message
 from gateway.upstreams import Upstreams
@@ -42,7 +39,8 @@ class _DirectServer(Server[Any]):
 class DirectTools:
     """Handlers of the /mcp/all server, plus the list_changed fan-out."""
 
-    def __init__(self, registry: Registry, upstreams: Upstreams) -> None:
+    def __init__(self, registry: Registry, upstreams: Upstreams, caller: Caller) -> None:
+        self.caller = caller
         self.registry = registry
         self.upstreams = upstreams
         self.names: dict[str, tuple[str, str]] = {}
@@ -105,14 +103,11 @@ class DirectTools:
         if target is None:
             return error_result(unknown_message("tool", params.name, self.names))
         server, tool = target
-        found, reason = guard.check(self.registry, server, tool, params.name, list(self.names))
-        if found is None:
-            return error_result(reason)
-        try:
-            raw = await self.upstreams.call(server, tool, json.dumps(params.arguments or {}).encode())
-        except ProxyError as exc:
-            return error_result(f"{params.name}: {exc}")
-        return types.CallToolResult.model_validate_json(raw)
+        context = context_from_mcp(ctx, "mcp_all")
+        arguments = dict(params.arguments or {})
+        return await self.caller.call(
+            server, tool, arguments, context, shown_name=params.name, known=list(self.names)
+        )
 
     def _on_registry_change(self, server: str) -> None:
         self._changed.set()

@@ -14,9 +14,8 @@ from typing import Any, Final
 import mcp.types as types
 from mcp.server.lowlevel import Server
 
-from bus.errors import ProxyError
 from bus.messages import ToolInfo
-from gateway import guard
+from gateway.calling import Caller, call_with, context_from_mcp, error_result
 from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
 from gateway.registry import Registry
 from gateway.tool_names import split_qualified, unknown_message
@@ -87,20 +86,6 @@ MENU: Final = [
 MANAGEMENT_NAMES: Final = frozenset(tool.name for tool in MANAGEMENT_TOOLS)
 
 
-def call_with(tool: ToolInfo) -> str:
-    """Which call variant a tool needs, from its annotations."""
-    annotations = tool.annotations or {}
-    if annotations.get("destructiveHint") is True:
-        return "call_tool_destructive"
-    if annotations.get("readOnlyHint") is False:
-        return "call_tool_write"
-    return "call_tool_read"
-
-
-def error_result(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
-
-
 def structured_result(data: dict[str, Any]) -> types.CallToolResult:
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=json.dumps(data))], structured_content=data
@@ -155,8 +140,14 @@ class ProxyTools:
     """Handlers of the /mcp server."""
 
     def __init__(
-        self, registry: Registry, upstreams: Upstreams, search: SearchService, management: ManagementTools
+        self,
+        registry: Registry,
+        upstreams: Upstreams,
+        search: SearchService,
+        management: ManagementTools,
+        caller: Caller,
     ) -> None:
+        self.caller = caller
         self.registry = registry
         self.upstreams = upstreams
         self.search = search
@@ -187,7 +178,7 @@ class ProxyTools:
         if params.name == "retrieve_tools":
             return self._retrieve(arguments)
         if params.name in CALL_VARIANTS:
-            return await self._call(params.name, arguments)
+            return await self._call(params.name, arguments, ctx)
         if params.name in MANAGEMENT_NAMES:
             return await self.management.call(params.name, arguments)
         return error_result(unknown_message("tool", params.name, [t.name for t in self.menu]))
@@ -201,7 +192,7 @@ class ProxyTools:
             return error_result("retrieve_tools: `limit` must be a positive integer")
         return structured_result({"tools": self.search.search(query, min(limit, MAX_LIMIT))})
 
-    async def _call(self, variant: str, arguments: dict[str, Any]) -> types.CallToolResult:
+    async def _call(self, variant: str, arguments: dict[str, Any], ctx: Any) -> types.CallToolResult:
         name = arguments.get("name")
         if not isinstance(name, str):
             return error_result(f"{variant}: `name` must be a string like 'server:tool'")
@@ -209,13 +200,6 @@ class ProxyTools:
         if parsed is None:
             return error_result(f"{variant}: invalid tool name {name!r}: use 'server:tool'")
         server, tool_name = parsed
-        known = [f"{server}:{t.name}" for t in self.registry.tools_of(server)]
-        tool, reason = guard.check(self.registry, server, tool_name, name, known)
-        if tool is None:
-            return error_result(reason)
-        needed = call_with(tool)
-        if needed == "call_tool_destructive" and variant != needed:
-            return error_result(f"{name} is annotated destructive: call it with call_tool_destructive")
         args_payload = arguments.get("args")
         if args_payload is None and "args_json" in arguments:
             try:
@@ -226,8 +210,9 @@ class ProxyTools:
             args_payload = {}
         if not isinstance(args_payload, dict):
             return error_result(f"{variant}: args must be a JSON object")
-        try:
-            raw = await self.upstreams.call(server, tool.name, json.dumps(args_payload).encode())
-        except ProxyError as exc:
-            return error_result(f"{name}: {exc}")
-        return types.CallToolResult.model_validate_json(raw)
+        reason = arguments.get("intent_reason")
+        context = context_from_mcp(ctx, "mcp", reason if isinstance(reason, str) else None)
+        known = [f"{server}:{t.name}" for t in self.registry.tools_of(server)]
+        return await self.caller.call(
+            server, tool_name, args_payload, context, shown_name=name, known=known, variant=variant
+        )

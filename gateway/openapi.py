@@ -143,6 +143,50 @@ def document() -> dict[str, Any]:
                 },
             )
         },
+        "/api/v1/activity": {
+            "get": _op(
+                "Recorded tool calls, newest first",
+                params=[
+                    {"name": key, "in": "query", "schema": {"type": "string"}}
+                    for key in (
+                        "server",
+                        "tool",
+                        "status",
+                        "session",
+                        "request_id",
+                        "surface",
+                        "since",
+                        "until",
+                        "limit",
+                        "offset",
+                    )
+                ],
+            )
+        },
+        "/api/v1/activity/{id}": {
+            "get": _op(
+                "One recorded call",
+                params=[{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            )
+        },
+        "/api/v1/tools/call": {
+            "post": _op(
+                "Call server:tool (checked and recorded like MCP calls)",
+                body={
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "args": {"type": "object"},
+                        "intent_reason": {"type": "string"},
+                        "variant": {
+                            "type": "string",
+                            "enum": ["call_tool_read", "call_tool_write", "call_tool_destructive"],
+                        },
+                    },
+                },
+            )
+        },
         "/api/v1/config": {"get": _op("The whole config, redacted")},
         "/api/v1/config/validate": {
             "post": _op("Validate a whole config without applying it", body={"type": "object"})

@@ -18,14 +18,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bus.messages import ConfigResult, ServerStatus, ToolInfo
+from gateway.calling import CallContext, Caller
 from gateway.registry import Registry
+from gateway.tool_names import split_qualified
 from gateway.upstreams import Upstreams
+from services.activity import FILTERS, STATUSES, ActivityLog
 from services.pinning import definition
 from services.upstream_log import tail
 
 DEFAULT_LOG_TAIL: Final = 100
 MAX_LOG_TAIL: Final = 10_000
 VERSION: Final = "0.1.0"
+MAX_ACTIVITY_PAGE: Final = 1000
+CALL_VARIANTS: Final = ("call_tool_read", "call_tool_write", "call_tool_destructive")
 CONFIG_ACTIONS: Final = ("enable", "disable", "quarantine", "unquarantine")
 RUNTIME_FIELDS: Final = ("enabled", "quarantined")
 
@@ -82,6 +87,8 @@ class RestApi:
         self.data_dir = data_dir
         self.listen = listen
         self.started = time.time()
+        self.activity: ActivityLog | None = None
+        self.caller: Caller | None = None
 
     def routes(self) -> list[Route]:
         return [
@@ -98,6 +105,9 @@ class RestApi:
             Route("/api/v1/servers/{name}/{action:str}", self.action, methods=["POST"]),
             Route("/api/v1/config", self.get_config, methods=["GET"]),
             Route("/api/v1/config/validate", self.validate_config, methods=["POST"]),
+            Route("/api/v1/activity", self.activity_list, methods=["GET"]),
+            Route("/api/v1/activity/{id:int}", self.activity_get, methods=["GET"]),
+            Route("/api/v1/tools/call", self.call_tool, methods=["POST"]),
             Route("/api/v1/secrets", self.secrets_list, methods=["GET"]),
             Route("/api/v1/secrets", self.secrets_set, methods=["POST"]),
             Route("/api/v1/secrets/{name}", self.secrets_delete, methods=["DELETE"]),
@@ -224,6 +234,61 @@ class RestApi:
         if not result.ok:
             return fail(request, 400, result.error or "failed")
         return ok({"server": name, "action": action, "accepted": True})
+
+    async def activity_list(self, request: Request) -> Response:
+        assert self.activity is not None
+        query = request.query_params
+        filters = {key: query[key] for key in FILTERS if query.get(key)}
+        if "session" in query:
+            filters["session_id"] = query["session"]
+        if filters.get("status") and filters["status"] not in STATUSES:
+            return fail(request, 400, f"status: expected one of {', '.join(STATUSES)}")
+        try:
+            since = float(query["since"]) if query.get("since") else None
+            until = float(query["until"]) if query.get("until") else None
+            limit = max(1, min(int(query.get("limit", 50)), MAX_ACTIVITY_PAGE))
+            offset = max(0, int(query.get("offset", 0)))
+        except ValueError:
+            return fail(request, 400, "since/until: expected epoch seconds; limit/offset: expected integers")
+        records, total = await self.activity.query(filters, since, until, limit, offset)
+        return ok({"records": records, "total": total, "limit": limit, "offset": offset})
+
+    async def activity_get(self, request: Request) -> Response:
+        assert self.activity is not None
+        record = await self.activity.get(request.path_params["id"])
+        if record is None:
+            return fail(request, 404, f"no activity record {request.path_params['id']}")
+        return ok({"record": record})
+
+    async def call_tool(self, request: Request) -> Response:
+        """Call `server:tool` with `args`; the same checks and record as over MCP (surface "rest")."""
+        assert self.caller is not None
+        try:
+            body = await json_body(request)
+        except ValueError as exc:
+            return fail(request, 400, str(exc))
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+            return fail(request, 400, 'body: expected {"name": "server:tool", "args": {...}}')
+        parsed = split_qualified(body["name"])
+        args = body.get("args", {})
+        if parsed is None:
+            return fail(request, 400, "name: use 'server:tool'")
+        if not isinstance(args, dict):
+            return fail(request, 400, "args: expected an object")
+        surface = request.headers.get("x-mcpproxy-surface", "rest")
+        reason = body.get("intent_reason")
+        context = CallContext(
+            surface=surface if surface in ("rest", "cli") else "rest",
+            client_name=request.headers.get("user-agent"),
+            request_id=request.scope.get("state", {}).get("request_id"),
+            intent_reason=reason if isinstance(reason, str) else None,
+        )
+        known = [f"{parsed[0]}:{t.name}" for t in self.registry.tools_of(parsed[0])]
+        variant = body.get("variant") if body.get("variant") in CALL_VARIANTS else "call_tool_destructive"
+        result = await self.caller.call(
+            *parsed, args, context, shown_name=body["name"], known=known, variant=variant
+        )
+        return ok({"result": result.model_dump(mode="json", by_alias=True, exclude_none=True)})
 
     async def secrets_list(self, request: Request) -> Response:
         result = await self.upstreams.secret("list")

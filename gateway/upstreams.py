@@ -31,6 +31,7 @@ from bus.messages import (
     ConfigCommand,
     ConfigResult,
     ControlCommand,
+    KnownSecrets,
     Message,
     Notice,
     SecretCommand,
@@ -81,6 +82,7 @@ class Upstreams:
         self._commands: dict[int, tuple[trio.Event, list[Reply]]] = {}
         self.on_notice: Callable[[str, Any], None] = lambda event, data: None
         self.on_tools: Callable[[str, int], None] = lambda server, count: None
+        self.on_known_secrets: Callable[[list[str]], None] = lambda values: None
         self.secrets_backend = ""
         self._control: DealerChannel[SupervisorToGateway] | None = None
         self._calls: RouterChannel[WorkerToGateway] | None = None
@@ -130,6 +132,8 @@ class Upstreams:
                     self.on_tools(server, len(tools))
                 case Notice(event=event, data=data):
                     self.on_notice(event, json.loads(data))
+                case KnownSecrets(values=values):
+                    self.on_known_secrets(values)
                 case ServerRemoved(name=name):
                     self.registry.remove(name)
                     self._fail_identity(self._live.pop(name, b""), f"server {name!r} was removed")

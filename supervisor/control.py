@@ -15,13 +15,14 @@ from typing import Any, Final
 import trio
 
 from bus.codec import TO_SUPERVISOR
-from bus.errors import BusError, ConfigError, PeerGoneError
+from bus.errors import BusError, ConfigError, PeerGoneError, ProxyError
 from bus.messages import (
     CommandResult,
     ConfigCommand,
     ConfigResult,
     ControlCommand,
     Heartbeat,
+    KnownSecrets,
     Message,
     Notice,
     SecretCommand,
@@ -43,6 +44,8 @@ from services import process
 from services.config import ProxyConfig, ServerConfig
 from services.config_doc import ConfigDocument, redact_server
 from services.pinning import PinStore
+from services.redaction import is_sensitive_key
+from services.references import is_reference
 from services.runtime import endpoints_for
 from services.secrets import SecretStore
 from supervisor import secrets_admin
@@ -150,6 +153,7 @@ class ControlPlane:
                 case Subscribe():
                     self.subscribers.add(peer)
                     await self._send(peer, self._snapshot())
+                    self._nursery.start_soon(self._share_known_secrets)
                 case ControlCommand():
                     await self._command(peer, message)
                 case ConfigCommand():
@@ -192,6 +196,33 @@ class ControlPlane:
             if runner is not None:
                 runner.deliver_nowait(Command("remove"))
         logger.info("config applied (%s): %d server(s)", source, len(config.mcpServers))
+        self._nursery.start_soon(self._share_known_secrets)
+
+    async def _share_known_secrets(self) -> None:
+        """Tell the gateway every secret value we know, so the activity log can scrub them."""
+        values = {
+            value
+            for server in self.config.mcpServers
+            for field, mapping in (("headers", server.headers), ("env", server.env))
+            for key, value in mapping.items()
+            if is_sensitive_key(key, header=field == "headers") and not is_reference(value)
+        }
+
+        def stored() -> set[str]:
+            found = set()
+            for name in self.secrets.names_sync():
+                try:
+                    value = self.secrets.get_sync(name)
+                except ProxyError:
+                    continue
+                if value:
+                    found.add(value)
+            return found
+
+        values |= await trio.to_thread.run_sync(stored)
+        message = KnownSecrets(values=sorted(values))
+        for peer in list(self.subscribers):
+            await self._send(peer, message)
 
     def _config_view(self, name: str) -> bytes:
         if self.admin is None:
@@ -255,6 +286,7 @@ class ControlPlane:
         result, restart = await secrets_admin.handle(command, self.secrets, self.config)
         if result.ok and command.action != "list":
             await self._notice("secrets.changed", {"name": command.name, "action": command.action})
+            self._nursery.start_soon(self._share_known_secrets)
         for name in restart:
             runner = self.runners.get(name)
             if runner is not None and runner.wanted:

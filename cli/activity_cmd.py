@@ -1,0 +1,123 @@
+"""`mcpproxy activity list | show | watch`: what agents did through the proxy."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx2
+
+from cli.client import EXIT_UNREACHABLE, die, resolve_target, target_options
+
+
+@click.group("activity")
+def activity_group() -> None:
+    """The activity log: every tool call, with status and duration."""
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+@activity_group.command("list")
+@click.option("--server", default=None)
+@click.option("--tool", default=None)
+@click.option("--status", type=click.Choice(["ok", "error", "blocked", "timeout"]), default=None)
+@click.option("--session", default=None, help="MCP session id.")
+@click.option("--request-id", default=None)
+@click.option("--since", type=float, default=None, help="Epoch seconds.")
+@click.option("--until", type=float, default=None, help="Epoch seconds.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--offset", type=int, default=0)
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+@target_options
+def list_activity(
+    output: str,
+    config_path: Path | None,
+    data_dir: Path | None,
+    url: str | None,
+    api_key: str | None,
+    **filters: Any,
+) -> None:
+    """List recorded calls, newest first.
+
+    Example: mcpproxy activity list --server github --status error -o json
+    """
+    target = resolve_target(config_path, data_dir, url, api_key)
+    params = {k: v for k, v in filters.items() if v is not None}
+    if "request_id" in params:
+        params["request_id"] = str(params["request_id"])
+    data = target.call("GET", "/api/v1/activity", params=params)
+    if output == "json":
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"{'ID':>6}  {'TIME':<19}  {'SERVER:TOOL':<36} {'STATUS':<8} {'MS':>8}  SURFACE")
+    for record in data["records"]:
+        name = f"{record['server']}:{record['tool']}"
+        click.echo(
+            f"{record['id']:>6}  {_when(record['time']):<19}  {name:<36} {record['status']:<8} "
+            f"{record['duration_ms']:>8.1f}  {record['surface']}"
+        )
+    click.echo(f"({len(data['records'])} of {data['total']})")
+
+
+@activity_group.command("show")
+@click.argument("record_id", type=int)
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+@target_options
+def show_activity(
+    record_id: int,
+    output: str,
+    config_path: Path | None,
+    data_dir: Path | None,
+    url: str | None,
+    api_key: str | None,
+) -> None:
+    """Show one recorded call with its arguments and result.
+
+    Example: mcpproxy activity show 42
+    """
+    target = resolve_target(config_path, data_dir, url, api_key)
+    record = target.call("GET", f"/api/v1/activity/{record_id}")["record"]
+    if output == "json":
+        click.echo(json.dumps(record, indent=2))
+        return
+    for key, value in record.items():
+        shown = _when(value) if key == "time" else value
+        click.echo(f"{key:>15}: {shown}")
+
+
+@activity_group.command("watch")
+@target_options
+def watch_activity(
+    config_path: Path | None, data_dir: Path | None, url: str | None, api_key: str | None
+) -> None:
+    """Print each call as it completes (from /events), until Ctrl-C.
+
+    Example: mcpproxy activity watch
+    """
+    target = resolve_target(config_path, data_dir, url, api_key)
+    event = ""
+    try:
+        with (
+            httpx2.Client(base_url=target.url, timeout=None) as client,
+            client.stream("GET", "/events", headers={"X-API-Key": target.api_key}) as response,
+        ):
+            if response.status_code != 200:
+                die(f"/events answered HTTP {response.status_code}")
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "activity.tool_call.completed":
+                    call = json.loads(line[6:])
+                    click.echo(
+                        f"{_when(call['time'])}  {call['server']}:{call['tool']}  {call['status']}  "
+                        f"{call['duration_ms']:.1f} ms  ({call['surface']})",
+                    )
+    except httpx2.ConnectError:
+        die(f"no proxy is running at {target.url}: start it with `mcpproxy serve`", EXIT_UNREACHABLE)
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,147 @@
+"""One call path for every surface: check, call, record.
+
+`/mcp` (call_tool_*), `/mcp/all` and REST all come through `Caller.call`:
+quarantine and pinning are checked (`guard`), a destructive tool must be
+called as destructive, the upstream result is returned unchanged, and every
+outcome — ok, error, blocked, timeout — lands in the activity log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import mcp.types as types
+
+from bus.errors import ProxyError
+from bus.messages import ToolInfo
+from gateway import guard
+from gateway.registry import Registry
+from gateway.upstreams import CallTimeoutError, Upstreams
+from services.activity import ActivityLog, CallRecord
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Who is calling: the surface and what the MCP client told us about itself."""
+
+    surface: str
+    client_name: str | None = None
+    client_version: str | None = None
+    session_id: str | None = None
+    request_id: str | None = None
+    intent_reason: str | None = None
+
+
+def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -> CallContext:
+    """Read client, session and request ids from the SDK's request context (all optional)."""
+    client = getattr(getattr(getattr(ctx, "session", None), "client_params", None), "client_info", None)
+    request = getattr(ctx, "request", None)
+    session_id = request.headers.get("mcp-session-id") if request is not None else None
+    request_id = getattr(ctx, "request_id", None)
+    return CallContext(
+        surface=surface,
+        client_name=getattr(client, "name", None),
+        client_version=getattr(client, "version", None),
+        session_id=session_id,
+        request_id=None if request_id is None else str(request_id),
+        intent_reason=intent_reason,
+    )
+
+
+def call_with(tool: ToolInfo) -> str:
+    """Which call variant a tool needs, from its annotations."""
+    annotations = tool.annotations or {}
+    if annotations.get("destructiveHint") is True:
+        return "call_tool_destructive"
+    if annotations.get("readOnlyHint") is False:
+        return "call_tool_write"
+    return "call_tool_read"
+
+
+def error_result(message: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+
+
+class Caller:
+    def __init__(self, registry: Registry, upstreams: Upstreams, activity: ActivityLog | None) -> None:
+        self.registry = registry
+        self.upstreams = upstreams
+        self.activity = activity
+        self.on_recorded: Any = None
+
+    async def call(
+        self,
+        server: str,
+        tool_name: str,
+        arguments: dict[str, Any],
+        context: CallContext,
+        *,
+        shown_name: str,
+        known: list[str],
+        variant: str | None = None,
+    ) -> types.CallToolResult:
+        started = time.monotonic()
+        arguments_text = json.dumps(arguments, ensure_ascii=False)
+        tool, reason = guard.check(self.registry, server, tool_name, shown_name, known)
+        if tool is not None and variant is not None:
+            needed = call_with(tool)
+            if needed == "call_tool_destructive" and variant != needed:
+                tool, reason = (
+                    None,
+                    f"{shown_name} is annotated destructive: call it with call_tool_destructive",
+                )
+        if tool is None:
+            blocked = (
+                server in self.registry.servers and "unknown" not in reason and "not running" not in reason
+            )
+            self._record(
+                server,
+                tool_name,
+                context,
+                "blocked" if blocked else "error",
+                started,
+                arguments_text,
+                error=reason,
+            )
+            return error_result(reason)
+        try:
+            raw = await self.upstreams.call(server, tool.name, arguments_text.encode())
+        except CallTimeoutError as exc:
+            self._record(server, tool.name, context, "timeout", started, arguments_text, error=str(exc))
+            return error_result(f"{shown_name}: {exc}")
+        except ProxyError as exc:
+            self._record(server, tool.name, context, "error", started, arguments_text, error=str(exc))
+            return error_result(f"{shown_name}: {exc}")
+        result = types.CallToolResult.model_validate_json(raw)
+        status = "error" if result.is_error else "ok"
+        self._record(
+            server, tool.name, context, status, started, arguments_text, result=raw.decode(errors="replace")
+        )
+        return result
+
+    def _record(
+        self,
+        server: str,
+        tool: str,
+        context: CallContext,
+        status: str,
+        started: float,
+        arguments: str,
+        *,
+        result: str = "",
+        error: str | None = None,
+    ) -> None:
+        if self.activity is None:
+            return
+        record = CallRecord(
+            server=server, tool=tool, surface=context.surface, status=status,
+            duration_ms=(time.monotonic() - started) * 1000, arguments=arguments, result=result, error=error,
+            client_name=context.client_name, client_version=context.client_version,
+            session_id=context.session_id, request_id=context.request_id, intent_reason=context.intent_reason,
+        )  # fmt: skip
+        self.activity.record_nowait(record)
+        if self.on_recorded is not None:
+            self.on_recorded(record)

@@ -1,0 +1,274 @@
+"""The activity log: every tool call on the record, in SQLite under the data dir.
+
+Calls are recorded off the hot path: `ActivityLog.record_nowait` queues a
+record; one writer task inserts batches in a worker thread. If the database is
+locked or the disk is full, recording fails loudly in the log and the calls
+themselves carry on. Arguments and results are capped (the original size is
+kept) and scrubbed of known secret values before they are stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+
+logger = logging.getLogger(__name__)
+
+QUEUE_SIZE: Final = 10_000
+BATCH_SIZE: Final = 200
+RETENTION_INTERVAL_S: Final = 600.0
+SCRUBBED: Final = "••••"
+STATUSES: Final = ("ok", "error", "blocked", "timeout")
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS tool_calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    server TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    surface TEXT NOT NULL,
+    client_name TEXT,
+    client_version TEXT,
+    session_id TEXT,
+    request_id TEXT,
+    arguments TEXT,
+    arguments_size INTEGER NOT NULL DEFAULT 0,
+    result TEXT,
+    result_size INTEGER NOT NULL DEFAULT 0,
+    duration_ms REAL NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    error TEXT,
+    intent_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS tool_calls_time ON tool_calls (time);
+CREATE INDEX IF NOT EXISTS tool_calls_server_tool ON tool_calls (server, tool);
+CREATE INDEX IF NOT EXISTS tool_calls_session ON tool_calls (session_id);
+"""
+COLUMNS: Final = (
+    "id", "time", "server", "tool", "surface", "client_name", "client_version", "session_id", "request_id",
+    "arguments", "arguments_size", "result", "result_size", "duration_ms", "status", "error", "intent_reason",
+)  # fmt: skip
+_INSERT: Final = (
+    f"INSERT INTO tool_calls ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * (len(COLUMNS) - 1))})"
+)
+FILTERS: Final = ("server", "tool", "status", "session_id", "request_id", "surface")
+
+
+@dataclass(frozen=True)
+class Retention:
+    max_age_days: float = 90.0
+    max_records: int = 100_000
+    max_size_bytes: int = 256 * 1024 * 1024
+
+
+@dataclass
+class CallRecord:
+    server: str
+    tool: str
+    surface: str
+    status: str
+    duration_ms: float
+    arguments: str = ""
+    result: str = ""
+    error: str | None = None
+    client_name: str | None = None
+    client_version: str | None = None
+    session_id: str | None = None
+    request_id: str | None = None
+    intent_reason: str | None = None
+    time: float = 0.0
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    for value in sorted(secrets, key=len, reverse=True):
+        if len(value) >= 4 and value in text:
+            text = text.replace(value, SCRUBBED)
+    return text
+
+
+def cap(text: str, limit: int) -> str:
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode(errors="ignore") + f"… [{len(data)} bytes, truncated]"
+
+
+class ActivityDb:
+    """Blocking SQLite access; every method runs in a worker thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, timeout=2.0, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.executescript(_SCHEMA)
+
+    def insert(self, rows: list[tuple[Any, ...]]) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(_INSERT, rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                # SQLite rolls back by itself on some errors (SQLITE_FULL); do not mask the cause.
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def query(
+        self, filters: dict[str, str], since: float | None, until: float | None, limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        where, params = [], []
+        for key, value in filters.items():
+            where.append(f"{key} = ?")
+            params.append(value)
+        if since is not None:
+            where.append("time >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("time <= ?")
+            params.append(until)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        with self._lock:
+            total = self._conn.execute(f"SELECT COUNT(*) FROM tool_calls {clause}", params).fetchone()[0]
+            rows = self._conn.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM tool_calls {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+        return [dict(zip(COLUMNS, row, strict=True)) for row in rows], int(total)
+
+    def get(self, record_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM tool_calls WHERE id = ?", (record_id,)
+            ).fetchone()
+        return dict(zip(COLUMNS, row, strict=True)) if row else None
+
+    def apply_retention(self, retention: Retention, now: float) -> int:
+        """Delete by age, then count, then size; returns how many records went."""
+        with self._lock:
+            before = self._conn.total_changes
+            self._conn.execute(
+                "DELETE FROM tool_calls WHERE time < ?", (now - retention.max_age_days * 86400,)
+            )
+            self._conn.execute(
+                "DELETE FROM tool_calls WHERE id <= "
+                "(SELECT id FROM tool_calls ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (retention.max_records,),
+            )
+            page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+            pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+            free = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
+            if (pages - free) * page_size > retention.max_size_bytes:
+                count = self._conn.execute("SELECT COUNT(*) FROM tool_calls").fetchone()[0]
+                self._conn.execute(
+                    "DELETE FROM tool_calls WHERE id IN (SELECT id FROM tool_calls ORDER BY id LIMIT ?)",
+                    (max(1, count // 10),),
+                )
+            return int(self._conn.total_changes - before)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class ActivityLog:
+    """The trio side: a bounded queue in front of one writer task."""
+
+    def __init__(
+        self, path: Path, *, max_payload_bytes: int = 64 * 1024, retention: Retention | None = None
+    ) -> None:
+        self.path = path
+        self.max_payload_bytes = max_payload_bytes
+        self.retention = retention or Retention()
+        self.secrets: set[str] = set()
+        self._send, self._receive = trio.open_memory_channel[CallRecord](QUEUE_SIZE)
+        self.db: ActivityDb | None = None
+        self.dropped = 0
+
+    def record_nowait(self, record: CallRecord) -> None:
+        record.time = record.time or time.time()
+        try:
+            self._send.send_nowait(record)
+        except trio.WouldBlock:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                logger.error("activity log queue full: %d call record(s) dropped", self.dropped)
+
+    def _row(self, record: CallRecord) -> tuple[Any, ...]:
+        arguments = scrub(record.arguments, self.secrets)
+        result = scrub(record.result, self.secrets)
+        error = scrub(record.error, self.secrets) if record.error else None
+        return (
+            record.time, record.server, record.tool, record.surface, record.client_name,
+            record.client_version, record.session_id, record.request_id,
+            cap(arguments, self.max_payload_bytes), len(record.arguments.encode()),
+            cap(result, self.max_payload_bytes), len(record.result.encode()),
+            round(record.duration_ms, 3), record.status, error, record.intent_reason,
+        )  # fmt: skip
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Open the database and write whatever is queued until cancelled."""
+        try:
+            self.db = await trio.to_thread.run_sync(ActivityDb, self.path)
+        except sqlite3.Error as exc:
+            logger.error("activity log disabled: cannot open %s: %s", self.path, exc)
+        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._retention_loop)
+            async for first in self._receive:
+                batch = [first]
+                while len(batch) < BATCH_SIZE:
+                    try:
+                        batch.append(self._receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                await self._write(batch)
+
+    async def _write(self, batch: list[CallRecord]) -> None:
+        if self.db is None:
+            return
+        rows = [self._row(record) for record in batch]
+        try:
+            await trio.to_thread.run_sync(self.db.insert, rows)
+        except (sqlite3.Error, OSError) as exc:
+            logger.error("activity log: could not record %d call(s): %s", len(rows), exc)
+
+    async def _retention_loop(self) -> None:
+        while True:
+            if self.db is not None:
+                try:
+                    removed = await trio.to_thread.run_sync(
+                        self.db.apply_retention, self.retention, time.time()
+                    )
+                    if removed:
+                        logger.info("activity log: retention removed %d record(s)", removed)
+                except sqlite3.Error as exc:
+                    logger.error("activity log: retention failed: %s", exc)
+            await trio.sleep(RETENTION_INTERVAL_S)
+
+    async def query(
+        self, filters: dict[str, str], since: float | None, until: float | None, limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        if self.db is None:
+            return [], 0
+        return await trio.to_thread.run_sync(self.db.query, filters, since, until, limit, offset)
+
+    async def get(self, record_id: int) -> dict[str, Any] | None:
+        if self.db is None:
+            return None
+        return await trio.to_thread.run_sync(self.db.get, record_id)
+
+
+def preview(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
