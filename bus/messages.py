@@ -327,6 +327,8 @@ class CallTool(Message):
     arguments: bytes = b"{}"
     """The call's arguments as JSON bytes (relayed, never re-encoded)."""
     timeout_s: float = 120.0
+    want_progress: bool = False
+    """The client asked for progress: relay the upstream's notifications as CallProgress."""
 
 
 class CancelCall(Message):
@@ -340,6 +342,15 @@ class ToolResult(Message):
 
     request_id: int
     result: bytes
+
+
+class CallProgress(Message):
+    """Worker -> gateway: the upstream reported progress on `request_id`; no answer."""
+
+    request_id: int
+    progress: float
+    total: float | None = None
+    message: str | None = None
 
 
 class CallFailed(Message):
@@ -368,4 +379,4 @@ SupervisorToGateway = (
     | KnownSecrets
 )
 GatewayToWorker = Attached | CallTool | CancelCall
-WorkerToGateway = Attach | ToolResult | CallFailed
+WorkerToGateway = Attach | ToolResult | CallFailed | CallProgress

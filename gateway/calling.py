@@ -19,7 +19,7 @@ from bus.errors import ProxyError
 from bus.messages import ToolInfo
 from gateway import guard
 from gateway.registry import Registry
-from gateway.upstreams import CallTimeoutError, Upstreams
+from gateway.upstreams import CallTimeoutError, Progress, Upstreams
 from services.activity import ActivityLog, CallRecord
 
 
@@ -33,6 +33,8 @@ class CallContext:
     session_id: str | None = None
     request_id: str | None = None
     intent_reason: str | None = None
+    progress: Progress | None = None
+    """Relays upstream progress to the client, when it asked for progress."""
 
 
 def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -> CallContext:
@@ -41,7 +43,11 @@ def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -
     request = getattr(ctx, "request", None)
     session_id = request.headers.get("mcp-session-id") if request is not None else None
     request_id = getattr(ctx, "request_id", None)
+    meta = getattr(ctx, "meta", None)
+    # `meta` is a TypedDict (RequestParamsMeta), not an object.
+    wants_progress = isinstance(meta, dict) and meta.get("progress_token") is not None
     return CallContext(
+        progress=ctx.session.report_progress if wants_progress else None,
         surface=surface,
         client_name=getattr(client, "name", None),
         client_version=getattr(client, "version", None),
@@ -108,7 +114,9 @@ class Caller:
             )
             return error_result(reason)
         try:
-            raw = await self.upstreams.call(server, tool.name, arguments_text.encode())
+            raw = await self.upstreams.call(
+                server, tool.name, arguments_text.encode(), progress=context.progress
+            )
         except CallTimeoutError as exc:
             self._record(server, tool.name, context, "timeout", started, arguments_text, error=str(exc))
             return error_result(f"{shown_name}: {exc}")

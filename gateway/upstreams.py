@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -25,6 +25,7 @@ from bus.messages import (
     Attach,
     Attached,
     CallFailed,
+    CallProgress,
     CallTool,
     CancelCall,
     CommandResult,
@@ -62,9 +63,13 @@ class CallTimeoutError(UpstreamError):
     """The upstream did not answer within call_tool_timeout."""
 
 
+Progress = Callable[[float, float | None, str | None], Awaitable[None]]
+
+
 @dataclass
 class _Pending:
     identity: bytes
+    on_progress: Progress | None = None
     done: trio.Event = field(default_factory=trio.Event)
     reply: ToolResult | CallFailed | None = None
     gone: str | None = None
@@ -94,6 +99,7 @@ class Upstreams:
         self._control = connect_dealer(self.control_endpoint, b"gateway", TO_GATEWAY)
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._calls_loop)
                 nursery.start_soon(self._control_loop)
                 task_status.started()
@@ -217,6 +223,13 @@ class Upstreams:
                 case Attach():
                     with contextlib.suppress(PeerGoneError):
                         await self._calls.send(peer, Attached())
+                case CallProgress(request_id=request_id):
+                    pending = self._pending.get(request_id)
+                    if pending is not None and pending.on_progress is not None and pending.identity == peer:
+                        # Relayed from its own task: a slow client must not stall this loop.
+                        self._nursery.start_soon(
+                            pending.on_progress, message.progress, message.total, message.message
+                        )
                 case ToolResult(request_id=request_id) | CallFailed(request_id=request_id):
                     pending = self._pending.get(request_id)
                     if pending is not None and pending.identity == peer:
@@ -229,7 +242,14 @@ class Upstreams:
                 pending.gone = reason
                 pending.done.set()
 
-    async def call(self, server: str, tool: str, arguments: bytes, timeout_s: float | None = None) -> bytes:
+    async def call(
+        self,
+        server: str,
+        tool: str,
+        arguments: bytes,
+        timeout_s: float | None = None,
+        progress: Progress | None = None,
+    ) -> bytes:
         """Call `tool` on `server`; return the upstream's CallToolResult JSON bytes, unchanged."""
         assert self._calls is not None
         status = self.registry.servers.get(server)
@@ -243,13 +263,19 @@ class Upstreams:
             )
         timeout = status.call_timeout_s if timeout_s is None else timeout_s
         request_id = next(self._ids)
-        pending = _Pending(identity)
+        pending = _Pending(identity, on_progress=progress)
         self._pending[request_id] = pending
         try:
             try:
                 await self._calls.send(
                     identity,
-                    CallTool(request_id=request_id, tool=tool, arguments=arguments, timeout_s=timeout),
+                    CallTool(
+                        request_id=request_id,
+                        tool=tool,
+                        arguments=arguments,
+                        timeout_s=timeout,
+                        want_progress=progress is not None,
+                    ),
                 )
             except PeerGoneError as exc:
                 raise PeerGoneError(f"server {server!r} is not reachable right now") from exc

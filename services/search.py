@@ -3,8 +3,9 @@
 Lexical part. Text is split on snake_case / camelCase / kebab-case, lower-cased,
 stripped of English stopwords and Snowball-stemmed (PyStemmer). A tool's
 fields (name and title, server, description, the description's first sentence,
-parameter names, parameter descriptions) are weighted into one bag of terms
-that BM25 (k1, b) scores against the query. Query terms are expanded with a
+parameter names, parameter descriptions) are weighted into one bag of terms,
+which BM25 (k1, b) scores against the query with one length normalization over
+the weighted bag (the simple form of BM25F). Query terms are expanded with a
 general-purpose list of software synonyms and abbreviations (folder/directory,
 repo/repository, delete/remove ...) at half weight.
 
@@ -25,7 +26,6 @@ import logging
 import math
 import os
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +137,8 @@ def tokenize(text: str) -> list[str]:
 
 def terms(text: str) -> list[str]:
     """The index terms of `text`: its words without stopwords, Snowball-stemmed."""
-    return _STEMMER.stemWords([word for word in tokenize(text) if word not in STOPWORDS])
+    stems: list[str] = _STEMMER.stemWords([word for word in tokenize(text) if word not in STOPWORDS])
+    return stems
 
 
 def _expansions(groups: Iterable[str]) -> dict[str, frozenset[str]]:
@@ -191,7 +192,7 @@ def _param_texts(schema: Mapping[str, Any] | None) -> tuple[str, str]:
     return names, docs
 
 
-def weighted_terms(server: str, tool: ToolDoc) -> Counter[str]:
+def weighted_terms(server: str, tool: ToolDoc) -> dict[str, float]:
     """The tool's bag of terms, each occurrence counted with its field's weight."""
     params, param_docs = _param_texts(tool.input_schema)
     # A title mostly restates the name ("read_file" / "Read File"): only its other words count.
@@ -205,11 +206,11 @@ def weighted_terms(server: str, tool: ToolDoc) -> Counter[str]:
         "params": params,
         "param_docs": param_docs,
     }
-    weighted: Counter[str] = Counter()
+    weighted: dict[str, float] = {}
     for field, text in fields.items():
         weight = FIELD_WEIGHTS[field]
         for term in terms(text):
-            weighted[term] += weight
+            weighted[term] = weighted.get(term, 0.0) + weight
     return weighted
 
 
@@ -254,6 +255,7 @@ class StaticEmbedder:
         except Exception as exc:
             logger.warning("tool search: cannot load embeddings from %s (%s); BM25 only", root, exc)
             return None
+        logger.info("tool search: BM25 + WordLlama embeddings (%s)", root / WORDLLAMA_WEIGHTS)
         return cls(tokenizer, table)
 
     def embed(self, texts: Sequence[str]) -> FloatArray:

@@ -8,6 +8,7 @@ stops the upstream with the staged stop before the process ends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from bus.messages import (
     Attach,
     Attached,
     CallFailed,
+    CallProgress,
     CallTool,
     CancelCall,
     GatewayToWorker,
@@ -200,8 +202,11 @@ class Worker:
             self.in_flight[call.request_id] = scope
             try:
                 arguments = json.loads(call.arguments) if call.arguments else None
+                progress = self._progress_relay(call.request_id) if call.want_progress else None
                 with trio.fail_after(call.timeout_s):
-                    result = await self.upstream.session.call_tool(call.tool, arguments)
+                    result = await self.upstream.session.call_tool(
+                        call.tool, arguments, progress_callback=progress
+                    )
                 body = result.model_dump_json(by_alias=True, exclude_unset=True).encode()
                 reply = ToolResult(request_id=call.request_id, result=body)
             except trio.TooSlowError:
@@ -222,6 +227,16 @@ class Worker:
             await self.calls.send(reply)
         except BusError as exc:
             logger.warning("could not deliver a call result: %s", exc)
+
+    def _progress_relay(self, request_id: int) -> Callable[[float, float | None, str | None], Any]:
+        async def relay(progress: float, total: float | None, message: str | None) -> None:
+            assert self.calls is not None
+            with contextlib.suppress(BusError):
+                await self.calls.send(
+                    CallProgress(request_id=request_id, progress=progress, total=total, message=message)
+                )
+
+        return relay
 
     async def _on_upstream_message(self, message: Any) -> None:
         if (

@@ -116,7 +116,11 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
             total = args["a"] + args["b"]
             return types.CallToolResult(content=text(str(total)), structured_content={"sum": total})
         case "sleep":
-            await trio.sleep(float(args.get("seconds", 0)))
+            try:
+                await trio.sleep(float(args.get("seconds", 0)))
+            except trio.Cancelled:
+                print("sleep cancelled", file=sys.stderr, flush=True)
+                raise
             return types.CallToolResult(content=text("slept"))
         case "fail":
             return types.CallToolResult(content=text(str(args.get("message", "failed"))), is_error=True)
