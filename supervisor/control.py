@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Final
 
@@ -45,7 +46,7 @@ from services.config import ProxyConfig, ServerConfig
 from services.config_doc import ConfigDocument, redact_server
 from services.pinning import PinStore
 from services.redaction import is_sensitive_key
-from services.references import is_reference
+from services.references import is_reference, references_in
 from services.runtime import endpoints_for
 from services.secrets import SecretStore
 from supervisor import secrets_admin
@@ -207,6 +208,13 @@ class ControlPlane:
             for key, value in mapping.items()
             if is_sensitive_key(key, header=field == "headers") and not is_reference(value)
         }
+        # ${env:VAR} references resolve in the workers from the environment they inherit from us.
+        for server in self.config.mcpServers:
+            texts = [*server.headers.values(), *server.env.values(), *server.args, server.url or ""]
+            for text in texts:
+                for kind, name in references_in(text):
+                    if kind == "env" and os.environ.get(name):
+                        values.add(os.environ[name])
 
         def stored() -> set[str]:
             found = set()
