@@ -141,18 +141,23 @@ def signal_all(keys: Iterable[ProcKey], sig: int) -> None:
 
 
 class Child:
-    """A process we spawned. It leads its own session: pgid == pid."""
+    """A child process of ours. It leads its own session: pgid == pid."""
 
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+    def __init__(self, popen: subprocess.Popen[bytes] | None, pid: int | None = None) -> None:
         self.popen = popen
-        self.pid = popen.pid
-        self.pgid = popen.pid
-        self.key: ProcKey | None = proc_key(popen.pid)
+        self.pid = popen.pid if popen is not None else int(pid or 0)
+        self.pgid = self.pid
+        self.key: ProcKey | None = proc_key(self.pid)
         self.returncode: int | None = None
         self._exited = trio.Event()
         self._watching = False
-        self._pidfd = os.pidfd_open(popen.pid)
+        self._pidfd = os.pidfd_open(self.pid)
         _REGISTRY[self.pid] = self
+
+    @classmethod
+    def adopt(cls, pid: int) -> Child:
+        """A process that became our child by re-parenting (we are a subreaper)."""
+        return cls(None, pid)
 
     @property
     def running(self) -> bool:
@@ -160,7 +165,8 @@ class Child:
 
     def _set_exit(self, status: int) -> None:
         self.returncode = os.waitstatus_to_exitcode(status)
-        self.popen.returncode = self.returncode
+        if self.popen is not None:
+            self.popen.returncode = self.returncode
         self._exited.set()
         _REGISTRY.pop(self.pid, None)
         trio.lowlevel.notify_closing(self._pidfd)

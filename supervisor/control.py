@@ -51,9 +51,11 @@ from services.runtime import endpoints_for
 from services.secrets import SecretStore
 from supervisor import secrets_admin
 from supervisor.config_admin import ConfigAdmin, watch_file
+from supervisor.containers import ContainerJanitor
 from supervisor.ledger import REFRESH_INTERVAL_S, Ledger, lock_data_dir, refresh_descendants, wait_gone
 from supervisor.policy import RestartPolicy
 from supervisor.runner import Command, RunnerContext, ServerRunner
+from supervisor.spawn import Spawner
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ class ControlPlane:
         self.secrets = SecretStore(data_dir, config.secrets_backend)
         self.admin: ConfigAdmin | None = None
         self.pins = PinStore(data_dir / "tool_approvals.json")
+        self.containers = ContainerJanitor(data_dir, config.docker_isolation)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind, start every server, and route messages until cancelled."""
@@ -89,9 +92,13 @@ class ControlPlane:
         if leftovers:
             await wait_gone(leftovers)
         self.router = bind_router(self.control_endpoint, TO_SUPERVISOR)
+        spawner = Spawner(self.control_endpoint, self.log_level)
+        spawner.start_zygote()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                # Docker isolation: containers of an earlier run (it spares ours, so no need to wait).
+                nursery.start_soon(self.containers.sweep_leftovers)
                 if self.config_path is not None:
                     doc = ConfigDocument.from_text(self.config_path.read_text())
                     self.admin = ConfigAdmin(
@@ -117,9 +124,11 @@ class ControlPlane:
                     publish_tools=self._publish_tools,
                     nursery=nursery,
                     ledger=ledger,
+                    spawner=spawner,
                     secrets_backend=self.config.secrets_backend,
                     config_view=self._config_view,
                     pins=self.pins,
+                    containers=self.containers,
                 )
                 self._ctx = ctx
                 for server in self.config.mcpServers:
@@ -128,7 +137,10 @@ class ControlPlane:
                 nursery.start_soon(self._refresh_ledger, ledger)
                 task_status.started()
         finally:
+            spawner.stop_zygote()
             self.router.close()
+            with trio.CancelScope(shield=True):
+                await self.containers.sweep_all()  # Docker isolation: nothing of ours outlives us
 
     async def _route(self) -> None:
         assert self.router is not None
@@ -182,6 +194,10 @@ class ControlPlane:
     async def apply_config(self, config: ProxyConfig, source: str) -> None:
         """Adopt a new config: start added servers, stop removed ones, restart only the changed ones."""
         old = {s.name: s for s in self.config.mcpServers}
+        # Docker isolation: servers whose container a changed `docker_isolation` changes restart too.
+        docker_changed = self.containers.adopt(
+            config.docker_isolation, self.config.mcpServers, config.mcpServers
+        )
         self.config = config
         for server in config.mcpServers:
             previous = old.pop(server.name, None)
@@ -196,6 +212,9 @@ class ControlPlane:
             runner = self.runners.get(name)
             if runner is not None:
                 runner.deliver_nowait(Command("remove"))
+        for name in docker_changed:
+            if (runner := self.runners.get(name)) is not None:
+                runner.reconfigure(runner.config)
         logger.info("config applied (%s): %d server(s)", source, len(config.mcpServers))
         self._nursery.start_soon(self._share_known_secrets)
 

@@ -37,8 +37,9 @@ from services import process
 from services.config import ServerConfig
 from services.pinning import PinStore
 from supervisor import policy
+from supervisor.containers import ContainerJanitor
 from supervisor.ledger import Ledger
-from supervisor.spawn import WorkerProcess, spawn_worker
+from supervisor.spawn import Spawner, WorkerProcess
 from supervisor.states import Lifecycle, WorkerState
 
 logger = logging.getLogger(__name__)
@@ -93,9 +94,12 @@ class RunnerContext:
     publish_tools: Callable[[ServerRunner], Awaitable[None]]
     nursery: trio.Nursery
     ledger: Ledger
+    spawner: Spawner
     config_view: Callable[[str], bytes]
     pins: PinStore
     secrets_backend: str = "auto"
+    containers: ContainerJanitor | None = None
+    """Docker isolation: resolves each server's container and removes what a dead worker left."""
 
 
 class ServerRunner:
@@ -203,9 +207,7 @@ class ServerRunner:
         self.tools = []
         await self._set(WorkerState.STARTING)
         try:
-            self.worker = spawn_worker(
-                self.name, self.generation, self.ctx.control_endpoint, self.ctx.log_level
-            )
+            self.worker = await self.ctx.spawner.spawn(self.name, self.generation)
         except Exception as exc:  # task boundary: a spawn failure is a failed start
             self.last_error = f"cannot start worker: {exc}"
             await self._set(WorkerState.EXITED)
@@ -368,6 +370,8 @@ class ServerRunner:
         self.upstream_pid = self.upstream_pgid = None
         self.ctx.ledger.forget(self.name)
         self.tools = []
+        if self.ctx.containers is not None:  # Docker isolation: a SIGKILLed worker removed nothing
+            await self.ctx.containers.after_worker(self.name)
 
     def _spec(self) -> UpstreamSpec:
         c = self.config
@@ -388,4 +392,5 @@ class ServerRunner:
             secrets_backend=self.ctx.secrets_backend,
             fallback_sse=c.protocol == "auto" and c.transport != "stdio",
             ping_interval_s=c.health_check_interval_s(),
+            container=self.ctx.containers.spec_for(c, self.generation) if self.ctx.containers else None,
         )

@@ -158,8 +158,8 @@ async def test_each_upstream_runs_under_its_own_worker_process(tmp_path: Path) -
         two = await proxy.wait_for("two", "running")
         assert one["worker_pid"] != two["worker_pid"]
         for server in (one, two):
-            cmdline = Path(f"/proc/{server['worker_pid']}/cmdline").read_bytes().split(b"\0")
-            assert b"services.worker" in cmdline
+            cmdline = Path(f"/proc/{server['worker_pid']}/cmdline").read_bytes().replace(b"\0", b" ")
+            assert b"services.worker" in cmdline and f"--server {server['name']}".encode() in cmdline
 
 
 async def test_a_broken_or_hanging_upstream_never_delays_the_others(tmp_path: Path) -> None:
