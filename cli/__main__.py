@@ -16,7 +16,32 @@ from services.config import default_config_path, load_config, resolve_data_dir
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
-    """mcpproxy: many MCP servers behind one crash-isolated endpoint."""
+    """mcpproxy: many MCP servers behind one crash-isolated endpoint.
+
+    `serve` runs the proxy; every other command talks to the running proxy's
+    REST API (--url, default from `listen` in the config) with its API key
+    (--api-key, else $MCPPROXY_API_KEY, else `api_key` in the config).
+    Add -o json for machine-readable output on stdout.
+
+    \b
+    Examples:
+      mcpproxy serve
+      mcpproxy status
+      mcpproxy upstream list
+      mcpproxy upstream patch synapbus --header "X-Trace: on"
+      mcpproxy tools search "read a file"
+      mcpproxy doctor
+
+    \b
+    Exit codes: 0 ok, 1 failure, 2 usage error, 3 proxy unreachable,
+                4 not found (unknown server or tool).
+
+    \b
+    Shell completion (commands, options, server names):
+      bash: eval "$(_MCPPROXY_COMPLETE=bash_source mcpproxy)"   # in ~/.bashrc
+      zsh:  eval "$(_MCPPROXY_COMPLETE=zsh_source mcpproxy)"    # in ~/.zshrc
+      fish: _MCPPROXY_COMPLETE=fish_source mcpproxy | source
+    """
 
 
 @cli.command()
@@ -63,7 +88,19 @@ def main() -> None:
     cli.add_command(activity_group)
 
     cli.add_command(secrets_group)
+    register_management_commands()
     cli()
+
+
+def register_management_commands() -> None:
+    """status, upstream, tools, import, doctor (see README "Command line")."""
+    from cli.doctor_cmd import doctor, status
+    from cli.import_cmd import import_servers
+    from cli.tools_cmd import tools_group
+    from cli.upstream_cmd import upstream_group
+
+    for command in (status, upstream_group, tools_group, import_servers, doctor):
+        cli.add_command(command)
 
 
 if __name__ == "__main__":

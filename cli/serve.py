@@ -17,6 +17,7 @@ from typing import Final
 import httpx2
 import trio
 
+from cli.serve_progress import report_servers
 from services import process
 from services.config import API_KEY_ENV, ProxyConfig
 
@@ -98,6 +99,7 @@ async def run_serve(
                         flush=True,
                     )
                     print(f"  REST API {base_url}/api/v1  (API key in {config_path})", flush=True)
+                    await report_servers(base_url, env.get(API_KEY_ENV) or config.api_key, config)
 
             for name, child in children.items():
                 nursery.start_soon(watch, name, child)

@@ -1,0 +1,263 @@
+"""`mcpproxy tools list | search | call`: the upstream tools, as an MCP client of the proxy sees them.
+
+`list` reads REST; `search` and `call` go through the proxy's own `/mcp`
+endpoint with the MCP SDK client (`retrieve_tools`, `call_tool_*`), exactly
+the way an AI client does.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import click
+import httpx2
+import trio
+
+from cli.client import (
+    EXIT_FAILURE,
+    EXIT_NOT_FOUND,
+    EXIT_UNREACHABLE,
+    CommandError,
+    Target,
+    complete_server_names,
+    die,
+    resolve_target,
+    run_async,
+    target_options,
+)
+from cli.output import emit_json, output_option, print_table
+
+if TYPE_CHECKING:
+    from mcp.client.session import ClientSession
+
+MCP_INIT_TIMEOUT_S: Final = 30.0
+MCP_READ_TIMEOUT_S: Final = 600.0
+SEARCH_LIMIT_MAX: Final = 100
+DESCRIPTION_WIDTH: Final = 80
+
+
+def call_with(annotations: dict[str, Any] | None) -> str:
+    """The call variant a tool needs, by the proxy's rule (used when search does not say)."""
+    annotations = annotations or {}
+    if annotations.get("destructiveHint") is True:
+        return "call_tool_destructive"
+    if annotations.get("readOnlyHint") is False:
+        return "call_tool_write"
+    return "call_tool_read"
+
+
+def first_line(text: str | None, width: int = DESCRIPTION_WIDTH) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+@click.group("tools")
+def tools_group() -> None:
+    """Find and call upstream tools through the proxy.
+
+    \b
+    Examples:
+      mcpproxy tools list github
+      mcpproxy tools search "create an issue"
+      mcpproxy tools call github:create_issue --args '{"title": "hi"}'
+    """
+
+
+@tools_group.command("list")
+@click.argument("server", required=False, shell_complete=complete_server_names)
+@output_option
+@target_options
+def list_tools(
+    server: str | None,
+    output: str,
+    config_path: Path | None,
+    data_dir: Path | None,
+    url: str | None,
+    api_key: str | None,
+) -> None:
+    """The tools of one server, or of every server.
+
+    Example: mcpproxy tools list echo -o json | jq -r '.[].name'
+    """
+    target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
+    if server is None:
+        names = [s["name"] for s in target.call("GET", "/api/v1/servers")["servers"]]
+    else:
+        names = [server]
+    tools = []
+    for name in names:
+        for tool in target.call("GET", f"/api/v1/servers/{name}/tools")["tools"]:
+            tools.append({"server": name, **tool, "call_with": call_with(tool.get("annotations"))})
+    if output == "json":
+        emit_json(tools)
+        return
+    rows = [[f"{t['server']}:{t['name']}", t["call_with"], first_line(t.get("description"))] for t in tools]
+    empty = (
+        f"{server} has no tools (is it running? `mcpproxy upstream show {server}`)" if server else "no tools"
+    )
+    print_table(("TOOL", "CALL WITH", "DESCRIPTION"), rows, empty=empty)
+
+
+@asynccontextmanager
+async def open_session(target: Target) -> AsyncIterator[ClientSession]:
+    """An initialized MCP client session on the proxy's /mcp endpoint."""
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    timeout = httpx2.Timeout(30.0, read=MCP_READ_TIMEOUT_S)
+    async with (
+        httpx2.AsyncClient(headers=target.headers, timeout=timeout) as http,
+        streamable_http_client(f"{target.url}/mcp", http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        with trio.fail_after(MCP_INIT_TIMEOUT_S):
+            await session.initialize()
+        yield session
+
+
+async def _call(target: Target, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Call one /mcp menu tool; the result as JSON (camelCase, like the wire)."""
+    import mcp.types as types
+
+    try:
+        async with open_session(target) as session:
+            result = await session.call_tool(tool, arguments)
+    except (httpx2.ConnectError, httpx2.ConnectTimeout):
+        raise CommandError(f"cannot reach {target.url}/mcp", EXIT_UNREACHABLE) from None
+    except trio.TooSlowError:
+        raise CommandError(f"{target.url}/mcp did not initialize in {MCP_INIT_TIMEOUT_S:g}s") from None
+    if not isinstance(result, types.CallToolResult):
+        raise CommandError(f"{tool}: unexpected answer {type(result).__name__}")
+    dumped: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return dumped
+
+
+def text_of(result: dict[str, Any]) -> str:
+    parts = []
+    for block in result.get("content", []):
+        if block.get("type") == "text":
+            parts.append(block.get("text", ""))
+        else:
+            parts.append(f"[{block.get('type')} {block.get('mimeType', '')}]".replace(" ]", "]"))
+    return "\n".join(parts)
+
+
+@tools_group.command("search")
+@click.argument("query")
+@click.option("-n", "--limit", type=click.IntRange(1, SEARCH_LIMIT_MAX), default=15, show_default=True)
+@output_option
+@target_options
+def search_tools(
+    query: str,
+    limit: int,
+    output: str,
+    config_path: Path | None,
+    data_dir: Path | None,
+    url: str | None,
+    api_key: str | None,
+) -> None:
+    """Search every running server's tools, best first (the proxy's `retrieve_tools`).
+
+    Example: mcpproxy tools search "read a file" --limit 5
+    """
+    target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
+    target.call("GET", "/api/v1/status")  # one clear line if no proxy runs
+    result = run_async(_call, target, "retrieve_tools", {"query": query, "limit": limit})
+    if result.get("isError"):
+        die(text_of(result))
+    hits = (result.get("structuredContent") or json.loads(text_of(result)))["tools"]
+    if output == "json":
+        emit_json(hits)
+        return
+    rows = [[h["name"], h["call_with"], f"{h['score']:.3f}", first_line(h.get("description"))] for h in hits]
+    print_table(("TOOL", "CALL WITH", "SCORE", "DESCRIPTION"), rows, empty="no tools match")
+
+
+def _parse_args(value: str) -> dict[str, Any]:
+    text = sys.stdin.read() if value == "-" else value
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--args") from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter('expected a JSON object, like \'{"path": "/tmp"}\'', param_hint="--args")
+    return parsed
+
+
+async def _variant(target: Target, qualified: str, annotations: dict[str, Any] | None) -> str:
+    """Which call_tool_* the proxy wants, from the tool's own search hit."""
+    tool_name = qualified.split(":", 1)[1]
+    found = await _call(target, "retrieve_tools", {"query": tool_name, "limit": SEARCH_LIMIT_MAX})
+    for hit in (found.get("structuredContent") or {}).get("tools", []):
+        if hit.get("name") == qualified:
+            variant: str = hit["call_with"]
+            return variant
+    return call_with(annotations)
+
+
+async def _variant_and_call(
+    target: Target, qualified: str, annotations: dict[str, Any] | None, arguments: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    variant = await _variant(target, qualified, annotations)
+    return variant, await _call(target, variant, {"name": qualified, "args": arguments})
+
+
+@tools_group.command("call")
+@click.argument("tool", metavar="SERVER:TOOL")
+@click.option(
+    "--args", "args_json", default="{}", metavar="JSON", help="Arguments as a JSON object ('-': stdin)."
+)
+@output_option
+@target_options
+def call_tool(
+    tool: str,
+    args_json: str,
+    output: str,
+    config_path: Path | None,
+    data_dir: Path | None,
+    url: str | None,
+    api_key: str | None,
+) -> None:
+    """Call an upstream tool through the proxy and print its result (exit 1 if the tool reports an error).
+
+    The call_tool_read/write/destructive variant is the one the proxy names for the tool.
+    With -o json the whole MCP result is printed (content, structuredContent, isError).
+
+    Example: mcpproxy tools call echo:add --args '{"a": 2, "b": 3}'
+    """
+    server, sep, tool_name = tool.partition(":")
+    if not sep or not server or not tool_name:
+        raise click.BadParameter(
+            f"{tool!r}: name it SERVER:TOOL, e.g. github:create_issue", param_hint="TOOL"
+        )
+    arguments = _parse_args(args_json)
+    target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
+    status = target.call("GET", f"/api/v1/servers/{server}")["server"]
+    tools = target.call("GET", f"/api/v1/servers/{server}/tools")["tools"]
+    known = {t["name"]: t for t in tools}
+    if tool_name not in known:
+        if status["state"] != "running":
+            error = f"; last error: {status['last_error']}" if status.get("last_error") else ""
+            die(f"server {server!r} is not running (state: {status['state']}){error}", EXIT_FAILURE)
+        listing = ", ".join(sorted(known)) or "none"
+        die(f"unknown tool {tool!r}: {server} has {listing}", EXIT_NOT_FOUND)
+    _variant_used, result = run_async(
+        _variant_and_call, target, tool, known[tool_name].get("annotations"), arguments
+    )
+    if output == "json":
+        emit_json(result)
+    elif result.get("isError"):
+        die(f"{tool}: {text_of(result)}", EXIT_FAILURE)
+    elif "structuredContent" in result and not any(
+        b.get("type") == "text" for b in result.get("content", [])
+    ):
+        click.echo(json.dumps(result["structuredContent"], indent=2, ensure_ascii=False))
+    else:
+        click.echo(text_of(result))
+    if result.get("isError"):
+        sys.exit(EXIT_FAILURE)

@@ -1,0 +1,139 @@
+"""`--wait`: do an action on a server, then follow `/events` until it runs again or fails.
+
+The event stream is opened before the action is sent, so no state change
+between the two can be missed; the first frame (the whole server list) says
+the subscription is live. Every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx2
+import trio
+
+from cli.client import (
+    EXIT_FAILURE,
+    EXIT_UNREACHABLE,
+    CommandError,
+    Target,
+    unpack,
+    unreachable_message,
+)
+
+DEFAULT_WAIT_S: Final = 60.0
+
+
+@dataclass
+class Outcome:
+    """How a wait ended: `running`, `failed`, `stopped`, `removed` or `timeout`."""
+
+    result: str
+    state: str
+    last_error: str | None
+    answer: Any
+    """The `data` of the action's own answer."""
+    elapsed_s: float
+
+
+Progress = Callable[[str, str | None, float], None]
+
+
+async def _frames(response: httpx2.Response) -> AsyncGenerator[tuple[str, Any], None]:
+    event, data = "message", ""
+    async for line in response.aiter_lines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data += line[5:].strip()
+        elif not line and data:
+            yield event, json.loads(data)
+            event, data = "message", ""
+
+
+async def act_and_wait(
+    target: Target,
+    name: str,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    timeout_s: float = DEFAULT_WAIT_S,
+    needs_move: bool = False,
+    progress: Progress | None = None,
+) -> Outcome:
+    """Send `method path` and wait until server `name` is running or has failed.
+
+    needs_move: only a state change after the action counts (a restart of a running
+    server must first leave `running`); otherwise the state right after the action
+    counts too (enabling a server that already runs is done at once).
+    """
+    watch = _Watch(name, needs_move, progress)
+    read_forever = httpx2.Timeout(10.0, read=None)
+    try:
+        async with target.async_client(timeout=read_forever) as client:
+            with trio.move_on_after(timeout_s):
+                async with (
+                    client.stream("GET", "/events") as stream,
+                    aclosing(_frames(stream)) as frames,
+                ):
+                    if stream.status_code != 200:
+                        await stream.aread()
+                        raise CommandError(unpack(stream, target.url, "/events").error)
+                    await anext(frames)  # the snapshot: from here on we see every change
+                    reply = unpack(
+                        await client.request(method, path, json=body, timeout=30.0), target.url, path
+                    )
+                    if not reply.ok:
+                        raise CommandError(reply.error, reply.exit_code)
+                    watch.answer = reply.data
+                    now = unpack(await client.get(f"/api/v1/servers/{name}"), target.url, path)
+                    if now.ok:  # (a server just added may not be listed yet)
+                        server = now.data["server"]
+                        if watch.see(server["state"], server.get("last_error"), changed=False):
+                            return watch.outcome()
+                    async for event, data in frames:
+                        if event != "server.state_changed" or data.get("name") != name:
+                            continue
+                        if watch.see(data["state"], data.get("last_error"), changed=True):
+                            return watch.outcome()
+    except (httpx2.ConnectError, httpx2.ConnectTimeout):
+        raise CommandError(unreachable_message(target.url), EXIT_UNREACHABLE) from None
+    except httpx2.TransportError as exc:
+        raise CommandError(f"lost the event stream of {target.url}: {exc}", EXIT_FAILURE) from None
+    watch.result = "timeout"
+    return watch.outcome()
+
+
+class _Watch:
+    def __init__(self, name: str, needs_move: bool, progress: Progress | None) -> None:
+        self.name = name
+        self.needs_move = needs_move
+        self.progress = progress
+        self.started = time.monotonic()
+        self.moved = False
+        self.state = "unknown"
+        self.last_error: str | None = None
+        self.answer: Any = None
+        self.result = ""
+
+    def see(self, state: str, last_error: str | None, *, changed: bool) -> bool:
+        """Take in a state; True when the wait is over."""
+        self.state, self.last_error = state, last_error
+        if changed:
+            self.moved = True
+            if self.progress is not None:
+                self.progress(state, last_error, time.monotonic() - self.started)
+        if self.needs_move and not self.moved:
+            return False
+        verdict = {"running": "running", "backoff": "failed", "fatal": "failed", "removed": "removed"}
+        self.result = verdict.get(state, "")
+        return bool(self.result)
+
+    def outcome(self) -> Outcome:
+        return Outcome(self.result, self.state, self.last_error, self.answer, time.monotonic() - self.started)
