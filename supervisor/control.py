@@ -327,13 +327,16 @@ class ControlPlane:
             secrets_backend=self.secrets.backend_name,
         )
 
-    async def _send(self, peer: bytes, message: object) -> None:
+    async def _send(self, peer: bytes, message: object) -> bool:
+        """Send; a peer that is not connected is dropped from the subscribers. Returns whether it went out."""
         assert self.router is not None
         assert isinstance(message, Message)
         try:
             await self.router.send(peer, message)
         except PeerGoneError:
             self.subscribers.discard(peer)
+            return False
+        return True
 
     async def _publish(self, runner: ServerRunner) -> None:
         status = ServerChanged(status=runner.status())

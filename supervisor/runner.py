@@ -7,7 +7,6 @@ single sequential task and its state changes are easy to follow.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import time
@@ -89,7 +88,7 @@ class RunnerContext:
     kill_timeout_s: float
     log_level: str
     restart_policy: policy.RestartPolicy
-    send_worker: Callable[[bytes, object], Awaitable[None]]
+    send_worker: Callable[[bytes, object], Awaitable[bool]]
     publish: Callable[[ServerRunner], Awaitable[None]]
     publish_tools: Callable[[ServerRunner], Awaitable[None]]
     nursery: trio.Nursery
@@ -347,9 +346,9 @@ class ServerRunner:
         """Staged stop of the current worker (and so of its upstream); then sweep what is left."""
         worker, self.worker = self.worker, None
         if worker is not None and worker.child.running:
-            # The worker may already be gone from the bus; the wait below covers it.
-            with contextlib.suppress(Exception):
-                await self.ctx.send_worker(self.identity, Shutdown())
+            if not await self.ctx.send_worker(self.identity, Shutdown()):
+                # Not on the bus (yet, or any more): SIGTERM means the same to a worker.
+                worker.child.signal_group(signal.SIGTERM)
             budget = self.ctx.close_timeout_s + self.ctx.kill_timeout_s + STOP_MARGIN_S
             with trio.move_on_after(budget):
                 await worker.child.wait()

@@ -76,8 +76,18 @@ class Worker:
 
     async def run(self, lifeline_fd: int | None) -> int:
         await self.control.send(WorkerHello(server=self.server, generation=self.generation, pid=os.getpid()))
-        with trio.fail_after(HELLO_TIMEOUT_S):
-            start = await self.control.receive()
+        start = None
+        with trio.move_on_after(HELLO_TIMEOUT_S):
+            async with trio.open_nursery() as nursery:
+                # A stop can come before the upstream spec does: then there is nothing to do.
+                nursery.start_soon(_cancel_when_set, self.stop_requested, nursery.cancel_scope)
+                start = await self.control.receive()
+                nursery.cancel_scope.cancel()
+        if start is None:
+            if self.stop_requested.is_set():
+                return 0
+            logger.error("server %s: no StartUpstream within %gs; exiting", self.server, HELLO_TIMEOUT_S)
+            return EXIT_FAILED
         if not isinstance(start, StartUpstream):
             logger.error("expected StartUpstream, got %s", type(start).__name__)
             return EXIT_FAILED
@@ -313,6 +323,11 @@ class Worker:
         await self.stop_requested.wait()
         if self.upstream is None:
             scope.cancel()
+
+
+async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
 
 
 def _describe(exc: BaseException) -> str:
