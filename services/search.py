@@ -320,7 +320,8 @@ class ToolIndex:
         if not weights or not count or limit < 1:
             return []
         average = self._total_length / count
-        scores = np.zeros(len(self._lengths), np.float32)
+        used = len(self._keys)  # slots past this were never allocated
+        scores = np.zeros(used, np.float32)
         for term, weight in weights.items():
             slots, tf = self._posting_arrays(term)
             if not len(slots):
@@ -333,7 +334,8 @@ class ToolIndex:
             lexical = scores / best if best > 0 else scores
             # einsum, not `@`: BLAS would spread this mat-vec over threads, and on a busy machine
             # waiting for them costs ten times the product itself at the 99th percentile.
-            semantic = np.maximum(np.einsum("ij,j->i", self._vectors, self.embedder.embed([query])[0]), 0.0)
+            query_vector = self.embedder.embed([query])[0]
+            semantic = np.maximum(np.einsum("ij,j->i", self._vectors[:used], query_vector), 0.0)
             scores = SEMANTIC_WEIGHT * semantic + (1.0 - SEMANTIC_WEIGHT) * lexical
         candidates = np.flatnonzero(scores > 0)  # free slots score 0: no postings, zero vectors
         if len(candidates) > limit:
