@@ -98,7 +98,7 @@ class ControlPlane:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 # Docker isolation: containers of an earlier run (it spares ours, so no need to wait).
-                nursery.start_soon(self.containers.sweep_leftovers)
+                nursery.start_soon(self.containers.sweep_leftovers, self.config.mcpServers)
                 if self.config_path is not None:
                     doc = ConfigDocument.from_text(self.config_path.read_text())
                     self.admin = ConfigAdmin(
@@ -301,10 +301,12 @@ class ControlPlane:
     async def _refresh_ledger(self, ledger: Ledger) -> None:
         while True:
             await trio.sleep(REFRESH_INTERVAL_S)
+            # The worker's whole tree: a daemon that escaped the upstream's group is the worker's
+            # (adopted) child, not the upstream's.
             trees = {
-                r.name: (r.upstream_pid, r.upstream_pgid)
+                r.name: ([r.worker.child.pid, r.upstream_pid], r.upstream_pgid)
                 for r in self.runners.values()
-                if r.upstream_pid is not None and r.upstream_pgid is not None
+                if r.worker is not None and r.upstream_pid is not None and r.upstream_pgid is not None
             }
             if trees:
                 refresh_descendants(ledger, trees)

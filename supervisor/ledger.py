@@ -110,8 +110,8 @@ async def wait_gone(pids: list[int]) -> None:
     await process.wait_all_gone(keys, SWEEP_TERM_GRACE_S)
 
 
-def refresh_descendants(ledger: Ledger, trees: dict[str, tuple[int, int]]) -> None:
-    """Record the current descendants of each (upstream pid, pgid), from one look at /proc."""
+def refresh_descendants(ledger: Ledger, trees: dict[str, tuple[list[int], int]]) -> None:
+    """Record the current descendants of each server's (worker and upstream pids, upstream pgid)."""
     table = process.process_table()
-    for server, (pid, pgid) in trees.items():
-        ledger.record(server, "tree", process.tree_of([pid], [pgid], table))
+    for server, (roots, pgid) in trees.items():
+        ledger.record(server, "tree", process.tree_of(roots, [pgid], table))

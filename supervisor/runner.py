@@ -215,6 +215,7 @@ class ServerRunner:
         if self.worker.child.key is not None:
             self.ctx.ledger.record(self.name, "worker", [self.worker.child.key])
         self.ctx.nursery.start_soon(self._watch_exit, self.worker, self.generation)
+        await self.ctx.publish(self)  # now with the worker's pid
         outcome = await self._starting()
         if outcome == "running":
             outcome = await self._running()
@@ -223,9 +224,10 @@ class ServerRunner:
             await self._stop_worker()
             await self._set(WorkerState.STOPPED)
             return
-        # The worker died or failed: make sure nothing of it is left, then decide.
-        await self._stop_worker()
+        # The worker died or failed. Say so first — the gateway fails calls still in flight to it on
+        # this news — then make sure nothing of it is left (that may take up to kill_timeout), then decide.
         await self._set(WorkerState.EXITED)
+        await self._stop_worker()
         await self._after_failure()
 
     async def _watch_exit(self, worker: WorkerProcess, generation: int) -> None:
@@ -254,6 +256,7 @@ class ServerRunner:
                         if (key := process.proc_key(pid)) is not None:
                             self.ctx.ledger.record(self.name, "upstream", [key])
                         self.ctx.ledger.record_groups(self.name, [pgid])
+                        await self.ctx.publish(self)
                     case WorkerReady(tools=tools, server_version=version):
                         self.tools = self.ctx.pins.pin(self.name, tools, trusted=not self.config.quarantined)
                         self.server_version = version

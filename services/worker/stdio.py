@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 MAX_LINE_BYTES: Final = 32 * 1024 * 1024
 READ_CHUNK_BYTES: Final = 256 * 1024
+EXIT_REASON_GRACE_S: Final = 0.5
 INHERITED_ENV: Final = ("PATH", "HOME", "LANG", "TMPDIR", "USER", "SHELL", "TERM", "LOGNAME")
 INHERITED_ENV_PREFIXES: Final = ("LC_", "XDG_")
 _CONTROL_RE: Final = re.compile(r"[\x00-\x08\x0b-\x1f]")
@@ -105,12 +106,14 @@ class StdioUpstream:
                     if not discarding:
                         buffer += chunk[start:]
                         if len(buffer) > MAX_LINE_BYTES:
-                            self.log.note(f"stdout line over {MAX_LINE_BYTES} bytes dropped")
-                            logger.warning(
-                                "upstream wrote a stdout line over %d bytes; dropped", MAX_LINE_BYTES
-                            )
-                            buffer.clear()
-                            discarding = True
+                            # A line this long is not a message we can relay: fail this server, clearly.
+                            reason = f"upstream wrote a stdout line over {MAX_LINE_BYTES} bytes; dropped"
+                            self.log.note(reason)
+                            self.exit_reason = reason
+                            return
+            # stdout reached EOF: the process is usually exiting; its exit code says more than EOF does.
+            with trio.move_on_after(EXIT_REASON_GRACE_S):
+                await self.child.wait()
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, trio.ClosedResourceError):
             pass
         finally:

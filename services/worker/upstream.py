@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx2
 import mcp.types as types
@@ -21,6 +21,9 @@ from bus.messages import ToolInfo, UpstreamSpec
 from services import process
 from services.upstream_log import RotatingLog
 from services.worker.stdio import StdioUpstream, open_stdio_upstream
+
+if TYPE_CHECKING:
+    from services.worker.docker_stdio import DockerUpstream
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ async def list_all_tools(session: ClientSession) -> list[ToolInfo]:
 class Upstream:
     """A connected, initialized upstream session plus what we know about its process."""
 
-    def __init__(self, session: ClientSession, stdio: StdioUpstream | None) -> None:
+    def __init__(self, session: ClientSession, stdio: StdioUpstream | DockerUpstream | None) -> None:
         self.session = session
         self.stdio = stdio
         self.gone = stdio.closed if stdio is not None else trio.Event()
@@ -200,18 +203,25 @@ async def open_upstream(
     async with AsyncExitStack() as stack:
         if spec.protocol == "stdio":
             assert spec.command is not None
-            stdio = await stack.enter_async_context(
-                open_stdio_upstream(
-                    spec.command,
-                    spec.args,
-                    spec.env,
-                    spec.working_dir,
-                    log,
-                    spec.close_timeout_s,
-                    spec.kill_timeout_s,
-                    on_spawn,
+            stdio: StdioUpstream | DockerUpstream
+            if spec.container is not None:  # Docker isolation: the same streams, from a container
+                # Imported here: the docker SDK costs ~0.5 s to import, and most servers never need it.
+                from services.worker.docker_stdio import open_docker_upstream
+
+                stdio = await stack.enter_async_context(open_docker_upstream(spec, log))
+            else:
+                stdio = await stack.enter_async_context(
+                    open_stdio_upstream(
+                        spec.command,
+                        spec.args,
+                        spec.env,
+                        spec.working_dir,
+                        log,
+                        spec.close_timeout_s,
+                        spec.kill_timeout_s,
+                        on_spawn,
+                    )
                 )
-            )
             session = await stack.enter_async_context(
                 ClientSession(
                     stdio.read_stream,
