@@ -42,6 +42,20 @@ class ToolInfo(msgspec.Struct, frozen=True, kw_only=True):
     """For a changed tool, the approved definition, to show the difference."""
 
 
+class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Docker isolation: the container a stdio upstream runs in, as the supervisor resolved it."""
+
+    image: str
+    name: str
+    network_mode: str = "bridge"
+    memory_bytes: int | None = None
+    nano_cpus: int | None = None
+    extra_args: list[str] = msgspec.field(default_factory=list)
+    """`docker run`-style options, validated at config load (services/isolation.py)."""
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    start_timeout_s: float = 30.0
+
+
 class UpstreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Everything a worker needs to reach its upstream, with references still unresolved."""
 
@@ -63,6 +77,8 @@ class UpstreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     ping_interval_s: float = 10.0
     fallback_sse: bool = False
     """`protocol: auto` with a url: try streamable HTTP first, then legacy SSE."""
+    container: ContainerSpec | None = None
+    """Docker isolation: run the stdio command in this container instead of as our child."""
 
 
 class ExitInfo(msgspec.Struct, frozen=True, kw_only=True):

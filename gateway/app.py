@@ -27,6 +27,7 @@ from gateway.mcp_management import ManagementTools
 from gateway.mcp_proxy import ProxyTools, SearchService
 from gateway.registry import Registry
 from gateway.rest import RestApi, fail
+from gateway.ui_routes import ui_routes
 from gateway.upstreams import Upstreams
 from services.activity import ActivityLog
 
@@ -113,6 +114,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/", root),
+        *ui_routes(),
         *rest.routes(),
         Route("/events", events.stream, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),

@@ -204,6 +204,9 @@ def document() -> dict[str, Any]:
             ),
         },
         "/api/v1/secrets/{name}": {"delete": _op("Delete a secret", params=name)},
+        "/api/v1/docker/status": {
+            "get": _op("Docker isolation: engine availability and version, this instance's containers")
+        },
     }
     for action in ("restart", "enable", "disable", "quarantine", "unquarantine"):
         paths[f"/api/v1/servers/{{name}}/{action}"] = {

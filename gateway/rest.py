@@ -23,6 +23,7 @@ from gateway.registry import Registry
 from gateway.tool_names import split_qualified
 from gateway.upstreams import Upstreams
 from services.activity import FILTERS, STATUSES, ActivityLog
+from services.isolation import instance_id
 from services.pinning import definition
 from services.upstream_log import tail
 
@@ -111,6 +112,7 @@ class RestApi:
             Route("/api/v1/secrets", self.secrets_list, methods=["GET"]),
             Route("/api/v1/secrets", self.secrets_set, methods=["POST"]),
             Route("/api/v1/secrets/{name}", self.secrets_delete, methods=["DELETE"]),
+            Route("/api/v1/docker/status", self.docker_status, methods=["GET"]),
         ]
 
     def server_views(self) -> list[dict[str, Any]]:
@@ -318,3 +320,9 @@ class RestApi:
         if not result.ok:
             return fail(request, result.status, result.error or "failed")
         return ok({"name": request.path_params["name"], "deleted": True, "restarted": result.restarted})
+
+    async def docker_status(self, request: Request) -> Response:
+        """Docker isolation: engine availability and version, and this instance's containers."""
+        from services.docker_engine import engine_status  # the docker SDK costs ~0.2 s to import
+
+        return ok(await engine_status(instance_id(self.data_dir)))

@@ -1,0 +1,304 @@
+"""The stdio transport inside a Docker container (isolation): the streams of stdio.py over an attach socket.
+
+The server's command runs in a container we create with stdin open and
+attached (so the engine closes the server's stdin when we half-close our
+socket). Its stdout and stderr come back multiplexed on the same socket
+(8-byte frame headers); we read it with trio directly, no thread:
+
+- stdout lines are bounded (MAX_LINE_BYTES) and non-JSON-RPC lines skipped,
+  as in stdio.py;
+- stderr goes to the server's rotating log, continuously;
+- the stop is staged: stdin EOF, wait `close_timeout`; `docker stop`
+  (SIGTERM, SIGKILL after `kill_timeout`); `docker kill` if still running;
+  `docker rm`. A container this worker could not remove (the engine was
+  gone, or the worker was SIGKILLed) is removed by the supervisor, which
+  knows it by its labels.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Final
+
+import anyio
+import mcp.types as types
+import pydantic
+import trio
+from mcp.shared.message import SessionMessage
+
+from bus.errors import UpstreamError
+from bus.messages import ContainerSpec, UpstreamSpec
+from services.docker_engine import Attached, DockerEngine, DockerError, DockerUnavailableError
+from services.isolation import LABEL_INSTANCE, instance_labels
+from services.upstream_log import RotatingLog
+from services.worker.stdio import MAX_LINE_BYTES, READ_CHUNK_BYTES
+
+logger = logging.getLogger(__name__)
+
+FRAME_HEADER: Final = struct.Struct(">BxxxL")
+STDOUT: Final = 1
+STDERR: Final = 2
+_CONTROL_RE: Final = re.compile(r"[\x00-\x08\x0b-\x1f]")
+
+
+class FrameDecoder:
+    """Docker's multiplexed stream (header: stream id, 3 zero bytes, big-endian length), decoded
+    incrementally: payload pieces come out as they arrive, so a frame claiming 4 GiB costs no memory."""
+
+    def __init__(self) -> None:
+        self._header = bytearray()
+        self._stream = 0
+        self._left = 0
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        pieces: list[tuple[int, bytes]] = []
+        pos = 0
+        while pos < len(data):
+            if self._left == 0:
+                take = min(FRAME_HEADER.size - len(self._header), len(data) - pos)
+                self._header += data[pos : pos + take]
+                pos += take
+                if len(self._header) == FRAME_HEADER.size:
+                    self._stream, self._left = FRAME_HEADER.unpack(self._header)
+                    self._header.clear()
+                continue
+            take = min(self._left, len(data) - pos)
+            pieces.append((self._stream, data[pos : pos + take]))
+            pos += take
+            self._left -= take
+        return pieces
+
+
+class LineBuffer:
+    """Splits a byte stream into lines, dropping any line longer than `max_bytes` (counted in `dropped`)."""
+
+    def __init__(self, max_bytes: int = MAX_LINE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.dropped = 0
+        self._buffer = bytearray()
+        self._discarding = False
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        lines: list[bytes] = []
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            piece = chunk[start:end]
+            start = end + 1
+            if self._discarding:
+                self._discarding = False
+                self._buffer.clear()
+                continue
+            self._buffer += piece
+            lines.append(bytes(self._buffer))
+            self._buffer.clear()
+        if not self._discarding:
+            self._buffer += chunk[start:]
+            if len(self._buffer) > self.max_bytes:
+                self.dropped += 1
+                self._buffer.clear()
+                self._discarding = True
+        return lines
+
+
+def exit_description(state: dict[str, object] | None) -> str:
+    """Why a container's output ended, from its inspected `State`."""
+    if state is None:
+        return "the container was removed outside the proxy"
+    if state.get("Running"):
+        return "upstream closed its output streams"
+    code = state.get("ExitCode")
+    reason = f"upstream exited with code {code}"
+    if state.get("OOMKilled"):
+        reason += " (killed by the kernel at memory_limit: out of memory)"
+    elif state.get("Error"):
+        reason += f" ({state['Error']})"
+    return reason
+
+
+class DockerUpstream:
+    """A running container and the two in-memory streams an MCP ClientSession reads and writes."""
+
+    def __init__(self, engine: DockerEngine, attached: Attached, log: RotatingLog) -> None:
+        self.engine = engine
+        self.attached = attached
+        self.container_id = attached.container_id
+        self.log = log
+        self.closed = trio.Event()
+        self.exit_reason: str | None = None
+        self.read_send, self.read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](16)
+        self.write_stream, self.write_receive = anyio.create_memory_object_stream[SessionMessage](16)
+        sock = trio.socket.from_stdlib_socket(socket.socket(fileno=attached.fd))
+        self._socket = trio.SocketStream(sock)
+        self._send_lock = trio.Lock()
+        self._stdin_open = True
+        self._output_done = trio.Event()
+
+    @property
+    def short_id(self) -> str:
+        return self.container_id[:12]
+
+    async def pump_output(self) -> None:
+        """Attach stream -> session (stdout) and log (stderr), until the container's streams end."""
+        lost: str | None = None
+        try:
+            await self._read_frames()
+        except (trio.BrokenResourceError, OSError) as exc:
+            lost = str(exc) or type(exc).__name__
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self._output_done.set()
+        if self.exit_reason is None:
+            self.exit_reason = await self._why_ended(lost)
+            self.log.note(self.exit_reason)
+        self.closed.set()
+
+    async def _read_frames(self) -> None:
+        frames, lines = FrameDecoder(), LineBuffer()
+        async with self.read_send:
+            while chunk := await self._socket.receive_some(READ_CHUNK_BYTES):
+                for stream, payload in frames.feed(chunk):
+                    if stream == STDERR:
+                        self.log.write(payload)
+                        continue
+                    if stream != STDOUT:
+                        continue
+                    dropped = lines.dropped
+                    for line in lines.feed(payload):
+                        message = self._parse(line)
+                        if message is not None:
+                            await self.read_send.send(message)
+                    if lines.dropped != dropped:
+                        self.log.note(f"stdout line over {MAX_LINE_BYTES} bytes dropped")
+                        logger.warning("upstream wrote a stdout line over %d bytes; dropped", MAX_LINE_BYTES)
+
+    async def _why_ended(self, lost: str | None) -> str:
+        try:
+            state = await self.engine.state(self.container_id)
+        except DockerUnavailableError as exc:
+            return f"{exc} (the engine went away while the server was running)"
+        except DockerError as exc:
+            return f"the container's output ended and inspecting it failed: {exc}"
+        if lost is not None and state is not None and state.get("Running"):
+            return f"docker unavailable: the attach connection to the engine broke ({lost})"
+        return exit_description(state)
+
+    def _parse(self, line: bytes) -> SessionMessage | None:
+        if not line.strip():
+            return None
+        try:
+            return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+        except (pydantic.ValidationError, ValueError):
+            shown = _CONTROL_RE.sub("?", line[:200].decode("utf-8", errors="replace"))
+            self.log.note(f"ignored non-JSON-RPC stdout line: {shown}")
+            return None
+
+    async def pump_stdin(self) -> None:
+        """session -> the container's stdin."""
+        try:
+            async with self.write_receive:
+                async for message in self.write_receive:
+                    data = message.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
+                    async with self._send_lock:
+                        if not self._stdin_open:
+                            return
+                        await self._socket.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, anyio.ClosedResourceError, OSError):
+            self.exit_reason = self.exit_reason or "upstream stdin closed"
+            self.closed.set()
+
+    async def close_stdin(self) -> None:
+        """Half-close the attach socket: the engine closes the server's stdin (StdinOnce)."""
+        async with self._send_lock:
+            if self._stdin_open:
+                self._stdin_open = False
+                with suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    await self._socket.send_eof()
+
+    async def stop(self, close_timeout_s: float, kill_timeout_s: float) -> None:
+        """The staged stop: stdin EOF, wait; docker stop (SIGTERM, SIGKILL after kill_timeout); kill; rm."""
+        with trio.move_on_after(close_timeout_s):
+            # A write blocked on a full socket holds the lock: the deadline covers that too.
+            await self.close_stdin()
+            await self._output_done.wait()
+        try:
+            state = await self.engine.state(self.container_id)
+            if state is not None and state.get("Running"):
+                self.log.note(
+                    f"no exit {close_timeout_s:g}s after stdin EOF: docker stop (SIGTERM, SIGKILL after "
+                    f"{kill_timeout_s:g}s)"
+                )
+                await self.engine.stop(self.container_id, kill_timeout_s)
+                state = await self.engine.state(self.container_id)
+                if state is not None and state.get("Running"):
+                    self.log.note("still running after docker stop: docker kill")
+                    await self.engine.kill(self.container_id)
+            await self.engine.remove(self.container_id)
+            self.log.note(f"removed container {self.short_id}")
+        except DockerError as exc:
+            self.log.note(f"could not stop or remove container {self.short_id}: {exc}")
+            logger.warning(
+                "container %s: %s; the supervisor removes it once the engine answers", self.short_id, exc
+            )
+        finally:
+            await self._socket.aclose()
+            self.attached.release()
+            self.engine.close()
+
+
+async def _start(spec: UpstreamSpec, container: ContainerSpec, log: RotatingLog) -> DockerUpstream:
+    """Reach the engine, clear this server's leftovers, make sure of the image, run the container."""
+    engine = await DockerEngine.connect(min(container.start_timeout_s, 10.0))
+    try:
+        server_labels = instance_labels(container.labels.get(LABEL_INSTANCE, ""), spec.name)
+        for leftover in await engine.remove_all(server_labels):
+            log.note(f"removed leftover container {leftover.id[:12]} ({leftover.name}, {leftover.state})")
+        await engine.ensure_image(container.image, container.start_timeout_s, log.note)
+        attached = await engine.run_attached(spec)
+    except BaseException:
+        engine.close()
+        raise
+    return DockerUpstream(engine, attached, log)
+
+
+@asynccontextmanager
+async def open_docker_upstream(spec: UpstreamSpec, log: RotatingLog) -> AsyncIterator[DockerUpstream]:
+    """Run the server's command in its container and pump the streams; on exit, the staged stop."""
+    container = spec.container
+    assert container is not None and spec.command is not None
+    if spec.working_dir:
+        log.note("working_dir is a host path and is not used in the container; use extra_args ['-w', DIR]")
+    try:
+        with trio.fail_after(container.start_timeout_s):
+            upstream = await _start(spec, container, log)
+    except trio.TooSlowError:
+        log.note(
+            f"the container did not start within docker_isolation.timeout ({container.start_timeout_s:g}s)"
+        )
+        raise UpstreamError(
+            f"docker: the container did not start within docker_isolation.timeout "
+            f"({container.start_timeout_s:g}s)"
+        ) from None
+    except DockerError as exc:
+        log.note(str(exc))
+        raise
+    memory = f"{container.memory_bytes // (1024 * 1024)}m" if container.memory_bytes else "unlimited"
+    cpus = f"{container.nano_cpus / 1e9:g}" if container.nano_cpus else "unlimited"
+    log.note(
+        f"started container {upstream.short_id} ({container.name}, image {container.image}, memory {memory}, "
+        f"cpus {cpus}, network {container.network_mode})"
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(upstream.pump_output)
+        nursery.start_soon(upstream.pump_stdin)
+        try:
+            yield upstream
+        finally:
+            with trio.CancelScope(shield=True):
+                await upstream.stop(spec.close_timeout_s, spec.kill_timeout_s)
+            nursery.cancel_scope.cancel()
