@@ -79,13 +79,13 @@ class Socket:
             await trio.lowlevel.cancel_shielded_checkpoint()
             return frames
 
-    def close(self) -> None:
-        """Release the socket; pending outbound messages are dropped."""
+    def close(self, linger_ms: int = 0) -> None:
+        """Release the socket; outbound messages still queued get `linger_ms` to leave, then are dropped."""
         if self._closed:
             return
         self._closed = True
         trio.lowlevel.notify_closing(self._sock.FD)
-        self._sock.close(linger=0)
+        self._sock.close(linger=linger_ms)
 
     def _events(self) -> int:
         return int(self._sock.getsockopt(zmq.EVENTS))
@@ -141,8 +141,8 @@ class RouterChannel(Generic[T]):
             if len(frames) == 2:
                 return frames[0], self._decoder.decode(frames[1])
 
-    def close(self) -> None:
-        self._socket.close()
+    def close(self, linger_ms: int = 0) -> None:
+        self._socket.close(linger_ms)
 
 
 class DealerChannel(Generic[T]):
@@ -161,8 +161,8 @@ class DealerChannel(Generic[T]):
             if len(frames) == 1:
                 return self._decoder.decode(frames[0])
 
-    def close(self) -> None:
-        self._socket.close()
+    def close(self, linger_ms: int = 0) -> None:
+        self._socket.close(linger_ms)
 
 
 def bind_router(endpoint: str, decoder: Decoder[T]) -> RouterChannel[T]:

@@ -56,6 +56,7 @@ ATTACH_TIMEOUT_S: Final = 10.0
 HEARTBEAT_INTERVAL_S: Final = 1.0
 PING_TIMEOUT_S: Final = 5.0
 EXIT_FAILED: Final = 1
+FINAL_LINGER_MS: Final = 1000
 
 
 class Worker:
@@ -352,7 +353,8 @@ async def run_worker(server: str, generation: int, control_endpoint: str, lifeli
             nursery.start_soon(_on_signal)
             code = await worker.run(lifeline_fd)
             nursery.cancel_scope.cancel()
-    control.close()
+    # The last words (WorkerFailed, a call result) must reach their peers before the process ends.
+    control.close(linger_ms=FINAL_LINGER_MS)
     if worker.calls is not None:
-        worker.calls.close()
+        worker.calls.close(linger_ms=FINAL_LINGER_MS)
     return code
