@@ -31,6 +31,7 @@ DEFAULT_LOG_TAIL: Final = 100
 MAX_LOG_TAIL: Final = 10_000
 VERSION: Final = "0.1.0"
 MAX_ACTIVITY_PAGE: Final = 1000
+MAX_SQLITE_INTEGER: Final = 2**63 - 1
 CALL_VARIANTS: Final = ("call_tool_read", "call_tool_write", "call_tool_destructive")
 CONFIG_ACTIONS: Final = ("enable", "disable", "quarantine", "unquarantine")
 RUNTIME_FIELDS: Final = ("enabled", "quarantined")
@@ -257,6 +258,8 @@ class RestApi:
 
     async def activity_get(self, request: Request) -> Response:
         assert self.activity is not None
+        if request.path_params["id"] > MAX_SQLITE_INTEGER:
+            return fail(request, 404, f"no activity record {request.path_params['id']}")
         record = await self.activity.get(request.path_params["id"])
         if record is None:
             return fail(request, 404, f"no activity record {request.path_params['id']}")

@@ -126,7 +126,7 @@ class ConfigAdmin:
         if not isinstance(payload, dict):
             raise PatchError('body: expected {"scope": "header"|"env", "key": ..., "secret_name": ...}')
         scope, key, secret_name = payload.get("scope"), payload.get("key"), payload.get("secret_name")
-        if scope not in SCOPES:
+        if not isinstance(scope, str) or scope not in SCOPES:
             raise PatchError('scope: expected "header" or "env"')
         if not isinstance(key, str) or not key:
             raise PatchError("key: expected the header or variable name")

@@ -27,6 +27,7 @@ from bus.messages import (
     Message,
     Notice,
     SecretCommand,
+    SecretResult,
     ServerChanged,
     ServerRemoved,
     ServerTools,
@@ -269,7 +270,16 @@ class ControlPlane:
         if self.admin is None:
             result = ConfigResult(request_id=command.request_id, ok=False, status=503, error="no config file")
         else:
-            result = await self.admin.handle(command)
+            try:
+                result = await self.admin.handle(command)
+            except Exception as exc:  # task boundary: a bad request must never take the control plane down
+                logger.exception("config command %s failed", command.action)
+                result = ConfigResult(
+                    request_id=command.request_id,
+                    ok=False,
+                    status=500,
+                    error=f"internal error: {type(exc).__name__}",
+                )
         await self._send(peer, result)
 
     async def _command(self, peer: bytes, command: ControlCommand) -> None:
@@ -312,7 +322,17 @@ class ControlPlane:
                 refresh_descendants(ledger, trees)
 
     async def _secret_command(self, peer: bytes, command: SecretCommand) -> None:
-        result, restart = await secrets_admin.handle(command, self.secrets, self.config)
+        try:
+            result, restart = await secrets_admin.handle(command, self.secrets, self.config)
+        except Exception as exc:  # task boundary: a bad request must never take the control plane down
+            logger.exception("secret command %s failed", command.action)
+            result = SecretResult(
+                request_id=command.request_id,
+                ok=False,
+                status=500,
+                error=f"internal error: {type(exc).__name__}",
+            )
+            restart = []
         if result.ok and command.action != "list":
             await self._notice("secrets.changed", {"name": command.name, "action": command.action})
             self._nursery.start_soon(self._share_known_secrets)

@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 HELLO_TIMEOUT_S: Final = 15.0
 HEARTBEAT_TIMEOUT_S: Final = 10.0
 STOP_MARGIN_S: Final = 2.0
+LAST_WORDS_S: Final = 0.5
 INBOX_SIZE: Final = 1000
 
 
@@ -121,6 +122,7 @@ class ServerRunner:
         self.next_retry_at: float | None = None
         self.failures: tuple[float, ...] = ()
         self.healthy = True
+        self._reported_generation = 0
         self.wanted = config.enabled and not config.quarantined
         self.removed = False
 
@@ -266,7 +268,9 @@ class ServerRunner:
                         return "running"
                     case WorkerFailed(error=error):
                         self.last_error = error
+                        self._reported_generation = self.generation
                     case WorkerExited(code=code):
+                        await self._collect_last_words(code)
                         self._record_exit(code)
                         return "failed"
                     case Command() as command:
@@ -303,7 +307,9 @@ class ServerRunner:
                         await self.ctx.publish(self)
                     case WorkerFailed(error=error):
                         self.last_error = error
+                        self._reported_generation = self.generation
                     case WorkerExited(code=code):
+                        await self._collect_last_words(code)
                         self._record_exit(code)
                         return "failed"
                     case Command() as command:
@@ -313,6 +319,26 @@ class ServerRunner:
                 continue
             self.last_error = f"worker stopped responding (no heartbeat for {HEARTBEAT_TIMEOUT_S:g}s)"
             return "failed"
+
+    async def _collect_last_words(self, code: int) -> None:
+        """A worker's WorkerFailed can arrive just after we saw it exit: wait briefly for its reason.
+
+        Only a worker that exited by itself with a failure code has last words; a signalled one has
+        none, and one whose reason already arrived needs no wait.
+        """
+        if code <= 0 or self._reported_generation == self.generation:
+            return
+        later: list[Event] = []
+        with trio.move_on_after(LAST_WORDS_S):
+            while True:
+                event = await self.inbox.receive()
+                if isinstance(event, WorkerFailed) and not self._stale(event):
+                    self.last_error = event.error
+                    break
+                if isinstance(event, Command):
+                    later.append(event)
+        for event in later:
+            self.deliver_nowait(event)
 
     def _record_exit(self, code: int) -> None:
         self.last_exit = ExitInfo(
