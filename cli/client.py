@@ -250,3 +250,15 @@ def _quiet_target(params: dict[str, Any]) -> Target:
         url=(params.get("url") or f"http://{host}:{port}").rstrip("/"),
         api_key=params.get("api_key") or os.environ.get(API_KEY_ENV) or config.api_key,
     )
+
+
+def management_target(
+    config_path: Path | None, data_dir: Path | None, url: str | None, api_key: str | None
+) -> Target:
+    """The proxy a management command talks to; a missing config file only means defaults."""
+    return resolve_target(config_path, data_dir, url, api_key, require_config=False)
+
+
+def name_argument(func: Any) -> Any:
+    """The NAME argument of server commands, with shell completion of server names."""
+    return click.argument("name", shell_complete=complete_server_names)(func)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import sys
-import time
-from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -15,26 +12,19 @@ import click
 from cli.client import (
     EXIT_FAILURE,
     Target,
-    complete_server_names,
     die,
-    resolve_target,
+    name_argument,
     run_async,
     target_options,
 )
-from cli.output import console, emit_json, output_option, print_table, state_text, table
+from cli.client import management_target as _target
+from cli.output import console, emit_json, output_option, print_table
+from cli.patch_flags import build_patch, describe_patch, env_callback, header_options, headers_callback
+from cli.server_table import print_server, server_rows
+from cli.upstream_logs import logs_command
 from cli.waiting import DEFAULT_WAIT_S, Outcome, act_and_wait
 
-FOLLOW_POLL_S: Final = 1.0
-FOLLOW_WINDOW: Final = 1000
 PROTOCOLS: Final = ("stdio", "http", "streamable-http", "sse", "auto")
-
-
-def _target(config_path: Path | None, data_dir: Path | None, url: str | None, api_key: str | None) -> Target:
-    return resolve_target(config_path, data_dir, url, api_key, require_config=False)
-
-
-def name_argument(func: Any) -> Any:
-    return click.argument("name", shell_complete=complete_server_names)(func)
 
 
 def wait_options(func: Any) -> Any:
@@ -65,31 +55,6 @@ def upstream_group() -> None:
 
 
 # --- reading -----------------------------------------------------------------------------------------
-
-
-def flags_of(server: dict[str, Any]) -> str:
-    flags = []
-    if not server.get("enabled", True):
-        flags.append("disabled")
-    if server.get("quarantined"):
-        flags.append("quarantined")
-    if server.get("healthy") is False:
-        flags.append("unhealthy")
-    return ",".join(flags)
-
-
-def server_rows(servers: Sequence[dict[str, Any]]) -> list[list[Any]]:
-    return [
-        [
-            s["name"],
-            state_text(s.get("state", "?")),
-            s.get("protocol", ""),
-            s.get("tool_count", 0),
-            flags_of(s),
-            s.get("last_error") or "",
-        ]
-        for s in servers
-    ]
 
 
 SERVER_COLUMNS: Final = ("NAME", "STATE", "PROTOCOL", "TOOLS", "FLAGS", "LAST ERROR")
@@ -140,150 +105,7 @@ SHOWN_FIELDS: Final = (
 )  # fmt: skip
 
 
-def print_server(server: dict[str, Any]) -> None:
-    rows: list[list[Any]] = []
-    for key in (
-        "name",
-        "state",
-        "protocol",
-        "command",
-        "args",
-        "url",
-        "working_dir",
-        "enabled",
-        "quarantined",
-    ):
-        if key in server and server[key] not in (None, [], ""):
-            value = server[key]
-            rows.append([key, " ".join(value) if key == "args" else value])
-    for field in ("headers", "env"):
-        for key, value in (server.get(field) or {}).items():
-            rows.append([f"{field}.{key}", value])
-    for key in ("tool_count", "restarts", "worker_pid", "upstream_pid", "server_version", "last_error"):
-        if server.get(key) not in (None, ""):
-            rows.append([key, server[key]])
-    console().print(table(("FIELD", "VALUE"), rows))
-
-
 # --- changing ----------------------------------------------------------------------------------------
-
-
-def parse_header(value: str) -> tuple[str, str]:
-    """`"X-Trace: on"` -> ("X-Trace", "on")."""
-    key, sep, rest = value.partition(":")
-    key = key.strip()
-    if not sep or not key or any(c.isspace() for c in key):
-        raise click.BadParameter(f"{value!r}: expected 'Name: value', e.g. --header \"X-Trace: on\"")
-    return key, rest.strip()
-
-
-def parse_env(value: str) -> tuple[str, str]:
-    """`"LOG_LEVEL=debug"` -> ("LOG_LEVEL", "debug")."""
-    key, sep, rest = value.partition("=")
-    if not sep or not key or any(c.isspace() for c in key):
-        raise click.BadParameter(f"{value!r}: expected NAME=value, e.g. --env LOG_LEVEL=debug")
-    return key, rest
-
-
-def _headers_callback(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[Any]:
-    return [parse_header(v) for v in values]
-
-
-def _env_callback(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[Any]:
-    return [parse_env(v) for v in values]
-
-
-def merge_map(
-    field: str, sets: Sequence[tuple[str, str]], removes: Sequence[str]
-) -> dict[str, str | None] | None:
-    """The merge-patch object for one map: values upsert, null deletes."""
-    if not sets and not removes:
-        return None
-    both = {k for k, _ in sets} & set(removes)
-    if both:
-        raise click.UsageError(f"{field}: {', '.join(sorted(both))} both set and removed")
-    changes: dict[str, str | None] = dict(sets)
-    changes.update(dict.fromkeys(removes))
-    return changes
-
-
-def build_patch(
-    *,
-    headers: Sequence[tuple[str, str]] = (),
-    header_removes: Sequence[str] = (),
-    env: Sequence[tuple[str, str]] = (),
-    env_removes: Sequence[str] = (),
-    args: Sequence[str] | None = None,
-    url: str | None = None,
-    command: str | None = None,
-    protocol: str | None = None,
-    working_dir: str | None = None,
-    enabled: bool | None = None,
-) -> dict[str, Any]:
-    """One JSON Merge Patch (RFC 7396) for everything asked: one request, one restart."""
-    patch: dict[str, Any] = {}
-    if (header_map := merge_map("headers", headers, header_removes)) is not None:
-        patch["headers"] = header_map
-    if (env_map := merge_map("env", env, env_removes)) is not None:
-        patch["env"] = env_map
-    if args is not None:
-        patch["args"] = list(args)
-    for key, value in (
-        ("url", url),
-        ("command", command),
-        ("protocol", protocol),
-        ("working_dir", working_dir),
-        ("enabled", enabled),
-    ):
-        if value is not None:
-            patch[key] = value
-    return patch
-
-
-def describe_patch(patch: dict[str, Any]) -> str:
-    """What a patch does, without any value that could be a secret."""
-    parts = []
-    for field, noun in (("headers", "header"), ("env", "env")):
-        changes = patch.get(field) or {}
-        if set_keys := [k for k, v in changes.items() if v is not None]:
-            parts.append(f"set {noun} {', '.join(set_keys)}")
-        if removed := [k for k, v in changes.items() if v is None]:
-            parts.append(f"removed {noun} {', '.join(removed)}")
-    if "args" in patch:
-        parts.append(f"args replaced ({len(patch['args'])})")
-    parts += [f"{key} changed" for key in ("url", "command", "protocol", "working_dir") if key in patch]
-    if "enabled" in patch:
-        parts.append("enabled" if patch["enabled"] else "disabled")
-    return "; ".join(parts)
-
-
-def header_options(func: Any) -> Any:
-    func = click.option(
-        "--env-remove", "env_removes", multiple=True, metavar="NAME", help="Delete a variable (repeatable)."
-    )(func)
-    func = click.option(
-        "--env",
-        "env",
-        multiple=True,
-        metavar="NAME=VALUE",
-        callback=_env_callback,
-        help="Set a variable for a stdio server (repeatable).",
-    )(func)
-    func = click.option(
-        "--header-remove",
-        "header_removes",
-        multiple=True,
-        metavar="NAME",
-        help="Delete a header (repeatable).",
-    )(func)
-    return click.option(
-        "--header",
-        "headers",
-        multiple=True,
-        metavar="'NAME: VALUE'",
-        callback=_headers_callback,
-        help="Set an HTTP header (repeatable).",
-    )(func)
 
 
 @upstream_group.command("patch")
@@ -365,7 +187,7 @@ def patch_server(
     "headers",
     multiple=True,
     metavar="'NAME: VALUE'",
-    callback=_headers_callback,
+    callback=headers_callback,
     help="HTTP header (repeatable).",
 )
 @click.option(
@@ -373,7 +195,7 @@ def patch_server(
     "env",
     multiple=True,
     metavar="NAME=VALUE",
-    callback=_env_callback,
+    callback=env_callback,
     help="Environment variable (repeatable).",
 )
 @click.option("--working-dir", default=None, help="Working directory of a stdio server.")
@@ -615,66 +437,4 @@ def _finish_wait(name: str, outcome: Outcome, output: str) -> None:
 # --- logs --------------------------------------------------------------------------------------------
 
 
-def new_lines(previous: Sequence[str], current: Sequence[str]) -> list[str]:
-    """The lines of `current` (a newer tail window) not already in `previous`.
-
-    The new window is a suffix of the old one plus new lines: find the longest
-    suffix of `previous` that `current` starts with. With no overlap, all of it is new.
-    """
-    for start in range(len(previous)):
-        overlap = len(previous) - start
-        if overlap <= len(current) and list(current[:overlap]) == list(previous[start:]):
-            return list(current[overlap:])
-    return list(current)
-
-
-@upstream_group.command("logs")
-@name_argument
-@click.option("-n", "--tail", type=click.IntRange(min=0), default=100, show_default=True, help="Lines.")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
-@output_option
-@target_options
-def logs(
-    name: str,
-    tail: int,
-    follow: bool,
-    output: str,
-    config_path: Path | None,
-    data_dir: Path | None,
-    url: str | None,
-    api_key: str | None,
-) -> None:
-    """The server's stderr log (its own output, plus `[mcpproxy]` notes from its worker).
-
-    With -o json: {"server", "lines"}; with --follow, one JSON object per new line.
-
-    Example: mcpproxy upstream logs fs --tail 50 --follow
-    """
-    target = _target(config_path, data_dir, url, api_key)
-    lines = target.call("GET", f"/api/v1/servers/{name}/logs", params={"tail": tail})["lines"]
-    if output == "json" and not follow:
-        emit_json({"server": name, "lines": lines})
-        return
-    _print_lines(name, lines, output)
-    if not follow:
-        return
-    window = target.call("GET", f"/api/v1/servers/{name}/logs", params={"tail": FOLLOW_WINDOW})["lines"]
-    try:
-        while True:
-            # REST serves a tail, not a stream: poll it and print what is new.
-            time.sleep(FOLLOW_POLL_S)
-            current = target.call("GET", f"/api/v1/servers/{name}/logs", params={"tail": FOLLOW_WINDOW})[
-                "lines"
-            ]
-            _print_lines(name, new_lines(window, current), output)
-            window = current
-    except KeyboardInterrupt:
-        return
-
-
-def _print_lines(name: str, lines: Sequence[str], output: str) -> None:
-    for line in lines:
-        click.echo(
-            json.dumps({"server": name, "line": line}, ensure_ascii=False) if output == "json" else line
-        )
-    sys.stdout.flush()
+upstream_group.add_command(logs_command)

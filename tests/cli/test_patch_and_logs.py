@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.__main__ import cli, register_management_commands
-from cli.upstream_cmd import build_patch, describe_patch, new_lines, parse_env, parse_header
+from cli.patch_flags import build_patch, describe_patch, parse_env, parse_header
+from cli.upstream_logs import new_lines
 
 register_management_commands()
 

@@ -1,0 +1,58 @@
+"""How the CLI shows servers: the table of `upstream list` / `status` and the page of `upstream show`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cli.output import console, state_text, table
+
+
+def flags_of(server: dict[str, Any]) -> str:
+    flags = []
+    if not server.get("enabled", True):
+        flags.append("disabled")
+    if server.get("quarantined"):
+        flags.append("quarantined")
+    if server.get("healthy") is False:
+        flags.append("unhealthy")
+    return ",".join(flags)
+
+
+def server_rows(servers: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    return [
+        [
+            s["name"],
+            state_text(s.get("state", "?")),
+            s.get("protocol", ""),
+            s.get("tool_count", 0),
+            flags_of(s),
+            s.get("last_error") or "",
+        ]
+        for s in servers
+    ]
+
+
+def print_server(server: dict[str, Any]) -> None:
+    rows: list[list[Any]] = []
+    for key in (
+        "name",
+        "state",
+        "protocol",
+        "command",
+        "args",
+        "url",
+        "working_dir",
+        "enabled",
+        "quarantined",
+    ):
+        if key in server and server[key] not in (None, [], ""):
+            value = server[key]
+            rows.append([key, " ".join(value) if key == "args" else value])
+    for field in ("headers", "env"):
+        for key, value in (server.get(field) or {}).items():
+            rows.append([f"{field}.{key}", value])
+    for key in ("tool_count", "restarts", "worker_pid", "upstream_pid", "server_version", "last_error"):
+        if server.get(key) not in (None, ""):
+            rows.append([key, server[key]])
+    console().print(table(("FIELD", "VALUE"), rows))
