@@ -185,6 +185,12 @@ def connect_dealer(endpoint: str, identity: bytes, decoder: Decoder[T]) -> Deale
     return DealerChannel(Socket(sock), decoder)
 
 
+def terminate_context() -> None:
+    """End this process's ZeroMQ context: blocks until closed sockets' queued messages have left
+    (or their linger ran out). A process that ends with os._exit() skips this unless called."""
+    zmq.Context.instance().term()
+
+
 def private_runtime_dir(base: Path) -> Path:
     """Create (or check) a 0700 directory for ipc:// endpoints; refuse one others can enter."""
     base.mkdir(mode=0o700, parents=True, exist_ok=True)

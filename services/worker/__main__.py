@@ -10,6 +10,7 @@ import sys
 
 import trio
 
+from bus.transport import terminate_context
 from services import process
 from services.worker.actor import run_worker
 
@@ -29,7 +30,9 @@ def main() -> None:
     )
     # If the supervisor dies without a word, we hear SIGTERM and stop the upstream politely.
     process.set_parent_death_signal(signal.SIGTERM)
-    sys.exit(trio.run(run_worker, args.server, args.generation, args.control, args.lifeline_fd))
+    code = trio.run(run_worker, args.server, args.generation, args.control, args.lifeline_fd)
+    terminate_context()  # let the last message (WorkerFailed, a result) leave within its linger
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Any, Final
 import setproctitle
 import trio
 
+from bus.transport import terminate_context
 from services import process
 from services.worker.actor import run_worker
 
@@ -65,6 +66,7 @@ def _become_worker(request: dict[str, Any], supervisor_pid: int, channel: socket
             force=True,
         )
         code = trio.run(run_worker, request["server"], int(request["generation"]), request["control"], None)
+        terminate_context()  # os._exit() below would otherwise drop the worker's last message
     except BaseException:  # the process is ours alone: report and leave
         logging.getLogger(__name__).exception("worker crashed")
     finally:
