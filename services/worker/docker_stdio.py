@@ -18,7 +18,6 @@ socket). Its stdout and stderr come back multiplexed on the same socket
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -26,8 +25,6 @@ from contextlib import asynccontextmanager, suppress
 from typing import Final
 
 import anyio
-import mcp.types as types
-import pydantic
 import trio
 from mcp.shared.message import SessionMessage
 
@@ -36,14 +33,13 @@ from bus.messages import ContainerSpec, UpstreamSpec
 from services.docker_engine import Attached, DockerEngine, DockerError, DockerUnavailableError
 from services.isolation import LABEL_INSTANCE, instance_labels
 from services.upstream_log import RotatingLog
-from services.worker.stdio import MAX_LINE_BYTES, READ_CHUNK_BYTES
+from services.worker.stdio import MAX_LINE_BYTES, READ_CHUNK_BYTES, LineBuffer, parse_line
 
 logger = logging.getLogger(__name__)
 
 FRAME_HEADER: Final = struct.Struct(">BxxxL")
 STDOUT: Final = 1
 STDERR: Final = 2
-_CONTROL_RE: Final = re.compile(r"[\x00-\x08\x0b-\x1f]")
 
 
 class FrameDecoder:
@@ -72,37 +68,6 @@ class FrameDecoder:
             pos += take
             self._left -= take
         return pieces
-
-
-class LineBuffer:
-    """Splits a byte stream into lines, dropping any line longer than `max_bytes` (counted in `dropped`)."""
-
-    def __init__(self, max_bytes: int = MAX_LINE_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self.dropped = 0
-        self._buffer = bytearray()
-        self._discarding = False
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        lines: list[bytes] = []
-        start = 0
-        while (end := chunk.find(b"\n", start)) != -1:
-            piece = chunk[start:end]
-            start = end + 1
-            if self._discarding:
-                self._discarding = False
-                self._buffer.clear()
-                continue
-            self._buffer += piece
-            lines.append(bytes(self._buffer))
-            self._buffer.clear()
-        if not self._discarding:
-            self._buffer += chunk[start:]
-            if len(self._buffer) > self.max_bytes:
-                self.dropped += 1
-                self._buffer.clear()
-                self._discarding = True
-        return lines
 
 
 def exit_description(state: dict[str, object] | None) -> str:
@@ -170,7 +135,7 @@ class DockerUpstream:
                         continue
                     dropped = lines.dropped
                     for line in lines.feed(payload):
-                        message = self._parse(line)
+                        message = parse_line(line, self.log)
                         if message is not None:
                             await self.read_send.send(message)
                     if lines.dropped != dropped:
@@ -187,16 +152,6 @@ class DockerUpstream:
         if lost is not None and state is not None and state.get("Running"):
             return f"docker unavailable: the attach connection to the engine broke ({lost})"
         return exit_description(state)
-
-    def _parse(self, line: bytes) -> SessionMessage | None:
-        if not line.strip():
-            return None
-        try:
-            return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
-        except (pydantic.ValidationError, ValueError):
-            shown = _CONTROL_RE.sub("?", line[:200].decode("utf-8", errors="replace"))
-            self.log.note(f"ignored non-JSON-RPC stdout line: {shown}")
-            return None
 
     async def pump_stdin(self) -> None:
         """session -> the container's stdin."""

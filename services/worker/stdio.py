@@ -53,6 +53,49 @@ def upstream_environment(own: Mapping[str, str], parent: Mapping[str, str] | Non
     return env
 
 
+class LineBuffer:
+    """Splits a byte stream into lines, dropping any line longer than `max_bytes` (counted in `dropped`)."""
+
+    def __init__(self, max_bytes: int = MAX_LINE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.dropped = 0
+        self._buffer = bytearray()
+        self._discarding = False
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        lines: list[bytes] = []
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            piece = chunk[start:end]
+            start = end + 1
+            if self._discarding:
+                self._discarding = False
+                self._buffer.clear()
+                continue
+            self._buffer += piece
+            lines.append(bytes(self._buffer))
+            self._buffer.clear()
+        if not self._discarding:
+            self._buffer += chunk[start:]
+            if len(self._buffer) > self.max_bytes:
+                self.dropped += 1
+                self._buffer.clear()
+                self._discarding = True
+        return lines
+
+
+def parse_line(line: bytes, log: RotatingLog) -> SessionMessage | None:
+    """One stdout line as a JSON-RPC message; blank lines are nothing, anything else is logged and skipped."""
+    if not line.strip():
+        return None
+    try:
+        return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+    except (pydantic.ValidationError, ValueError):
+        shown = _CONTROL_RE.sub("?", line[:200].decode("utf-8", errors="replace"))
+        log.note(f"ignored non-JSON-RPC stdout line: {shown}")
+        return None
+
+
 class UpstreamExited(UpstreamError):
     """The upstream process ended (or closed stdout) while we were connected."""
 
@@ -81,36 +124,20 @@ class StdioUpstream:
 
     async def pump_stdout(self) -> None:
         """stdout -> session, one JSON-RPC message per line, every line bounded."""
-        buffer = bytearray()
-        discarding = False
+        lines = LineBuffer()
         try:
             async with self.read_send:
-                while True:
-                    chunk = await self._stdout.receive_some(READ_CHUNK_BYTES)
-                    if not chunk:
-                        break
-                    start = 0
-                    while (end := chunk.find(b"\n", start)) != -1:
-                        piece = chunk[start:end]
-                        start = end + 1
-                        if discarding:
-                            discarding = False
-                            buffer.clear()
-                            continue
-                        buffer += piece
-                        line = bytes(buffer)
-                        buffer.clear()
-                        message = self._parse(line)
+                while chunk := await self._stdout.receive_some(READ_CHUNK_BYTES):
+                    for line in lines.feed(chunk):
+                        message = parse_line(line, self.log)
                         if message is not None:
                             await self.read_send.send(message)
-                    if not discarding:
-                        buffer += chunk[start:]
-                        if len(buffer) > MAX_LINE_BYTES:
-                            # A line this long is not a message we can relay: fail this server, clearly.
-                            reason = f"upstream wrote a stdout line over {MAX_LINE_BYTES} bytes; dropped"
-                            self.log.note(reason)
-                            self.exit_reason = reason
-                            return
+                    if lines.dropped:
+                        # A line this long is not a message we can relay: fail this server, clearly.
+                        reason = f"upstream wrote a stdout line over {MAX_LINE_BYTES} bytes; dropped"
+                        self.log.note(reason)
+                        self.exit_reason = reason
+                        return
             # stdout reached EOF: the process is usually exiting; its exit code says more than EOF does.
             with trio.move_on_after(EXIT_REASON_GRACE_S):
                 await self.child.wait()
@@ -119,16 +146,6 @@ class StdioUpstream:
         finally:
             self.exit_reason = self.exit_reason or "upstream closed stdout"
             self.closed.set()
-
-    def _parse(self, line: bytes) -> SessionMessage | None:
-        if not line.strip():
-            return None
-        try:
-            return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
-        except (pydantic.ValidationError, ValueError):
-            shown = _CONTROL_RE.sub("?", line[:200].decode("utf-8", errors="replace"))
-            self.log.note(f"ignored non-JSON-RPC stdout line: {shown}")
-            return None
 
     async def pump_stdin(self) -> None:
         """session -> stdin."""

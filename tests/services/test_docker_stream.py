@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import struct
 
-from services.worker.docker_stdio import STDERR, STDOUT, FrameDecoder, LineBuffer, exit_description
+from services.worker.docker_stdio import STDERR, STDOUT, FrameDecoder, exit_description
+from services.worker.stdio import LineBuffer
 
 
 def frame(stream: int, payload: bytes) -> bytes:
