@@ -19,7 +19,7 @@ from gateway.guard import approve_hint
 from gateway.registry import Registry
 from gateway.tool_names import split_qualified
 from gateway.upstreams import Upstreams
-from services.upstream_log import tail
+from services.upstream_log import log_path, tail
 
 MAX_DESCRIBE: Final = 5
 DEFAULT_LOG_LINES: Final = 50
@@ -175,9 +175,7 @@ class ManagementTools:
                 raise ArgumentError(f"unknown server {name!r}")
             lines = arguments.get("lines", DEFAULT_LOG_LINES)
             lines = max(1, min(int(lines), MAX_LOG_LINES)) if isinstance(lines, int) else DEFAULT_LOG_LINES
-            return _result(
-                {"server": name, "lines": tail(self.data_dir / "logs" / f"server-{name}.log", lines)}
-            )
+            return _result({"server": name, "lines": tail(log_path(self.data_dir, name), lines)})
         if operation == "restart":
             result = await self.upstreams.command("restart", name)
             return _result(

@@ -25,7 +25,7 @@ from gateway.upstreams import Upstreams
 from services.activity import FILTERS, STATUSES, ActivityLog
 from services.isolation import instance_id
 from services.pinning import definition
-from services.upstream_log import tail
+from services.upstream_log import log_path, tail
 
 DEFAULT_LOG_TAIL: Final = 100
 MAX_LOG_TAIL: Final = 10_000
@@ -223,7 +223,7 @@ class RestApi:
             return fail(request, 400, "tail: expected an integer")
         lines = max(0, min(lines, MAX_LOG_TAIL))
         name = request.path_params["name"]
-        return ok({"server": name, "lines": tail(self.data_dir / "logs" / f"server-{name}.log", lines)})
+        return ok({"server": name, "lines": tail(log_path(self.data_dir, name), lines)})
 
     async def action(self, request: Request) -> Response:
         name, action = request.path_params["name"], request.path_params["action"]

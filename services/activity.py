@@ -9,7 +9,6 @@ kept) and scrubbed of known secret values before they are stored.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -268,7 +267,3 @@ class ActivityLog:
         if self.db is None:
             return None
         return await trio.to_thread.run_sync(self.db.get, record_id)
-
-
-def preview(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

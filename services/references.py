@@ -40,10 +40,6 @@ def keyring_names(*values: str) -> set[str]:
     return {name for value in values for kind, name in references_in(value) if kind == "keyring"}
 
 
-def spec_keyring_names(spec: UpstreamSpec) -> set[str]:
-    return keyring_names(*spec.headers.values(), *spec.env.values(), *spec.args, spec.url or "")
-
-
 @dataclass
 class Resolution:
     spec: UpstreamSpec

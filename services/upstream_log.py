@@ -46,6 +46,11 @@ class RotatingLog:
         os.close(self._fd)
 
 
+def log_path(data_dir: Path, server: str) -> Path:
+    """Where a server's log lives under the data dir."""
+    return data_dir / "logs" / f"server-{server}.log"
+
+
 def tail(path: Path, lines: int) -> list[str]:
     """The last `lines` lines across the rotated and the current file."""
     keep: deque[str] = deque(maxlen=max(lines, 0))

@@ -35,6 +35,7 @@ from bus.messages import (
 from services import process
 from services.config import ServerConfig
 from services.pinning import PinStore
+from services.upstream_log import log_path
 from supervisor import policy
 from supervisor.containers import ContainerJanitor
 from supervisor.ledger import Ledger
@@ -415,7 +416,7 @@ class ServerRunner:
             init_timeout_s=c.init_timeout_s(),
             close_timeout_s=self.ctx.close_timeout_s,
             kill_timeout_s=self.ctx.kill_timeout_s,
-            log_path=str(self.ctx.data_dir / "logs" / f"server-{c.name}.log"),
+            log_path=str(log_path(self.ctx.data_dir, c.name)),
             secrets_dir=str(self.ctx.data_dir),
             secrets_backend=self.ctx.secrets_backend,
             fallback_sse=c.protocol == "auto" and c.transport != "stdio",

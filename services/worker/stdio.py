@@ -27,7 +27,6 @@ import pydantic
 import trio
 from mcp.shared.message import SessionMessage
 
-from bus.errors import UpstreamError
 from services import process
 from services.upstream_log import RotatingLog
 
@@ -94,10 +93,6 @@ def parse_line(line: bytes, log: RotatingLog) -> SessionMessage | None:
         shown = _CONTROL_RE.sub("?", line[:200].decode("utf-8", errors="replace"))
         log.note(f"ignored non-JSON-RPC stdout line: {shown}")
         return None
-
-
-class UpstreamExited(UpstreamError):
-    """The upstream process ended (or closed stdout) while we were connected."""
 
 
 class StdioUpstream:

@@ -6,7 +6,6 @@ import http
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx2
@@ -261,7 +260,3 @@ async def open_upstream(
 async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
-
-
-def log_path(data_dir: Path, server: str) -> Path:
-    return data_dir / "logs" / f"server-{server}.log"
