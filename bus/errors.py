@@ -49,5 +49,9 @@ class UpstreamError(ProxyError):
     """The upstream MCP server failed, answered with an error, or timed out."""
 
 
+class LoginRequiredError(UpstreamError):
+    """An OAuth upstream needs a person to sign in (`mcpproxy auth login NAME`) before it can connect."""
+
+
 class UnknownToolError(ProxyError):
     """A tool or server name that the proxy does not know."""

@@ -56,6 +56,16 @@ class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):
     start_timeout_s: float = 30.0
 
 
+class OAuthSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """OAuth 2.1 for a remote upstream, as configured (`client_secret` may still be a reference)."""
+
+    client_id: str | None = None
+    client_secret: str | None = None
+    scopes: list[str] = msgspec.field(default_factory=list)
+    redirect_port: int | None = None
+    extra_params: dict[str, str] = msgspec.field(default_factory=dict)
+
+
 class UpstreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Everything a worker needs to reach its upstream, with references still unresolved."""
 
@@ -79,6 +89,10 @@ class UpstreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     """`protocol: auto` with a url: try streamable HTTP first, then legacy SSE."""
     container: ContainerSpec | None = None
     """Docker isolation: run the stdio command in this container instead of as our child."""
+    oauth: OAuthSpec | None = None
+    """A remote upstream signs in with OAuth; None still answers a Bearer challenge with `needs_login`."""
+    login: bool = False
+    """A person asked to sign in: run the browser flow (report LoginStarted) instead of giving up."""
 
 
 class ExitInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,6 +122,10 @@ class ServerStatus(msgspec.Struct, frozen=True, kw_only=True):
     call_timeout_s: float = 120.0
     server_version: str | None = None
     healthy: bool = True
+    oauth: bool = False
+    """The server signs in with OAuth (configured, or it answered with a Bearer challenge)."""
+    signed_in: bool = False
+    """Running with an OAuth access token."""
     config_json: bytes = b"{}"
     """The server object from the config file, redacted (unless reveal_secret_headers)."""
 
@@ -140,6 +158,8 @@ class WorkerReady(Message):
     generation: int
     tools: list[ToolInfo]
     server_version: str | None = None
+    signed_in: bool = False
+    """The connection carries an OAuth access token."""
 
 
 class ToolsChanged(Message):
@@ -156,6 +176,16 @@ class WorkerFailed(Message):
     server: str
     generation: int
     error: str
+    login_required: bool = False
+    """The upstream wants a person to sign in: wait for `login` instead of retrying."""
+
+
+class LoginStarted(Message):
+    """Worker -> supervisor: the OAuth flow is waiting for a person at `url` (the authorization URL)."""
+
+    server: str
+    generation: int
+    url: str
 
 
 class UpstreamHealth(Message):
@@ -200,7 +230,7 @@ class Subscribe(Message):
 class ControlCommand(Message):
     """Gateway -> supervisor: act on one server; answered by CommandResult.
 
-    `action` is one of "restart", "enable", "disable".
+    `action` is one of "restart", "approve_tools", "login", "logout".
     """
 
     request_id: int
@@ -318,6 +348,8 @@ class CommandResult(Message):
     ok: bool
     error: str | None = None
     status: ServerStatus | None = None
+    login_url: str | None = None
+    """For "login": where the person signs in (None when the server connected without one)."""
 
 
 # --- gateway <-> worker ------------------------------------------------------
@@ -378,7 +410,14 @@ class CallFailed(Message):
 
 
 WorkerToSupervisor = (
-    WorkerHello | UpstreamSpawned | WorkerReady | ToolsChanged | WorkerFailed | Heartbeat | UpstreamHealth
+    WorkerHello
+    | UpstreamSpawned
+    | WorkerReady
+    | ToolsChanged
+    | WorkerFailed
+    | LoginStarted
+    | Heartbeat
+    | UpstreamHealth
 )
 GatewayToSupervisor = Subscribe | ControlCommand | SecretCommand | ConfigCommand
 ToSupervisor = WorkerToSupervisor | GatewayToSupervisor

@@ -30,6 +30,7 @@ def cli() -> None:
       mcpproxy upstream list
       mcpproxy upstream patch synapbus --header "X-Trace: on"
       mcpproxy tools search "read a file"
+      mcpproxy auth login github
       mcpproxy doctor
 
     \b
@@ -83,9 +84,11 @@ def serve(config_path: Path | None, data_dir: Path | None, listen: str | None, l
 
 def main() -> None:
     from cli.activity_cmd import activity_group
+    from cli.auth_cmd import auth_group
     from cli.secrets_cmd import secrets_group
 
     cli.add_command(activity_group)
+    cli.add_command(auth_group)
 
     cli.add_command(secrets_group)
     register_management_commands()

@@ -23,6 +23,7 @@ STATE_STYLES: Final = {
     "backoff": "red",
     "exited": "red",
     "fatal": "bold red",
+    "needs_login": "bold yellow",
     "stopped": "dim",
 }
 

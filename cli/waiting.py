@@ -27,6 +27,8 @@ from cli.client import (
 )
 
 DEFAULT_WAIT_S: Final = 60.0
+ACTION_TIMEOUT_S: Final = 45.0
+"""The action's own answer (a sign-in answers once the server sent its authorization URL)."""
 
 
 @dataclass
@@ -66,12 +68,14 @@ async def act_and_wait(
     timeout_s: float = DEFAULT_WAIT_S,
     needs_move: bool = False,
     progress: Progress | None = None,
+    on_answer: Callable[[Any], None] | None = None,
 ) -> Outcome:
     """Send `method path` and wait until server `name` is running or has failed.
 
     needs_move: only a state change after the action counts (a restart of a running
     server must first leave `running`); otherwise the state right after the action
     counts too (enabling a server that already runs is done at once).
+    on_answer: called with the action's `data` as soon as it arrives (before the wait).
     """
     watch = _Watch(name, needs_move, progress)
     read_forever = httpx2.Timeout(10.0, read=None)
@@ -87,11 +91,15 @@ async def act_and_wait(
                         raise CommandError(unpack(stream, target.url, "/events").error)
                     await anext(frames)  # the snapshot: from here on we see every change
                     reply = unpack(
-                        await client.request(method, path, json=body, timeout=30.0), target.url, path
+                        await client.request(method, path, json=body, timeout=ACTION_TIMEOUT_S),
+                        target.url,
+                        path,
                     )
                     if not reply.ok:
                         raise CommandError(reply.error, reply.exit_code)
                     watch.answer = reply.data
+                    if on_answer is not None:
+                        on_answer(reply.data)
                     now = unpack(await client.get(f"/api/v1/servers/{name}"), target.url, path)
                     if now.ok:  # (a server just added may not be listed yet)
                         server = now.data["server"]
@@ -131,7 +139,13 @@ class _Watch:
                 self.progress(state, last_error, time.monotonic() - self.started)
         if self.needs_move and not self.moved:
             return False
-        verdict = {"running": "running", "backoff": "failed", "fatal": "failed", "removed": "removed"}
+        verdict = {
+            "running": "running",
+            "backoff": "failed",
+            "fatal": "failed",
+            "needs_login": "failed",
+            "removed": "removed",
+        }
         self.result = verdict.get(state, "")
         return bool(self.result)
 

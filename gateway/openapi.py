@@ -212,6 +212,16 @@ def document() -> dict[str, Any]:
         paths[f"/api/v1/servers/{{name}}/{action}"] = {
             "post": _op(f"{action.capitalize()} a server", params=name)
         }
+    paths["/api/v1/servers/{name}/login"] = {
+        "post": _op(
+            "OAuth: start signing in; `data.authorization_url` is where the person goes"
+            " (null when no sign-in was needed)",
+            params=name,
+        )
+    }
+    paths["/api/v1/servers/{name}/logout"] = {
+        "post": _op("OAuth: forget the server's tokens; it then needs login", params=name)
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "mcpproxy REST API", "version": VERSION},

@@ -34,6 +34,8 @@ MAX_ACTIVITY_PAGE: Final = 1000
 MAX_SQLITE_INTEGER: Final = 2**63 - 1
 CALL_VARIANTS: Final = ("call_tool_read", "call_tool_write", "call_tool_destructive")
 CONFIG_ACTIONS: Final = ("enable", "disable", "quarantine", "unquarantine")
+LOGIN_COMMAND_TIMEOUT_S: Final = 40.0
+"""The supervisor waits up to 30 s for the worker's authorization URL; this covers that and the bus."""
 RUNTIME_FIELDS: Final = ("enabled", "quarantined")
 
 
@@ -65,6 +67,7 @@ def server_view(status: ServerStatus) -> dict[str, Any]:
     view = {**config, **live}
     view["protocol"] = config.get("protocol", status.protocol)
     view["connected"] = status.state == "running"
+    view["action"] = "login" if status.state == "needs_login" else None
     return view
 
 
@@ -229,14 +232,36 @@ class RestApi:
         name, action = request.path_params["name"], request.path_params["action"]
         if action in CONFIG_ACTIONS:
             return answer(request, await self.upstreams.config(action, name))
-        if action != "restart":
-            return fail(request, 404, f"unknown action {action!r}: use restart, {', '.join(CONFIG_ACTIONS)}")
+        if action not in ("restart", "login", "logout"):
+            known = ", ".join(("restart", "login", "logout", *CONFIG_ACTIONS))
+            return fail(request, 404, f"unknown action {action!r}: use {known}")
         if missing := self._unknown(request):
             return missing
-        result = await self.upstreams.command("restart", name)
+        if action == "login":
+            return await self.login(request, name)
+        result = await self.upstreams.command(action, name)
         if not result.ok:
             return fail(request, 400, result.error or "failed")
         return ok({"server": name, "action": action, "accepted": True})
+
+    async def login(self, request: Request, name: str) -> Response:
+        """OAuth: the worker starts the flow and its authorization URL comes back for the person."""
+        result = await self.upstreams.command("login", name, timeout_s=LOGIN_COMMAND_TIMEOUT_S)
+        if not result.ok:
+            return fail(request, 400, result.error or "sign-in failed")
+        url = result.login_url
+        return ok(
+            {
+                "server": name,
+                "action": "login",
+                "authorization_url": url,
+                "message": (
+                    f"open the authorization URL to sign in; {name} connects when you have"
+                    if url
+                    else f"{name} connected without a sign-in"
+                ),
+            }
+        )
 
     async def activity_list(self, request: Request) -> Response:
         assert self.activity is not None

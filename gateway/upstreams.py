@@ -164,7 +164,7 @@ class Upstreams:
             reason = status.last_error or f"server is {status.state}"
             self._fail_identity(old, f"server {status.name!r} went away during the call: {reason}")
 
-    async def _request(self, build: Callable[[int], Message]) -> Reply:
+    async def _request(self, build: Callable[[int], Message], timeout_s: float = COMMAND_TIMEOUT_S) -> Reply:
         assert self._control is not None
         request_id = next(self._ids)
         event = trio.Event()
@@ -172,18 +172,24 @@ class Upstreams:
         self._commands[request_id] = (event, box)
         try:
             await self._control.send(build(request_id))
-            with trio.move_on_after(COMMAND_TIMEOUT_S):
+            with trio.move_on_after(timeout_s):
                 await event.wait()
         finally:
             self._commands.pop(request_id, None)
         if not box:
-            raise BusError(f"the supervisor did not answer within {COMMAND_TIMEOUT_S:g}s")
+            raise BusError(f"the supervisor did not answer within {timeout_s:g}s")
         return box[0]
 
-    async def command(self, action: str, server: str, tools: list[str] | None = None) -> CommandResult:
+    async def command(
+        self,
+        action: str,
+        server: str,
+        tools: list[str] | None = None,
+        timeout_s: float = COMMAND_TIMEOUT_S,
+    ) -> CommandResult:
         """Ask the supervisor to act on a server."""
         result = await self._request(
-            lambda rid: ControlCommand(request_id=rid, action=action, server=server, tools=tools)
+            lambda rid: ControlCommand(request_id=rid, action=action, server=server, tools=tools), timeout_s
         )
         assert isinstance(result, CommandResult)
         return result

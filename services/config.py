@@ -47,6 +47,8 @@ KILL_TIMEOUT_S: Final = 9.0
 HEALTH_CHECK_INTERVAL_S: Final = 10.0
 SECRETS_BACKENDS: Final = ("auto", "keyring", "file")
 DOCKER_TIMEOUT_S: Final = 30.0
+LOGIN_TIMEOUT_S: Final = 300.0
+"""How long a person-led OAuth sign-in waits for the person to finish in the browser."""
 
 
 # --- Docker isolation (issue 12): schema --------------------------------------------------
@@ -84,6 +86,27 @@ class DockerIsolationConfig(msgspec.Struct, kw_only=True, omit_defaults=True, fo
 # --- end of Docker isolation schema ---------------------------------------------------------
 
 
+class OAuthConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
+    """`mcpServers[i].oauth`: sign in to a remote server with OAuth 2.1 (see services/worker/oauth.py).
+
+    Without `client_id` the proxy registers itself (RFC 7591). `client_secret`
+    may be a `${keyring:NAME}` reference. `redirect_port` pins the loopback
+    callback port; otherwise one is chosen at the first sign-in and kept.
+    """
+
+    client_id: str | None = None
+    client_secret: str | None = None
+    scopes: list[str] = msgspec.field(default_factory=list)
+    redirect_port: int | None = None
+    extra_params: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+OAUTH_RESERVED_PARAMS: Final = frozenset(
+    {"response_type", "client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method"}
+)
+"""Authorization-request parameters the flow owns; `extra_params` may not override them."""
+
+
 class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
     """One upstream server as written in the file."""
 
@@ -101,6 +124,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkn
     call_tool_timeout: float | str | None = None
     health_check_interval: float | str | None = None
     isolation: IsolationConfig | None = None
+    oauth: OAuthConfig | None = None
 
     @property
     def transport(self) -> str:
@@ -265,6 +289,24 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
                 raise _config_error(file, f"{path}.{field}", str(exc)) from None
     if server.isolation is not None:
         validate_isolation(server.isolation, server.transport, file, f"{path}.isolation")
+    if server.oauth is not None:
+        validate_oauth(server.oauth, server.transport, file, f"{path}.oauth")
+
+
+def validate_oauth(oauth: OAuthConfig, transport: str, file: str, path: str) -> None:
+    if transport == "stdio":
+        raise _config_error(file, path, "oauth applies to servers with a url, not stdio servers")
+    if oauth.redirect_port is not None and not 1024 <= oauth.redirect_port <= 65535:
+        raise _config_error(file, f"{path}.redirect_port", "expected a port between 1024 and 65535")
+    if oauth.client_secret and not oauth.client_id:
+        raise _config_error(file, f"{path}.client_secret", "a client_secret needs a client_id")
+    for key in oauth.extra_params:
+        if key in OAUTH_RESERVED_PARAMS:
+            raise _config_error(
+                file,
+                f"{path}.extra_params.{key}",
+                f"{key!r} is set by the sign-in flow and cannot be overridden",
+            )
 
 
 # --- Docker isolation (issue 12): validation ----------------------------------------------
@@ -347,6 +389,7 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
         for key in sorted(set(raw) - _known_fields(ServerConfig)):
             logger.warning("%s: %s: unknown key %r kept as is", file, path, key)
         _warn_unknown_keys(raw.get("isolation"), IsolationConfig, file, f"{path}.isolation")
+        _warn_unknown_keys(raw.get("oauth"), OAuthConfig, file, f"{path}.oauth")
         server = _convert(raw, ServerConfig, file, path)
         validate_server(server, file, path)
         if server.name in seen:

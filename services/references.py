@@ -1,4 +1,4 @@
-"""Secret references: `${keyring:NAME}` and `${env:VAR}` inside headers, env, url and args.
+"""Secret references: `${keyring:NAME}` and `${env:VAR}` in headers, env, url, args and oauth.client_secret.
 
 They are labels, not secrets: config files, REST and events show them as
 they are. A worker resolves them just before it connects; the resolved
@@ -59,7 +59,8 @@ async def resolve(
     """A copy of `spec` with every reference replaced; raise naming the first unresolvable one."""
     environ = os.environ if environ is None else environ
     values: dict[tuple[str, str], str] = {}
-    every = [*spec.headers.values(), *spec.env.values(), *spec.args, spec.url or ""]
+    oauth_secret = spec.oauth.client_secret if spec.oauth is not None else None
+    every = [*spec.headers.values(), *spec.env.values(), *spec.args, spec.url or "", oauth_secret or ""]
     for kind, name in {ref for value in every for ref in references_in(value)}:
         if kind == "env":
             found = environ.get(name)
@@ -87,5 +88,13 @@ async def resolve(
         env={k: expand(v) for k, v in spec.env.items()},
         args=[expand(a) for a in spec.args],
         url=expand(spec.url) if spec.url else spec.url,
+        oauth=(
+            msgspec.structs.replace(spec.oauth, client_secret=expand(oauth_secret))
+            if spec.oauth is not None and oauth_secret
+            else spec.oauth
+        ),
     )
-    return Resolution(spec=resolved, secrets=[v for v in values.values() if v])
+    found = [v for v in values.values() if v]
+    if resolved.oauth is not None and resolved.oauth.client_secret:
+        found.append(resolved.oauth.client_secret)  # a literal one is scrubbed as well
+    return Resolution(spec=resolved, secrets=found)

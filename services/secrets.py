@@ -14,9 +14,11 @@ in a thread.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -33,6 +35,22 @@ BACKENDS: Final = ("auto", "keyring", "file")
 
 class SecretsError(ProxyError):
     """The secrets store could not be read or written."""
+
+
+@contextlib.contextmanager
+def _exclusive(directory: Path, lock: threading.Lock) -> Iterator[None]:
+    """Serialize read-modify-write of the store's files across threads and processes.
+
+    The supervisor and the workers (OAuth tokens) both write; an flock on
+    `secrets.lock` keeps one from losing the other's change.
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with lock, open(directory / "secrets.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class _Backend(Protocol):
@@ -105,17 +123,17 @@ class FileBackend:
         write_atomically(self.data_path, token.decode())
 
     def get(self, key: str) -> str | None:
-        with self._lock:
+        with _exclusive(self.directory, self._lock):
             return self._load().get(key)
 
     def set(self, key: str, value: str) -> None:
-        with self._lock:
+        with _exclusive(self.directory, self._lock):
             data = self._load()
             data[key] = value
             self._save(data)
 
     def delete(self, key: str) -> None:
-        with self._lock:
+        with _exclusive(self.directory, self._lock):
             data = self._load()
             if data.pop(key, None) is not None:
                 self._save(data)
@@ -172,32 +190,41 @@ class SecretStore:
         except Exception as exc:  # keyring backends raise their own trees
             raise SecretsError(f"cannot read secret {name!r} from the {self.backend_name}: {exc}") from None
 
-    def set_sync(self, name: str, value: str) -> None:
+    def set_sync(self, name: str, value: str, *, indexed: bool = True) -> None:
+        """Store `value`; `indexed=False` keeps the name out of `secrets list` (the proxy's own records)."""
         try:
             self._backend.set(name, value)
         except SecretsError:
             raise
         except Exception as exc:
             raise SecretsError(f"cannot store secret {name!r} in the {self.backend_name}: {exc}") from None
-        with self._lock:
-            self._write_index(set(self.names_sync()) | {name})
+        if indexed:
+            with _exclusive(self.data_dir, self._lock):
+                self._write_index(set(self.names_sync()) | {name})
 
     def delete_sync(self, name: str) -> None:
         try:
             self._backend.delete(name)
         except Exception as exc:
             raise SecretsError(f"cannot delete secret {name!r} from the {self.backend_name}: {exc}") from None
-        with self._lock:
-            self._write_index(set(self.names_sync()) - {name})
+        with _exclusive(self.data_dir, self._lock):
+            names = set(self.names_sync())
+            if name in names:
+                self._write_index(names - {name})
 
     async def get(self, name: str) -> str | None:
         return await trio.to_thread.run_sync(self.get_sync, name)
 
-    async def set(self, name: str, value: str) -> None:
-        await trio.to_thread.run_sync(self.set_sync, name, value)
+    async def set(self, name: str, value: str, *, indexed: bool = True) -> None:
+        await trio.to_thread.run_sync(lambda: self.set_sync(name, value, indexed=indexed))
 
     async def delete(self, name: str) -> None:
         await trio.to_thread.run_sync(self.delete_sync, name)
+
+
+def oauth_record_names(server: str) -> tuple[str, str]:
+    """The store's names for a server's OAuth tokens and its client registration (not in `secrets list`)."""
+    return f"oauth.{server}.tokens", f"oauth.{server}.client"
 
 
 def secret_name_problem(name: str) -> str | None:

@@ -24,6 +24,7 @@ from bus.messages import (
     ControlCommand,
     Heartbeat,
     KnownSecrets,
+    LoginStarted,
     Message,
     Notice,
     SecretCommand,
@@ -49,7 +50,7 @@ from services.pinning import PinStore
 from services.redaction import is_sensitive_key
 from services.references import is_reference, references_in
 from services.runtime import endpoints_for
-from services.secrets import SecretStore
+from services.secrets import SecretStore, oauth_record_names
 from supervisor import secrets_admin
 from supervisor.config_admin import ConfigAdmin, watch_file
 from supervisor.containers import ContainerJanitor
@@ -57,10 +58,13 @@ from supervisor.ledger import REFRESH_INTERVAL_S, Ledger, lock_data_dir, refresh
 from supervisor.policy import RestartPolicy
 from supervisor.runner import Command, RunnerContext, ServerRunner
 from supervisor.spawn import Spawner
+from supervisor.states import WorkerState
 
 logger = logging.getLogger(__name__)
 
-COMMANDS: Final = frozenset({"restart", "approve_tools"})
+COMMANDS: Final = frozenset({"restart", "approve_tools", "login", "logout"})
+LOGIN_URL_TIMEOUT_S: Final = 30.0
+"""How long `login` waits for the worker to discover the authorization server and send its URL."""
 
 
 class ControlPlane:
@@ -158,6 +162,7 @@ class ControlPlane:
                     | WorkerReady()
                     | ToolsChanged()
                     | WorkerFailed()
+                    | LoginStarted()
                     | Heartbeat()
                     | UpstreamHealth()
                 ):
@@ -189,6 +194,10 @@ class ControlPlane:
         if self.runners.get(runner.name) is runner:
             del self.runners[runner.name]
             self.pins.forget(runner.name)
+            try:  # a removed server's sign-in goes with it
+                await self._forget_oauth(runner.name, keep_client=False)
+            except ProxyError as exc:
+                logger.warning("server %s: could not forget its OAuth tokens: %s", runner.name, exc)
             for peer in list(self.subscribers):
                 await self._send(peer, ServerRemoved(name=runner.name))
 
@@ -227,6 +236,13 @@ class ControlPlane:
             for field, mapping in (("headers", server.headers), ("env", server.env))
             for key, value in mapping.items()
             if is_sensitive_key(key, header=field == "headers") and not is_reference(value)
+        }
+        values |= {
+            server.oauth.client_secret
+            for server in self.config.mcpServers
+            if server.oauth is not None
+            and server.oauth.client_secret
+            and not is_reference(server.oauth.client_secret)
         }
         # ${env:VAR} references resolve in the workers from the environment they inherit from us.
         for server in self.config.mcpServers:
@@ -303,10 +319,56 @@ class ControlPlane:
                 status=runner.status(),
                 error=None if names or not command.tools else "no such tools",
             )
+        elif command.action in ("login", "logout"):
+            if runner.config.transport == "stdio":
+                result = CommandResult(
+                    request_id=command.request_id,
+                    ok=False,
+                    error=f"server {runner.name!r} is a stdio server: only servers with a url sign in",
+                )
+            else:  # both wait (on a worker, or on the store): not on the routing task
+                handler = self._login if command.action == "login" else self._logout
+                self._nursery.start_soon(handler, peer, command, runner)
+                return
         else:
             runner.deliver_nowait(Command(command.action))
             result = CommandResult(request_id=command.request_id, ok=True, status=runner.status())
         await self._send(peer, result)
+
+    async def _login(self, peer: bytes, command: ControlCommand, runner: ServerRunner) -> None:
+        """Start a person-led sign-in and answer with its authorization URL (None: no person needed)."""
+        outcome = runner.begin_login()
+        with trio.move_on_after(LOGIN_URL_TIMEOUT_S):
+            await outcome.done.wait()
+        error = outcome.error
+        if not outcome.done.is_set():
+            error = f"the server did not start its sign-in within {LOGIN_URL_TIMEOUT_S:g}s"
+        result = CommandResult(
+            request_id=command.request_id,
+            ok=error is None,
+            error=error,
+            status=runner.status(),
+            login_url=outcome.url,
+        )
+        await self._send(peer, result)
+
+    async def _logout(self, peer: bytes, command: ControlCommand, runner: ServerRunner) -> None:
+        """Forget the server's tokens (its client registration stays) and reconnect: it then needs login."""
+        try:
+            await self._forget_oauth(runner.name, keep_client=True)
+        except ProxyError as exc:
+            await self._send(peer, CommandResult(request_id=command.request_id, ok=False, error=str(exc)))
+            return
+        runner.signed_in = False
+        if runner.wanted or runner.life.state is WorkerState.NEEDS_LOGIN:
+            runner.deliver_nowait(Command("restart"))
+        await self._send(peer, CommandResult(request_id=command.request_id, ok=True, status=runner.status()))
+
+    async def _forget_oauth(self, server: str, *, keep_client: bool) -> None:
+        tokens, client = oauth_record_names(server)
+        await self.secrets.delete(tokens)
+        if not keep_client:
+            await self.secrets.delete(client)
 
     async def _refresh_ledger(self, ledger: Ledger) -> None:
         while True:

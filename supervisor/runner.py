@@ -20,6 +20,8 @@ import trio
 from bus.messages import (
     ExitInfo,
     Heartbeat,
+    LoginStarted,
+    OAuthSpec,
     ServerStatus,
     Shutdown,
     StartUpstream,
@@ -33,7 +35,7 @@ from bus.messages import (
     WorkerReady,
 )
 from services import process
-from services.config import ServerConfig
+from services.config import LOGIN_TIMEOUT_S, ServerConfig
 from services.pinning import PinStore
 from services.upstream_log import log_path
 from supervisor import policy
@@ -61,7 +63,7 @@ class WorkerExited:
 
 @dataclass(frozen=True)
 class Command:
-    """A human or API asked for `action` ("restart", "enable", "disable", "stop")."""
+    """A human or API asked for `action` ("restart", "reload", "login", "disable", "remove")."""
 
     action: str
 
@@ -72,11 +74,21 @@ Event = (
     | WorkerReady
     | ToolsChanged
     | WorkerFailed
+    | LoginStarted
     | Heartbeat
     | UpstreamHealth
     | WorkerExited
     | Command
 )
+
+
+@dataclass
+class LoginOutcome:
+    """What a `login` command waits for: the authorization URL, or the server's fate without one."""
+
+    done: trio.Event
+    url: str | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -126,6 +138,13 @@ class ServerRunner:
         self._reported_generation = 0
         self.wanted = config.enabled and not config.quarantined
         self.removed = False
+        self.login_next = False
+        """The next generation is a person-led OAuth sign-in."""
+        self.login_required = False
+        """The current generation reported that only a person signing in can help."""
+        self.signed_in = False
+        self.person_led = False
+        self.login: LoginOutcome | None = None
 
     @property
     def name(self) -> str:
@@ -153,6 +172,10 @@ class ServerRunner:
             call_timeout_s=self.config.call_tool_timeout_s(),
             server_version=self.server_version,
             healthy=self.healthy,
+            oauth=(
+                self.config.oauth is not None or self.signed_in or self.life.state is WorkerState.NEEDS_LOGIN
+            ),
+            signed_in=self.signed_in and self.life.state is WorkerState.RUNNING,
             config_json=self.ctx.config_view(self.name),
         )
 
@@ -183,7 +206,23 @@ class ServerRunner:
     async def _idle(self) -> None:
         event = await self.inbox.receive()
         if isinstance(event, Command):
-            self._apply_command(event)
+            outcome = self._apply_command(event)
+            if outcome == "stop" and self.life.state is WorkerState.NEEDS_LOGIN:
+                await self._set(WorkerState.STOPPED)
+
+    def begin_login(self) -> LoginOutcome:
+        """A person wants to sign in: the next generation runs the browser flow; see `LoginOutcome`."""
+        if self.login is not None:
+            self.login.done.set()  # an older request waits no more
+        self.login = LoginOutcome(done=trio.Event())
+        self.deliver_nowait(Command("login"))
+        return self.login
+
+    def _settle_login(self, *, url: str | None = None, error: str | None = None) -> None:
+        if self.login is not None:
+            self.login.url, self.login.error = url, error
+            self.login.done.set()
+            self.login = None
 
     def reconfigure(self, config: ServerConfig) -> None:
         """The config file changed this server: adopt it and restart (or stop) it."""
@@ -192,10 +231,15 @@ class ServerRunner:
 
     def _apply_command(self, command: Command) -> str:
         """Update what we want; return "restart" (a fresh generation) or "stop"."""
-        if command.action in ("restart", "reload"):
+        if command.action in ("restart", "reload", "login"):
             self.wanted = self.config.enabled and not self.config.quarantined
-            if command.action == "restart":
+            if command.action != "reload":
                 self.failures = ()
+            if command.action == "login":
+                self.login_next = self.wanted
+                if not self.wanted:
+                    state = "quarantined" if self.config.quarantined else "disabled"
+                    self._settle_login(error=f"server {self.name!r} is {state}")
             return "restart" if self.wanted else "stop"
         self.wanted = False
         self.removed = self.removed or command.action == "remove"
@@ -207,6 +251,9 @@ class ServerRunner:
         self.next_retry_at = None
         self.upstream_pid = self.upstream_pgid = None
         self.tools = []
+        self.login_required = False
+        self.signed_in = False
+        self.person_led, self.login_next = self.login_next, False
         await self._set(WorkerState.STARTING)
         try:
             self.worker = await self.ctx.spawner.spawn(self.name, self.generation)
@@ -231,6 +278,12 @@ class ServerRunner:
         # this news — then make sure nothing of it is left (that may take up to kill_timeout), then decide.
         await self._set(WorkerState.EXITED)
         await self._stop_worker()
+        if self.login_required:  # only a person can help: wait for one instead of retrying
+            self._settle_login(error=self.last_error)
+            self.wanted = False
+            await self._set(WorkerState.NEEDS_LOGIN)
+            return
+        self._settle_login(error=self.last_error or "the server failed to start")
         await self._after_failure()
 
     async def _watch_exit(self, worker: WorkerProcess, generation: int) -> None:
@@ -242,7 +295,7 @@ class ServerRunner:
         return generation != self.generation
 
     async def _starting(self) -> str:
-        deadline = trio.current_time() + HELLO_TIMEOUT_S + self.config.init_timeout_s()
+        deadline = trio.current_time() + HELLO_TIMEOUT_S + self._init_timeout_s()
         while True:
             with trio.move_on_at(deadline):
                 event = await self.inbox.receive()
@@ -260,15 +313,20 @@ class ServerRunner:
                             self.ctx.ledger.record(self.name, "upstream", [key])
                         self.ctx.ledger.record_groups(self.name, [pgid])
                         await self.ctx.publish(self)
-                    case WorkerReady(tools=tools, server_version=version):
+                    case WorkerReady(tools=tools, server_version=version, signed_in=signed_in):
                         self.tools = self.ctx.pins.pin(self.name, tools, trusted=not self.config.quarantined)
                         self.server_version = version
+                        self.signed_in = signed_in
                         self.last_error = None
                         await self._set(WorkerState.RUNNING)
                         await self.ctx.publish_tools(self)
+                        self._settle_login()
                         return "running"
-                    case WorkerFailed(error=error):
+                    case LoginStarted(url=url):
+                        self._settle_login(url=url)
+                    case WorkerFailed(error=error, login_required=login_required):
                         self.last_error = error
+                        self.login_required = login_required
                         self._reported_generation = self.generation
                     case WorkerExited(code=code):
                         await self._collect_last_words(code)
@@ -279,10 +337,12 @@ class ServerRunner:
                     case Heartbeat() | ToolsChanged() | UpstreamHealth():
                         pass
                 continue
-            self.last_error = (
-                f"initialize did not finish within init_timeout ({self.config.init_timeout_s():g}s)"
-            )
+            self.last_error = f"initialize did not finish within init_timeout ({self._init_timeout_s():g}s)"
             return "failed"
+
+    def _init_timeout_s(self) -> float:
+        """A person-led sign-in also waits for the person."""
+        return self.config.init_timeout_s() + (LOGIN_TIMEOUT_S if self.person_led else 0.0)
 
     async def _running(self) -> str:
         running_since = time.monotonic()
@@ -306,8 +366,9 @@ class ServerRunner:
                         self.tools = self.ctx.pins.pin(self.name, tools, trusted=not self.config.quarantined)
                         await self.ctx.publish_tools(self)
                         await self.ctx.publish(self)
-                    case WorkerFailed(error=error):
+                    case WorkerFailed(error=error, login_required=login_required):
                         self.last_error = error
+                        self.login_required = login_required
                         self._reported_generation = self.generation
                     case WorkerExited(code=code):
                         await self._collect_last_words(code)
@@ -315,7 +376,7 @@ class ServerRunner:
                         return "failed"
                     case Command() as command:
                         return self._apply_command(command)
-                    case UpstreamSpawned() | WorkerHello() | WorkerReady():
+                    case UpstreamSpawned() | WorkerHello() | WorkerReady() | LoginStarted():
                         pass
                 continue
             self.last_error = f"worker stopped responding (no heartbeat for {HEARTBEAT_TIMEOUT_S:g}s)"
@@ -335,6 +396,7 @@ class ServerRunner:
                 event = await self.inbox.receive()
                 if isinstance(event, WorkerFailed) and not self._stale(event):
                     self.last_error = event.error
+                    self.login_required = event.login_required
                     break
                 if isinstance(event, Command):
                     later.append(event)
@@ -413,7 +475,7 @@ class ServerRunner:
             working_dir=c.working_dir,
             url=c.url,
             headers=dict(c.headers),
-            init_timeout_s=c.init_timeout_s(),
+            init_timeout_s=self._init_timeout_s(),
             close_timeout_s=self.ctx.close_timeout_s,
             kill_timeout_s=self.ctx.kill_timeout_s,
             log_path=str(log_path(self.ctx.data_dir, c.name)),
@@ -422,4 +484,16 @@ class ServerRunner:
             fallback_sse=c.protocol == "auto" and c.transport != "stdio",
             ping_interval_s=c.health_check_interval_s(),
             container=self.ctx.containers.spec_for(c, self.generation) if self.ctx.containers else None,
+            oauth=(
+                OAuthSpec(
+                    client_id=c.oauth.client_id,
+                    client_secret=c.oauth.client_secret,
+                    scopes=list(c.oauth.scopes),
+                    redirect_port=c.oauth.redirect_port,
+                    extra_params=dict(c.oauth.extra_params),
+                )
+                if c.oauth is not None
+                else None
+            ),
+            login=self.person_led,
         )

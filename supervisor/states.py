@@ -27,6 +27,8 @@ class WorkerState(enum.Enum):
     """The worker ended unexpectedly; the restart policy decides what is next."""
     FATAL = "fatal"
     """Too many failed starts in the window; only a human restart brings it back."""
+    NEEDS_LOGIN = "needs_login"
+    """An OAuth upstream waits for a person to sign in (`login`); it is not retried until then."""
 
 
 S = WorkerState
@@ -34,10 +36,11 @@ ALLOWED: Final[Mapping[WorkerState, frozenset[WorkerState]]] = {
     S.STOPPED: frozenset({S.STARTING}),
     S.STARTING: frozenset({S.RUNNING, S.EXITED, S.STOPPING}),
     S.RUNNING: frozenset({S.EXITED, S.STOPPING}),
-    S.EXITED: frozenset({S.BACKOFF, S.FATAL, S.STOPPED}),
+    S.EXITED: frozenset({S.BACKOFF, S.FATAL, S.NEEDS_LOGIN, S.STOPPED}),
     S.BACKOFF: frozenset({S.STARTING, S.STOPPED}),
     S.STOPPING: frozenset({S.STOPPED}),
     S.FATAL: frozenset({S.STARTING, S.STOPPED}),
+    S.NEEDS_LOGIN: frozenset({S.STARTING, S.STOPPED}),
 }
 
 

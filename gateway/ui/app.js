@@ -429,6 +429,39 @@ function serversPage() {
   return section;
 }
 
+// OAuth: the browser tab is opened on the click itself (a tab opened after an await is often
+// blocked), then sent to the authorization URL once the proxy has it.
+function signInButton(s, box, cls) {
+  const button = h("button", { type: "button", class: `btn small primary sign-in ${cls || ""}`, "data-action": "login" }, "Sign in");
+  button.addEventListener("click", () => {
+    const tab = window.open("", "_blank");
+    busy(button, box, async () => {
+      let answer;
+      try {
+        answer = await api("POST", `/api/v1/servers/${enc(s.name)}/login`);
+      } catch (error) {
+        if (tab) tab.close();
+        throw error;
+      }
+      const url = answer && answer.authorization_url;
+      if (!url) {
+        if (tab) tab.close();
+      } else if (tab) {
+        tab.opener = null;
+        tab.location.href = url;
+      }
+      if (url && box) {
+        box.hidden = false;
+        box.classList.add("notice");
+        box.replaceChildren(`Finish signing in to ${s.name} in the browser tab. `,
+          h("a", { href: url, target: "_blank", rel: "noopener noreferrer", class: "sign-in-link" }, "Open the sign-in page"));
+      }
+      await refreshServers();
+    });
+  });
+  return button;
+}
+
 function serverRow(s) {
   const box = errorBox();
   const act = (label, method, path, cls) => {
@@ -455,6 +488,7 @@ function serverRow(s) {
         s.enabled
           ? act("Disable", "POST", `/api/v1/servers/${enc(s.name)}/disable`)
           : act("Enable", "POST", `/api/v1/servers/${enc(s.name)}/enable`),
+        s.action === "login" ? signInButton(s, box) : null,
         act("Restart", "POST", `/api/v1/servers/${enc(s.name)}/restart`),
         remove),
       box));
@@ -531,6 +565,7 @@ function serverPage(name, tab) {
       href: `#/server/${enc(name)}/${id}`, role: "tab", id: `tab-${id}`,
       "aria-selected": id === tab ? "true" : "false", class: id === tab ? "tab active" : "tab",
     }, label)));
+  const signInBox = errorBox();
   const section = h("section", {}, pageHeader(name, h("a", { href: "#/servers", class: "back" }, "← All servers")), summary, tabs, panel);
   listen(() => {
     const s = state.servers.find((x) => x.name === name);
@@ -546,7 +581,9 @@ function serverPage(name, tab) {
         fact(s.url ? "URL" : "Command", h("code", {}, where)),
         fact("Tools", s.tool_count),
         fact("Restarts", s.restarts),
+        s.oauth ? fact("Sign-in", s.signed_in ? "signed in (OAuth)" : s.action === "login" ? [h("span", { class: "error-text" }, "needed "), signInButton(s, signInBox)] : "not signed in") : null,
         s.last_error ? fact("Last error", h("span", { class: "error-text" }, s.last_error)) : null),
+      signInBox,
     );
   });
   if (tab === "config") {

@@ -21,7 +21,7 @@ import mcp.types as types
 import trio
 
 from bus.codec import GATEWAY_TO_WORKER, TO_WORKER
-from bus.errors import BusError, ProxyError
+from bus.errors import BusError, LoginRequiredError, ProxyError
 from bus.messages import (
     Attach,
     Attached,
@@ -31,6 +31,7 @@ from bus.messages import (
     CancelCall,
     GatewayToWorker,
     Heartbeat,
+    LoginStarted,
     Shutdown,
     StartUpstream,
     SupervisorToWorker,
@@ -47,7 +48,13 @@ from services import process
 from services.references import resolve
 from services.secrets import SecretStore
 from services.upstream_log import RotatingLog
-from services.worker.upstream import Upstream, describe_error, list_all_tools, open_upstream
+from services.worker.upstream import (
+    Upstream,
+    describe_error,
+    list_all_tools,
+    login_required,
+    open_upstream,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +80,8 @@ class Worker:
         self.stop_requested = trio.Event()
         self.tools_changed = trio.Event()
         self.ping_interval_s = 10.0
+        self.login_required = False
+        """The upstream needs a person to sign in (OAuth): the supervisor waits instead of retrying."""
         self._scrub: Callable[[str], str] = lambda text: text
 
     async def run(self, lifeline_fd: int | None) -> int:
@@ -95,6 +104,7 @@ class Worker:
         spec = start.spec
         log = RotatingLog(Path(spec.log_path), spec.log_max_bytes) if spec.log_path else None
         assert log is not None, "the supervisor always sends a log path"
+        error: str | None = None  # (stays None when a stop cancels the connect)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._heartbeats)
@@ -110,7 +120,14 @@ class Worker:
             return 0
         logger.error("server %s: %s", self.server, error)
         with trio.move_on_after(1.0):
-            await self.control.send(WorkerFailed(server=self.server, generation=self.generation, error=error))
+            await self.control.send(
+                WorkerFailed(
+                    server=self.server,
+                    generation=self.generation,
+                    error=error,
+                    login_required=self.login_required,
+                )
+            )
         return EXIT_FAILED
 
     async def _serve(self, start: StartUpstream, log: RotatingLog) -> str | None:
@@ -134,8 +151,14 @@ class Worker:
             )
             self._send_control_nowait(msg)
 
+        async def on_login_url(url: str) -> None:
+            log.note("waiting for a person to sign in (authorization URL sent to the supervisor)")
+            await self.control.send(LoginStarted(server=self.server, generation=self.generation, url=url))
+
         try:
-            async with open_upstream(spec, log, on_spawn, self._on_upstream_message) as upstream:
+            async with open_upstream(
+                spec, log, on_spawn, self._on_upstream_message, store, on_login_url
+            ) as upstream:
                 self.upstream = upstream
                 tools = await list_all_tools(upstream.session)
                 info = upstream.session.server_info
@@ -146,6 +169,7 @@ class Worker:
                         generation=self.generation,
                         tools=tools,
                         server_version=info.version if info else None,
+                        signed_in=upstream.auth is not None and upstream.auth.signed_in,
                     )
                 )
                 logger.info("server %s: ready with %d tools", self.server, len(tools))
@@ -163,16 +187,34 @@ class Worker:
                         await upstream.gone.wait()
                         stop_waiter.set()
 
+                    async def _wait_signed_out() -> None:
+                        assert upstream.auth is not None
+                        await upstream.auth.broken.wait()
+                        stop_waiter.set()
+
                     nursery.start_soon(_wait_stop)
                     nursery.start_soon(_wait_gone)
+                    if upstream.auth is not None:
+                        nursery.start_soon(_wait_signed_out)
                     await stop_waiter.wait()
                     nursery.cancel_scope.cancel()
-                if not self.stop_requested.is_set():
-                    return upstream.exit_reason
-                return None
+                if self.stop_requested.is_set():
+                    return None
+                if upstream.auth is not None and upstream.auth.failure is not None:
+                    self.login_required = True
+                    return self._scrub(str(upstream.auth.failure))
+                return upstream.exit_reason
+        except LoginRequiredError as exc:
+            self.login_required = True
+            return self._scrub(str(exc))
         except ProxyError as exc:
             return self._scrub(str(exc))
         except Exception as exc:  # task boundary: any failure ends this worker with a reason
+            auth = self.upstream.auth if self.upstream is not None else None
+            needs_person = login_required(exc) or (auth.failure if auth is not None else None)
+            if needs_person is not None:  # (wrapped by a nursery, or signed out while listing tools)
+                self.login_required = True
+                return self._scrub(str(needs_person))
             return self._scrub(f"upstream failed: {describe_error(exc)}")
         finally:
             for scope in self.in_flight.values():

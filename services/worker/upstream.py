@@ -15,10 +15,12 @@ from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from bus.errors import UpstreamError
+from bus.errors import LoginRequiredError, UpstreamError
 from bus.messages import ToolInfo, UpstreamSpec
 from services import process
+from services.secrets import SecretStore
 from services.upstream_log import RotatingLog
+from services.worker.oauth import ProxyOAuth, open_oauth
 from services.worker.stdio import StdioUpstream, open_stdio_upstream
 
 if TYPE_CHECKING:
@@ -61,9 +63,16 @@ async def list_all_tools(session: ClientSession) -> list[ToolInfo]:
 class Upstream:
     """A connected, initialized upstream session plus what we know about its process."""
 
-    def __init__(self, session: ClientSession, stdio: StdioUpstream | DockerUpstream | None) -> None:
+    def __init__(
+        self,
+        session: ClientSession,
+        stdio: StdioUpstream | DockerUpstream | None,
+        auth: ProxyOAuth | None = None,
+    ) -> None:
         self.session = session
         self.stdio = stdio
+        self.auth = auth
+        """OAuth for a remote upstream: `auth.broken` means it needs a person to sign in again."""
         self.gone = stdio.closed if stdio is not None else trio.Event()
 
         self._failure: str | None = None
@@ -87,10 +96,8 @@ def status_phrase(response: httpx2.Response) -> str:
         return ""
 
 
-def describe_error(exc: BaseException) -> str:
-    """One line for `last_error`: an HTTP status when there is one, else the innermost message."""
-    if isinstance(exc, UpstreamError):
-        return str(exc)
+def leaves(exc: BaseException) -> list[BaseException]:
+    """`exc` and what it wraps: the members of exception groups and the causes, depth first."""
     seen: list[BaseException] = []
     stack = [exc]
     while stack:
@@ -100,6 +107,19 @@ def describe_error(exc: BaseException) -> str:
             stack.extend(current.exceptions)
         elif current.__cause__ is not None:
             stack.append(current.__cause__)
+    return seen
+
+
+def login_required(exc: BaseException) -> LoginRequiredError | None:
+    """The sign-in request inside `exc` (a nursery may have wrapped it in a group), if any."""
+    return next((item for item in leaves(exc) if isinstance(item, LoginRequiredError)), None)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for `last_error`: an HTTP status when there is one, else the innermost message."""
+    if isinstance(exc, UpstreamError):
+        return str(exc)
+    seen = leaves(exc)
     for item in seen:
         if isinstance(item, UpstreamError):
             return str(item)
@@ -143,12 +163,17 @@ class StatusRecorder:
 
 
 async def _open_remote(
-    stack: AsyncExitStack, spec: UpstreamSpec, transport: str, message_handler: MessageHandler
+    stack: AsyncExitStack,
+    spec: UpstreamSpec,
+    transport: str,
+    message_handler: MessageHandler,
+    auth: ProxyOAuth | None,
 ) -> ClientSession:
     assert spec.url is not None
     recorder = StatusRecorder()
     try:
         if transport == "sse":
+            oauth = auth
 
             def factory(
                 headers: dict[str, str] | None = None,
@@ -158,7 +183,7 @@ async def _open_remote(
                 return httpx2.AsyncClient(
                     headers=headers,
                     timeout=timeout,
-                    auth=auth,
+                    auth=auth or oauth,
                     follow_redirects=True,
                     event_hooks={"response": [recorder]},
                 )
@@ -173,6 +198,7 @@ async def _open_remote(
                 httpx2.AsyncClient(
                     headers=spec.headers,
                     timeout=HTTP_TIMEOUT_S,
+                    auth=auth,
                     follow_redirects=True,
                     event_hooks={"response": [recorder]},
                 )
@@ -183,8 +209,10 @@ async def _open_remote(
         session = await stack.enter_async_context(
             ClientSession(read, write, client_info=CLIENT_INFO, message_handler=message_handler)
         )
-        await _initialize(session, spec, None)
+        await _initialize(session, spec, auth.broken if auth is not None else None)
     except Exception as exc:
+        if auth is not None and auth.failure is not None:
+            raise auth.failure from exc
         if recorder.last is not None:
             raise UpstreamError(f"{recorder.last}: {describe_error(exc)}") from exc
         raise
@@ -197,8 +225,14 @@ async def open_upstream(
     log: RotatingLog,
     on_spawn: Callable[[process.Child], None],
     message_handler: MessageHandler,
+    store: SecretStore | None = None,
+    on_login_url: Callable[[str], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Upstream]:
-    """Connect and initialize within `spec.init_timeout_s`; the exit stops the upstream (staged)."""
+    """Connect and initialize within `spec.init_timeout_s`; the exit stops the upstream (staged).
+
+    A remote upstream signs in with OAuth (tokens from `store`) unless its config sets an
+    Authorization header; `on_login_url` receives the authorization URL of a person-led sign-in.
+    """
     async with AsyncExitStack() as stack:
         if spec.protocol == "stdio":
             assert spec.command is not None
@@ -238,23 +272,38 @@ async def open_upstream(
             yield Upstream(session, stdio)
             return
         transport = spec.protocol
+        auth = None
+        if not any(key.lower() == "authorization" for key in spec.headers):
+            nursery = await stack.enter_async_context(trio.open_nursery())  # the sign-in callback listener
+            stack.callback(nursery.cancel_scope.cancel)
+            auth = await open_oauth(spec, store, nursery, on_login_url or _no_person)
         try:
             async with AsyncExitStack() as attempt:
-                session = await _open_remote(attempt, spec, transport, message_handler)
+                session = await _open_remote(attempt, spec, transport, message_handler, auth)
                 stack.push_async_exit(attempt.pop_all())
+        except LoginRequiredError:
+            raise
         except Exception as exc:  # a remote that does not speak streamable HTTP may speak SSE
             if not spec.fallback_sse:
                 raise UpstreamError(describe_error(exc)) from exc
             log.note(f"streamable HTTP failed ({describe_error(exc)}); trying SSE")
             transport = "sse"
             try:
-                session = await _open_remote(stack, spec, transport, message_handler)
+                session = await _open_remote(stack, spec, transport, message_handler, auth)
+            except LoginRequiredError:
+                raise
             except Exception as sse_exc:
                 raise UpstreamError(
                     f"{describe_error(exc)}; SSE fallback: {describe_error(sse_exc)}"
                 ) from sse_exc
-        log.note(f"connected over {transport}")
-        yield Upstream(session, None)
+        log.note(
+            f"connected over {transport}" + (" (signed in with OAuth)" if auth and auth.signed_in else "")
+        )
+        yield Upstream(session, None, auth)
+
+
+async def _no_person(url: str) -> None:
+    raise LoginRequiredError("no one to sign in")
 
 
 async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
