@@ -445,3 +445,49 @@ def test_keyboard_only_navigation_reaches_every_page(browser: Any, tmp_path: Pat
             page.focus('nav a:has-text("Secrets")')
             page.keyboard.press("Enter")
             playwright_sync.expect(page.locator("h1")).to_have_text("Secrets")
+
+
+@contextmanager
+def authorization_server() -> Iterator[str]:
+    """tests/servers/oauth_server.py (see tests/system/test_oauth.py); yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [PYTHON, str(REPO / "tests" / "servers" / "oauth_server.py"), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith(b"ready ")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_sign_in_button_runs_the_oauth_flow_in_a_new_tab(browser: Any, tmp_path: Path) -> None:
+    expect = playwright_sync.expect
+    with authorization_server() as base:
+        guarded = {"name": "guarded", "url": f"{base}/mcp", "protocol": "http", "oauth": {}}
+        with sync_proxy(tmp_path, [guarded], secrets_backend="file") as proxy:
+            wait_state(proxy, "guarded", "needs_login")
+            with open_page(browser, proxy, "#/servers") as page:
+                row = page.locator('#servers tr[data-server="guarded"]')
+                expect(row).to_contain_text("needs_login")
+                shot(page, "oauth-sign-in")
+                with page.context.expect_page() as opened:
+                    row.locator('button:has-text("Sign in")').click()
+                provider = opened.value
+                provider.wait_for_load_state()
+                expect(provider.locator('button:has-text("Allow")')).to_be_visible(timeout=WAIT_MS)
+                provider.locator('button:has-text("Allow")').click()
+                expect(provider.locator("h1")).to_have_text("Signed in", timeout=WAIT_MS)
+                expect(row).to_contain_text("running", timeout=WAIT_MS)
+                expect(row.locator('button:has-text("Sign in")')).to_have_count(0)
+                page.goto(f"{proxy.base_url}/ui/#/server/guarded")
+                expect(page.locator(".facts")).to_contain_text("signed in (OAuth)")
+            assert wait_state(proxy, "guarded", "running")["signed_in"] is True
