@@ -57,6 +57,26 @@ def test_unknown_keys_are_warned_about_not_rejected(caplog: pytest.LogCaptureFix
             "mcpServers[0].init_timeout",
         ),
         ({"mcpServers": "none"}, "mcpServers: expected array, got string"),
+        (
+            {"mcpServers": [{"name": "a", "command": "x", "oauth": {}}]},
+            "mcpServers[0].oauth: oauth applies to servers with a url, not stdio servers",
+        ),
+        (
+            {"mcpServers": [{"name": "a", "url": "http://h/mcp", "oauth": {"scopes": "repo"}}]},
+            "mcpServers[0].oauth.scopes: expected array, got string",
+        ),
+        (
+            {"mcpServers": [{"name": "a", "url": "http://h/mcp", "oauth": {"redirect_port": 80}}]},
+            "mcpServers[0].oauth.redirect_port: expected a port between 1024 and 65535",
+        ),
+        (
+            {"mcpServers": [{"name": "a", "url": "http://h/mcp", "oauth": {"client_secret": "s"}}]},
+            "mcpServers[0].oauth.client_secret: a client_secret needs a client_id",
+        ),
+        (
+            {"mcpServers": [{"name": "a", "url": "http://h/mcp", "oauth": {"extra_params": {"state": "x"}}}]},
+            "mcpServers[0].oauth.extra_params.state: 'state' is set by the sign-in flow",
+        ),
         ([], "expected a JSON object at the top level"),
     ],
 )
@@ -96,3 +116,16 @@ def test_the_environment_overrides_the_api_key(tmp_path: Path, monkeypatch: pyte
     path.write_text('{"api_key": "from-file"}')
     monkeypatch.setenv("MCPPROXY_API_KEY", "from-env")
     assert load_config(path).api_key == "from-env"
+
+
+def test_the_seeds_oauth_example_loads() -> None:
+    server = {
+        "name": "github-server",
+        "url": "https://api.github.com/mcp",
+        "protocol": "http",
+        "oauth": {"client_id": "your-client-id", "scopes": ["repo", "user"]},
+        "enabled": True,
+    }
+    oauth = parse_config(json.dumps({"mcpServers": [server]})).mcpServers[0].oauth
+    assert oauth is not None
+    assert (oauth.client_id, oauth.scopes, oauth.redirect_port) == ("your-client-id", ["repo", "user"], None)

@@ -127,3 +127,30 @@ def test_the_mask_is_exactly_the_seed_format() -> None:
     assert redact_value("Authorization", "${keyring:gh_token}", header=True) == "${keyring:gh_token}"
     assert redact_value("X-Trace", "on", header=True) == "on"
     assert redact_url("https://user:pw123@example.test/mcp").startswith("https://••••")
+
+
+def test_the_proxys_own_records_stay_out_of_the_listing(tmp_path: Path) -> None:
+    store = SecretStore(tmp_path, "file")
+    store.set_sync("mine", "v1")
+    store.set_sync("oauth.gh.tokens", "{}", indexed=False)
+    assert store.names_sync() == ["mine"]
+    assert store.get_sync("oauth.gh.tokens") == "{}"
+    store.delete_sync("oauth.gh.tokens")
+    assert store.get_sync("oauth.gh.tokens") is None and store.names_sync() == ["mine"]
+
+
+def test_writers_in_several_processes_lose_nothing(tmp_path: Path) -> None:
+    """The supervisor and the workers (OAuth tokens) share the encrypted file: writes must not race."""
+    code = (
+        "import sys; from pathlib import Path; from services.secrets import SecretStore\n"
+        "store = SecretStore(Path(sys.argv[1]), 'file')\n"
+        "for i in range(15): store.set_sync(f'{sys.argv[2]}-{i}', 'x', indexed=False)"
+    )
+    writers = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path), f"w{n}"]) for n in range(4)
+    ]
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0
+    backend = FileBackend(tmp_path)
+    missing = [f"w{n}-{i}" for n in range(4) for i in range(15) if backend.get(f"w{n}-{i}") is None]
+    assert missing == []
