@@ -5,143 +5,55 @@
 Prints p50/p99 latency and sequential calls/s for (a) the mcp SDK client
 talking to the echo server over stdio, (b) the same server through the
 proxy's /mcp/all (direct mode) and (c) through /mcp with call_tool_read, plus
-what the proxy adds over (a).
+what the proxy adds over (a). `bench/run.py` reports the same figures among
+all the others.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from datetime import date
+from functools import partial
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-import httpx2
 import trio
-from mcp.client.session import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.client.streamable_http import streamable_http_client
 
 REPO: Final = Path(__file__).resolve().parent.parent
-ECHO: Final = REPO / "tests" / "servers" / "echo_server.py"
-WARMUP: Final = 50
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
+from bench.clients import MESSAGE, open_mcp_call, open_stdio_call  # noqa: E402
+from bench.latency import WARMUP, latency_of  # noqa: E402
+from bench.proxy import echo_servers, open_proxy  # noqa: E402
+from bench.samples import Latency  # noqa: E402
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-async def measure(call: Callable[[], Awaitable[Any]], calls: int) -> dict[str, float]:
-    for _ in range(WARMUP):
-        await call()
-    samples = []
-    started = time.perf_counter()
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        await call()
-        samples.append((time.perf_counter() - t0) * 1000)
-    total = time.perf_counter() - started
-    return {"p50": statistics.median(samples), "p99": percentile(samples, 0.99), "rate": calls / total}
-
-
-async def direct(calls: int) -> dict[str, float]:
-    params = StdioServerParameters(command=sys.executable, args=[str(ECHO)])
-    with open(os.devnull, "w") as devnull:
-        async with (
-            stdio_client(params, errlog=devnull) as (read, write),
-            ClientSession(read, write) as session,
-        ):
-            await session.initialize()
-            return await measure(lambda: session.call_tool("echo", {"message": "ping"}), calls)
-
-
-async def through_proxy(url: str, calls: int, tool: str, arguments: dict[str, Any]) -> dict[str, float]:
-    async with (
-        httpx2.AsyncClient(timeout=30) as http,
-        streamable_http_client(url, http_client=http) as (
-            read,
-            write,
-        ),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
-        return await measure(lambda: session.call_tool(tool, arguments), calls)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_running(base: str, key: str) -> None:
-    async with httpx2.AsyncClient(timeout=5) as client:
-        with trio.fail_after(60):
-            while True:
-                try:
-                    body = (await client.get(f"{base}/api/v1/servers", headers={"X-API-Key": key})).json()
-                    if body["data"]["servers"][0]["state"] == "running":
-                        return
-                except (httpx2.HTTPError, KeyError, IndexError, ValueError):
-                    pass
-                await trio.sleep(0.05)
+BASELINE: Final = "direct stdio (baseline)"
 
 
 async def main(calls: int) -> None:
-    rows: dict[str, dict[str, float]] = {"direct stdio (baseline)": await direct(calls)}
+    rows: dict[str, Latency] = {BASELINE: await latency_of(open_stdio_call, calls)}
     with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "mcp_config.json"
-        key = "bench-key"
-        config.write_text(
-            json.dumps(
-                {
-                    "api_key": key,
-                    "mcpServers": [{"name": "echo", "command": sys.executable, "args": [str(ECHO)]}],
-                }
+        async with open_proxy(Path(tmp), echo_servers(1)) as proxy:
+            await proxy.wait_ready()
+            await proxy.wait_running(1)
+            rows["proxy /mcp/all (direct mode)"] = await latency_of(
+                partial(open_mcp_call, f"{proxy.base_url}/mcp/all", "echo__echo", MESSAGE), calls
             )
-        )
-        port = free_port()
-        proxy = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "mcpproxy"),
-                "serve",
-                "--config",
-                str(config),
-                "--data-dir",
-                str(Path(tmp) / "data"),
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "WARNING",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            await wait_running(base, key)
-            rows["proxy /mcp/all (direct mode)"] = await through_proxy(
-                f"{base}/mcp/all", calls, "echo__echo", {"message": "ping"}
+            rows["proxy /mcp call_tool_read"] = await latency_of(
+                partial(
+                    open_mcp_call,
+                    f"{proxy.base_url}/mcp",
+                    "call_tool_read",
+                    {"name": "echo:echo", "args": MESSAGE},
+                ),
+                calls,
             )
-            rows["proxy /mcp call_tool_read"] = await through_proxy(
-                f"{base}/mcp", calls, "call_tool_read", {"name": "echo:echo", "args": {"message": "ping"}}
-            )
-        finally:
-            proxy.send_signal(signal.SIGTERM)
-            proxy.wait(timeout=60)
-    base_row = rows["direct stdio (baseline)"]
+    base_row = rows[BASELINE]
     print(
         f"call latency, {calls} sequential echo calls after {WARMUP} warm-up; "
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {date.today()}"
@@ -151,10 +63,9 @@ async def main(calls: int) -> None:
     )
     print(f"|{'-' * 32}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 11}|{'-' * 11}|")
     for name, row in rows.items():
-        added = "" if row is base_row else f"{row['p50'] - base_row['p50']:+.2f}"
-        added99 = "" if row is base_row else f"{row['p99'] - base_row['p99']:+.2f}"
+        added50, added99 = ("", "") if row is base_row else (f"{d:+.2f}" for d in row.added_over(base_row))
         print(
-            f"| {name:<30} | {row['p50']:>7.2f} | {row['p99']:>7.2f} | {row['rate']:>8.0f} | {added:>9} | {added99:>9} |"
+            f"| {name:<30} | {row.p50_ms:>7.2f} | {row.p99_ms:>7.2f} | {row.rate:>8.0f} | {added50:>9} | {added99:>9} |"
         )
 
 

@@ -34,6 +34,7 @@ REPO: Final = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.samples import percentile  # noqa: E402
 from services.search import StaticEmbedder, ToolIndex  # noqa: E402
 
 TOOLS_PER_SERVER: Final = 50
@@ -116,11 +117,6 @@ def synthetic_queries(count: int, seed: int = SEED + 1) -> list[str]:
         rng.shuffle(words)
         queries.append(" ".join(words))
     return queries
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def timed_ms(action: Callable[[], object]) -> float:

@@ -1,0 +1,1 @@
+"""Benchmarks that print tables. `python bench/run.py` runs the whole set and prints one table."""
