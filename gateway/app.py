@@ -9,18 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from bus.errors import ProxyError
-from gateway import openapi
+from gateway import mcp_direct, mcp_proxy, openapi
 from gateway.calling import Caller
 from gateway.events import EventHub, activity_event
+from gateway.fastpath import FastPath
 from gateway.frontdoor import FrontDoor
 from gateway.mcp_direct import DirectTools
 from gateway.mcp_management import ManagementTools
@@ -54,17 +53,6 @@ def _security(settings: GatewaySettings) -> TransportSecuritySettings:
     )
 
 
-class _McpEndpoint:
-    """ASGI adapter so `/mcp` and `/mcp/` both reach the manager without a redirect."""
-
-    def __init__(self) -> None:
-        self.manager: StreamableHTTPSessionManager | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert self.manager is not None, "the lifespan starts the session manager"
-        await self.manager.handle_request(scope, receive, send)
-
-
 def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     registry = Registry()
     upstreams = Upstreams(registry, settings.control_endpoint, settings.calls_endpoint)
@@ -81,20 +69,23 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     upstreams.on_known_secrets = lambda values: setattr(activity, "secrets", set(values))
     caller.on_recorded = lambda record: events.publish("activity.tool_call.completed", activity_event(record))
     upstreams.on_tools = events.tools_changed
-    proxy_endpoint, direct_endpoint = _McpEndpoint(), _McpEndpoint()
     security = _security(settings)
+    # One endpoint object per path, so `/mcp` and `/mcp/` both reach it without a redirect.
+    proxy_endpoint = FastPath(proxy.call, mcp_proxy.SURFACE, security)
+    direct_endpoint = FastPath(direct.call, mcp_direct.SURFACE, security)
+    direct_endpoint.watch.on_session = direct.remember
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Managers run once per instance: build fresh ones on every start.
-        proxy_endpoint.manager = StreamableHTTPSessionManager(proxy.server(), security_settings=security)
-        direct_endpoint.manager = StreamableHTTPSessionManager(direct.server(), security_settings=security)
+        proxy_manager = proxy_endpoint.open_manager(proxy.server())
+        direct_manager = direct_endpoint.open_manager(direct.server())
         async with trio.open_nursery() as nursery:
             await nursery.start(activity.run)
             await nursery.start(upstreams.serve)
             nursery.start_soon(direct.run_notifier)
             nursery.start_soon(events.run_coalescer)
-            async with proxy_endpoint.manager.run(), direct_endpoint.manager.run():
+            async with proxy_manager.run(), direct_manager.run():
                 yield
             nursery.cancel_scope.cancel()
 

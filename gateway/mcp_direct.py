@@ -14,7 +14,7 @@ import trio
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 
-from gateway.calling import Caller, context_from_mcp, error_result
+from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.registry import Registry
 from gateway.tool_names import direct_name, unknown_message
 from gateway.upstreams import Upstreams
@@ -22,6 +22,7 @@ from gateway.upstreams import Upstreams
 logger = logging.getLogger(__name__)
 
 NOTIFY_DEBOUNCE_S: Final = 0.05
+SURFACE: Final = "mcp_all"
 
 
 class _DirectServer(Server[Any]):
@@ -44,7 +45,8 @@ class DirectTools:
         self.registry = registry
         self.upstreams = upstreams
         self.names: dict[str, tuple[str, str]] = {}
-        self.sessions: set[Any] = set()
+        self.sessions: dict[str, Any] = {}
+        """One `ServerSession` per MCP session id (any of them reaches the session's standalone stream)."""
         self._changed = trio.Event()
         self._signature: tuple[str, ...] = ()
         registry.listeners.append(self._on_registry_change)
@@ -91,23 +93,35 @@ class DirectTools:
     async def list_tools(
         self, ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        self.sessions.add(ctx.session)
+        self._remember(ctx)
         return types.ListToolsResult(tools=self._tools())
 
     async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        self.sessions.add(ctx.session)
-        target = self.names.get(params.name)
+        self._remember(ctx)
+        return await self.call(params.name, dict(params.arguments or {}), context_from_mcp(ctx, SURFACE))
+
+    async def call(self, name: str, arguments: dict[str, Any], context: CallContext) -> types.CallToolResult:
+        """`tools/call` on /mcp/all, from the SDK's handler or the fast lane."""
+        target = self.names.get(name)
         if target is None:
             self._tools()
-            target = self.names.get(params.name)
+            target = self.names.get(name)
         if target is None:
-            return error_result(unknown_message("tool", params.name, self.names))
+            return error_result(unknown_message("tool", name, self.names))
         server, tool = target
-        context = context_from_mcp(ctx, "mcp_all")
-        arguments = dict(params.arguments or {})
         return await self.caller.call(
-            server, tool, arguments, context, shown_name=params.name, known=list(self.names)
+            server, tool, arguments, context, shown_name=name, known=list(self.names)
         )
+
+    def remember(self, session_id: str, session: Any) -> None:
+        """A session to tell about changes; its first `ServerSession` is kept (requests each make one)."""
+        self.sessions.setdefault(session_id, session)
+
+    def _remember(self, ctx: Any) -> None:
+        request = getattr(ctx, "request", None)
+        session_id = request.headers.get("mcp-session-id") if request is not None else None
+        if session_id:  # a request without a session (2026-era, stateless) has no stream to notify
+            self.remember(session_id, ctx.session)
 
     def _on_registry_change(self, server: str) -> None:
         self._changed.set()
@@ -124,9 +138,9 @@ class DirectTools:
             if signature == self._signature:
                 continue
             self._signature = signature
-            for session in list(self.sessions):
+            for session_id, session in list(self.sessions.items()):
                 try:
                     with trio.move_on_after(1.0):
                         await session.send_tool_list_changed()
                 except Exception:  # a closed session: forget it
-                    self.sessions.discard(session)
+                    self.sessions.pop(session_id, None)

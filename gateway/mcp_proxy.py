@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import Any, Final
@@ -15,7 +16,7 @@ import mcp.types as types
 from mcp.server.lowlevel import Server
 
 from bus.messages import ToolInfo
-from gateway.calling import Caller, call_with, context_from_mcp, error_result
+from gateway.calling import CallContext, Caller, call_with, context_from_mcp, error_result
 from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
 from gateway.registry import Registry
 from gateway.tool_names import split_qualified, unknown_message
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_LIMIT: Final = 15
 MAX_LIMIT: Final = 100
 CALL_VARIANTS: Final = ("call_tool_read", "call_tool_write", "call_tool_destructive")
+SURFACE: Final = "mcp"
 
 _CALL_INPUT: Final[dict[str, Any]] = {
     "type": "object",
@@ -174,14 +176,17 @@ class ProxyTools:
         return types.ListToolsResult(tools=self.menu)
 
     async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        arguments = params.arguments or {}
-        if params.name == "retrieve_tools":
+        return await self.call(params.name, params.arguments or {}, context_from_mcp(ctx, SURFACE))
+
+    async def call(self, name: str, arguments: dict[str, Any], context: CallContext) -> types.CallToolResult:
+        """`tools/call` on /mcp, from the SDK's handler or the fast lane."""
+        if name == "retrieve_tools":
             return self._retrieve(arguments)
-        if params.name in CALL_VARIANTS:
-            return await self._call(params.name, arguments, ctx)
-        if params.name in MANAGEMENT_NAMES:
-            return await self.management.call(params.name, arguments)
-        return error_result(unknown_message("tool", params.name, [t.name for t in self.menu]))
+        if name in CALL_VARIANTS:
+            return await self._call(name, arguments, context)
+        if name in MANAGEMENT_NAMES:
+            return await self.management.call(name, arguments)
+        return error_result(unknown_message("tool", name, [t.name for t in self.menu]))
 
     def _retrieve(self, arguments: dict[str, Any]) -> types.CallToolResult:
         query = arguments.get("query")
@@ -192,7 +197,9 @@ class ProxyTools:
             return error_result("retrieve_tools: `limit` must be a positive integer")
         return structured_result({"tools": self.search.search(query, min(limit, MAX_LIMIT))})
 
-    async def _call(self, variant: str, arguments: dict[str, Any], ctx: Any) -> types.CallToolResult:
+    async def _call(
+        self, variant: str, arguments: dict[str, Any], context: CallContext
+    ) -> types.CallToolResult:
         name = arguments.get("name")
         if not isinstance(name, str):
             return error_result(f"{variant}: `name` must be a string like 'server:tool'")
@@ -211,7 +218,7 @@ class ProxyTools:
         if not isinstance(args_payload, dict):
             return error_result(f"{variant}: args must be a JSON object")
         reason = arguments.get("intent_reason")
-        context = context_from_mcp(ctx, "mcp", reason if isinstance(reason, str) else None)
+        context = dataclasses.replace(context, intent_reason=reason if isinstance(reason, str) else None)
         known = [f"{server}:{t.name}" for t in self.registry.tools_of(server)]
         return await self.caller.call(
             server, tool_name, args_payload, context, shown_name=name, known=known, variant=variant

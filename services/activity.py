@@ -1,7 +1,9 @@
 """The activity log: every tool call on the record, in SQLite under the data dir.
 
 Calls are recorded off the hot path: `ActivityLog.record_nowait` queues a
-record; one writer task inserts batches in a worker thread. If the database is
+record; one writer task inserts batches in a worker thread, at most one batch
+per FLUSH_INTERVAL_S, so a busy proxy pays one thread hop and one SQLite
+transaction per batch rather than per call. If the database is
 locked or the disk is full, recording fails loudly in the log and the calls
 themselves carry on. Arguments and results are capped (the original size is
 kept) and scrubbed of known secret values before they are stored.
@@ -24,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 QUEUE_SIZE: Final = 10_000
 BATCH_SIZE: Final = 200
+FLUSH_INTERVAL_S: Final = 0.1
+"""How long a record may wait for others to share its transaction (REST readers see it this late)."""
+FINAL_FLUSH_S: Final = 2.0
 RETENTION_INTERVAL_S: Final = 600.0
 SCRUBBED: Final = "••••"
 STATUSES: Final = ("ok", "error", "blocked", "timeout")
@@ -223,16 +228,27 @@ class ActivityLog:
         except sqlite3.Error as exc:
             logger.error("activity log disabled: cannot open %s: %s", self.path, exc)
         task_status.started()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._retention_loop)
-            async for first in self._receive:
-                batch = [first]
-                while len(batch) < BATCH_SIZE:
-                    try:
-                        batch.append(self._receive.receive_nowait())
-                    except trio.WouldBlock:
-                        break
-                await self._write(batch)
+        batch: list[CallRecord] = []
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._retention_loop)
+                async for first in self._receive:
+                    batch.append(first)
+                    with trio.move_on_after(FLUSH_INTERVAL_S):
+                        while len(batch) < BATCH_SIZE:
+                            batch.append(await self._receive.receive())
+                    full, batch = batch, []
+                    await self._write(full)
+        finally:
+            # Shutdown: what was queued still goes on the record, within a bounded, shielded write.
+            while True:
+                try:
+                    batch.append(self._receive.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            if batch:
+                with trio.move_on_after(FINAL_FLUSH_S, shield=True):
+                    await self._write(batch)
 
     async def _write(self, batch: list[CallRecord]) -> None:
         if self.db is None:
