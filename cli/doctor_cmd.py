@@ -105,6 +105,13 @@ def server_check(server: dict[str, Any]) -> Check:
         return Check(label, "warn", "quarantined: waiting for approval", suggest_fix(server))
     if not server.get("enabled", True):
         return Check(label, "info", "disabled", suggest_fix(server))
+    if state == "needs_login":
+        return Check(
+            label,
+            "warn",
+            f"needs login: {server.get('last_error') or 'sign in'}",
+            f"mcpproxy auth login {name}",
+        )
     if state == "running":
         if server.get("healthy") is False:
             return Check(

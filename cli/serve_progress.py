@@ -28,6 +28,8 @@ def describe(server: dict[str, Any]) -> str | None:
     name, state = server["name"], server.get("state")
     if state == "running":
         return f"  ✓ {name}: running ({server.get('tool_count', 0)} tools)"
+    if state == "needs_login":
+        return f"  ! {name}: waiting for you to sign in: mcpproxy auth login {name}"
     if state in ("backoff", "fatal") or (state == "exited" and server.get("last_error")):
         retry = "retrying" if state == "backoff" else state
         return f"  ✗ {name}: {retry}: {server.get('last_error') or 'failed'}  (see `mcpproxy doctor`)"

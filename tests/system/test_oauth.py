@@ -211,6 +211,9 @@ async def test_cli_login_status_logout_and_a_declined_sign_in(tmp_path: Path) ->
             await proxy.wait_for("guarded", "needs_login", timeout_s=WAIT_S)
             target = ["--config", str(proxy.config_path), "--url", proxy.base_url]
 
+            doctor = await run_cli("doctor", *target)
+            assert "needs login" in doctor.stdout and "mcpproxy auth login guarded" in doctor.stdout
+
             status = await run_cli("auth", "status", "-o", "json", *target)
             assert json.loads(status.stdout) == [
                 {

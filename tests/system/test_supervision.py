@@ -156,7 +156,7 @@ def server_processes(proxy: Proxy, server: str, marker: str) -> set[int]:
 async def processes_of_a_start(
     proxy: Proxy, server: str, marker: str, exclude: set[int] = frozenset()
 ) -> set[int]:
-    """While `server` is starting, wait until its worker has spawned the upstream; return their pids.
+    """While `server` is starting, wait until its worker and its upstream both show; return their pids.
 
     Found from /proc: REST does not show the pids of a server that is still starting.
     """
@@ -164,7 +164,9 @@ async def processes_of_a_start(
         while True:
             state = (await proxy.servers())[server]["state"]
             pids = server_processes(proxy, server, marker) - exclude
-            if state == "starting" and any(any(marker in a for a in cmdline(p)) for p in pids):
+            upstream = any(any(marker in a for a in cmdline(p)) for p in pids)
+            worker = any(f"services.worker --server {server} " in " ".join(cmdline(p)) + " " for p in pids)
+            if state == "starting" and upstream and worker:
                 proxy.remember_pids()
                 return pids
             await trio.sleep(POLL_S)
