@@ -27,35 +27,36 @@ REPO: Final = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.clients import MESSAGE, open_mcp_call, open_stdio_call  # noqa: E402
-from bench.latency import WARMUP, latency_of  # noqa: E402
+from bench.clients import MESSAGE, CallOpener, open_mcp_call, open_stdio_call  # noqa: E402
 from bench.proxy import echo_servers, open_proxy  # noqa: E402
-from bench.samples import Latency  # noqa: E402
+from bench.rounds import WARMUP, interleaved_latency  # noqa: E402
 
 BASELINE: Final = "direct stdio (baseline)"
+ROUNDS: Final = 10
 
 
 async def main(calls: int) -> None:
-    rows: dict[str, Latency] = {BASELINE: await latency_of(open_stdio_call, calls)}
     with tempfile.TemporaryDirectory() as tmp:
         async with open_proxy(Path(tmp), echo_servers(1)) as proxy:
             await proxy.wait_ready()
             await proxy.wait_running(1)
-            rows["proxy /mcp/all (direct mode)"] = await latency_of(
-                partial(open_mcp_call, f"{proxy.base_url}/mcp/all", "echo__echo", MESSAGE), calls
-            )
-            rows["proxy /mcp call_tool_read"] = await latency_of(
-                partial(
-                    open_mcp_call,
-                    f"{proxy.base_url}/mcp",
-                    "call_tool_read",
-                    {"name": "echo:echo", "args": MESSAGE},
+            read_tool = {"name": "echo:echo", "args": MESSAGE}
+            openers: dict[str, CallOpener] = {
+                BASELINE: open_stdio_call,
+                "proxy /mcp/all (direct mode)": partial(
+                    open_mcp_call, f"{proxy.base_url}/mcp/all", "echo__echo", MESSAGE
                 ),
-                calls,
-            )
+                "proxy /mcp call_tool_read": partial(
+                    open_mcp_call, f"{proxy.base_url}/mcp", "call_tool_read", read_tool
+                ),
+            }
+            outcome = await interleaved_latency(openers, calls, ROUNDS)
+    if outcome.failures:
+        raise SystemExit(f"call_latency: {outcome.failures}")
+    rows = outcome.figures
     base_row = rows[BASELINE]
     print(
-        f"call latency, {calls} sequential echo calls after {WARMUP} warm-up; "
+        f"call latency, {calls} sequential echo calls after {WARMUP} warm-up, in {ROUNDS} interleaved rounds; "
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {date.today()}"
     )
     print(

@@ -11,7 +11,7 @@ import enum
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -30,6 +30,7 @@ CALL_TIMEOUT_S: Final = 30.0
 OPEN_TIMEOUT_S: Final = 60.0
 
 Call = Callable[[], Awaitable[None]]
+CallOpener = Callable[[], AbstractAsyncContextManager[Call]]
 
 
 class Transport(enum.Enum):

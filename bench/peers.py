@@ -11,7 +11,8 @@ Every peer runs at WARNING where it has the option, as the proxy does here.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -20,12 +21,9 @@ from typing import Any, Final
 import httpx2
 import trio
 
-from bench.clients import ECHO_ARGV, MESSAGE, Transport, open_mcp_call, open_rest_call
-from bench.latency import CallOpener, latency_of
+from bench.clients import ECHO_ARGV, MESSAGE, CallOpener, Transport, open_mcp_call, open_rest_call
 from bench.peer_install import Installed, NpmPackage, PythonPackage, ensure_npm, ensure_python
 from bench.processes import open_tree
-from bench.samples import Latency
-from bench.throughput import throughput_of
 from tests.proxyctl import free_port
 
 READY_DEADLINE_S: Final = 60.0
@@ -53,14 +51,6 @@ class Peer:
     caller: Callable[[str], CallOpener]
     """base URL -> opener of an echo call."""
     env: Callable[[Path], dict[str, str]] = lambda directory: {}
-
-
-@dataclass(frozen=True)
-class PeerResult:
-    peer: Peer
-    version: str
-    latency: Latency
-    rate: float
 
 
 def _stdio_front_arguments(port: int, directory: Path) -> list[str]:
@@ -158,10 +148,9 @@ async def _wait_ready(peer: Peer, base: str, running: Callable[[], bool], log_pa
     raise PeerError(f"{peer.name} {what}; end of its log:\n{tail}")
 
 
-async def measure_peer(
-    peer: Peer, installed: Installed, directory: Path, calls: int, sessions: int, session_calls: int
-) -> PeerResult:
-    """Start the peer in front of one echo server; sequential latency, then `sessions` x `session_calls`."""
+@asynccontextmanager
+async def open_peer(peer: Peer, installed: Installed, directory: Path) -> AsyncIterator[CallOpener]:
+    """Start the peer in front of one echo server; once it is ready, yield the opener of an echo call."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -170,6 +159,4 @@ async def measure_peer(
     async with open_tree(argv, log_path, env=peer.env(directory), cwd=directory) as tree:
         await _wait_ready(peer, base, lambda: tree.running, log_path)
         tree.remember()
-        latency = await latency_of(peer.caller(base), calls)
-        rate = await throughput_of(peer.caller(base), sessions, session_calls)
-    return PeerResult(peer, installed.version, latency, rate)
+        yield peer.caller(base)

@@ -6,11 +6,13 @@ Measures, on this machine and in this run: echo-call latency directly over
 stdio (the baseline) and through the proxy's /mcp/all and /mcp
 (call_tool_read); concurrent throughput (10 and 50 sessions); PSS of the
 proxy's processes with 1 and with 50 upstreams; launch to ready; time to
-run 50 stdio upstreams; `retrieve_tools` search at 1,000 and 10,000 tools;
-stop time with 50 upstreams; and the peers mcp-proxy, mcp-hub and mcpo in
-front of the same echo server. Peers are installed on first use under
-/tmp/mcpproxy-bench-peers (outside the repo's venv) and reused afterwards;
-a peer that does not install gets a "not installed: reason" row.
+run 50 stdio upstreams; stop time with 50 upstreams; `retrieve_tools` search
+at 1,000 and 10,000 tools. The peers mcp-proxy, mcp-hub and mcpo run in front
+of the same echo server, side by side with the proxy: baseline, proxy and
+peers are measured in interleaved rounds, so that load from other work on the
+machine weighs on all of them alike. Peers are installed on first use under
+/tmp/mcpproxy-bench-peers (outside the repo's venv) and reused afterwards; a
+peer that does not install gets a "not installed: reason" row.
 
 `--quick` is a smoke run with small counts (5 upstreams instead of 50).
 Progress goes to stderr, the table to stdout. Every process the bench starts

@@ -27,15 +27,18 @@ class Latency:
         return self.p50_ms - baseline.p50_ms, self.p99_ms - baseline.p99_ms
 
 
-async def time_calls(call: Callable[[], Awaitable[None]], calls: int, warmup: int) -> Latency:
-    """Run `warmup` untimed calls, then `calls` timed ones, one after the other."""
-    for _ in range(warmup):
-        await call()
+def summarize(samples_ms: list[float]) -> Latency:
+    """p50, p99 and the back-to-back rate of a non-empty list of call times."""
+    return Latency(
+        statistics.median(samples_ms), percentile(samples_ms, 0.99), len(samples_ms) * 1000 / sum(samples_ms)
+    )
+
+
+async def timed_block(call: Callable[[], Awaitable[None]], calls: int) -> list[float]:
+    """Milliseconds taken by each of `calls` calls made one after the other."""
     samples = []
-    started = time.perf_counter()
     for _ in range(calls):
-        t0 = time.perf_counter()
+        started = time.perf_counter()
         await call()
-        samples.append((time.perf_counter() - t0) * 1000)
-    elapsed = time.perf_counter() - started
-    return Latency(statistics.median(samples), percentile(samples, 0.99), calls / elapsed)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples

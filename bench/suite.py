@@ -1,10 +1,11 @@
 """Every measurement `bench/run.py` makes, in one run, each against its target and the same baseline.
 
-Stages run one after another (never two at once, so they do not compete for
-the cores): the direct stdio baseline, a proxy with one echo upstream
-(memory, latency, throughput), empty proxies (launch to ready), a proxy with a
-fleet of echo upstreams (all running, memory, stop), tool search, then the
-peers. A stage that fails becomes a failed row; the others still run.
+Stages run one after another, never two at once: the echo server alone (the
+yardstick for a fleet of them); calls, where the direct stdio baseline, the
+proxy with one echo upstream and every peer are up side by side and measured
+in interleaved rounds (`bench/rounds.py`); empty proxies (launch to ready); a
+proxy with a fleet of echo upstreams (all running, memory, stop); tool search.
+A stage that fails becomes a failed row; the others still run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -23,17 +25,16 @@ from typing import Final
 
 import trio
 
-from bench import search_speed
-from bench.clients import MESSAGE, open_mcp_call, open_stdio_call
-from bench.latency import echo_start_s, latency_of
+from bench import echo, search_speed
+from bench.clients import MESSAGE, CallOpener, open_mcp_call, open_stdio_call
 from bench.memory import ProxyMemory, measure_proxy
 from bench.peer_install import NotInstalledError
-from bench.peers import PEERS, Peer, install, measure_peer
+from bench.peers import PEERS, Peer, install, open_peer
 from bench.processes import STOP_DEADLINE_S
 from bench.proxy import Proxy, Role, echo_servers, open_proxy
 from bench.report import Row
+from bench.rounds import failure_text, interleaved_latency, interleaved_throughput, median_of
 from bench.samples import Latency
-from bench.throughput import throughput_of
 from services.search import StaticEmbedder
 from tests.proxyctl import alive
 
@@ -48,7 +49,10 @@ TARGET_SEARCH_TOOLS: Final = 10_000
 TARGET_STOP_S: Final = 3.0
 MEMORY_SETTLE_S: Final = 1.0
 """After the last server is running, let workers finish their first tools/list before reading PSS."""
-FAILURE_CHARS: Final = 300
+
+BASELINE: Final = "direct stdio"
+ALL_TOOLS: Final = "proxy /mcp/all (direct mode)"
+READ_TOOL: Final = "proxy /mcp call_tool_read"
 
 
 @dataclass(frozen=True)
@@ -56,22 +60,24 @@ class Counts:
     """How much each stage does: the full run, or `--quick`."""
 
     calls: int
+    latency_rounds: int
     sessions: tuple[int, ...]
     session_calls: int
+    throughput_rounds: int
     fleet: int
     startups: int
-    echo_starts: int
+    echo_repeats: int
     search_sizes: tuple[int, ...]
     search_queries: int
 
 
 FULL: Final = Counts(
-    calls=1000, sessions=(10, 50), session_calls=100, fleet=50, startups=3, echo_starts=5,
-    search_sizes=(1_000, 10_000), search_queries=2_000,
+    calls=1000, latency_rounds=10, sessions=(10, 50), session_calls=100, throughput_rounds=3, fleet=50,
+    startups=3, echo_repeats=5, search_sizes=(1_000, 10_000), search_queries=2_000,
 )  # fmt: skip
 QUICK: Final = Counts(
-    calls=100, sessions=(10, 50), session_calls=10, fleet=5, startups=1, echo_starts=2,
-    search_sizes=(1_000, 10_000), search_queries=200,
+    calls=100, latency_rounds=2, sessions=(10, 50), session_calls=10, throughput_rounds=1, fleet=5,
+    startups=1, echo_repeats=2, search_sizes=(1_000, 10_000), search_queries=200,
 )  # fmt: skip
 
 
@@ -87,12 +93,20 @@ class Section(enum.Enum):
     PEERS = "peers"
 
 
+def progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
 def _ms(value: float) -> str:
     return f"{value:+.2f} ms"
 
 
-def progress(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
+def _fleet_yardstick(what: str, seconds: float | None, count: int) -> str:
+    """`; <what>: 1.20 s, × 50 / 2 cores = 30.0 s`: the least time `count` of them take on this machine."""
+    if seconds is None:
+        return ""
+    cores = os.cpu_count() or 1
+    return f"; {what}: {seconds:.2f} s, × {count} / {cores} cores = {seconds * count / cores:.1f} s"
 
 
 class Suite:
@@ -103,12 +117,17 @@ class Suite:
         self.scratch = scratch
         self.rows: dict[Section, list[Row]] = {section: [] for section in Section}
         self.failures = 0
-        self.baseline: Latency | None = None
         self.echo_start_s: float | None = None
+        self.echo_exit_cpu_s: float | None = None
         self.memory_one: ProxyMemory | None = None
 
     def add(self, section: Section, row: Row) -> None:
         self.rows[section].append(row)
+
+    def failed(self, section: Section, what: str, reason: str) -> None:
+        progress(f"{what} failed: {reason}")
+        self.add(section, Row(what, f"failed: {reason}", met=False))
+        self.failures += 1
 
     def table_rows(self) -> list[Row]:
         return [row for section in Section for row in self.rows[section]]
@@ -118,46 +137,27 @@ class Suite:
         try:
             await stage()
         except Exception as exc:  # a failed stage is reported as a row; the others still run
-            message = " ".join(f"{type(exc).__name__}: {exc}".split())[:FAILURE_CHARS]
-            progress(f"{what} failed: {message}")
-            self.add(section, Row(what, f"failed: {message}", met=False))
-            self.failures += 1
+            self.failed(section, what, failure_text(exc))
 
     async def run(self) -> None:
-        await self._stage(Section.LATENCY, "direct stdio baseline", self.baseline_stage)
-        await self._stage(Section.LATENCY, "proxy with 1 upstream", self.one_upstream_stage)
-        await self._stage(Section.STARTUP, "launch to /readyz", self.startup_stage)
-        await self._stage(Section.STOP, f"proxy with {self.counts.fleet} upstreams", self.fleet_stage)
+        fleet = self.counts.fleet
+        await self._stage(Section.STARTUP, "echo server alone: start and exit", self.echo_stage)
+        await self._stage(Section.LATENCY, "calls: baseline, proxy and peers side by side", self.calls_stage)
+        await self._stage(Section.STARTUP, "launch to /readyz, no upstreams", self.startup_stage)
+        await self._stage(
+            Section.STOP, f"proxy with {fleet} upstreams: start, memory, stop", self.fleet_stage
+        )
         await self._stage(Section.SEARCH, "tool search", self.search_stage)
-        for peer in PEERS:
-            await self._stage(Section.PEERS, f"peer {peer.name}", partial(self.peer_stage, peer))
 
-    def _require_baseline(self) -> Latency:
-        if self.baseline is None:
-            raise RuntimeError("no direct stdio baseline to compare with (that stage failed)")
-        return self.baseline
+    async def echo_stage(self) -> None:
+        self.echo_start_s = await echo.start_s(self.counts.echo_repeats)
+        self.echo_exit_cpu_s = await echo.exit_cpu_s(self.counts.echo_repeats)
 
-    async def baseline_stage(self) -> None:
-        self.baseline = await latency_of(open_stdio_call, self.counts.calls)
-        self.add(Section.LATENCY, Row(
-            f"direct stdio echo call, SDK client (baseline): p50 / p99, {self.counts.calls} calls",
-            f"{self.baseline.p50_ms:.2f} / {self.baseline.p99_ms:.2f} ms ({self.baseline.rate:.0f} calls/s)",
-        ))  # fmt: skip
-        self.echo_start_s = await echo_start_s(self.counts.echo_starts)
+    # --- calls ----------------------------------------------------------------
 
-    def _latency_rows(self, surface: str, measured: Latency) -> None:
-        added_p50, added_p99 = measured.added_over(self._require_baseline())
-        self.add(Section.LATENCY, Row(
-            f"added p50, {surface}", f"{_ms(added_p50)} (p50 {measured.p50_ms:.2f} ms)",
-            f"≤ {TARGET_ADDED_P50_MS:.1f} ms", added_p50 <= TARGET_ADDED_P50_MS,
-        ))  # fmt: skip
-        self.add(Section.LATENCY, Row(
-            f"added p99, {surface}", f"{_ms(added_p99)} (p99 {measured.p99_ms:.2f} ms)",
-            f"≤ {TARGET_ADDED_P99_MS:.1f} ms", added_p99 <= TARGET_ADDED_P99_MS,
-        ))  # fmt: skip
-
-    async def one_upstream_stage(self) -> None:
-        async with open_proxy(self.scratch / "one", echo_servers(1)) as proxy:
+    async def calls_stage(self) -> None:
+        async with AsyncExitStack() as stack:
+            proxy = await stack.enter_async_context(open_proxy(self.scratch / "one", echo_servers(1)))
             await proxy.wait_ready()
             await proxy.wait_running(1)
             await trio.sleep(MEMORY_SETTLE_S)
@@ -167,23 +167,128 @@ class Suite:
                 f"{self.memory_one.total_mib:.1f} MiB ({self.memory_one.describe()})",
             ))  # fmt: skip
             all_tools = partial(open_mcp_call, f"{proxy.base_url}/mcp/all", "echo__echo", MESSAGE)
-            read_tool = partial(
-                open_mcp_call,
-                f"{proxy.base_url}/mcp",
-                "call_tool_read",
-                {"name": "echo:echo", "args": MESSAGE},
+            arguments = {"name": "echo:echo", "args": MESSAGE}
+            read_tool = partial(open_mcp_call, f"{proxy.base_url}/mcp", "call_tool_read", arguments)
+            openers: dict[str, CallOpener] = {
+                BASELINE: open_stdio_call,
+                ALL_TOOLS: all_tools,
+                READ_TOOL: read_tool,
+            }
+            peers: dict[str, tuple[Peer, str]] = {}
+            for peer in PEERS:
+                started = await self._start_peer(stack, peer)
+                if started is not None:
+                    openers[peer.name], version = started
+                    peers[peer.name] = (peer, version)
+            progress(
+                f"call latency: {len(openers)} targets in {self.counts.latency_rounds} interleaved rounds"
             )
-            self._latency_rows("proxy /mcp/all (direct mode)", await latency_of(all_tools, self.counts.calls))
-            self._latency_rows("proxy /mcp call_tool_read", await latency_of(read_tool, self.counts.calls))
-            for sessions in self.counts.sessions:
-                rate = await throughput_of(all_tools, sessions, self.counts.session_calls)
-                has_target = sessions == TARGET_RATE_SESSIONS
+            latency = await interleaved_latency(openers, self.counts.calls, self.counts.latency_rounds)
+            baseline = self._latency_rows(latency.figures, latency.failures)
+            rates = await self._throughput_rows({name: openers[name] for name in (ALL_TOOLS, *peers)})
+            for name, (peer, version) in peers.items():
+                self._peer_rows(peer, version, baseline, latency.figures.get(name), rates.get(name))
+
+    async def _start_peer(self, stack: AsyncExitStack, peer: Peer) -> tuple[CallOpener, str] | None:
+        progress(f"starting peer {peer.name}")
+        published = f"published {peer.published_rate:.0f} calls/s"
+        try:
+            installed = await install(peer)
+            opener = await stack.enter_async_context(open_peer(peer, installed, self.scratch / peer.name))
+        except NotInstalledError as exc:
+            self.add(
+                Section.PEERS, Row(f"peer {peer.name} ({peer.surface})", f"not installed: {exc}", published)
+            )
+            return None
+        except Exception as exc:  # a peer that does not start is its own row; the rest is measured
+            self.failed(Section.PEERS, f"peer {peer.name} ({peer.surface})", failure_text(exc))
+            return None
+        return opener, installed.version
+
+    def _latency_rows(self, figures: dict[str, Latency], failures: dict[str, str]) -> Latency | None:
+        baseline = figures.get(BASELINE)
+        rounds = self.counts.latency_rounds
+        if baseline is None:
+            self.failed(
+                Section.LATENCY, "direct stdio echo call (baseline)", failures.get(BASELINE, "no figure")
+            )
+            return None
+        self.add(Section.LATENCY, Row(
+            f"direct stdio echo call, SDK client (baseline): p50 / p99, {self.counts.calls} calls in {rounds} rounds",
+            f"{baseline.p50_ms:.2f} / {baseline.p99_ms:.2f} ms ({baseline.rate:.0f} calls/s back to back)",
+        ))  # fmt: skip
+        for surface in (ALL_TOOLS, READ_TOOL):
+            measured = figures.get(surface)
+            if measured is None:
+                self.failed(Section.LATENCY, f"added latency, {surface}", failures.get(surface, "no figure"))
+                continue
+            added_p50, added_p99 = measured.added_over(baseline)
+            self.add(Section.LATENCY, Row(
+                f"added p50, {surface}", f"{_ms(added_p50)} (p50 {measured.p50_ms:.2f} ms)",
+                f"≤ {TARGET_ADDED_P50_MS:.1f} ms", added_p50 <= TARGET_ADDED_P50_MS,
+            ))  # fmt: skip
+            self.add(Section.LATENCY, Row(
+                f"added p99, {surface}", f"{_ms(added_p99)} (p99 {measured.p99_ms:.2f} ms)",
+                f"≤ {TARGET_ADDED_P99_MS:.1f} ms", added_p99 <= TARGET_ADDED_P99_MS,
+            ))  # fmt: skip
+        return baseline
+
+    async def _throughput_rows(self, openers: dict[str, CallOpener]) -> dict[str, list[float]]:
+        """Ours at every session count; the peers (in the same rounds) at the target's session count."""
+        calls, rounds = self.counts.session_calls, self.counts.throughput_rounds
+        peer_rates: dict[str, list[float]] = {}
+        for sessions in self.counts.sessions:
+            with_peers = sessions == TARGET_RATE_SESSIONS
+            targets = openers if with_peers else {ALL_TOOLS: openers[ALL_TOOLS]}
+            progress(
+                f"throughput: {sessions} sessions × {calls} calls, {len(targets)} targets, {rounds} rounds"
+            )
+            outcome = await interleaved_throughput(targets, sessions, calls, rounds)
+            what = f"proxy /mcp/all, {sessions} sessions × {calls} calls at once"
+            rates = outcome.figures.get(ALL_TOOLS)
+            if rates is None:
+                self.failed(Section.THROUGHPUT, what, outcome.failures.get(ALL_TOOLS, "no figure"))
+            else:
+                rate = statistics.median(rates)
                 self.add(Section.THROUGHPUT, Row(
-                    f"proxy /mcp/all, {sessions} sessions × {self.counts.session_calls} calls at once",
-                    f"{rate:.0f} calls/s",
-                    f"≥ {TARGET_RATE:.0f} calls/s" if has_target else "—",
-                    rate >= TARGET_RATE if has_target else None,
+                    what, median_of(rates),
+                    f"≥ {TARGET_RATE:.0f} calls/s" if with_peers else "—", rate >= TARGET_RATE if with_peers else None,
                 ))  # fmt: skip
+            if with_peers:
+                peer_rates = {name: r for name, r in outcome.figures.items() if name != ALL_TOOLS}
+                for name, reason in outcome.failures.items():
+                    if name != ALL_TOOLS:
+                        self.failed(
+                            Section.PEERS, f"peer {name}: {sessions} sessions × {calls} calls", reason
+                        )
+        return peer_rates
+
+    def _peer_rows(
+        self,
+        peer: Peer,
+        version: str,
+        baseline: Latency | None,
+        latency: Latency | None,
+        rates: list[float] | None,
+    ) -> None:
+        if baseline is not None and latency is not None:
+            added_p50, added_p99 = latency.added_over(baseline)
+            published = (
+                f"published {peer.published_added_p50_ms:+.1f} ms p50" if peer.published_added_p50_ms else "—"
+            )
+            self.add(Section.PEERS, Row(
+                f"peer {peer.name} {version} ({peer.surface}): added p50 / p99",
+                f"{_ms(added_p50)} / {_ms(added_p99)} (p50 {latency.p50_ms:.2f} ms)", published,
+            ))  # fmt: skip
+        elif latency is None:
+            self.failed(Section.PEERS, f"peer {peer.name} {version}: added latency", "no figure")
+        if rates:
+            self.add(Section.PEERS, Row(
+                f"peer {peer.name}: {TARGET_RATE_SESSIONS} sessions × {self.counts.session_calls} calls at once",
+                median_of(rates), f"published {peer.published_rate:.0f} calls/s",
+            ))  # fmt: skip
+
+    # --- startup, fleet, stop -----------------------------------------------------
 
     async def startup_stage(self) -> None:
         samples = []
@@ -194,7 +299,7 @@ class Suite:
         each = ", ".join(f"{sample:.2f}" for sample in samples)
         self.add(Section.STARTUP, Row(
             "launch of `mcpproxy serve` to /readyz 200, no upstreams",
-            f"{median:.2f} s (median of {len(samples)}: {each})",
+            f"{median:.2f} s (median of {len(samples)}: {each})" if len(samples) > 1 else f"{median:.2f} s",
             f"≤ {TARGET_READY_S:.1f} s", median <= TARGET_READY_S,
         ))  # fmt: skip
 
@@ -203,14 +308,13 @@ class Suite:
         async with open_proxy(self.scratch / "fleet", echo_servers(count)) as proxy:
             ready_s = await proxy.wait_ready()
             running_s = await proxy.wait_running(count)
-            figure = f"{running_s:.1f} s ({running_s - ready_s:.1f} s after /readyz)"
-            if self.echo_start_s is not None:
-                cores = os.cpu_count() or 1
-                figure += (
-                    f"; one echo server alone starts in {self.echo_start_s:.2f} s, "
-                    f"× {count} / {cores} cores = {self.echo_start_s * count / cores:.1f} s"
-                )
-            self.add(Section.STARTUP, Row(f"launch to all {count} stdio echo upstreams running", figure))
+            yardstick = _fleet_yardstick(
+                "one echo server alone, spawn to initialized", self.echo_start_s, count
+            )
+            self.add(Section.STARTUP, Row(
+                f"launch to all {count} stdio echo upstreams running",
+                f"{running_s:.1f} s ({running_s - ready_s:.1f} s after /readyz){yardstick}",
+            ))  # fmt: skip
             await trio.sleep(MEMORY_SETTLE_S)
             self._memory_rows(measure_proxy(proxy), count)
             await self._stop(proxy, count)
@@ -240,11 +344,17 @@ class Suite:
         left = f"{len(left_upstreams)} of {len(upstreams)} echo servers left"
         if left_others:
             left += f", {len(left_others)} proxy processes left"
+        yardstick = _fleet_yardstick(
+            "CPU of one echo server from stdin EOF to exit", self.echo_exit_cpu_s, count
+        )
         self.add(Section.STOP, Row(
-            f"SIGTERM to `mcpproxy serve` until it exits, {count} polite upstreams", f"{stop_s:.2f} s; {left}",
+            f"SIGTERM to `mcpproxy serve` until it exits, {count} polite upstreams",
+            f"{stop_s:.2f} s; {left}{yardstick}",
             f"≤ {TARGET_STOP_S:.1f} s, none left",
             stop_s <= TARGET_STOP_S and not left_upstreams and not left_others,
         ))  # fmt: skip
+
+    # --- search -----------------------------------------------------------------
 
     async def search_stage(self) -> None:
         embedder = StaticEmbedder.load()
@@ -261,30 +371,3 @@ class Suite:
                 f"p99 ≤ {TARGET_SEARCH_P99_MS:.0f} ms" if has_target else "—",
                 figures["p99"] <= TARGET_SEARCH_P99_MS if has_target else None,
             ))  # fmt: skip
-
-    async def peer_stage(self, peer: Peer) -> None:
-        published_p50 = (
-            f"published {peer.published_added_p50_ms:+.1f} ms p50" if peer.published_added_p50_ms else "—"
-        )
-        published_rate = f"published {peer.published_rate:.0f} calls/s"
-        try:
-            installed = await install(peer)
-        except NotInstalledError as exc:
-            self.add(
-                Section.PEERS,
-                Row(f"peer {peer.name} ({peer.surface})", f"not installed: {exc}", published_rate),
-            )
-            return
-        sessions = TARGET_RATE_SESSIONS
-        result = await measure_peer(
-            peer, installed, self.scratch / peer.name, self.counts.calls, sessions, self.counts.session_calls
-        )
-        added_p50, added_p99 = result.latency.added_over(self._require_baseline())
-        self.add(Section.PEERS, Row(
-            f"peer {peer.name} {result.version} ({peer.surface}): added p50 / p99",
-            f"{_ms(added_p50)} / {_ms(added_p99)} (p50 {result.latency.p50_ms:.2f} ms)", published_p50,
-        ))  # fmt: skip
-        self.add(Section.PEERS, Row(
-            f"peer {peer.name}: {sessions} sessions × {self.counts.session_calls} calls at once",
-            f"{result.rate:.0f} calls/s", published_rate,
-        ))  # fmt: skip

@@ -7,7 +7,7 @@ from typing import Final
 
 import trio
 
-from bench.latency import CallOpener
+from bench.clients import CallOpener
 
 DEADLINE_S: Final = 600.0
 
