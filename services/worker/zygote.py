@@ -2,8 +2,13 @@
 
 Why: a Python process that imports the MCP SDK costs ~1 s and ~58 MB of
 private memory. Forked from this pre-imported parent, a worker starts at once
-and shares those pages copy-on-write (`gc.freeze()` keeps the collector from
-touching, and so copying, them).
+and shares those pages copy-on-write. What a worker would otherwise do first
+thing after the fork is done here instead: the secrets store's keyring
+detection (~12 MB of private memory per worker: `keyring` imports
+dozens of modules and scans every installed distribution's entry points) and
+one in-memory MCP exchange. `gc.freeze()` then moves every object into the
+permanent generation, and workers leave them there, so no collection in a
+worker ever touches (and so copies) the pages they live on.
 
 Protocol, over the socket on fd 0 (a socketpair from the supervisor): one JSON
 line per request, `{"server", "generation", "control", "log_level"}`; one JSON
@@ -32,6 +37,7 @@ import trio
 
 from bus.transport import terminate_context
 from services import process
+from services.secrets import keyring_works
 from services.worker.actor import run_worker
 
 REPARENT_TIMEOUT_S: Final = 2.0
@@ -55,7 +61,6 @@ def _become_worker(request: dict[str, Any], supervisor_pid: int, channel: socket
         process.set_parent_death_signal(signal.SIGTERM)
         if os.getppid() != supervisor_pid:
             os._exit(1)  # the supervisor is gone already
-        gc.unfreeze()
         # In `ps`, a worker reads as what it is, not as the zygote it was forked from.
         setproctitle.setproctitle(
             f"python -m services.worker --server {request['server']} --generation {request['generation']}"
@@ -146,6 +151,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     setproctitle.setproctitle("python -m services.worker.zygote")
     try:
+        keyring_works()  # detection is cached process-wide: workers inherit its result
         trio.run(_warm_up)
     except Exception:  # a cold zygote still works; its workers just share less
         logging.getLogger(__name__).exception("zygote warm-up failed")
