@@ -160,6 +160,8 @@ class Worker:
                 spec, log, on_spawn, self._on_upstream_message, store, on_login_url
             ) as upstream:
                 self.upstream = upstream
+                if upstream.auth is not None:  # OAuth tokens are scrubbed from errors like any secret
+                    self._scrub = upstream.auth.scrubber(resolution.scrub)
                 tools = await list_all_tools(upstream.session)
                 info = upstream.session.server_info
                 await self._attach(start.calls_endpoint)

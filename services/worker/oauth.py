@@ -47,6 +47,7 @@ from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from bus.errors import LoginRequiredError, UpstreamError
 from bus.messages import UpstreamSpec
 from services.config import LOGIN_TIMEOUT_S
+from services.references import SCRUBBED
 from services.secrets import SecretStore, oauth_record_names
 
 logger = logging.getLogger(__name__)
@@ -291,6 +292,18 @@ class ProxyOAuth(OAuthClientProvider):
     @property
     def signed_in(self) -> bool:
         return self.context.current_tokens is not None
+
+    def scrubber(self, scrub: Callable[[str], str]) -> Callable[[str], str]:
+        """`scrub`, and the tokens of the moment (they change with every refresh) masked too."""
+
+        def scrub_tokens(text: str) -> str:
+            tokens = self.context.current_tokens
+            for value in (tokens.access_token, tokens.refresh_token) if tokens is not None else ():
+                if value and len(value) >= 4:
+                    text = text.replace(value, SCRUBBED)
+            return scrub(text)
+
+        return scrub_tokens
 
     # --- the flow ------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import mcp.types as types
 import pytest
 import trio
 
+from services.secrets import SecretStore
 from tests.proxyctl import PYTHON, SERVERS, Proxy, free_port, running_proxy
 
 pytestmark = pytest.mark.system
@@ -202,11 +203,10 @@ async def test_sign_in_refresh_restart_revoke_and_no_token_anywhere(tmp_path: Pa
 
 async def test_cli_login_status_logout_and_a_declined_sign_in(tmp_path: Path) -> None:
     async with authorization_server() as base:
-        servers = [
-            oauth_server_entry(
-                base, oauth={"client_id": "preregistered", "client_secret": "preregistered-secret"}
-            )
-        ]
+        # A confidential client whose secret is a keyring reference, stored before the proxy starts.
+        SecretStore(tmp_path / "data", "file").set_sync("as_secret", "preregistered-secret")
+        oauth = {"client_id": "preregistered", "client_secret": "${keyring:as_secret}"}
+        servers = [oauth_server_entry(base, oauth=oauth)]
         async with running_proxy(tmp_path, servers, secrets_backend="file") as proxy:
             await proxy.wait_for("guarded", "needs_login", timeout_s=WAIT_S)
             target = ["--config", str(proxy.config_path), "--url", proxy.base_url]
@@ -248,6 +248,9 @@ async def test_cli_login_status_logout_and_a_declined_sign_in(tmp_path: Path) ->
 
             unknown = await run_cli("auth", "login", "nope", *target)
             assert unknown.returncode == 4, unknown
+            shown = [(await proxy.get(path)).text for path in ("/api/v1/servers", "/api/v1/config")]
+        secret_and_tokens = ["preregistered-secret", *await issued_tokens(base)]
+        assert leaks(secret_and_tokens, tmp_path, shown) == []
 
 
 async def test_a_server_without_pkce_s256_is_refused(tmp_path: Path) -> None:
