@@ -15,6 +15,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from bus.errors import ConfigError
+from gateway import _h11_coalesce
 from gateway.app import GatewaySettings, build_app
 from services import process
 from services.config import default_config_path, load_config, resolve_data_dir
@@ -35,6 +36,7 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 async def run(settings: GatewaySettings) -> None:
     app, _upstreams = build_app(settings)
+    _h11_coalesce.install()
     config = HypercornConfig()
     config.bind = [f"{settings.listen_host}:{settings.listen_port}"]
     config.graceful_timeout = GRACEFUL_TIMEOUT_S

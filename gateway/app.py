@@ -28,7 +28,7 @@ from gateway.registry import Registry
 from gateway.rest import RestApi, fail
 from gateway.ui_routes import ui_routes
 from gateway.upstreams import Upstreams
-from services.activity import ActivityLog
+from services.activity import ActivityLog, CallRecord
 
 
 @dataclass
@@ -67,7 +67,12 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     events = EventHub(registry, rest.server_views)
     upstreams.on_notice = events.publish
     upstreams.on_known_secrets = lambda values: setattr(activity, "secrets", set(values))
-    caller.on_recorded = lambda record: events.publish("activity.tool_call.completed", activity_event(record))
+
+    def on_recorded(record: CallRecord) -> None:
+        if events.subscribers:  # every call lands here: build the event only for someone listening
+            events.publish("activity.tool_call.completed", activity_event(record))
+
+    caller.on_recorded = on_recorded
     upstreams.on_tools = events.tools_changed
     security = _security(settings)
     # One endpoint object per path, so `/mcp` and `/mcp/` both reach it without a redirect.

@@ -45,6 +45,8 @@ class EventHub:
         registry.listeners.append(self._on_registry_change)
 
     def publish(self, event: str, data: Any) -> None:
+        if not self.subscribers:
+            return  # every tool call publishes: without listeners, that costs nothing
         payload = json.dumps(data)
         for subscriber in list(self.subscribers):
             try:
