@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -37,6 +38,10 @@ def split_listen(listen: str) -> tuple[str, int]:
 async def run(settings: GatewaySettings) -> None:
     app, _upstreams = build_app(settings)
     _h11_coalesce.install()
+    # What startup built (the SDK's models, the search index and embeddings: ~100k objects) lives as long
+    # as the process; a full collection walking it stalls every request for ~40 ms. Freeze it out of reach.
+    gc.collect()
+    gc.freeze()
     config = HypercornConfig()
     config.bind = [f"{settings.listen_host}:{settings.listen_port}"]
     config.graceful_timeout = GRACEFUL_TIMEOUT_S
