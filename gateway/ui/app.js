@@ -507,7 +507,17 @@ function addServerForm() {
   const url = h("input", { id: "add-url", name: "url", type: "url", autocomplete: "off", placeholder: "https://api.example.com/mcp" });
   const quarantined = h("input", { id: "add-quarantined", type: "checkbox", name: "quarantined" });
   const stdioFields = h("div", { class: "fields" }, field("Command", command), field("Arguments", args, "One per line."), field("Working directory", workdir, "Optional."));
-  const httpFields = h("div", { class: "fields", hidden: true }, field("URL", url));
+  const oauth = h("input", { id: "add-oauth", type: "checkbox", name: "oauth" });
+  const clientId = h("input", { id: "add-client-id", name: "client_id", autocomplete: "off" });
+  const scopes = h("input", { id: "add-scopes", name: "scopes", autocomplete: "off", placeholder: "repo user" });
+  const oauthFields = h("div", { class: "fields", hidden: true },
+    field("OAuth client ID", clientId, "Optional: without one the proxy registers itself."),
+    field("Scopes", scopes, "Optional, separated by spaces."));
+  oauth.addEventListener("change", () => { oauthFields.hidden = !oauth.checked; });
+  const httpFields = h("div", { class: "http-fields", hidden: true },
+    h("div", { class: "fields" }, field("URL", url)),
+    h("div", { class: "check" }, oauth, h("label", { for: "add-oauth" }, "Sign in with OAuth (then press Sign in)")),
+    oauthFields);
   const box = errorBox();
   const submit = h("button", { type: "submit", class: "btn primary" }, "Add server");
   const sync = () => {
@@ -532,6 +542,12 @@ function addServerForm() {
     if (kind.value === "http") {
       body.protocol = "http";
       body.url = url.value.trim();
+      if (oauth.checked) {
+        body.oauth = {};
+        if (clientId.value.trim()) body.oauth.client_id = clientId.value.trim();
+        const wanted = scopes.value.split(/\s+/).filter(Boolean);
+        if (wanted.length) body.oauth.scopes = wanted;
+      }
     } else {
       body.protocol = "stdio";
       body.command = command.value.trim();
@@ -546,6 +562,7 @@ function addServerForm() {
     });
     if (done) {
       form.reset();
+      oauthFields.hidden = true;
       sync();
     }
   });

@@ -472,12 +472,18 @@ def authorization_server() -> Iterator[str]:
 def test_sign_in_button_runs_the_oauth_flow_in_a_new_tab(browser: Any, tmp_path: Path) -> None:
     expect = playwright_sync.expect
     with authorization_server() as base:
-        guarded = {"name": "guarded", "url": f"{base}/mcp", "protocol": "http", "oauth": {}}
-        with sync_proxy(tmp_path, [guarded], secrets_backend="file") as proxy:
-            wait_state(proxy, "guarded", "needs_login")
+        with sync_proxy(tmp_path, [], secrets_backend="file") as proxy:
             with open_page(browser, proxy, "#/servers") as page:
+                # Added from the form, as a person would: an HTTP server that signs in with OAuth.
+                page.fill("#add-name", "guarded")
+                page.select_option("#add-kind", "http")
+                page.fill("#add-url", f"{base}/mcp")
+                page.check("#add-oauth")
+                page.fill("#add-scopes", "mcp:read")
+                page.click('#add-server button[type="submit"]')
                 row = page.locator('#servers tr[data-server="guarded"]')
-                expect(row).to_contain_text("needs_login")
+                expect(row).to_contain_text("needs_login", timeout=WAIT_MS)
+                assert disk_server(proxy, "guarded")["oauth"] == {"scopes": ["mcp:read"]}
                 shot(page, "oauth-sign-in")
                 with page.context.expect_page() as opened:
                     row.locator('button:has-text("Sign in")').click()
