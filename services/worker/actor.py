@@ -48,6 +48,7 @@ from services import process
 from services.references import resolve
 from services.secrets import SecretStore
 from services.upstream_log import RotatingLog
+from services.worker.raw_calls import fits_a_line, plain_tools
 from services.worker.upstream import (
     Upstream,
     describe_error,
@@ -79,6 +80,8 @@ class Worker:
         self.in_flight: dict[int, trio.CancelScope] = {}
         self.stop_requested = trio.Event()
         self.tools_changed = trio.Event()
+        self.raw_tools: frozenset[str] = frozenset()
+        """Tools a stdio upstream is called through the raw lane for (services/worker/raw_calls.py)."""
         self.ping_interval_s = 10.0
         self.login_required = False
         """The upstream needs a person to sign in (OAuth): the supervisor waits instead of retrying."""
@@ -163,6 +166,7 @@ class Worker:
                 if upstream.auth is not None:  # OAuth tokens are scrubbed from errors like any secret
                     self._scrub = upstream.auth.scrubber(resolution.scrub)
                 tools = await list_all_tools(upstream.session)
+                self.raw_tools = plain_tools(tools)
                 info = upstream.session.server_info
                 await self._attach(start.calls_endpoint)
                 await self.control.send(
@@ -256,13 +260,18 @@ class Worker:
         with trio.CancelScope() as scope:
             self.in_flight[call.request_id] = scope
             try:
-                arguments = json.loads(call.arguments) if call.arguments else None
-                progress = self._progress_relay(call.request_id) if call.want_progress else None
-                with trio.fail_after(call.timeout_s):
-                    result = await self.upstream.session.call_tool(
-                        call.tool, arguments, progress_callback=progress
-                    )
-                body = result.model_dump_json(by_alias=True, exclude_unset=True).encode()
+                stdio = self.upstream.stdio
+                if stdio is not None and self._takes_raw(call):
+                    with trio.fail_after(call.timeout_s):
+                        body = await stdio.raw.call(stdio.write_stream, call.tool, call.arguments)
+                else:
+                    arguments = json.loads(call.arguments) if call.arguments else None
+                    progress = self._progress_relay(call.request_id) if call.want_progress else None
+                    with trio.fail_after(call.timeout_s):
+                        result = await self.upstream.session.call_tool(
+                            call.tool, arguments, progress_callback=progress
+                        )
+                    body = result.model_dump_json(by_alias=True, exclude_unset=True).encode()
                 reply = ToolResult(request_id=call.request_id, result=body)
             except trio.TooSlowError:
                 reply = CallFailed(
@@ -282,6 +291,10 @@ class Worker:
             await self.calls.send(reply)
         except BusError as exc:
             logger.warning("could not deliver a call result: %s", exc)
+
+    def _takes_raw(self, call: CallTool) -> bool:
+        """A call the raw lane answers as the session would: no progress, no output schema to check."""
+        return not call.want_progress and call.tool in self.raw_tools and fits_a_line(call.arguments)
 
     def _progress_relay(self, request_id: int) -> Callable[[float, float | None, str | None], Any]:
         async def relay(progress: float, total: float | None, message: str | None) -> None:
@@ -312,6 +325,7 @@ class Worker:
             except Exception as exc:  # task boundary
                 logger.warning("server %s: re-listing tools failed: %s", self.server, _describe(exc))
                 continue
+            self.raw_tools = plain_tools(tools)
             await self.control.send(ToolsChanged(server=self.server, generation=self.generation, tools=tools))
 
     async def _ping_loop(self) -> None:

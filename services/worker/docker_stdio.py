@@ -33,7 +33,8 @@ from bus.messages import ContainerSpec, UpstreamSpec
 from services.docker_engine import Attached, DockerEngine, DockerError, DockerUnavailableError
 from services.isolation import LABEL_INSTANCE, instance_labels
 from services.upstream_log import RotatingLog
-from services.worker.stdio import MAX_LINE_BYTES, READ_CHUNK_BYTES, LineBuffer, parse_line
+from services.worker.raw_calls import RawCalls
+from services.worker.stdio import MAX_LINE_BYTES, READ_CHUNK_BYTES, LineBuffer, encode_line, parse_line
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,8 @@ class DockerUpstream:
         self.closed = trio.Event()
         self.exit_reason: str | None = None
         self.read_send, self.read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](16)
-        self.write_stream, self.write_receive = anyio.create_memory_object_stream[SessionMessage](16)
+        self.write_stream, self.write_receive = anyio.create_memory_object_stream[SessionMessage | bytes](16)
+        self.raw = RawCalls()
         sock = trio.socket.from_stdlib_socket(socket.socket(fileno=attached.fd))
         self._socket = trio.SocketStream(sock)
         self._send_lock = trio.Lock()
@@ -118,6 +120,7 @@ class DockerUpstream:
             pass
         finally:
             self._output_done.set()
+            self.raw.close("the container's output ended")
         if self.exit_reason is None:
             self.exit_reason = await self._why_ended(lost)
             self.log.note(self.exit_reason)
@@ -135,6 +138,8 @@ class DockerUpstream:
                         continue
                     dropped = lines.dropped
                     for line in lines.feed(payload):
+                        if self.raw.take(line):
+                            continue
                         message = parse_line(line, self.log)
                         if message is not None:
                             await self.read_send.send(message)
@@ -158,7 +163,7 @@ class DockerUpstream:
         try:
             async with self.write_receive:
                 async for message in self.write_receive:
-                    data = message.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
+                    data = message if isinstance(message, bytes) else encode_line(message)
                     async with self._send_lock:
                         if not self._stdin_open:
                             return

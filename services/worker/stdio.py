@@ -29,6 +29,7 @@ from mcp.shared.message import SessionMessage
 
 from services import process
 from services.upstream_log import RotatingLog
+from services.worker.raw_calls import RawCalls
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,11 @@ class LineBuffer:
         return lines
 
 
+def encode_line(message: SessionMessage) -> bytes:
+    """One message from the session as a stdin line (raw calls arrive as ready-made lines)."""
+    return message.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
+
+
 def parse_line(line: bytes, log: RotatingLog) -> SessionMessage | None:
     """One stdout line as a JSON-RPC message; blank lines are nothing, anything else is logged and skipped."""
     if not line.strip():
@@ -104,7 +110,8 @@ class StdioUpstream:
         self.closed = trio.Event()
         self.exit_reason: str | None = None
         self.read_send, self.read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](16)
-        self.write_stream, self.write_receive = anyio.create_memory_object_stream[SessionMessage](16)
+        self.write_stream, self.write_receive = anyio.create_memory_object_stream[SessionMessage | bytes](16)
+        self.raw = RawCalls()
         stdin_fd, stdout_fd, stderr_fd = (
             child.popen.stdin.fileno(),  # type: ignore[union-attr]
             child.popen.stdout.fileno(),  # type: ignore[union-attr]
@@ -124,6 +131,8 @@ class StdioUpstream:
             async with self.read_send:
                 while chunk := await self._stdout.receive_some(READ_CHUNK_BYTES):
                     for line in lines.feed(chunk):
+                        if self.raw.take(line):
+                            continue
                         message = parse_line(line, self.log)
                         if message is not None:
                             await self.read_send.send(message)
@@ -140,6 +149,7 @@ class StdioUpstream:
             pass
         finally:
             self.exit_reason = self.exit_reason or "upstream closed stdout"
+            self.raw.close(self.exit_reason)
             self.closed.set()
 
     async def pump_stdin(self) -> None:
@@ -147,7 +157,7 @@ class StdioUpstream:
         try:
             async with self.write_receive:
                 async for message in self.write_receive:
-                    data = message.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
+                    data = message if isinstance(message, bytes) else encode_line(message)
                     if self._stdin is None:
                         return
                     await self._stdin.send_all(data)
