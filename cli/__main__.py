@@ -2,19 +2,48 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import Final
 
 import click
-import trio
 
 from bus.errors import ConfigError
 from services.config import default_config_path, load_config, resolve_data_dir
 
+LAZY_COMMANDS: Final = {
+    "activity": "cli.activity_cmd:activity_group",
+    "auth": "cli.auth_cmd:auth_group",
+    "doctor": "cli.doctor_cmd:doctor",
+    "import": "cli.import_cmd:import_servers",
+    "secrets": "cli.secrets_cmd:secrets_group",
+    "status": "cli.doctor_cmd:status",
+    "tools": "cli.tools_cmd:tools_group",
+    "upstream": "cli.upstream_cmd:upstream_group",
+}
+"""The REST-client commands, imported when used: `serve` must not wait for rich and httpx2 (~0.2 s)."""
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module the first time that command is looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in LAZY_COMMANDS:
+            module, _, name = LAZY_COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), name)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """mcpproxy: many MCP servers behind one crash-isolated endpoint.
 
@@ -68,7 +97,7 @@ def serve(config_path: Path | None, data_dir: Path | None, listen: str | None, l
 
     Example: mcpproxy serve --config ./mcp_config.json --listen 127.0.0.1:8080
     """
-    from cli.serve import run_serve
+    from cli.serve_launch import launch
 
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     path = config_path or default_config_path()
@@ -79,31 +108,17 @@ def serve(config_path: Path | None, data_dir: Path | None, listen: str | None, l
         sys.exit(2)
     # Resolve once here so both processes agree even if the file changes meanwhile.
     resolved = resolve_data_dir(config, path, str(data_dir) if data_dir else None)
-    sys.exit(trio.run(run_serve, config, path, resolved, listen, log_level))
+    launched = launch(config, path, resolved, listen, log_level)
+    # Only now trio and httpx2: the children import theirs meanwhile.
+    import trio
+
+    from cli.serve import run_serve
+
+    sys.exit(trio.run(run_serve, config, path, launched, listen))
 
 
 def main() -> None:
-    from cli.activity_cmd import activity_group
-    from cli.auth_cmd import auth_group
-    from cli.secrets_cmd import secrets_group
-
-    cli.add_command(activity_group)
-    cli.add_command(auth_group)
-
-    cli.add_command(secrets_group)
-    register_management_commands()
     cli()
-
-
-def register_management_commands() -> None:
-    """status, upstream, tools, import, doctor (see README "Command line")."""
-    from cli.doctor_cmd import doctor, status
-    from cli.import_cmd import import_servers
-    from cli.tools_cmd import tools_group
-    from cli.upstream_cmd import upstream_group
-
-    for command in (status, upstream_group, tools_group, import_servers, doctor):
-        cli.add_command(command)
 
 
 if __name__ == "__main__":

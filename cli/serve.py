@@ -1,4 +1,6 @@
-"""`mcpproxy serve`: start the supervisor and the gateway, stop both cleanly on Ctrl-C or SIGTERM.
+"""`mcpproxy serve`: watch the supervisor and the gateway, stop both cleanly on Ctrl-C or SIGTERM.
+
+`cli.serve_launch` has started them before this module (trio, httpx2) was imported.
 
 The same two processes run as separate Procfile lines under honcho. Here we
 play honcho's part: if either process ends, the other is stopped too.
@@ -7,8 +9,6 @@ play honcho's part: if either process ends, the other is stopped too.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Final
 import httpx2
 import trio
 
+from cli.serve_launch import Launched
 from cli.serve_progress import report_servers
 from services import process
 from services.config import API_KEY_ENV, ProxyConfig
@@ -26,17 +27,6 @@ logger = logging.getLogger(__name__)
 READY_TIMEOUT_S: Final = 30.0
 READY_POLL_S: Final = 0.05
 STOP_MARGIN_S: Final = 5.0
-
-
-def _child_argv(
-    module: str, config_path: Path, data_dir: Path | None, listen: str | None, log_level: str
-) -> list[str]:
-    argv = [sys.executable, "-m", module, "--config", str(config_path), "--log-level", log_level]
-    if data_dir is not None:
-        argv += ["--data-dir", str(data_dir)]
-    if listen is not None and module == "gateway":
-        argv += ["--listen", listen]
-    return argv
 
 
 async def _wait_ready(base_url: str) -> bool:
@@ -52,24 +42,14 @@ async def _wait_ready(base_url: str) -> bool:
     return False
 
 
-async def run_serve(
-    config: ProxyConfig, config_path: Path, data_dir: Path | None, listen: str | None, log_level: str
-) -> int:
+async def run_serve(config: ProxyConfig, config_path: Path, launched: Launched, listen: str | None) -> int:
+    """Watch the launched children: announce readiness, stop both on a signal or when either ends."""
     listen_addr = listen or config.listen
     host, _, port = listen_addr.rpartition(":")
     shown_host = "127.0.0.1" if host in ("", "0.0.0.0") else host
     base_url = f"http://{shown_host}:{port}"
-    env = dict(os.environ)
-    if not config.api_key:
-        # A file without a key still gets a protected API: one key for this run, shared by both processes.
-        env[API_KEY_ENV] = secrets.token_urlsafe(32)
-        print(
-            f"mcpproxy: {config_path} has no api_key; using {env[API_KEY_ENV]} for this run", file=sys.stderr
-        )
-    children = {
-        name: process.spawn(_child_argv(name, config_path, data_dir, listen, log_level), env=env)
-        for name in ("supervisor", "gateway")
-    }
+    env = launched.env
+    children = {name: process.Child(popen) for name, popen in launched.children.items()}
     stop_budget = config.close_timeout_s() + config.kill_timeout_s() + STOP_MARGIN_S
     exit_code = 0
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

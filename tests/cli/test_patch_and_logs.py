@@ -8,11 +8,13 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cli.__main__ import cli, register_management_commands
+from cli.__main__ import cli
 from cli.patch_flags import build_patch, describe_patch, parse_env, parse_header
 from cli.upstream_logs import new_lines
 
-register_management_commands()
+# The management commands are imported on first use; load them so the walk below sees them.
+for _name in ("status", "upstream", "tools", "import", "doctor"):
+    cli.get_command(click.Context(cli), _name)
 
 
 def test_a_header_flag_splits_at_the_first_colon_and_keeps_the_rest() -> None:

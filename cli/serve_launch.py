@@ -1,0 +1,70 @@
+"""`mcpproxy serve` starts the gateway and the supervisor first thing, before it imports trio or httpx2.
+
+Launch to ready is the gateway's own start (importing the MCP SDK and hypercorn is
+most of it), so every import this process makes before spawning it adds to that
+wait, and every import after it runs on the other core meanwhile. This module
+therefore needs only the standard library and the config; the children lead
+sessions of their own, as `services.process.spawn` makes them, and `cli.serve`
+adopts them once trio is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from services.config import API_KEY_ENV, ProxyConfig
+
+LAUNCH_ORDER: Final = ("gateway", "supervisor")
+"""The gateway first: its start is the longer one, and the supervisor's is not waited for."""
+
+
+@dataclass
+class Launched:
+    """The two children, started, and the environment they share (with the run's API key)."""
+
+    children: dict[str, subprocess.Popen[bytes]]
+    env: dict[str, str]
+
+
+def child_argv(
+    module: str, config_path: Path, data_dir: Path | None, listen: str | None, log_level: str
+) -> list[str]:
+    argv = [sys.executable, "-m", module, "--config", str(config_path), "--log-level", log_level]
+    if data_dir is not None:
+        argv += ["--data-dir", str(data_dir)]
+    if listen is not None and module == "gateway":
+        argv += ["--listen", listen]
+    return argv
+
+
+def launch(
+    config: ProxyConfig, config_path: Path, data_dir: Path | None, listen: str | None, log_level: str
+) -> Launched:
+    env = dict(os.environ)
+    if not config.api_key:
+        # A file without a key still gets a protected API: one key for this run, shared by both processes.
+        env[API_KEY_ENV] = secrets.token_urlsafe(32)
+        print(
+            f"mcpproxy: {config_path} has no api_key; using {env[API_KEY_ENV]} for this run", file=sys.stderr
+        )
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name in LAUNCH_ORDER:
+            children[name] = subprocess.Popen(
+                child_argv(name, config_path, data_dir, listen, log_level),
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
+    except OSError:
+        for child in children.values():
+            child.kill()
+            child.wait()
+        raise
+    return Launched(children, env)
