@@ -98,7 +98,11 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        return JSONResponse({"status": "ready", "synced": registry.synced})
+        # Ready means every surface answers from the supervisor's state: before its snapshot,
+        # /api/v1 and /mcp/all would show no servers and no tools.
+        if not registry.synced:
+            return JSONResponse({"status": "starting", "synced": False}, status_code=503)
+        return JSONResponse({"status": "ready", "synced": True})
 
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(openapi.document())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import mcp.types as types
 from mcp.server.lowlevel import Server
@@ -21,7 +21,9 @@ from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
 from gateway.registry import Registry
 from gateway.tool_names import split_qualified, unknown_message
 from gateway.upstreams import Upstreams
-from services.search import StaticEmbedder, ToolDoc, ToolIndex
+
+if TYPE_CHECKING:
+    from services.search import ToolIndex
 
 logger = logging.getLogger(__name__)
 
@@ -95,13 +97,25 @@ def structured_result(data: dict[str, Any]) -> types.CallToolResult:
 
 
 class SearchService:
-    """Keeps a ToolIndex in step with the registry: a server's tools are re-indexed when they change."""
+    """Keeps a ToolIndex in step with the registry: a server's tools are re-indexed when they change.
+
+    The index is built when the first tools arrive, not at startup: importing numpy and loading the
+    embeddings takes ~0.5 s of CPU, and until some server runs there is nothing to search.
+    """
 
     def __init__(self, registry: Registry, index: ToolIndex | None = None) -> None:
         self.registry = registry
-        self.index = index if index is not None else ToolIndex(StaticEmbedder.load())
+        self._index = index
         self._indexed: dict[str, list[ToolInfo]] = {}
         registry.listeners.append(self._reindex)
+
+    @property
+    def index(self) -> ToolIndex:
+        if self._index is None:
+            from services.search import StaticEmbedder, ToolIndex
+
+            self._index = ToolIndex(StaticEmbedder.load())
+        return self._index
 
     def _reindex(self, server: str) -> None:
         tools = self.registry.tools_of(server)
@@ -109,7 +123,7 @@ class SearchService:
             return  # a state change that left the tools as they were
         if tools:
             self.index.replace_server(
-                server, [ToolDoc(t.name, t.description, t.input_schema, t.title) for t in tools]
+                server, [(t.name, t.description, t.input_schema, t.title) for t in tools]
             )
             self._indexed[server] = tools
         else:
@@ -117,6 +131,8 @@ class SearchService:
             self._indexed.pop(server, None)
 
     def search(self, query: str, limit: int) -> list[dict[str, Any]]:
+        if not self._indexed:
+            return []  # nothing indexed yet: no need to build the index to find nothing
         hits = []
         for hit in self.index.search(query, limit):
             tool = self.registry.find_tool(hit.server, hit.tool)

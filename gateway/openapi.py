@@ -84,7 +84,7 @@ def document() -> dict[str, Any]:
     name = [NAME_PARAM]
     paths: dict[str, Any] = {
         "/healthz": {"get": _op("Liveness", secured=False)},
-        "/readyz": {"get": _op("Readiness: 200 once the gateway serves", secured=False)},
+        "/readyz": {"get": _op("Readiness: 200 once synced with the supervisor, else 503", secured=False)},
         "/events": {
             "get": {
                 "summary": "Server-Sent Events stream",

@@ -98,7 +98,6 @@ class ControlPlane:
             await wait_gone(leftovers)
         self.router = bind_router(self.control_endpoint, TO_SUPERVISOR)
         spawner = Spawner(self.control_endpoint, self.log_level)
-        spawner.start_zygote()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -173,6 +172,9 @@ class ControlPlane:
                     self.subscribers.add(peer)
                     await self._send(peer, self._snapshot())
                     self._nursery.start_soon(self._share_known_secrets)
+                    # The gateway is about to serve: warm the zygote up now (if no worker did),
+                    # so that a server added later starts at once.
+                    self._ctx.spawner.start_zygote()
                 case ControlCommand():
                     await self._command(peer, message)
                 case ConfigCommand():

@@ -54,7 +54,12 @@ def spawn_worker(server: str, generation: int, control_endpoint: str, log_level:
 
 
 class Spawner:
-    """Asks the zygote for workers; falls back to a fresh interpreter whenever the zygote cannot help."""
+    """Asks the zygote for workers; falls back to a fresh interpreter whenever the zygote cannot help.
+
+    The zygote is started once, by the first worker that needs it or by `start_zygote`, whichever
+    comes first: its warm-up (~1 s of CPU) must not compete with the gateway's start when no
+    server is waiting for it.
+    """
 
     def __init__(self, control_endpoint: str, log_level: str) -> None:
         self.control_endpoint = control_endpoint
@@ -63,8 +68,13 @@ class Spawner:
         self._socket: trio.socket.SocketType | None = None
         self._buffer = b""
         self._lock = trio.Lock()
+        self._started = False
 
     def start_zygote(self) -> None:
+        """Start the zygote unless it was started before (a failed zygote is not started again)."""
+        if self._started:
+            return
+        self._started = True
         ours, theirs = socket.socketpair()
         try:
             self._zygote = process.spawn(
@@ -79,6 +89,7 @@ class Spawner:
         self._socket = trio.socket.from_stdlib_socket(ours)
 
     async def spawn(self, server: str, generation: int) -> WorkerProcess:
+        self.start_zygote()
         if self._socket is not None and self._zygote is not None and self._zygote.running:
             try:
                 async with self._lock:
