@@ -202,17 +202,15 @@ class FastPath:
         session_id, version = _session_headers(scope) if scope["method"] == "POST" else (None, None)
         info = self.watch.sessions.get(session_id) if session_id is not None else None
         transport = _live_transport(manager, session_id, scope) if info is not None else None
-        request = Request(scope)
         if (
             info is None
             or transport is None
+            or session_id is None
             or (version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS)
-            or not _accepts_json_and_sse(request)
-            or await self.security.validate_request(request, is_post=True) is not None
+            or not await self._acceptable(Request(scope))
         ):
             await manager.handle_request(scope, receive, send)
             return
-        assert session_id is not None
         self.watch.prune(_sessions_of(manager))
         body = await _read_body(receive)
         try:
@@ -223,9 +221,9 @@ class FastPath:
         if call is None or (session_id, coerce_request_id(call.request_id)) in self._in_flight:
             cancelled = cancelled_request_id(message)
             if cancelled is not None:
-                scope_ = self._in_flight.get((session_id, coerce_request_id(cancelled)))
-                if scope_ is not None:
-                    scope_.cancel()
+                pending = self._in_flight.get((session_id, coerce_request_id(cancelled)))
+                if pending is not None:
+                    pending.cancel()
             await manager.handle_request(scope, _replay(body, receive), send)
             return
         with _holding(transport):
@@ -242,6 +240,12 @@ class FastPath:
             }
         )
         await send({"type": "http.response.body", "body": response})
+
+    async def _acceptable(self, request: Request) -> bool:
+        """What the SDK would refuse (Accept, Content-Type, Host, Origin), it should refuse itself."""
+        # It answers 406 unless the client accepts both JSON and SSE, even though it then sends one.
+        has_json, has_sse = check_accept_headers(request)
+        return has_json and has_sse and await self.security.validate_request(request, is_post=True) is None
 
     async def _answer(self, call: PlainCall, session_id: str, info: SessionInfo) -> bytes:
         context = CallContext(
@@ -277,12 +281,6 @@ def _session_headers(scope: Scope) -> tuple[str | None, str | None]:
         elif key == _VERSION_HEADER:
             version = value.decode("latin-1")
     return session_id, version
-
-
-def _accepts_json_and_sse(request: Request) -> bool:
-    # The SDK (SSE mode) answers 406 unless the client accepts both: leave such clients to it.
-    has_json, has_sse = check_accept_headers(request)
-    return has_json and has_sse
 
 
 def _sessions_of(manager: StreamableHTTPSessionManager) -> dict[str, StreamableHTTPServerTransport]:
