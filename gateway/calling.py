@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,12 +87,14 @@ class Caller:
         context: CallContext,
         *,
         shown_name: str,
-        known: list[str],
+        known: Iterable[str] | Callable[[], Iterable[str]],
         variant: str | None = None,
     ) -> types.CallToolResult:
+        """`known`: the names to suggest from when the tool is unknown (a callable is only called then)."""
         started = time.monotonic()
         arguments_text = json.dumps(arguments, ensure_ascii=False)
-        tool, reason = guard.check(self.registry, server, tool_name, shown_name, known)
+        names = known if callable(known) else lambda: known
+        tool, reason = guard.check(self.registry, server, tool_name, shown_name, names)
         if tool is not None and variant is not None:
             needed = call_with(tool)
             if needed == "call_tool_destructive" and variant != needed:

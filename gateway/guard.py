@@ -6,6 +6,7 @@ Quarantine and tool pinning are enforced here for every surface (/mcp and
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bus.messages import ToolInfo
@@ -21,9 +22,9 @@ def approve_hint(server: str) -> str:
 
 
 def check(
-    registry: Registry, server: str, tool: str, shown_name: str, known: list[str]
+    registry: Registry, server: str, tool: str, shown_name: str, known: Callable[[], Iterable[str]]
 ) -> tuple[ToolInfo | None, str]:
-    """(the tool, "") when callable, else (None, the reason)."""
+    """(the tool, "") when callable, else (None, the reason); `known` lists names for the "did you mean"."""
     status = registry.servers.get(server)
     if status is None:
         return None, unknown_message("server", server, registry.servers)
@@ -45,7 +46,7 @@ def check(
     if status.state != "running":
         detail = f"; last error: {status.last_error}" if status.last_error else ""
         return None, f"server {server!r} is not running (state: {status.state}){detail}"
-    return None, unknown_message("tool", shown_name, known)
+    return None, unknown_message("tool", shown_name, known())
 
 
 def quarantine_error(server: str) -> dict[str, Any]:

@@ -110,7 +110,7 @@ class DirectTools:
             return error_result(unknown_message("tool", name, self.names))
         server, tool = target
         return await self.caller.call(
-            server, tool, arguments, context, shown_name=name, known=list(self.names)
+            server, tool, arguments, context, shown_name=name, known=lambda: list(self.names)
         )
 
     def remember(self, session_id: str, session: Any) -> None:

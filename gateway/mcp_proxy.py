@@ -235,7 +235,12 @@ class ProxyTools:
             return error_result(f"{variant}: args must be a JSON object")
         reason = arguments.get("intent_reason")
         context = dataclasses.replace(context, intent_reason=reason if isinstance(reason, str) else None)
-        known = [f"{server}:{t.name}" for t in self.registry.tools_of(server)]
         return await self.caller.call(
-            server, tool_name, args_payload, context, shown_name=name, known=known, variant=variant
+            server,
+            tool_name,
+            args_payload,
+            context,
+            shown_name=name,
+            known=lambda: [f"{server}:{t.name}" for t in self.registry.tools_of(server)],
+            variant=variant,
         )

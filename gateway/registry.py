@@ -20,6 +20,8 @@ class Registry:
         self.servers: dict[str, ServerStatus] = {}
         self._tools: dict[str, list[ToolInfo]] = {}
         self._tool_generation: dict[str, int] = {}
+        self._callable: dict[str, dict[str, ToolInfo]] = {}
+        """Per server, its approved tools by name while it runs: built on first use after a change."""
         self.listeners: list[Listener] = []
         self.synced = False
 
@@ -28,6 +30,7 @@ class Registry:
         self.servers = {s.name: s for s in servers}
         self._tools = dict(tools)
         self._tool_generation = {s.name: s.generation for s in servers if s.name in tools}
+        self._callable.clear()
         self.synced = True
         for name in names:
             self._notify(name)
@@ -35,6 +38,7 @@ class Registry:
     def update(self, status: ServerStatus) -> None:
         old = self.servers.get(status.name)
         self.servers[status.name] = status
+        self._callable.pop(status.name, None)
         if status.state != "running":
             self._tools.pop(status.name, None)
         if old is None or old != status:
@@ -43,11 +47,13 @@ class Registry:
     def set_tools(self, server: str, generation: int, tools: list[ToolInfo]) -> None:
         self._tools[server] = tools
         self._tool_generation[server] = generation
+        self._callable.pop(server, None)
         self._notify(server)
 
     def remove(self, name: str) -> None:
         self.servers.pop(name, None)
         self._tools.pop(name, None)
+        self._callable.pop(name, None)
         self._notify(name)
 
     def tools_of(self, server: str) -> list[ToolInfo]:
@@ -62,7 +68,11 @@ class Registry:
         return self._tools.get(server, [])
 
     def find_tool(self, server: str, tool: str) -> ToolInfo | None:
-        return next((t for t in self.tools_of(server) if t.name == tool), None)
+        """An approved tool of a running server, by name: on every call's path, so a lookup, not a scan."""
+        index = self._callable.get(server)
+        if index is None:
+            index = self._callable[server] = {t.name: t for t in self.tools_of(server)}
+        return index.get(tool)
 
     def held_tool(self, server: str, tool: str) -> ToolInfo | None:
         """A tool that exists but is held back (pending or changed)."""
