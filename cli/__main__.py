@@ -113,8 +113,9 @@ def serve(config_path: Path | None, data_dir: Path | None, listen: str | None, l
     import trio
 
     from cli.serve import run_serve
+    from services.process import exit_now
 
-    sys.exit(trio.run(run_serve, config, path, launched, listen))
+    exit_now(trio.run(run_serve, config, path, launched, listen))  # both children are reaped
 
 
 def main() -> None:

@@ -421,19 +421,26 @@ def default_config_path() -> Path:
     return Path(from_env).expanduser() if from_env else DEFAULT_HOME.expanduser() / CONFIG_FILE_NAME
 
 
-def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:
-    """Temporary file, fsync, rename: readers see the old file or the new one, never a torn one."""
+def write_atomically(path: Path, text: str, mode: int = 0o600, *, durable: bool = True) -> None:
+    """Temporary file, fsync, rename: readers see the old file or the new one, never a torn one.
+
+    `durable=False` skips both fsyncs: still atomic for every reader, but a machine crash may
+    bring the old file back.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if not durable:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -53,6 +53,7 @@ def main() -> None:
     except* AlreadyRunningError as group:
         print(f"mcpproxy: {group.exceptions[0]}", file=sys.stderr)
         sys.exit(2)
+    process.exit_now(0)  # every worker is reaped and the ledger written: `mcpproxy serve` waits for this
 
 
 if __name__ == "__main__":

@@ -65,13 +65,16 @@ class Ledger:
         self.flush()
 
     def forget(self, server: str) -> None:
+        # Without fsync: what is forgotten is gone already, and only a machine crash (after which
+        # no recorded process lives on) could bring the entry back. A stop of many servers makes one
+        # forget each, on the supervisor's event loop: waiting for the disk each time stalled it.
         if self._entries.pop(server, None) is not None:
-            self.flush()
+            self.flush(durable=False)
 
-    def flush(self) -> None:
+    def flush(self, *, durable: bool = True) -> None:
         text = json.dumps(self._entries, sort_keys=True)
         if text != self._written:
-            write_atomically(self.path, text + "\n")
+            write_atomically(self.path, text + "\n", durable=durable)
             self._written = text
 
     def sweep_leftovers(self) -> list[int]:

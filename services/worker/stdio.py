@@ -205,7 +205,7 @@ class StdioUpstream:
             await stream.aclose()
 
     def _tree(self) -> set[process.ProcKey]:
-        return process.tree_of([self.child.pid], [self.child.pgid]) | process.children_of_me()
+        return process.live_tree([self.child.pid], [self.child.pgid], adopted_except=())
 
 
 @asynccontextmanager
