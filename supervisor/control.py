@@ -141,9 +141,9 @@ class ControlPlane:
                 nursery.start_soon(self._refresh_ledger, ledger)
                 task_status.started()
         finally:
-            spawner.stop_zygote()
             self.router.close()
             with trio.CancelScope(shield=True):
+                await spawner.aclose()
                 await self.containers.sweep_all()  # Docker isolation: nothing of ours outlives us
 
     async def _route(self) -> None:

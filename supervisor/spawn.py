@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -124,4 +125,11 @@ class Spawner:
             self._socket.close()
             self._socket = None
         if self._zygote is not None and self._zygote.running:
-            self._zygote.signal_group(9)
+            self._zygote.signal_group(signal.SIGKILL)
+
+    async def aclose(self) -> None:
+        """Stop the zygote and reap it, so that it is gone (not only signalled) when we end."""
+        self.stop_zygote()
+        if self._zygote is not None:
+            with trio.move_on_after(process.REAP_GRACE_S):
+                await self._zygote.wait()
