@@ -35,6 +35,7 @@ from bench.proxy import Proxy, Role, echo_servers, open_proxy
 from bench.report import Row
 from bench.rounds import failure_text, interleaved_latency, interleaved_throughput, median_of
 from bench.samples import Latency
+from bench.stopwatch import StopTimes, stdin_pipes, watch_stop
 from services.search import StaticEmbedder
 from tests.proxyctl import alive
 
@@ -335,10 +336,11 @@ class Suite:
         processes = proxy.processes()
         upstreams = processes[Role.UPSTREAM]
         others = [pid for role, pids in processes.items() if role is not Role.UPSTREAM for pid in pids]
+        pipes = stdin_pipes(upstreams)
         started = time.perf_counter()
         proxy.tree.signal_leader(signal.SIGTERM)
         with trio.fail_after(STOP_DEADLINE_S):
-            await proxy.tree.process.wait()
+            times = await watch_stop(proxy.tree.process, pipes, upstreams, started)
         stop_s = time.perf_counter() - started
         left_upstreams, left_others = alive(upstreams), alive(others)
         left = f"{len(left_upstreams)} of {len(upstreams)} echo servers left"
@@ -353,6 +355,17 @@ class Suite:
             f"≤ {TARGET_STOP_S:.1f} s, none left",
             stop_s <= TARGET_STOP_S and not left_upstreams and not left_others,
         ))  # fmt: skip
+        self._stop_parts_row(times, len(upstreams))
+
+    def _stop_parts_row(self, times: StopTimes, count: int) -> None:
+        what = "stop, the proxy's own parts: SIGTERM until every upstream's stdin is closed; last upstream exit until `mcpproxy serve` exits"
+        if times.last_stdin_closed_s is None or times.last_upstream_exit_s is None or times.exited_s is None:
+            self.failed(Section.STOP, what, f"not seen (stdins watched: {times.watched_stdins} of {count})")
+            return
+        self.add(Section.STOP, Row(what, (
+            f"{times.last_stdin_closed_s:.2f} s; {times.exited_s - times.last_upstream_exit_s:.2f} s "
+            f"(between them the upstreams exit: {times.last_upstream_exit_s - times.last_stdin_closed_s:.2f} s)"
+        )))  # fmt: skip
 
     # --- search -----------------------------------------------------------------
 
