@@ -23,6 +23,8 @@ from services import process
 logger = logging.getLogger(__name__)
 
 ZYGOTE_TIMEOUT_S: Final = 10.0
+ZYGOTE_WARMUP_TIMEOUT_S: Final = 60.0
+"""The first answer also waits for the zygote's imports, which a loaded machine can slow a lot."""
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Spawner:
         self._buffer = b""
         self._lock = trio.Lock()
         self._started = False
+        self._warm = False
 
     def start_zygote(self) -> None:
         """Start the zygote unless it was started before (a failed zygote is not started again)."""
@@ -105,7 +108,7 @@ class Spawner:
         assert self._socket is not None
         request = {"server": server, "generation": generation, "control": self.control_endpoint,
                    "log_level": self.log_level}  # fmt: skip
-        with trio.fail_after(ZYGOTE_TIMEOUT_S):
+        with trio.fail_after(ZYGOTE_TIMEOUT_S if self._warm else ZYGOTE_WARMUP_TIMEOUT_S):
             data = json.dumps(request).encode() + b"\n"
             while data:
                 data = data[await self._socket.send(data) :]
@@ -118,6 +121,7 @@ class Spawner:
         answer = json.loads(line)
         if "pid" not in answer:
             raise OSError(answer.get("error", "no pid"))
+        self._warm = True
         return int(answer["pid"])
 
     def stop_zygote(self) -> None:
