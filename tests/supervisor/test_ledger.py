@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,11 @@ def spawn_sleeper_group() -> tuple[subprocess.Popen[bytes], int]:
     return leader, leader.pid
 
 
+def group_members(pgid: int) -> set[int]:
+    """Live (not zombie) members of process group `pgid`."""
+    return {pid for pid, (s, _pp, g, _st) in process.process_table().items() if g == pgid and s != "Z"}
+
+
 def test_a_new_run_kills_what_a_crashed_run_recorded(tmp_path: Path) -> None:
     leader, pgid = spawn_sleeper_group()
     try:
@@ -26,17 +32,19 @@ def test_a_new_run_kills_what_a_crashed_run_recorded(tmp_path: Path) -> None:
         crashed = Ledger(tmp_path)
         crashed.record("s", "upstream", [key])
         crashed.record_groups("s", [pgid])
-        members = {pid for pid, (_s, _pp, g, _st) in process.process_table().items() if g == pgid}
-        assert len(members) >= 2
+        deadline = time.monotonic() + 10  # the shell forks its sleepers when the machine lets it
+        while len(group_members(pgid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(group_members(pgid)) >= 2
 
         found = Ledger(tmp_path).sweep_leftovers()
 
         assert set(found) >= {leader.pid}
         leader.wait(timeout=10)
-        survivors = {
-            pid for pid, (s, _pp, g, _st) in process.process_table().items() if g == pgid and s != "Z"
-        }
-        assert not survivors
+        deadline = time.monotonic() + 10  # SIGKILLed members leave the table once reaped
+        while group_members(pgid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not group_members(pgid)
     finally:
         if leader.poll() is None:
             leader.kill()
