@@ -100,13 +100,7 @@ def login(
     )
     if output == "json":
         emit_json(
-            {
-                "server": name,
-                "result": outcome.result,
-                "state": outcome.state,
-                "last_error": outcome.last_error,
-                "authorization_url": (outcome.answer or {}).get("authorization_url"),
-            }
+            {**outcome.summary(name), "authorization_url": (outcome.answer or {}).get("authorization_url")}
         )
     if outcome.result == "running":
         if output != "json":

@@ -411,15 +411,7 @@ def _wait(
 
 def _finish_wait(name: str, outcome: Outcome, output: str) -> None:
     if output == "json":
-        emit_json(
-            {
-                "server": name,
-                "result": outcome.result,
-                "state": outcome.state,
-                "last_error": outcome.last_error,
-                "elapsed_s": round(outcome.elapsed_s, 3),
-            }
-        )
+        emit_json(outcome.summary(name))
     match outcome.result:
         case "running":
             if output != "json":

@@ -42,6 +42,16 @@ class Outcome:
     """The `data` of the action's own answer."""
     elapsed_s: float
 
+    def summary(self, name: str) -> dict[str, Any]:
+        """The outcome as `-o json` prints it."""
+        return {
+            "server": name,
+            "result": self.result,
+            "state": self.state,
+            "last_error": self.last_error,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
 
 Progress = Callable[[str, str | None, float], None]
 
