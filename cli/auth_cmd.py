@@ -14,7 +14,7 @@ import click
 from cli.client import EXIT_FAILURE, die, name_argument, run_async, target_options
 from cli.client import management_target as _target
 from cli.output import console, emit_json, output_option, print_table, state_text
-from cli.waiting import act_and_wait
+from cli.waiting import act_and_wait, timeout_option
 
 LOGIN_WAIT_S: Final = 300.0
 
@@ -44,14 +44,7 @@ def headless() -> bool:
 @auth_group.command("login")
 @name_argument
 @click.option("--no-browser", is_flag=True, help="Do not open a browser; only print the URL.")
-@click.option(
-    "--timeout",
-    "timeout_s",
-    type=click.FloatRange(min=1),
-    default=LOGIN_WAIT_S,
-    show_default=True,
-    help="Seconds to wait for you to finish signing in.",
-)
+@timeout_option(LOGIN_WAIT_S, "Seconds to wait for you to finish signing in.")
 @output_option
 @target_options
 def login(

@@ -22,20 +22,13 @@ from cli.output import console, emit_json, output_option, print_table
 from cli.patch_flags import build_patch, describe_patch, env_callback, header_options, headers_callback
 from cli.server_table import print_server, server_rows
 from cli.upstream_logs import logs_command
-from cli.waiting import DEFAULT_WAIT_S, Outcome, act_and_wait
+from cli.waiting import DEFAULT_WAIT_S, Outcome, act_and_wait, timeout_option
 
 PROTOCOLS: Final = ("stdio", "http", "streamable-http", "sse", "auto")
 
 
 def wait_options(func: Any) -> Any:
-    func = click.option(
-        "--timeout",
-        "timeout_s",
-        type=click.FloatRange(min=0.1),
-        default=DEFAULT_WAIT_S,
-        show_default=True,
-        help="Seconds --wait waits at most.",
-    )(func)
+    func = timeout_option(DEFAULT_WAIT_S, "Seconds --wait waits at most.")(func)
     return click.option(
         "--wait", is_flag=True, help="Wait until the server runs (or report why it does not)."
     )(func)

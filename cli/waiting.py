@@ -14,6 +14,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Final
 
+import click
 import httpx2
 import trio
 
@@ -51,6 +52,18 @@ class Outcome:
             "last_error": self.last_error,
             "elapsed_s": round(self.elapsed_s, 3),
         }
+
+
+def timeout_option(default_s: float, help_text: str) -> Callable[[Any], Any]:
+    """`--timeout SECONDS` (as `timeout_s`) for a command that waits."""
+    return click.option(
+        "--timeout",
+        "timeout_s",
+        type=click.FloatRange(min=0.1),
+        default=default_s,
+        show_default=True,
+        help=help_text,
+    )
 
 
 Progress = Callable[[str, str | None, float], None]

@@ -52,6 +52,35 @@ def everything_server(name: str = "everything") -> dict[str, Any]:
     return {"name": name, "command": "node", "args": [str(EVERYTHING_JS), "stdio"], "protocol": "stdio"}
 
 
+def start_authorization_server(*flags: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start tests/servers/oauth_server.py on a free port (`--port 0`); return it and its base URL.
+
+    Blocks until its `ready URL` line (a caller under trio runs this in a thread).
+    """
+    process = subprocess.Popen(
+        [PYTHON, str(SERVERS / "oauth_server.py"), "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().decode()
+    if not line.startswith("ready "):
+        process.kill()
+        raise AssertionError(f"the authorization server did not start: {line!r}")
+    return process, line.split()[1]
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def descendants(pid: int) -> set[int]:
     """Every live process below `pid`, by /proc parent links."""
     children: dict[int, list[int]] = {}

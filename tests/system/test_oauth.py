@@ -14,7 +14,6 @@ import html
 import json
 import os
 import re
-import signal
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,7 +26,7 @@ import pytest
 import trio
 
 from services.secrets import SecretStore
-from tests.proxyctl import PYTHON, SERVERS, Proxy, free_port, running_proxy
+from tests.proxyctl import PYTHON, Proxy, running_proxy, start_authorization_server, stop_process
 
 pytestmark = pytest.mark.system
 
@@ -39,34 +38,14 @@ HIDDEN_FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"'
 @asynccontextmanager
 async def authorization_server(*flags: str, token_ttl: int = 3600) -> AsyncIterator[str]:
     """Run oauth_server.py; yield its base URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            PYTHON,
-            str(SERVERS / "oauth_server.py"),
-            "--port",
-            str(port),
-            "--token-ttl",
-            str(token_ttl),
-            *flags,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    with trio.fail_after(30):
+        process, base = await trio.to_thread.run_sync(
+            start_authorization_server, *flags, f"--token-ttl={token_ttl}"
+        )
     try:
-        assert process.stdout is not None
-        with trio.fail_after(30):
-            line = await trio.to_thread.run_sync(process.stdout.readline)
-        assert line.startswith(b"ready "), line
-        yield f"http://127.0.0.1:{port}"
+        yield base
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 def oauth_server_entry(base: str, **extra: Any) -> dict[str, Any]:

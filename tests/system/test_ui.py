@@ -30,6 +30,8 @@ from tests.proxyctl import (
     Proxy,
     echo_server,
     free_port,
+    start_authorization_server,
+    stop_process,
     write_config,
 )
 
@@ -450,23 +452,11 @@ def test_keyboard_only_navigation_reaches_every_page(browser: Any, tmp_path: Pat
 @contextmanager
 def authorization_server() -> Iterator[str]:
     """tests/servers/oauth_server.py (see tests/system/test_oauth.py); yields its base URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [PYTHON, str(REPO / "tests" / "servers" / "oauth_server.py"), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process, base = start_authorization_server()
     try:
-        assert process.stdout is not None
-        assert process.stdout.readline().startswith(b"ready ")
-        yield f"http://127.0.0.1:{port}"
+        yield base
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 def test_sign_in_button_runs_the_oauth_flow_in_a_new_tab(browser: Any, tmp_path: Path) -> None:
