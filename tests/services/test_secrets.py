@@ -146,9 +146,7 @@ def test_writers_in_several_processes_lose_nothing(tmp_path: Path) -> None:
         "store = SecretStore(Path(sys.argv[1]), 'file')\n"
         "for i in range(15): store.set_sync(f'{sys.argv[2]}-{i}', 'x', indexed=False)"
     )
-    writers = [
-        subprocess.Popen([sys.executable, "-c", code, str(tmp_path), f"w{n}"]) for n in range(4)
-    ]
+    writers = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), f"w{n}"]) for n in range(4)]
     for writer in writers:
         assert writer.wait(timeout=120) == 0
     backend = FileBackend(tmp_path)
