@@ -13,7 +13,8 @@ runtime itself, the venv and our test servers are bind-mounted read-only
 at the same paths as on the host.
 
 Anything that keeps the engine from running a container raises
-EngineUnavailableError with the reason; the tests turn it into a skip.
+EngineUnavailableError with the reason; the tests turn it into a skip, which
+MCPPROXY_REQUIRE=docker turns into a failure (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import io
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tarfile
@@ -107,7 +109,25 @@ class _RootFS:
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             self.tar.addfile(info)
         else:
-            self.tar.add(path, arcname=path.lstrip("/"), recursive=False)
+            self.file(path)
+
+    def file(self, path: str) -> None:
+        """`path` as a regular entry with its own content, whatever its link count.
+
+        `tarfile.add` writes the second path of an inode with several hard links as a LNKTYPE
+        entry (e.g. `ld-linux-x86-64.so.2` reached through /lib and /usr/lib on a layout that is
+        not merged); on some layouts `docker import` cannot resolve it and the image is unusable.
+        """
+        st = os.stat(path)
+        info = tarfile.TarInfo(path.lstrip("/"))
+        info.type, info.size, info.mode, info.mtime = (
+            tarfile.REGTYPE,
+            st.st_size,
+            stat.S_IMODE(st.st_mode),
+            int(st.st_mtime),
+        )
+        with open(path, "rb") as content:
+            self.tar.addfile(info, content)
 
     def add_aliases(self, path: str) -> None:
         """Also the symlinks next to `path` that name it (libffi.so.8 -> libffi.so.8.1.2)."""
@@ -250,10 +270,10 @@ class TestEngine:
 
 def _running(pid: int) -> bool:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        line = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return stat[stat.rfind(")") + 2] != "Z"
+    return line[line.rfind(")") + 2] != "Z"
 
 
 def _processes_mentioning(text: str) -> list[int]:
