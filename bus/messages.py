@@ -149,6 +149,9 @@ class UpstreamSpawned(Message):
     generation: int
     pid: int
     pgid: int
+    start: int = 0
+    """`pid`'s start time (clock ticks since boot), read by its parent before it could be reaped, so
+    it is the upstream's and not a later process's that reused the pid; 0 when unknown."""
 
 
 class WorkerReady(Message):

@@ -1,12 +1,17 @@
 """The process ledger: every process the proxy is responsible for, written down, so a crash cannot hide one.
 
-`<data_dir>/run/processes.json` holds, per server, the worker and the
-upstream's process group and descendants as (pid, start time) pairs; a start
-time makes a reused pid harmless. The supervisor rewrites it (atomically)
-when processes come and go, and refreshes the descendants every
-REFRESH_INTERVAL_S. When the whole proxy was SIGKILLed, nothing was left to
-run a staged stop: the next supervisor start reads the ledger and kills what
-is still alive before it spawns anything.
+`<data_dir>/run/processes.json` holds, per server, the worker, the upstream
+and its descendants as (pid, start time) pairs, and the upstream's process
+group as (pgid, start time of its leader); a start time makes a reused pid
+harmless. The supervisor rewrites it (atomically) when processes come and go,
+and refreshes the descendants every REFRESH_INTERVAL_S. When the whole proxy
+was SIGKILLed, nothing was left to run a staged stop: the next supervisor
+start reads the ledger and kills what is still alive before it spawns
+anything.
+
+A group number is a pid too, and is reused once the group is empty. So the
+sweep kills members of a recorded group only when the group is proven the
+recorded one (`leftovers`).
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import json
 import logging
 import os
 import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from bus.errors import ProxyError
 from services import process
@@ -60,8 +67,9 @@ class Ledger:
         self._entries.setdefault(server, {})[kind] = sorted([pid, start] for pid, start in keys)
         self.flush()
 
-    def record_groups(self, server: str, pgids: list[int]) -> None:
-        self._entries.setdefault(server, {})["pgids"] = [[pgid, 0] for pgid in pgids]
+    def record_groups(self, server: str, leaders: list[process.ProcKey]) -> None:
+        """Record process groups by their leaders' (pid, start time): a pgid is its leader's pid."""
+        self._entries.setdefault(server, {})["pgids"] = sorted([pgid, start] for pgid, start in leaders)
         self.flush()
 
     def forget(self, server: str) -> None:
@@ -80,24 +88,23 @@ class Ledger:
     def sweep_leftovers(self) -> list[int]:
         """Kill whatever a previous, crashed run left behind. Returns the pids found alive."""
         try:
-            previous = json.loads(self.path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            recorded = parse_ledger(json.loads(self.path.read_text()))
+        except FileNotFoundError:
             return []
-        keys: set[process.ProcKey] = set()
-        pgids: set[int] = set()
-        for entry in previous.values():
-            for kind, items in entry.items():
-                if kind == "pgids":
-                    pgids |= {pgid for pgid, _ in items}
-                else:
-                    keys |= {(pid, start) for pid, start in items}
-        alive = {key for key in keys if process.is_alive(key)}
-        # Group members of a recorded upstream group are ours only if they started after its leader did.
-        leader_start = {pid: start for pid, start in keys}
-        table = process.process_table()
-        for pid, (state, _ppid, pgid, start) in table.items():
-            if pgid in pgids and state != "Z" and start >= leader_start.get(pgid, 0) and pid != os.getpid():
-                alive.add((pid, start))
+        except ValueError as exc:  # JSONDecodeError too
+            logger.warning("%s: not a ledger this version can read (%s); nothing swept", self.path, exc)
+            recorded = Recorded(set(), set())
+        alive, skipped = leftovers(recorded, process.process_table(), os.getpid())
+        for pgid, why in sorted(skipped.items()):
+            logger.warning(
+                "not killing process group %d named in %s: %s. Look at it (ps -o pid,lstart,args -g %d) "
+                "and, if it is a leftover of mcpproxy, end it yourself (kill -- -%d)",
+                pgid,
+                self.path,
+                why,
+                pgid,
+                pgid,
+            )
         if alive:
             logger.warning(
                 "killing %d process(es) left by a previous run: %s", len(alive), sorted(p for p, _ in alive)
@@ -106,6 +113,60 @@ class Ledger:
         self._entries = {}
         self.flush()
         return sorted(pid for pid, _ in alive)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a ledger names: processes as (pid, start time), groups as (pgid, leader's start time)."""
+
+    keys: set[process.ProcKey]
+    groups: set[process.ProcKey]
+
+
+def parse_ledger(data: Any) -> Recorded:
+    """The ledger file's JSON as keys and groups; ValueError when it has another shape."""
+    keys: set[process.ProcKey] = set()
+    groups: set[process.ProcKey] = set()
+    try:
+        for entry in data.values():
+            for kind, items in entry.items():
+                pairs = {(int(first), int(second)) for first, second in items}
+                (groups if kind == "pgids" else keys).update(pairs)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ValueError(f"expected {{server: {{kind: [[pid, start], ...]}}}}: {exc}") from None
+    return Recorded(keys, groups)
+
+
+def leftovers(
+    recorded: Recorded, table: Mapping[int, tuple[str, int, int, int]], me: int
+) -> tuple[set[process.ProcKey], dict[int, str]]:
+    """What of a previous run is still alive and provably its, and which recorded groups are spared (why).
+
+    A recorded process is the same one while its start time matches. A recorded group is the same
+    one while its number is not free for reuse: the kernel does not hand out a pid that is still a
+    live process's pid or pgid. So the group is proven the recorded one when its leader lives with
+    the recorded start time, or when a recorded process (start time matching) is still a member.
+    Then its members that started no earlier than the leader are the previous run's. Otherwise the
+    number may belong to an unrelated group that reused it, and nothing of the group is killed.
+    """
+    found = {
+        key for key in recorded.keys if (info := table.get(key[0])) and info[3] == key[1] and info[0] != "Z"
+    }
+    skipped: dict[int, str] = {}
+    for pgid, leader_start in sorted(recorded.groups):
+        members = {(pid, info[3]) for pid, info in table.items() if info[2] == pgid and info[0] != "Z"}
+        if not members:
+            continue  # the group is gone
+        leader = table.get(pgid)
+        if not leader_start:
+            skipped[pgid] = "it was recorded without its leader's start time (a ledger of an older version)"
+        elif (leader is not None and leader[3] == leader_start) or members & found:
+            found |= {key for key in members if key[1] >= leader_start}
+        else:
+            skipped[pgid] = (
+                "its leader and every recorded member are gone, so the group number may have been reused"
+            )
+    return {key for key in found if key[0] != me}, skipped
 
 
 async def wait_gone(pids: list[int]) -> None:

@@ -307,11 +307,14 @@ class ServerRunner:
                             self.identity,
                             StartUpstream(spec=self._spec(), calls_endpoint=self.ctx.calls_endpoint),
                         )
-                    case UpstreamSpawned(pid=pid, pgid=pgid):
+                    case UpstreamSpawned(pid=pid, pgid=pgid, start=start):
                         self.upstream_pid, self.upstream_pgid = pid, pgid
-                        if (key := process.proc_key(pid)) is not None:
-                            self.ctx.ledger.record(self.name, "upstream", [key])
-                        self.ctx.ledger.record_groups(self.name, [pgid])
+                        # The worker read the start time before it could reap the upstream: reading
+                        # it here instead could find a newer process that reused the pid.
+                        if start:
+                            self.ctx.ledger.record(self.name, "upstream", [(pid, start)])
+                            if pgid == pid:  # the group is recorded by its leader's identity
+                                self.ctx.ledger.record_groups(self.name, [(pgid, start)])
                         await self.ctx.publish(self)
                     case WorkerReady(tools=tools, server_version=version, signed_in=signed_in):
                         self.tools = self.ctx.pins.pin(self.name, tools, trusted=not self.config.quarantined)

@@ -150,7 +150,11 @@ class Worker:
 
         def on_spawn(child: process.Child) -> None:
             msg = UpstreamSpawned(
-                server=self.server, generation=self.generation, pid=child.pid, pgid=child.pgid
+                server=self.server,
+                generation=self.generation,
+                pid=child.pid,
+                pgid=child.pgid,
+                start=child.key[1] if child.key is not None else 0,
             )
             self._send_control_nowait(msg)
 
