@@ -135,11 +135,12 @@ def document() -> dict[str, Any]:
         },
         "/api/v1/servers/{name}/tools/approve": {
             "post": _op(
-                "Approve pending or changed tools (all when no body)",
+                "Approve pending or changed tools (all when no body or `{}`)",
                 params=name,
                 body={
                     "type": "object",
-                    "properties": {"tools": {"type": "array", "items": {"type": "string"}}},
+                    "additionalProperties": False,
+                    "properties": {"tools": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
                 },
             )
         },

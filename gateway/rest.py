@@ -71,6 +71,32 @@ def server_view(status: ServerStatus) -> dict[str, Any]:
     return view
 
 
+class ApproveToolsBody(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of POST /api/v1/servers/{name}/tools/approve. Without a body, or with `{}`, every
+    pending or changed tool is approved; so anything else that is not exactly this shape is refused,
+    never read as "all"."""
+
+    tools: list[str] | msgspec.UnsetType = msgspec.UNSET
+
+
+APPROVE_BODY_HINT: Final = 'expected {"tools": ["tool name", ...]}, or no body to approve every held tool'
+
+
+def approve_body(raw: bytes) -> list[str] | None:
+    """The tools a request names, None for all; ValueError with a readable message otherwise."""
+    if not raw.strip():
+        return None
+    try:
+        body = msgspec.json.decode(raw, type=ApproveToolsBody)
+    except msgspec.DecodeError as exc:  # ValidationError too
+        raise ValueError(f"body: {exc}; {APPROVE_BODY_HINT}") from None
+    if body.tools is msgspec.UNSET:
+        return None
+    if not body.tools:
+        raise ValueError(f"tools: the list is empty; {APPROVE_BODY_HINT}")
+    return body.tools
+
+
 def definition_diff(previous: dict[str, Any], tool: ToolInfo) -> str:
     """A unified diff of the approved definition against the one the upstream serves now."""
     current = definition(tool)
@@ -200,16 +226,10 @@ class RestApi:
     async def approve_tools(self, request: Request) -> Response:
         if missing := self._unknown(request):
             return missing
-        raw = await request.body()
-        names = None
-        if raw.strip():
-            try:
-                body = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                return fail(request, 400, f"body: invalid JSON ({exc})")
-            names = body.get("tools") if isinstance(body, dict) else None
-            if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
-                return fail(request, 400, "tools: expected a list of tool names")
+        try:
+            names = approve_body(await request.body())
+        except ValueError as exc:
+            return fail(request, 400, str(exc))
         name = request.path_params["name"]
         result = await self.upstreams.command("approve_tools", name, names)
         if not result.ok or result.error:

@@ -319,7 +319,8 @@ class ControlPlane:
                 request_id=command.request_id,
                 ok=True,
                 status=runner.status(),
-                error=None if names or not command.tools else "no such tools",
+                # Only None means all: a list that names nothing approves nothing, and says so.
+                error=None if names or command.tools is None else "no such tools",
             )
         elif command.action in ("login", "logout"):
             if runner.config.transport == "stdio":

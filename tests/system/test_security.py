@@ -1,4 +1,5 @@
-"""Hardening seen from outside: the start-up sweep spares processes that are not ours.
+"""Hardening seen from outside: the start-up sweep spares processes that are not ours, tool
+approval takes only a well-formed request.
 
 Each test starts a real `mcpproxy serve` from its CLI and checks, through the
 kernel's process table, HTTP and the data dir, what a user can rely on.
@@ -12,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from services import process
-from tests.proxyctl import echo_server, running_proxy
+from tests.proxyctl import POLL_S, START_TIMEOUT_S, Proxy, echo_server, running_proxy
 
 pytestmark = pytest.mark.system
 
@@ -61,3 +63,47 @@ async def test_the_start_up_sweep_spares_unrelated_groups_whose_numbers_a_ledger
         assert f"not killing process group {old_format.pid} " in log
         assert f"not killing process group {reused.pid} " in log
         assert "older version" in log and "reused" in log
+
+
+async def held_tools(proxy: Proxy) -> dict[str, str]:
+    tools = (await proxy.get("/api/v1/servers/echo/tools")).json()["data"]["tools"]
+    return {tool["name"]: tool["approval"] for tool in tools}
+
+
+async def test_an_approval_request_that_is_not_a_list_of_tool_names_approves_nothing(tmp_path: Path) -> None:
+    spec = tmp_path / "tools.json"
+    async with running_proxy(tmp_path, [echo_server(env={"ECHO_SERVER_TOOLS_FILE": str(spec)})]) as proxy:
+        await proxy.wait_for("echo", "running")
+        spec.write_text(json.dumps({"extra_tools": ["exfiltrate", "wipe"]}))
+        assert (await proxy.post("/api/v1/servers/echo/restart")).status_code == 200
+        with trio.fail_after(START_TIMEOUT_S):
+            while (await held_tools(proxy)).get("wipe") != "pending":
+                await trio.sleep(POLL_S)
+
+        bodies = [
+            b"[1]",
+            b'"x"',
+            b'{"tools": "notalist"}',
+            b'{"tool": ["exfiltrate"]}',
+            b'{"tools": []}',
+            b'{"tools": null}',
+            b'{"tools": [1]}',
+            b"{",
+            b"null",
+        ]
+        for body in bodies:
+            refused = await proxy.post(
+                "/api/v1/servers/echo/tools/approve",
+                content=body,
+                headers={**proxy.headers, "content-type": "application/json"},
+            )
+            assert refused.status_code == 400, (body, refused.text)
+            assert 'expected {"tools": ["tool name", ...]}' in refused.json()["error"], body
+        held = await held_tools(proxy)
+        assert held["exfiltrate"] == "pending" and held["wipe"] == "pending"
+
+        approved = await proxy.post("/api/v1/servers/echo/tools/approve", json={"tools": ["wipe"]})
+        assert approved.status_code == 200 and approved.json()["data"]["approved"] == ["wipe"]
+        assert (await held_tools(proxy))["exfiltrate"] == "pending"
+        everything = await proxy.post("/api/v1/servers/echo/tools/approve", json={})
+        assert everything.status_code == 200 and everything.json()["data"]["still_held"] == []
