@@ -256,8 +256,10 @@ class ConfigCommand(Message):
     """Gateway -> supervisor: read or change the configuration; answered by ConfigResult.
 
     `action`: get, validate, add, patch, remove, enable, disable, quarantine,
-    unquarantine, config_to_secret. `body` is JSON. `source` says who asked
-    ("rest", "mcp", ...): servers added by an AI client ("mcp") are quarantined.
+    unquarantine, reject, config_to_secret. `body` is JSON. `source` says who
+    asked ("rest", "mcp", ...): what an AI client ("mcp") may change is decided
+    by supervisor/agent_changes.py. `keyed` says whether an MCP caller presented
+    the API key (the management right).
     """
 
     request_id: int
@@ -267,6 +269,7 @@ class ConfigCommand(Message):
     source: str = "rest"
 
 
+    keyed: bool = False
 # --- supervisor -> gateway ---------------------------------------------------
 
 

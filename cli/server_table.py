@@ -56,3 +56,25 @@ def print_server(server: dict[str, Any]) -> None:
         if server.get(key) not in (None, ""):
             rows.append([key, server[key]])
     console().print(table(("FIELD", "VALUE"), rows))
+    print_pending_change(server)
+
+
+def print_pending_change(server: dict[str, Any]) -> None:
+    """An agent's proposed change, as a diff a person reviews before `upstream approve`."""
+    pending = server.get("pending_change")
+    if not isinstance(pending, dict):
+        return
+    name = server.get("name")
+    out = console()
+    out.print(
+        f"\npending change {pending.get('id')} proposed by an AI client ({pending.get('source')}) "
+        f"at {pending.get('proposed_at')}: {', '.join(pending.get('fields') or [])}",
+        markup=False,
+        highlight=False,
+    )
+    out.print(pending.get("diff") or "(no difference)", markup=False, highlight=False)
+    out.print(
+        f"approve it: mcpproxy upstream approve {name}    turn it down: mcpproxy upstream reject {name}",
+        markup=False,
+        highlight=False,
+    )

@@ -20,7 +20,7 @@ from cli.client import (
 from cli.client import management_target as _target
 from cli.output import console, emit_json, output_option, print_table
 from cli.patch_flags import build_patch, describe_patch, env_callback, header_options, headers_callback
-from cli.server_table import print_server, server_rows
+from cli.server_table import print_pending_change, print_server, server_rows
 from cli.upstream_logs import logs_command
 from cli.waiting import DEFAULT_WAIT_S, Outcome, act_and_wait, timeout_option
 
@@ -349,14 +349,57 @@ disable = upstream_group.command("disable")(
         waits=False,
     )
 )
-approve = upstream_group.command("approve")(
-    _simple_action(
-        "unquarantine",
-        "approved (out of quarantine)",
-        """Take a server out of quarantine after you have reviewed it; it starts.
+@upstream_group.command("approve")
+@name_argument
+@wait_options
+@output_option
+@target_options
+def approve(
+    name: str,
+    output: str,
+    config_path: Path | None,
+    data_dir: Path | None,
+    url: str | None,
+    api_key: str | None,
+    wait: bool = False,
+    timeout_s: float = DEFAULT_WAIT_S,
+) -> None:
+    """Take a server out of quarantine after you have reviewed it; it starts.
 
-        Example: mcpproxy upstream approve github --wait
+    A change an AI client proposed (`pending_change`) is shown as a diff and
+    applied; the approval names that change, so one proposed after you looked
+    is refused (exit 1) rather than approved unseen.
+
+    Example: mcpproxy upstream approve github --wait
+    """
+    target = _target(config_path, data_dir, url, api_key)
+    server = target.call("GET", f"/api/v1/servers/{name}")["server"]
+    pending = server.get("pending_change")
+    body = {"pending_change": pending["id"]} if isinstance(pending, dict) else None
+    if body is not None and output != "json":
+        print_pending_change(server)
+    path = f"/api/v1/servers/{name}/unquarantine"
+    if wait:
+        _check_can_run(target, name, "unquarantine")
+        _finish_wait(name, _wait(target, name, "POST", path, timeout_s, body=body), output)
+        return
+    data = target.call("POST", path, json=body)
+    if output == "json":
+        emit_json(data)
+        return
+    click.echo(f"{name}: approved (out of quarantine)" + (", with its pending change" if body else ""))
+
+
+reject = upstream_group.command("reject")(
+    _simple_action(
+        "reject",
+        "pending change rejected; the approved settings stay",
+        """Turn down a change an AI client proposed: the server keeps its approved
+        settings and leaves quarantine if it was approved before the proposal.
+
+        Example: mcpproxy upstream reject github
         """,
+        waits=False,
     )
 )
 

@@ -39,6 +39,8 @@ class CallContext:
 
 
 def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -> CallContext:
+    keyed: bool = False
+    """The caller presented the API key: it holds the management right (supervisor/agent_changes.py)."""
     """Read client, session and request ids from the SDK's request context (all optional)."""
     client = getattr(getattr(getattr(ctx, "session", None), "client_params", None), "client_info", None)
     request = getattr(ctx, "request", None)
@@ -58,6 +60,7 @@ def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -
     )
 
 
+        keyed=bool(request.scope.get("state", {}).get("api_key_ok")) if request is not None else False,
 def call_with(tool: ToolInfo) -> str:
     """Which call variant a tool needs, from its annotations."""
     annotations = tool.annotations or {}

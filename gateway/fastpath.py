@@ -227,7 +227,9 @@ class FastPath:
             await manager.handle_request(scope, _replay(body, receive), send)
             return
         with _holding(transport):
-            response = await self._answer(call, session_id, info)
+            response = await self._answer(
+                call, session_id, info, bool(scope.get("state", {}).get("api_key_ok"))
+            )
         await send(
             {
                 "type": "http.response.start",
@@ -247,13 +249,14 @@ class FastPath:
         has_json, has_sse = check_accept_headers(request)
         return has_json and has_sse and await self.security.validate_request(request, is_post=True) is None
 
-    async def _answer(self, call: PlainCall, session_id: str, info: SessionInfo) -> bytes:
+    async def _answer(self, call: PlainCall, session_id: str, info: SessionInfo, keyed: bool) -> bytes:
         context = CallContext(
             surface=self.surface,
             client_name=info.client_name,
             client_version=info.client_version,
             session_id=session_id,
             request_id=str(call.request_id),
+            keyed=keyed,
         )
         key = (session_id, coerce_request_id(call.request_id))
         with trio.CancelScope() as cancel:

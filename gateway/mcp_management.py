@@ -1,9 +1,12 @@
 """Management tools on /mcp: `describe_tool`, `upstream_servers`, `quarantine_security`.
 
-What an agent may do is narrower than what a human may: a server it adds is
-always quarantined, and no operation here lifts quarantine. Lists are
-redacted exactly like REST (a prompt-injected agent must not read another
-server's token).
+What an agent may do is narrower than what a human may (the supervisor
+decides, in supervisor/agent_changes.py): a server it adds is quarantined, a
+change to what a server runs or where its credentials go waits in quarantine
+for a human, it cannot reference a secret the server did not already use, and
+remove/enable/disable need the API key. No operation here lifts quarantine.
+Lists are redacted exactly like REST (a prompt-injected agent must not read
+another server's token).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any, Final
 import mcp.types as types
 
 from bus.errors import ProxyError
+from gateway.calling import CallContext
 from gateway.guard import approve_hint
 from gateway.registry import Registry
 from gateway.tool_names import split_qualified
@@ -43,8 +47,10 @@ MANAGEMENT_TOOLS: Final = [
     types.Tool(
         name="upstream_servers",
         description=(
-            "Manage upstream MCP servers: list (secrets masked), add (always quarantined until a human "
-            "approves), remove, patch, enable, disable, restart, tail_log."
+            "Manage upstream MCP servers: list (secrets masked), add (quarantined until a human approves), "
+            "patch (a change to command, args, env, url, headers or other launch fields is only proposed: "
+            "the server is quarantined until a human approves it), remove, enable, disable (these three "
+            "need the API key), restart, tail_log."
         ),
         input_schema={
             "type": "object",
@@ -124,12 +130,12 @@ class ManagementTools:
         self.server_views = server_views
         self.data_dir = data_dir
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+    async def call(self, name: str, arguments: dict[str, Any], context: CallContext) -> types.CallToolResult:
         try:
             if name == "describe_tool":
                 return self._describe(arguments)
             if name == "upstream_servers":
-                return await self._upstream_servers(arguments)
+                return await self._upstream_servers(arguments, context.keyed)
             return self._quarantine_security(arguments)
         except ArgumentError as exc:
             return _result(f"{name}: {exc}", error=True)
@@ -161,7 +167,7 @@ class ManagementTools:
             found.append(entry)
         return _result({"tools": found, "not_found": missing})
 
-    async def _upstream_servers(self, arguments: dict[str, Any]) -> types.CallToolResult:
+    async def _upstream_servers(self, arguments: dict[str, Any], keyed: bool) -> types.CallToolResult:
         operation = arguments.get("operation")
         name = arguments.get("name")
         if operation not in OPERATIONS:
@@ -191,15 +197,19 @@ class ManagementTools:
             if value is not None:
                 body[key] = value
         if operation == "add":
-            config = await self.upstreams.config("add", body={"name": name, **body}, source="mcp")
+            config = await self.upstreams.config(
+                "add", body={"name": name, **body}, source="mcp", keyed=keyed
+            )
         elif operation == "patch":
-            config = await self.upstreams.config("patch", name, body, source="mcp")
+            if not body:
+                raise ArgumentError("patch: nothing to change; give protocol, command, args, env, url or headers")
+            config = await self.upstreams.config("patch", name, body, source="mcp", keyed=keyed)
         else:  # remove, enable, disable
-            config = await self.upstreams.config(operation, name, source="mcp")
+            config = await self.upstreams.config(operation, name, source="mcp", keyed=keyed)
         if not config.ok:
             return _result(config.error or "failed", error=True)
         data = json.loads(config.body)
-        if operation == "add":
+        if operation == "add" and data.get("server", {}).get("quarantined"):
             data["note"] = f"the server is quarantined: {approve_hint(name)}"
         return _result(data)
 

@@ -201,7 +201,7 @@ class ProxyTools:
         if name in CALL_VARIANTS:
             return await self._call(name, arguments, context)
         if name in MANAGEMENT_NAMES:
-            return await self.management.call(name, arguments)
+            return await self.management.call(name, arguments, context)
         return error_result(unknown_message("tool", name, [t.name for t in self.menu]))
 
     def _retrieve(self, arguments: dict[str, Any]) -> types.CallToolResult:

@@ -33,7 +33,9 @@ VERSION: Final = "0.1.0"
 MAX_ACTIVITY_PAGE: Final = 1000
 MAX_SQLITE_INTEGER: Final = 2**63 - 1
 CALL_VARIANTS: Final = ("call_tool_read", "call_tool_write", "call_tool_destructive")
-CONFIG_ACTIONS: Final = ("enable", "disable", "quarantine", "unquarantine")
+CONFIG_ACTIONS: Final = ("enable", "disable", "quarantine", "unquarantine", "reject")
+"""`unquarantine` approves (applying a pending change; body `{"pending_change": id}` optionally names
+the one reviewed), `reject` turns a pending change down."""
 LOGIN_COMMAND_TIMEOUT_S: Final = 40.0
 """The supervisor waits up to 30 s for the worker's authorization URL; this covers that and the bus."""
 RUNTIME_FIELDS: Final = ("enabled", "quarantined")
@@ -251,7 +253,15 @@ class RestApi:
     async def action(self, request: Request) -> Response:
         name, action = request.path_params["name"], request.path_params["action"]
         if action in CONFIG_ACTIONS:
-            return answer(request, await self.upstreams.config(action, name))
+            body = None
+            if action == "unquarantine" and (await request.body()).strip():
+                try:
+                    body = await json_body(request)
+                except ValueError as exc:
+                    return fail(request, 400, str(exc))
+                if not isinstance(body, dict):
+                    return fail(request, 400, 'body: expected {"pending_change": "<id you reviewed>"}')
+            return answer(request, await self.upstreams.config(action, name, body))
         if action not in ("restart", "login", "logout"):
             known = ", ".join(("restart", "login", "logout", *CONFIG_ACTIONS))
             return fail(request, 404, f"unknown action {action!r}: use {known}")

@@ -195,13 +195,13 @@ class Upstreams:
         return result
 
     async def config(
-        self, action: str, server: str = "", body: Any = None, source: str = "rest"
+        self, action: str, server: str = "", body: Any = None, source: str = "rest", keyed: bool = False
     ) -> ConfigResult:
         """Read or change the configuration through its one writer, the supervisor."""
         payload = json.dumps(body).encode()
         result = await self._request(
             lambda rid: ConfigCommand(
-                request_id=rid, action=action, server=server, body=payload, source=source
+                request_id=rid, action=action, server=server, body=payload, source=source, keyed=keyed
             )
         )
         assert isinstance(result, ConfigResult)

@@ -107,6 +107,20 @@ OAUTH_RESERVED_PARAMS: Final = frozenset(
 """Authorization-request parameters the flow owns; `extra_params` may not override them."""
 
 
+class PendingChange(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
+    """`mcpServers[i].pending_change`: launch fields an agent proposed, waiting for a human.
+
+    Written by the supervisor (supervisor/agent_changes.py); `proposed` holds
+    the launch fields as they would be, and is applied only by an approval.
+    """
+
+    id: str
+    source: str = "mcp"
+    proposed_at: str = ""
+    proposed: dict[str, Any] = msgspec.field(default_factory=dict)
+    restore_quarantined: bool = False
+
+
 class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
     """One upstream server as written in the file."""
 
@@ -127,6 +141,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkn
     oauth: OAuthConfig | None = None
 
     @property
+    pending_change: PendingChange | None = None
     def transport(self) -> str:
         """The concrete transport: `auto` resolves to stdio for a command, HTTP for a URL."""
         if self.protocol == "auto":
@@ -289,6 +304,13 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
                 raise _config_error(file, f"{path}.{field}", str(exc)) from None
     if server.isolation is not None:
         validate_isolation(server.isolation, server.transport, file, f"{path}.isolation")
+    if server.pending_change is not None and not server.quarantined:
+        raise _config_error(
+            file,
+            f"{path}.pending_change",
+            "a server with a pending change stays quarantined until a human approves or rejects it "
+            f"(`mcpproxy upstream approve {server.name}` / `mcpproxy upstream reject {server.name}`)",
+        )
     if server.oauth is not None:
         validate_oauth(server.oauth, server.transport, file, f"{path}.oauth")
 

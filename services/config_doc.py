@@ -10,6 +10,7 @@ what is stored" — the UI sends back the masked view — and is never stored.
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 from typing import Any, Final
 
@@ -18,6 +19,21 @@ from services.config import ProxyConfig, parse_config
 from services.redaction import is_mask, redact_url, redact_value
 
 SECRET_MAPS: Final = ("headers", "env")
+LAUNCH_FIELDS: Final = frozenset(
+    {
+        "command",
+        "args",
+        "env",
+        "working_dir",
+        "url",
+        "headers",
+        "protocol",
+        "isolation",
+        "oauth",
+        "allow_secret_echo",
+    }
+)
+"""Fields that decide what runs or where credentials go (see supervisor/agent_changes.py)."""
 FILE_NAME: Final = "mcp_config.json"
 
 
@@ -117,11 +133,48 @@ class ConfigDocument:
         server[field] = {**(server.get(field) or {}), key: value}
 
 
+def launch_spec(server: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in server.items() if k in LAUNCH_FIELDS}
+
+
+def pending_view(server: dict[str, Any], *, reveal: bool = False) -> dict[str, Any] | None:
+    """An agent's proposal as a human reviews it: masked like the server, with a unified diff."""
+    pending = server.get("pending_change")
+    if not isinstance(pending, dict):
+        return None
+    proposed = pending.get("proposed")
+    if not isinstance(proposed, dict):
+        proposed = {}
+    before = _redact_fields(copy.deepcopy(launch_spec(server)), reveal=reveal)
+    after = _redact_fields(copy.deepcopy(proposed), reveal=reveal)
+    diff = difflib.unified_diff(
+        json.dumps(before, indent=2, sort_keys=True, ensure_ascii=False).splitlines(),
+        json.dumps(after, indent=2, sort_keys=True, ensure_ascii=False).splitlines(),
+        "approved",
+        "proposed",
+        lineterm="",
+    )
+    return {
+        "id": pending.get("id"),
+        "source": pending.get("source"),
+        "proposed_at": pending.get("proposed_at"),
+        "fields": sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k)),
+        "proposed": after,
+        "diff": "\n".join(diff),
+    }
+
+
 def redact_server(server: dict[str, Any], *, reveal: bool = False) -> dict[str, Any]:
     """A server object as every channel shows it: sensitive header/env values masked."""
+    shown = _redact_fields(copy.deepcopy(server), reveal=reveal)
+    if "pending_change" in shown:
+        shown["pending_change"] = pending_view(server, reveal=reveal)
+    return shown
+
+
+def _redact_fields(shown: dict[str, Any], *, reveal: bool) -> dict[str, Any]:
     if reveal:
-        return copy.deepcopy(server)
-    shown = copy.deepcopy(server)
+        return shown
     for field in SECRET_MAPS:
         values = shown.get(field)
         if isinstance(values, dict):

@@ -24,6 +24,7 @@ from services.config import ProxyConfig, parse_config, write_atomically
 from services.config_doc import ConfigDocument, PatchError, redact_document, redact_server
 from services.references import is_reference
 from services.secrets import SecretStore, secret_name_problem
+from supervisor import agent_changes
 
 logger = logging.getLogger(__name__)
 
@@ -93,34 +94,56 @@ class ConfigAdmin:
             parse_config(json.dumps(payload))
             return {"valid": True}
         new = self.doc.copy()
+        agent = command.source == "mcp"
+        outcome = None
+        if agent:
+            agent_changes.check_management(action, command.keyed)
         if action == "add":
             if not isinstance(payload, dict):
                 raise PatchError("body: expected a server object")
             server = dict(payload)
-            if command.source == "mcp" and new.data.get("quarantine_enabled", True):
-                server["quarantined"] = True  # an AI client never adds a trusted server
+            if agent:
+                server = agent_changes.prepare_add(server, new.data.get("quarantine_enabled", True))
             new.add(server)
             name = str(server.get("name"))
         elif action == "patch":
-            if command.source == "mcp" and isinstance(payload, dict) and "quarantined" in payload:
-                raise PatchError("quarantined: only a human can change quarantine", status=403)
-            new.patch(name, payload)
+            if agent:
+                outcome = agent_changes.propose(new, name, payload)
+            else:
+                new.patch(name, payload)
         elif action == "remove":
             new.remove(name)
         elif action in ("enable", "disable"):
             new.patch(name, {"enabled": action == "enable"})
-        elif action in ("quarantine", "unquarantine"):
-            if command.source == "mcp" and action == "unquarantine":
-                raise PatchError("only a human can approve a quarantined server", status=403)
-            new.patch(name, {"quarantined": action == "quarantine"})
+        elif action in ("unquarantine", "reject") and agent:
+            raise agent_changes.AgentRefusedError("only a human can approve or reject a quarantined server")
+        elif action == "quarantine":
+            new.patch(name, {"quarantined": True})
+        elif action == "unquarantine":
+            expected = payload.get("pending_change") if isinstance(payload, dict) else None
+            if expected is not None and not isinstance(expected, str):
+                raise PatchError("pending_change: expected the id of the change you reviewed")
+            outcome = "approved" if agent_changes.approve(new, name, expected) else None
+        elif action == "reject":
+            agent_changes.reject(new, name)
         elif action == "config_to_secret":
             await self._config_to_secret(new, name, payload)
         else:
             raise PatchError(f"unknown action {action!r}")
-        await self.commit(new, command.source)
+        if outcome != "unchanged":
+            await self.commit(new, command.source)
         if action == "remove":
             return {"name": name, "removed": True}
-        return {"server": redact_server(new.server(name), reveal=self.reveal)}
+        shown: dict[str, Any] = {"server": redact_server(new.server(name), reveal=self.reveal)}
+        if outcome == "proposed":
+            shown["note"] = (
+                f"{name} is quarantined until a human approves the change: nothing new runs before that "
+                f"(`mcpproxy upstream approve {name}`, the Web UI's Quarantine page, or "
+                f"POST /api/v1/servers/{name}/unquarantine)"
+            )
+        elif outcome == "approved":
+            shown["applied"] = "the pending change"
+        return shown
 
     async def _config_to_secret(self, new: ConfigDocument, name: str, payload: Any) -> None:
         if not isinstance(payload, dict):

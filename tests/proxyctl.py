@@ -169,8 +169,11 @@ class Proxy:
         self.seen_pids |= descendants(self.process.pid)
 
     @asynccontextmanager
-    async def mcp(self, path: str = "/mcp") -> AsyncIterator[ClientSession]:
-        async with httpx2.AsyncClient(timeout=60.0) as http:
+    async def mcp(
+        self, path: str = "/mcp", headers: dict[str, str] | None = None
+    ) -> AsyncIterator[ClientSession]:
+        """A 2025-era session (initialize handshake) on `path`."""
+        async with httpx2.AsyncClient(timeout=60.0, headers=headers) as http:
             async with streamable_http_client(f"{self.base_url}{path}", http_client=http) as (read, write):
                 async with ClientSession(read, write) as session:
                     with trio.fail_after(30):

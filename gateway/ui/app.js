@@ -867,11 +867,23 @@ function quarantinePage() {
     }
     list.replaceChildren(...held.map((s) => {
       const box = errorBox();
-      const approve = h("button", { type: "button", class: "btn primary", "aria-label": `Approve ${s.name}` }, "Approve");
+      const pending = s.pending_change;
+      const approve = h("button", { type: "button", class: "btn primary", "aria-label": `Approve ${s.name}` },
+        pending ? "Approve change" : "Approve");
       approve.addEventListener("click", () => busy(approve, box, async () => {
-        await api("POST", `/api/v1/servers/${enc(s.name)}/unquarantine`);
+        // Name the change reviewed here, so one proposed since this page drew is refused, not approved unseen.
+        await api("POST", `/api/v1/servers/${enc(s.name)}/unquarantine`, pending ? { pending_change: pending.id } : undefined);
         await refreshServers();
       }));
+      const buttons = [approve];
+      if (pending) {
+        const reject = h("button", { type: "button", class: "btn", "aria-label": `Reject change to ${s.name}` }, "Reject change");
+        reject.addEventListener("click", () => busy(reject, box, async () => {
+          await api("POST", `/api/v1/servers/${enc(s.name)}/reject`);
+          await refreshServers();
+        }));
+        buttons.push(reject);
+      }
       const facts = [fact("Protocol", s.protocol)];
       if (s.url) facts.push(fact("URL", h("code", {}, s.url)));
       if (s.command) facts.push(fact("Command", h("code", { class: "command" }, [s.command, ...(s.args || [])].join(" "))));
@@ -880,9 +892,14 @@ function quarantinePage() {
       const headers = Object.keys(s.headers || {});
       if (env.length) facts.push(fact("Environment", env.join(", ")));
       if (headers.length) facts.push(fact("Headers", headers.join(", ")));
+      const change = pending
+        ? h("div", { class: "pending-change" },
+          h("p", {}, `An AI client proposed a change to ${(pending.fields || []).join(", ")} (${pending.proposed_at}). Nothing new runs until you approve it.`),
+          diffView(pending.diff))
+        : null;
       return h("article", { class: "card", "data-server": s.name },
-        h("div", { class: "card-head" }, h("h2", {}, h("a", { href: `#/server/${enc(s.name)}` }, s.name)), approve),
-        h("dl", { class: "facts" }, facts), box);
+        h("div", { class: "card-head" }, h("h2", {}, h("a", { href: `#/server/${enc(s.name)}` }, s.name)), h("div", { class: "actions" }, ...buttons)),
+        change, h("dl", { class: "facts" }, facts), box);
     }));
   });
   return section;

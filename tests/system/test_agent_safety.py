@@ -77,7 +77,7 @@ async def test_a_server_added_by_an_agent_stays_inert_until_a_human_approves_it(
             )
             assert not patched.is_error
             enable = await call(session, "upstream_servers", operation="enable", name="sneaky")
-            assert not enable.is_error
+            assert enable.is_error and "needs the API key" in text_of(enable)
             await trio.sleep(1.0)
             assert (await proxy.servers())["sneaky"]["quarantined"] is True
             assert processes_with(marker) == []
