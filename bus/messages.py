@@ -133,7 +133,7 @@ class ServerStatus(msgspec.Struct, frozen=True, kw_only=True):
 # --- worker -> supervisor ----------------------------------------------------
 
 
-class WorkerHello(Message):
+class WorkerHello(Message, frozen=True, kw_only=True):
     """Worker -> supervisor, first message: who I am; answered by StartUpstream."""
 
     server: str
@@ -142,7 +142,7 @@ class WorkerHello(Message):
     protocol_version: int = PROTOCOL_VERSION
 
 
-class UpstreamSpawned(Message):
+class UpstreamSpawned(Message, frozen=True, kw_only=True):
     """Worker -> supervisor: the upstream process exists (its group is ours to kill)."""
 
     server: str
@@ -154,7 +154,7 @@ class UpstreamSpawned(Message):
     it is the upstream's and not a later process's that reused the pid; 0 when unknown."""
 
 
-class WorkerReady(Message):
+class WorkerReady(Message, frozen=True, kw_only=True):
     """Worker -> supervisor: the upstream is initialized and these are its tools."""
 
     server: str
@@ -165,7 +165,7 @@ class WorkerReady(Message):
     """The connection carries an OAuth access token."""
 
 
-class ToolsChanged(Message):
+class ToolsChanged(Message, frozen=True, kw_only=True):
     """Worker -> supervisor: the upstream announced a new tool list."""
 
     server: str
@@ -173,7 +173,7 @@ class ToolsChanged(Message):
     tools: list[ToolInfo]
 
 
-class WorkerFailed(Message):
+class WorkerFailed(Message, frozen=True, kw_only=True):
     """Worker -> supervisor: the upstream could not start or went away; the worker exits next."""
 
     server: str
@@ -183,7 +183,7 @@ class WorkerFailed(Message):
     """The upstream wants a person to sign in: wait for `login` instead of retrying."""
 
 
-class LoginStarted(Message):
+class LoginStarted(Message, frozen=True, kw_only=True):
     """Worker -> supervisor: the OAuth flow is waiting for a person at `url` (the authorization URL)."""
 
     server: str
@@ -191,7 +191,7 @@ class LoginStarted(Message):
     url: str
 
 
-class UpstreamHealth(Message):
+class UpstreamHealth(Message, frozen=True, kw_only=True):
     """Worker -> supervisor: the upstream stopped (or resumed) answering pings."""
 
     server: str
@@ -200,7 +200,7 @@ class UpstreamHealth(Message):
     error: str | None = None
 
 
-class Heartbeat(Message):
+class Heartbeat(Message, frozen=True, kw_only=True):
     """Worker -> supervisor, every HEARTBEAT_INTERVAL_S: the worker's loop is alive."""
 
     server: str
@@ -210,27 +210,27 @@ class Heartbeat(Message):
 # --- supervisor -> worker ----------------------------------------------------
 
 
-class StartUpstream(Message):
+class StartUpstream(Message, frozen=True, kw_only=True):
     """Supervisor -> worker: connect to this upstream; answered by WorkerReady or WorkerFailed."""
 
     spec: UpstreamSpec
     calls_endpoint: str
 
 
-class Shutdown(Message):
+class Shutdown(Message, frozen=True, kw_only=True):
     """Supervisor -> worker: stop the upstream with the staged stop, then exit."""
 
 
 # --- gateway -> supervisor ---------------------------------------------------
 
 
-class Subscribe(Message):
+class Subscribe(Message, frozen=True, kw_only=True):
     """Gateway -> supervisor: send a Snapshot, then every ServerChanged and ServerTools."""
 
     protocol_version: int = PROTOCOL_VERSION
 
 
-class ControlCommand(Message):
+class ControlCommand(Message, frozen=True, kw_only=True):
     """Gateway -> supervisor: act on one server; answered by CommandResult.
 
     `action` is one of "restart", "approve_tools", "login", "logout".
@@ -243,7 +243,7 @@ class ControlCommand(Message):
     """For "approve_tools": which tools (None: every pending or changed one)."""
 
 
-class SecretCommand(Message):
+class SecretCommand(Message, frozen=True, kw_only=True):
     """Gateway -> supervisor: `action` "list", "set" or "delete" a secret; answered by SecretResult."""
 
     request_id: int
@@ -252,7 +252,7 @@ class SecretCommand(Message):
     value: str = ""
 
 
-class ConfigCommand(Message):
+class ConfigCommand(Message, frozen=True, kw_only=True):
     """Gateway -> supervisor: read or change the configuration; answered by ConfigResult.
 
     `action`: get, validate, add, patch, remove, enable, disable, quarantine,
@@ -273,7 +273,7 @@ class ConfigCommand(Message):
 # --- supervisor -> gateway ---------------------------------------------------
 
 
-class ConfigResult(Message):
+class ConfigResult(Message, frozen=True, kw_only=True):
     """Supervisor -> gateway: the answer to a ConfigCommand; `body` is redacted JSON."""
 
     request_id: int
@@ -283,7 +283,7 @@ class ConfigResult(Message):
     body: bytes = b"null"
 
 
-class KnownSecrets(Message):
+class KnownSecrets(Message, frozen=True, kw_only=True):
     """Supervisor -> gateway: every secret value the proxy knows, to scrub them from the activity log.
 
     Sent after Snapshot and whenever the config or the secrets change. Never shown, never stored.
@@ -292,7 +292,7 @@ class KnownSecrets(Message):
     values: list[str]
 
 
-class Notice(Message):
+class Notice(Message, frozen=True, kw_only=True):
     """Supervisor -> gateway: an event for /events subscribers (`config.saved`, `secrets.changed`, ...)."""
 
     event: str
@@ -307,7 +307,7 @@ class SecretInfo(msgspec.Struct, frozen=True, kw_only=True):
     servers: list[str] = msgspec.field(default_factory=list)
 
 
-class SecretResult(Message):
+class SecretResult(Message, frozen=True, kw_only=True):
     """Supervisor -> gateway: the answer to a SecretCommand (never a value)."""
 
     request_id: int
@@ -319,7 +319,7 @@ class SecretResult(Message):
     restarted: list[str] = msgspec.field(default_factory=list)
 
 
-class Snapshot(Message):
+class Snapshot(Message, frozen=True, kw_only=True):
     """Supervisor -> gateway: the state of every server and the tools of the running ones."""
 
     servers: list[ServerStatus]
@@ -327,19 +327,19 @@ class Snapshot(Message):
     secrets_backend: str = ""
 
 
-class ServerChanged(Message):
+class ServerChanged(Message, frozen=True, kw_only=True):
     """Supervisor -> gateway: one server's status changed."""
 
     status: ServerStatus
 
 
-class ServerRemoved(Message):
+class ServerRemoved(Message, frozen=True, kw_only=True):
     """Supervisor -> gateway: a server left the configuration."""
 
     name: str
 
 
-class ServerTools(Message):
+class ServerTools(Message, frozen=True, kw_only=True):
     """Supervisor -> gateway: the tools a server's current worker generation serves."""
 
     server: str
@@ -347,7 +347,7 @@ class ServerTools(Message):
     tools: list[ToolInfo]
 
 
-class CommandResult(Message):
+class CommandResult(Message, frozen=True, kw_only=True):
     """Supervisor -> gateway: the answer to a ControlCommand."""
 
     request_id: int
@@ -361,7 +361,7 @@ class CommandResult(Message):
 # --- gateway <-> worker ------------------------------------------------------
 
 
-class Attach(Message):
+class Attach(Message, frozen=True, kw_only=True):
     """Worker -> gateway on the calls socket: route calls for `server` to me; answered by Attached."""
 
     server: str
@@ -369,11 +369,11 @@ class Attach(Message):
     protocol_version: int = PROTOCOL_VERSION
 
 
-class Attached(Message):
+class Attached(Message, frozen=True, kw_only=True):
     """Gateway -> worker: the calls route is known; calls may now arrive."""
 
 
-class CallTool(Message):
+class CallTool(Message, frozen=True, kw_only=True):
     """Gateway -> worker: run `tool` upstream; answered by ToolResult or CallFailed."""
 
     request_id: int
@@ -385,20 +385,20 @@ class CallTool(Message):
     """The client asked for progress: relay the upstream's notifications as CallProgress."""
 
 
-class CancelCall(Message):
+class CancelCall(Message, frozen=True, kw_only=True):
     """Gateway -> worker: the client gave up on `request_id`; no answer."""
 
     request_id: int
 
 
-class ToolResult(Message):
+class ToolResult(Message, frozen=True, kw_only=True):
     """Worker -> gateway: the upstream's CallToolResult as JSON bytes, unchanged."""
 
     request_id: int
     result: bytes
 
 
-class CallProgress(Message):
+class CallProgress(Message, frozen=True, kw_only=True):
     """Worker -> gateway: the upstream reported progress on `request_id`; no answer."""
 
     request_id: int
@@ -407,7 +407,7 @@ class CallProgress(Message):
     message: str | None = None
 
 
-class CallFailed(Message):
+class CallFailed(Message, frozen=True, kw_only=True):
     """Worker -> gateway: the call could not complete (`kind`: "upstream", "timeout", "gone")."""
 
     request_id: int

@@ -21,7 +21,8 @@ from cli.client import (
     unpack,
 )
 from cli.output import console, duration, emit_json, output_option, print_table
-from cli.upstream_cmd import SERVER_COLUMNS, server_rows
+from cli.server_table import server_rows
+from cli.upstream_cmd import SERVER_COLUMNS
 
 DOCKER_TIMEOUT_S: Final = 3
 MARKS: Final = {"ok": ("✓", "green"), "info": ("·", "dim"), "warn": ("!", "yellow"), "fail": ("✗", "red")}

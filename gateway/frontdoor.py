@@ -40,7 +40,7 @@ def error_body(message: str, request_id: str) -> bytes:
 
 
 def presented_key(scope: Scope) -> str | None:
-    headers = dict(scope.get("headers") or [])
+    headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
     if key := headers.get(b"x-api-key"):
         return key.decode("latin-1")
     auth = headers.get(b"authorization", b"").decode("latin-1")

@@ -132,7 +132,8 @@ class ActivityDb:
     def query(
         self, filters: dict[str, str], since: float | None, until: float | None, limit: int, offset: int
     ) -> tuple[list[dict[str, Any]], int]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | float] = []
         for key, value in filters.items():
             where.append(f"{key} = ?")
             params.append(value)

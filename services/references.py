@@ -94,7 +94,7 @@ async def resolve(
             else spec.oauth
         ),
     )
-    found = [v for v in values.values() if v]
+    secrets = [v for v in values.values() if v]
     if resolved.oauth is not None and resolved.oauth.client_secret:
-        found.append(resolved.oauth.client_secret)  # a literal one is scrubbed as well
-    return Resolution(spec=resolved, secrets=found)
+        secrets.append(resolved.oauth.client_secret)  # a literal one is scrubbed as well
+    return Resolution(spec=resolved, secrets=secrets)

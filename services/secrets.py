@@ -20,12 +20,15 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import trio
 
 from bus.errors import ProxyError
 from services.config import write_atomically
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ class FileBackend:
         self.data_path = directory / "secrets.enc"
         self._lock = threading.Lock()
 
-    def _fernet(self):  # type: ignore[no-untyped-def]
+    def _fernet(self) -> Fernet:
         from cryptography.fernet import Fernet
 
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)

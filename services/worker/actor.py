@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import mcp.types as types
 import trio
+from mcp.shared.dispatcher import ProgressFnT
 
 from bus.codec import GATEWAY_TO_WORKER, TO_WORKER
 from bus.errors import BusError, LoginRequiredError, ProxyError
@@ -300,7 +301,7 @@ class Worker:
         """A call the raw lane answers as the session would: no progress, no output schema to check."""
         return not call.want_progress and call.tool in self.raw_tools and fits_a_line(call.arguments)
 
-    def _progress_relay(self, request_id: int) -> Callable[[float, float | None, str | None], Any]:
+    def _progress_relay(self, request_id: int) -> ProgressFnT:
         async def relay(progress: float, total: float | None, message: str | None) -> None:
             assert self.calls is not None
             with contextlib.suppress(BusError):

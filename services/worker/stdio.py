@@ -112,16 +112,14 @@ class StdioUpstream:
         self.read_send, self.read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](16)
         self.write_stream, self.write_receive = anyio.create_memory_object_stream[SessionMessage | bytes](16)
         self.raw = RawCalls()
-        stdin_fd, stdout_fd, stderr_fd = (
-            child.popen.stdin.fileno(),  # type: ignore[union-attr]
-            child.popen.stdout.fileno(),  # type: ignore[union-attr]
-            child.popen.stderr.fileno(),  # type: ignore[union-attr]
-        )
-        self._stdin: trio.lowlevel.FdStream | None = trio.lowlevel.FdStream(os.dup(stdin_fd))
-        self._stdout = trio.lowlevel.FdStream(os.dup(stdout_fd))
-        self._stderr = trio.lowlevel.FdStream(os.dup(stderr_fd))
-        for pipe in (child.popen.stdin, child.popen.stdout, child.popen.stderr):
-            assert pipe is not None
+        popen = child.popen
+        # Our own spawn (never an adopted process), with a pipe for each of the three streams.
+        assert popen is not None and popen.stdin is not None
+        assert popen.stdout is not None and popen.stderr is not None
+        self._stdin: trio.lowlevel.FdStream | None = trio.lowlevel.FdStream(os.dup(popen.stdin.fileno()))
+        self._stdout = trio.lowlevel.FdStream(os.dup(popen.stdout.fileno()))
+        self._stderr = trio.lowlevel.FdStream(os.dup(popen.stderr.fileno()))
+        for pipe in (popen.stdin, popen.stdout, popen.stderr):
             pipe.close()
 
     async def pump_stdout(self) -> None:

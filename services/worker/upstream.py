@@ -6,12 +6,12 @@ import http
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import httpx2
 import mcp.types as types
 import trio
-from mcp.client.session import ClientSession
+from mcp.client.session import ClientSession, MessageHandlerFnT
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -30,8 +30,6 @@ logger = logging.getLogger(__name__)
 
 CLIENT_INFO: Final = types.Implementation(name="mcpproxy", version="0.1.0")
 HTTP_TIMEOUT_S: Final = 30.0
-
-MessageHandler = Callable[[Any], Awaitable[None]]
 
 
 def tool_info(tool: types.Tool) -> ToolInfo:
@@ -166,7 +164,7 @@ async def _open_remote(
     stack: AsyncExitStack,
     spec: UpstreamSpec,
     transport: str,
-    message_handler: MessageHandler,
+    message_handler: MessageHandlerFnT,
     auth: ProxyOAuth | None,
 ) -> ClientSession:
     assert spec.url is not None
@@ -224,7 +222,7 @@ async def open_upstream(
     spec: UpstreamSpec,
     log: RotatingLog,
     on_spawn: Callable[[process.Child], None],
-    message_handler: MessageHandler,
+    message_handler: MessageHandlerFnT,
     store: SecretStore | None = None,
     on_login_url: Callable[[str], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Upstream]:

@@ -115,7 +115,9 @@ async def test_a_keyless_patch_of_an_approved_command_runs_nothing_until_a_human
         stale = await proxy.post("/api/v1/servers/echo/unquarantine", json={"pending_change": "0" * 12})
         assert stale.status_code == 409, stale.text
         assert processes_with(marker) == []
-        approved = await proxy.post("/api/v1/servers/echo/unquarantine", json={"pending_change": pending["id"]})
+        approved = await proxy.post(
+            "/api/v1/servers/echo/unquarantine", json={"pending_change": pending["id"]}
+        )
         assert approved.status_code == 200, approved.text
         await proxy.wait_for("echo", "running", quarantined=False)
         assert processes_with(marker)

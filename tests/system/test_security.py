@@ -1,5 +1,5 @@
 """Hardening seen from outside: the start-up sweep spares processes that are not ours, tool
-approval takes only a well-formed request.
+approval takes only a well-formed request, wrong API keys are answered 429 after a few.
 
 Each test starts a real `mcpproxy serve` from its CLI and checks, through the
 kernel's process table, HTTP and the data dir, what a user can rely on.
@@ -12,9 +12,11 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 import trio
 
+from gateway.lockout import MAX_FAILURES, WINDOW_S
 from services import process
 from tests.proxyctl import POLL_S, START_TIMEOUT_S, Proxy, echo_server, running_proxy
 
@@ -107,3 +109,40 @@ async def test_an_approval_request_that_is_not_a_list_of_tool_names_approves_not
         assert (await held_tools(proxy))["exfiltrate"] == "pending"
         everything = await proxy.post("/api/v1/servers/echo/tools/approve", json={})
         assert everything.status_code == 200 and everything.json()["data"]["still_held"] == []
+
+
+async def test_a_flood_of_wrong_api_keys_is_cut_to_the_limit_and_other_clients_keep_their_access(
+    tmp_path: Path,
+) -> None:
+    async with running_proxy(tmp_path, []) as proxy:
+        wrong = {"X-API-Key": "not-the-key"}
+        async with httpx2.AsyncClient(base_url=proxy.base_url, timeout=30.0) as guesser:
+            statuses: list[int] = []
+
+            async def guess() -> None:
+                statuses.append((await guesser.get("/api/v1/servers", headers=wrong)).status_code)
+
+            with trio.fail_after(START_TIMEOUT_S):
+                async with trio.open_nursery() as nursery:
+                    for _ in range(5 * MAX_FAILURES):
+                        nursery.start_soon(guess)
+            assert statuses.count(401) == MAX_FAILURES
+            assert statuses.count(429) == 4 * MAX_FAILURES
+
+            refused = await guesser.get("/api/v1/servers", headers=wrong)
+            assert refused.status_code == 429 and "too many wrong API keys" in refused.json()["error"]
+            assert 1 <= int(refused.headers["retry-after"]) <= WINDOW_S
+            # The right key from the locked-out address is refused as well: otherwise the lockout would
+            # still tell a guesser which guess was right.
+            assert (await guesser.get("/api/v1/servers", headers=proxy.headers)).status_code == 429
+            assert (await guesser.get("/healthz")).status_code == 200  # what needs no key is not locked
+
+        # Another address (all of 127.0.0.0/8 is loopback) is not affected, and requests without a key
+        # (no guess) do not count.
+        other = httpx2.AsyncHTTPTransport(local_address="127.0.0.2")
+        async with httpx2.AsyncClient(base_url=proxy.base_url, transport=other, timeout=30.0) as client:
+            for _ in range(2 * MAX_FAILURES):
+                assert (await client.get("/api/v1/servers")).status_code == 401
+            assert (await client.get("/api/v1/servers", headers=proxy.headers)).status_code == 200
+            assert (await client.get("/api/v1/servers", headers=wrong)).status_code == 401
+        assert "wrong API keys from 127.0.0.1" in (tmp_path / "proxy.log").read_text()
