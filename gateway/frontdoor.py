@@ -3,7 +3,8 @@
 Every response carries `X-Request-Id`. `/api/v1/*` and `/events` always need
 the API key; `/mcp*` needs it only when the proxy listens on a non-loopback
 address (like mcpproxy-go). The key may come as `X-API-Key`,
-`Authorization: Bearer ...` or `?apikey=`.
+`Authorization: Bearer ...` or `?apikey=`. A client that sends too many wrong
+keys is answered 429 for a while (gateway/lockout.py).
 """
 
 from __future__ import annotations
@@ -11,18 +12,28 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import logging
+import math
 import uuid
+from collections.abc import Sequence
 from typing import Any, Final
 from urllib.parse import parse_qs
 
 import trio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.lockout import KeyLockout, client_of
+
+logger = logging.getLogger(__name__)
+
 REQUEST_ID_HEADER: Final = b"x-request-id"
 ALWAYS_PROTECTED: Final = ("/api/", "/events")
 MCP_PREFIX: Final = "/mcp"
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 BODY_READ_TIMEOUT_S: Final = 30.0
+LOCKED_OUT_DELAY_S: Final = 1.0
+"""Each 429 of a locked-out client waits this long: a client that ignores Retry-After is slowed down,
+at the cost of one sleeping task here."""
 
 
 def is_loopback_host(host: str) -> bool:
@@ -82,6 +93,7 @@ class FrontDoor:
         self.api_key = api_key
         self.mcp_needs_key = not is_loopback_host(listen_host)
         self.max_body_bytes = max_body_bytes
+        self.lockout = KeyLockout()
         self.allowed_hosts = {"localhost", "127.0.0.1", "::1"} | {host_part(h) for h in trusted_hosts}
         if listen_host not in ("0.0.0.0", "::", ""):
             self.allowed_hosts.add(host_part(listen_host))
@@ -117,13 +129,7 @@ class FrontDoor:
             await send_json_error(send, refusal[0], refusal[1], request_id)
             return
         needs_key = path.startswith(ALWAYS_PROTECTED) or (self.mcp_needs_key and path.startswith(MCP_PREFIX))
-        if needs_key and not self._key_ok(scope):
-            await send_json_error(
-                send,
-                401,
-                "missing or invalid API key: send X-API-Key, Authorization: Bearer, or ?apikey=",
-                request_id,
-            )
+        if needs_key and not await self._admit_key(scope, send, request_id):
             return
 
         async def send_with_id(message: Message) -> None:
@@ -177,6 +183,42 @@ class FrontDoor:
                     send, 408, f"request body not received within {BODY_READ_TIMEOUT_S:g}s", request_id
                 )
 
+    async def _admit_key(self, scope: Scope, send: Send, request_id: str) -> bool:
+        """The API key check; a refusal is sent here: 401 for a wrong key, 429 while locked out."""
+        client = client_of((scope.get("client") or ("",))[0])
+        locked_for = self.lockout.locked_for(client, trio.current_time())
+        if locked_for > 0:
+            # The key is not looked at, so a locked-out guesser learns nothing (gateway/lockout.py).
+            await trio.sleep(LOCKED_OUT_DELAY_S)
+            retry_after = math.ceil(max(locked_for - LOCKED_OUT_DELAY_S, 1.0))
+            await send_json_error(
+                send,
+                429,
+                f"too many wrong API keys from {client}: try again in {retry_after} s",
+                request_id,
+                headers=[(b"retry-after", str(retry_after).encode())],
+            )
+            return False
+        if self._key_ok(scope):
+            return True
+        # A missing key is no guess (a browser before sign-in, a probe): only wrong keys count.
+        guessed = presented_key(scope) is not None
+        if guessed and (locked_for := self.lockout.failed(client, trio.current_time())) > 0:
+            logger.warning(
+                "%d wrong API keys from %s within %g s: its requests are refused for %.0f s",
+                self.lockout.max_failures,
+                client,
+                self.lockout.window_s,
+                locked_for,
+            )
+        await send_json_error(
+            send,
+            401,
+            "missing or invalid API key: send X-API-Key, Authorization: Bearer, or ?apikey=",
+            request_id,
+        )
+        return False
+
     def _key_ok(self, scope: Scope) -> bool:
         key = presented_key(scope)
         return (
@@ -186,7 +228,14 @@ class FrontDoor:
         )
 
 
-async def send_json_error(send: Send, status: int, message: str, request_id: str, **extra: Any) -> None:
+async def send_json_error(
+    send: Send,
+    status: int,
+    message: str,
+    request_id: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    **extra: Any,
+) -> None:
     body = error_body(message, request_id)
     await send(
         {
@@ -196,6 +245,7 @@ async def send_json_error(send: Send, status: int, message: str, request_id: str
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (REQUEST_ID_HEADER, request_id.encode()),
+                *headers,
             ],
         }
     )
