@@ -38,7 +38,7 @@ TIME_TOOLS = [("get_current_time", "Get the current time in a timezone", None)]
 def embedder() -> StaticEmbedder:
     loaded = StaticEmbedder.load()
     if loaded is None:
-        pytest.skip("wordllama embeddings are not installed")
+        pytest.skip(f"wordllama embeddings are not installed, or {EMBEDDINGS_ENV} turns them off")
     return loaded
 
 
@@ -200,6 +200,7 @@ def test_removing_every_server_leaves_an_empty_index_that_still_works() -> None:
     assert names(index.search("time")) == ["time:get_current_time"]
 
 
+@pytest.mark.requires("embeddings")
 def test_embeddings_find_a_paraphrase_that_shares_no_word_with_the_tool(embedder: StaticEmbedder) -> None:
     tools = [
         ("get_weather", "Current weather conditions and forecast for a city", None),
@@ -214,6 +215,7 @@ def test_embeddings_find_a_paraphrase_that_shares_no_word_with_the_tool(embedder
     assert names(hybrid.search(query))[0] == "s:get_weather"
 
 
+@pytest.mark.requires("embeddings")
 def test_embedded_vectors_follow_incremental_updates(embedder: StaticEmbedder) -> None:
     index = ToolIndex(embedder)
     index.replace_server("a", [("get_weather", "Weather forecast for a city", None)])

@@ -4,6 +4,12 @@
 query of the golden set and of our two holdout sets goes to `retrieve_tools`
 over MCP, and the set's own scorer grades the runs. The metrics table is
 printed even when output is captured, so CI logs show it.
+
+The eval set is read from `shared/eval` beside the checkout (MCPPROXY_EVAL_SET
+overrides it). Without it, or where its servers cannot be installed, the test
+skips with the reason; MCPPROXY_REQUIRE=eval (CI) turns that into a failure.
+Embeddings are used when they load; the `embeddings` tests of
+tests/services/test_search.py are the ones that require them.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import pytest
 from bench.retrieval_eval import PUBLISHED, evaluate, install_servers, missing_inputs, table
 from services.search import StaticEmbedder
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.requires("eval")]
 
 # The issue's targets. With embeddings the proxy clears them on every set by >= 0.04; BM25 alone
 # clears them on the golden set by less than 0.01, too thin a margin to assert: there the test
@@ -32,11 +38,10 @@ async def test_retrieve_tools_meets_the_quality_targets_on_golden_and_holdout_qu
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     problem = missing_inputs()
-    assert problem is None, problem
+    if problem is not None:
+        pytest.skip(f"the retrieval eval cannot run here: {problem}")
     failure = install_servers()
     if failure is not None:
-        with capsys.disabled():
-            print(f"\nSKIP retrieval eval: the Python eval servers cannot be installed: {failure}")
         pytest.skip(f"the Python eval servers cannot be installed: {failure}")
 
     results = await evaluate(tmp_path)

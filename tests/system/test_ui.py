@@ -2,8 +2,8 @@
 
 Sync tests on purpose: Playwright's sync API runs its own asyncio loop, which must not meet trio.
 Each test saves a screenshot of the page it exercises into docs/screenshots/ (the README shows
-them) and fails on any console error. Without Chromium or Playwright the tests are skipped with
-the reason, never passed.
+them) and fails on any console error. Without a Chromium that runs, the tests are skipped with
+the reason, never passed; MCPPROXY_REQUIRE=chromium (CI) turns that into a failure.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from playwright import sync_api as playwright_sync
 
 from tests.proxyctl import (
     API_KEY,
@@ -35,9 +36,7 @@ from tests.proxyctl import (
     write_config,
 )
 
-pytestmark = pytest.mark.system
-
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = [pytest.mark.system, pytest.mark.requires("chromium")]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -145,16 +144,12 @@ def wait_disk(proxy: Proxy, name: str, check: Any, timeout_s: float = 15) -> dic
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
-        reason = f"{CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium")
     with playwright_sync.sync_playwright() as playwright:
         try:
             chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         except Exception as exc:
-            reason = f"Chromium cannot run here: {exc}"
-            print(f"SKIP: {reason}")
-            pytest.skip(reason)
+            pytest.skip(f"Chromium cannot run here: {exc}")
         yield chromium
         chromium.close()
 
