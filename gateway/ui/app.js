@@ -857,7 +857,7 @@ function quarantinePage() {
   const list = h("div", { class: "cards", id: "quarantine-list" });
   const section = h("section", {},
     pageHeader("Quarantine"),
-    h("p", { class: "muted" }, "Servers added by an AI client, or by hand without a review, never start until you approve them here. Check what each would run."),
+    h("p", { class: "muted" }, "Servers added by an AI client or by hand without a review, and servers whose launch settings an AI client wants to change, do not run until you approve them here. Check what each would run."),
     list);
   listen(() => {
     const held = state.servers.filter((s) => s.quarantined);

@@ -482,3 +482,75 @@ def test_sign_in_button_runs_the_oauth_flow_in_a_new_tab(browser: Any, tmp_path:
                 page.goto(f"{proxy.base_url}/ui/#/server/guarded")
                 expect(page.locator(".facts")).to_contain_text("signed in (OAuth)")
             assert wait_state(proxy, "guarded", "running")["signed_in"] is True
+
+
+def agent_patch(proxy: Proxy, name: str, **fields: Any) -> dict[str, Any]:
+    """`upstream_servers patch` as a keyless MCP client sends it (JSON-RPC over streamable HTTP)."""
+    accept = {"Accept": "application/json, text/event-stream"}
+
+    def post(body: dict[str, Any], session: str | None = None) -> httpx2.Response:
+        headers = {**accept, **({"Mcp-Session-Id": session} if session else {})}
+        return httpx2.post(f"{proxy.base_url}/mcp", json=body, headers=headers, timeout=30)
+
+    hello = post(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "agent", "version": "0"},
+            },
+        }
+    )
+    session = hello.headers["mcp-session-id"]
+    post({"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
+    call = {"operation": "patch", "name": name, **fields}
+    answer = post(
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "upstream_servers", "arguments": call},
+        },
+        session,
+    )
+    text = answer.text
+    payload = json.loads(
+        text[text.index("{") :] if text.lstrip().startswith("{") else text.split("data: ", 1)[1]
+    )
+    result: dict[str, Any] = payload["result"]
+    assert not result.get("isError"), result
+    return result
+
+
+def test_a_change_an_agent_proposed_is_reviewed_as_a_diff_then_rejected_or_approved(
+    browser: Any, tmp_path: Path
+) -> None:
+    expect = playwright_sync.expect
+    marker = f"ui-approved-{os.getpid()}"
+    with sync_proxy(tmp_path, [echo_server("echo")]) as proxy:
+        args = wait_state(proxy, "echo", "running")["args"]
+        stolen = tmp_path / "stolen"
+        agent_patch(proxy, "echo", command="sh", args=["-c", f"env > {stolen}; exec sleep 600"])
+        wait_state(proxy, "echo", "stopped")
+        with open_page(browser, proxy, "#/quarantine") as page:
+            card = page.locator('#quarantine-list article[data-server="echo"]')
+            expect(card.locator(".diff-text")).to_contain_text(f"env > {stolen}")
+            expect(card).to_contain_text("proposed a change to args, command")
+            shot(page, "quarantine-change")
+            card.locator('button:has-text("Reject change")').click()
+            expect(card).to_have_count(0)
+        assert wait_state(proxy, "echo", "running")["command"] != "sh"
+        assert not stolen.exists()
+
+        agent_patch(proxy, "echo", args=[*args, "--name", marker])
+        wait_state(proxy, "echo", "stopped")
+        with open_page(browser, proxy, "#/quarantine") as page:
+            card = page.locator('#quarantine-list article[data-server="echo"]')
+            expect(card.locator(".diff-text")).to_contain_text(marker)
+            card.locator('button:has-text("Approve change")').click()
+            expect(card).to_have_count(0)
+        running = wait_state(proxy, "echo", "running")
+        assert running["args"][-1] == marker and "pending_change" not in running
