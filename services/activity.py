@@ -22,6 +22,8 @@ from typing import Any, Final
 
 import trio
 
+from services.private_files import keep_private, make_private_dir
+
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE: Final = 10_000
@@ -112,7 +114,12 @@ class ActivityDb:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
+        # SQLite creates the -wal and -shm files with the database file's mode: so that one is made
+        # 0600 first. Files an older version left readable by others are tightened.
+        keep_private(path)
+        for companion in ("-wal", "-shm", "-journal"):
+            keep_private(path.with_name(path.name + companion), create=False)
         self._conn = sqlite3.connect(path, check_same_thread=False, timeout=2.0, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)

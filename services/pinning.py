@@ -21,6 +21,7 @@ import msgspec
 
 from bus.messages import ToolInfo
 from services.config import write_atomically
+from services.private_files import make_private_dir
 
 logger = logging.getLogger(__name__)
 
@@ -95,5 +96,5 @@ class PinStore:
             self._save()
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         write_atomically(self.path, json.dumps(self._data, indent=1, sort_keys=True) + "\n")

@@ -26,6 +26,7 @@ import trio
 
 from bus.errors import ProxyError
 from services.config import write_atomically
+from services.private_files import make_private_dir, private_opener
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet
@@ -47,8 +48,8 @@ def _exclusive(directory: Path, lock: threading.Lock) -> Iterator[None]:
     The supervisor and the workers (OAuth tokens) both write; an flock on
     `secrets.lock` keeps one from losing the other's change.
     """
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with lock, open(directory / "secrets.lock", "a") as handle:
+    make_private_dir(directory)
+    with lock, open(directory / "secrets.lock", "a", opener=private_opener) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -98,7 +99,7 @@ class FileBackend:
     def _fernet(self) -> Fernet:
         from cryptography.fernet import Fernet
 
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self.directory)
         try:
             key = self.key_path.read_bytes()
         except FileNotFoundError:
@@ -182,7 +183,7 @@ class SecretStore:
             return []
 
     def _write_index(self, names: set[str]) -> None:
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self.data_dir)
         write_atomically(self.index_path, json.dumps(sorted(names)) + "\n")
 
     def get_sync(self, name: str) -> str | None:

@@ -11,6 +11,8 @@ from collections import deque
 from pathlib import Path
 from typing import Final
 
+from services.private_files import make_private_dir
+
 DEFAULT_MAX_BYTES: Final = 5 * 1024 * 1024
 TAIL_READ_LIMIT: Final = 4 * 1024 * 1024
 
@@ -21,7 +23,7 @@ class RotatingLog:
     def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = os.fstat(self._fd).st_size
 

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from bus.messages import ContainerSpec
-from services.config import DockerIsolationConfig, ServerConfig
+from services.config import DockerIsolationConfig, ServerConfig, write_atomically
 from services.isolation import container_spec, instance_id, instance_labels, isolated
+from services.private_files import make_private_dir
 
 if TYPE_CHECKING:
     from services.docker_engine import ContainerInfo
@@ -61,8 +62,8 @@ class ContainerJanitor:
         self._isolated.add(server.name)
         self.used = True
         if not self._marked:
-            self.marker.parent.mkdir(parents=True, exist_ok=True)
-            self.marker.write_text(self.instance + "\n")
+            make_private_dir(self.marker.parent)
+            write_atomically(self.marker, self.instance + "\n", durable=False)
             self._marked = True
         return spec
 

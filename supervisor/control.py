@@ -47,6 +47,7 @@ from services import process
 from services.config import ProxyConfig, ServerConfig
 from services.config_doc import ConfigDocument, redact_server
 from services.pinning import PinStore
+from services.private_files import make_private_dir
 from services.redaction import is_sensitive_key
 from services.references import is_reference, references_in
 from services.runtime import endpoints_for
@@ -88,7 +89,7 @@ class ControlPlane:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind, start every server, and route messages until cancelled."""
-        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.data_dir / "logs")
         run_dir = self.data_dir / "run"
         self._lock_fd = lock_data_dir(run_dir)
         process.become_subreaper()

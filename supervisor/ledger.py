@@ -29,6 +29,7 @@ from typing import Any, Final
 from bus.errors import ProxyError
 from services import process
 from services.config import write_atomically
+from services.private_files import make_private_dir
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class AlreadyRunningError(ProxyError):
 
 def lock_data_dir(run_dir: Path) -> int:
     """Hold an exclusive lock for this process's lifetime; the kernel drops it if we die."""
-    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dir(run_dir)
     fd = os.open(run_dir / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

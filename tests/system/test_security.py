@@ -1,5 +1,6 @@
 """Hardening seen from outside: the start-up sweep spares processes that are not ours, tool
-approval takes only a well-formed request, wrong API keys are answered 429 after a few.
+approval takes only a well-formed request, wrong API keys are answered 429 after a few, the data
+dir is the owner's alone.
 
 Each test starts a real `mcpproxy serve` from its CLI and checks, through the
 kernel's process table, HTTP and the data dir, what a user can rely on.
@@ -146,3 +147,39 @@ async def test_a_flood_of_wrong_api_keys_is_cut_to_the_limit_and_other_clients_k
             assert (await client.get("/api/v1/servers", headers=proxy.headers)).status_code == 200
             assert (await client.get("/api/v1/servers", headers=wrong)).status_code == 401
         assert "wrong API keys from 127.0.0.1" in (tmp_path / "proxy.log").read_text()
+
+
+async def test_every_file_the_proxy_keeps_in_its_data_dir_is_the_owners_alone(tmp_path: Path) -> None:
+    async with running_proxy(tmp_path, [echo_server()], secrets_backend="file") as proxy:
+        await proxy.wait_for("echo", "running")
+        async with proxy.mcp() as session:
+            await session.call_tool("call_tool_read", {"name": "echo:echo", "args": {"message": "hi"}})
+        stored = await proxy.post("/api/v1/secrets", json={"name": "token", "value": "s3cret-value"})
+        assert stored.status_code == 201
+        assert (await proxy.post("/api/v1/servers/echo/tools/approve", json={})).status_code == 200
+        with trio.fail_after(START_TIMEOUT_S):
+            while not (await proxy.get("/api/v1/activity")).json()["data"]["records"]:
+                await trio.sleep(POLL_S)
+
+        modes = {
+            str(path.relative_to(proxy.data_dir)): (path.stat().st_mode & 0o777, path.is_dir())
+            for path in [proxy.data_dir, *proxy.data_dir.rglob("*")]
+        }
+    expected = {
+        "activity.db",
+        "activity.db-wal",
+        "activity.db-shm",
+        "logs/server-echo.log",
+        "run/processes.json",
+        "run/supervisor.lock",
+        "tool_approvals.json",
+        "secrets.key",
+        "secrets.enc",
+        "secrets.lock",
+        "secrets-index.json",
+    }
+    assert expected <= set(modes), sorted(modes)
+    loose = {
+        name: oct(mode) for name, (mode, is_dir) in modes.items() if mode != (0o700 if is_dir else 0o600)
+    }
+    assert loose == {}
