@@ -2,8 +2,14 @@
 
 `cli.serve_launch` has started them before this module (trio, httpx2) was imported.
 
-The same two processes run as separate Procfile lines under honcho. Here we
-play honcho's part: if either process ends, the other is stopped too.
+Once the proxy has been ready, a child that dies is started again with
+backoff (`Backoff`): a crashed gateway alone, while the supervisor, the
+workers and their upstreams keep running (the workers reconnect to the new
+gateway's socket by themselves); a crashed supervisor together with a new
+gateway, since the gateway knows servers only through its subscription to
+one supervisor run. A child that dies before the proxy was ever ready (a bad
+config, a port in use) stops `serve`, as it would under honcho, which stops
+every Procfile line when one ends and restarts nothing.
 """
 
 from __future__ import annotations
@@ -11,13 +17,14 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import httpx2
 import trio
 
-from cli.serve_launch import Launched
+from cli.serve_launch import LAUNCH_ORDER, Launched
 from cli.serve_progress import report_servers
 from services import process
 from services.config import API_KEY_ENV, ProxyConfig
@@ -27,6 +34,26 @@ logger = logging.getLogger(__name__)
 READY_TIMEOUT_S: Final = 30.0
 READY_POLL_S: Final = 0.05
 STOP_MARGIN_S: Final = 5.0
+RESTART_FIRST_S: Final = 0.5
+RESTART_MAX_S: Final = 30.0
+RESTART_STABLE_S: Final = 60.0
+"""A child that ran this long before it died is restarted after RESTART_FIRST_S again."""
+RESTARTS_WITH: Final = {"gateway": ("gateway",), "supervisor": ("gateway", "supervisor")}
+"""What a crash of each child restarts (see the module docstring)."""
+
+
+@dataclass
+class Backoff:
+    """Restart delays of one child: RESTART_FIRST_S, doubling to RESTART_MAX_S, reset by stability."""
+
+    delay_s: float = 0.0
+
+    def next_delay(self, ran_s: float) -> float:
+        if self.delay_s == 0.0 or ran_s >= RESTART_STABLE_S:
+            self.delay_s = RESTART_FIRST_S
+        else:
+            self.delay_s = min(self.delay_s * 2, RESTART_MAX_S)
+        return self.delay_s
 
 
 async def _wait_ready(base_url: str) -> bool:
@@ -42,16 +69,38 @@ async def _wait_ready(base_url: str) -> bool:
     return False
 
 
+async def _stop(children: dict[str, process.Child], budget_s: float) -> list[str]:
+    """SIGTERM each child's group, wait up to `budget_s` for all, SIGKILL the rest; the names killed."""
+    for child in children.values():
+        if child.running:
+            child.signal_group(signal.SIGTERM)
+    with trio.move_on_after(budget_s):
+        for child in children.values():
+            await child.wait()
+    killed = []
+    for name, child in children.items():
+        if child.running:
+            killed.append(name)
+            child.signal_group(signal.SIGKILL)
+            await child.wait()
+    return killed
+
+
 async def run_serve(config: ProxyConfig, config_path: Path, launched: Launched, listen: str | None) -> int:
-    """Watch the launched children: announce readiness, stop both on a signal or when either ends."""
+    """Watch the launched children: announce readiness, restart a crashed one, stop both on a signal."""
     listen_addr = listen or config.listen
     host, _, port = listen_addr.rpartition(":")
     shown_host = "127.0.0.1" if host in ("", "0.0.0.0") else host
     base_url = f"http://{shown_host}:{port}"
     env = launched.env
     children = {name: process.Child(popen) for name, popen in launched.children.items()}
+    started_at = dict.fromkeys(children, trio.current_time())
+    backoff = {name: Backoff() for name in children}
+    stopped_by_us: set[int] = set()
     stop_budget = config.close_timeout_s() + config.kill_timeout_s() + STOP_MARGIN_S
     exit_code = 0
+    ready = trio.Event()
+    crashes_send, crashes_receive = trio.open_memory_channel[tuple[str, int]](len(LAUNCH_ORDER))
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             first_exit = trio.Event()
@@ -59,8 +108,39 @@ async def run_serve(config: ProxyConfig, config_path: Path, launched: Launched, 
 
             async def watch(name: str, child: process.Child) -> None:
                 code = await child.wait()
+                if child.pid in stopped_by_us or first_exit.is_set():
+                    return
+                if ready.is_set():
+                    await crashes_send.send((name, code))
+                    return
                 ended.append((name, code))
                 first_exit.set()
+
+            async def restart_crashed() -> None:
+                async for name, code in crashes_receive:
+                    group: list[str] = [n for n in LAUNCH_ORDER if n in RESTARTS_WITH[name]]
+                    delay = backoff[name].next_delay(trio.current_time() - started_at[name])
+                    print(
+                        f"mcpproxy: the {name} process exited with code {code}; starting "
+                        f"{' and '.join(group)} again in {delay:.1f}s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    others = {n: children[n] for n in group if n != name and children[n].running}
+                    stopped_by_us.update(child.pid for child in others.values())
+                    await _stop(others, stop_budget)
+                    await trio.sleep(delay)
+                    if first_exit.is_set():
+                        return
+                    for member in group:  # no checkpoint in here: a stop sees every new child
+                        children[member] = process.Child(launched.respawn(member))
+                        started_at[member] = trio.current_time()
+                        nursery.start_soon(watch, member, children[member])
+                    nursery.start_soon(announce_again, group)
+
+            async def announce_again(group: list[str]) -> None:
+                if await _wait_ready(base_url):
+                    print(f"mcpproxy: ready again ({' and '.join(group)} restarted)", flush=True)
 
             async def on_signal() -> None:
                 async for signum in signals:
@@ -74,6 +154,7 @@ async def run_serve(config: ProxyConfig, config_path: Path, launched: Launched, 
 
             async def announce() -> None:
                 if await _wait_ready(base_url):
+                    ready.set()
                     print(
                         f"mcpproxy ready: MCP endpoint {base_url}/mcp  (all tools: {base_url}/mcp/all)",
                         flush=True,
@@ -85,24 +166,16 @@ async def run_serve(config: ProxyConfig, config_path: Path, launched: Launched, 
                 nursery.start_soon(watch, name, child)
             nursery.start_soon(on_signal)
             nursery.start_soon(announce)
+            nursery.start_soon(restart_crashed)
             await first_exit.wait()
             for name, code in ended:
                 if code != 0:
                     print(f"mcpproxy: the {name} process exited with code {code}; stopping", file=sys.stderr)
                     exit_code = 1
-            for child in children.values():
-                if child.running:
-                    child.signal_group(signal.SIGTERM)
-            with trio.move_on_after(stop_budget):
-                for child in children.values():
-                    await child.wait()
-            for name, child in children.items():
-                if child.running:
-                    print(
-                        f"mcpproxy: the {name} process did not stop in {stop_budget:.0f}s; killing it",
-                        file=sys.stderr,
-                    )
-                    child.signal_group(signal.SIGKILL)
-                    await child.wait()
+            for name in await _stop(children, stop_budget):
+                print(
+                    f"mcpproxy: the {name} process did not stop in {stop_budget:.0f}s; killed it",
+                    file=sys.stderr,
+                )
             nursery.cancel_scope.cancel()
     return exit_code

@@ -26,10 +26,16 @@ LAUNCH_ORDER: Final = ("gateway", "supervisor")
 
 @dataclass
 class Launched:
-    """The two children, started, and the environment they share (with the run's API key)."""
+    """The two children, started, how to start each again, and the environment they share."""
 
     children: dict[str, subprocess.Popen[bytes]]
     env: dict[str, str]
+    argv: dict[str, list[str]]
+
+    def respawn(self, name: str) -> subprocess.Popen[bytes]:
+        """Start child `name` again, as it was first started (`mcpproxy serve` restarts a crashed one)."""
+        self.children[name] = spawn_child(self.argv[name], self.env)
+        return self.children[name]
 
 
 def child_argv(
@@ -43,6 +49,10 @@ def child_argv(
     return argv
 
 
+def spawn_child(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, env=env, start_new_session=True, close_fds=True)
+
+
 def launch(
     config: ProxyConfig, config_path: Path, data_dir: Path | None, listen: str | None, log_level: str
 ) -> Launched:
@@ -53,18 +63,14 @@ def launch(
         print(
             f"mcpproxy: {config_path} has no api_key; using {env[API_KEY_ENV]} for this run", file=sys.stderr
         )
+    argv = {name: child_argv(name, config_path, data_dir, listen, log_level) for name in LAUNCH_ORDER}
     children: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name in LAUNCH_ORDER:
-            children[name] = subprocess.Popen(
-                child_argv(name, config_path, data_dir, listen, log_level),
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-            )
+            children[name] = spawn_child(argv[name], env)
     except OSError:
         for child in children.values():
             child.kill()
             child.wait()
         raise
-    return Launched(children, env)
+    return Launched(children, env, argv)
