@@ -2,8 +2,8 @@
 
 Every change — REST, CLI, MCP tool, Web UI, or a hand edit noticed by the
 watcher — is serialized by one lock, validated as a whole file, written
-atomically (temporary file, fsync, rename; the previous version kept as
-`mcp_config.json.bak`) and then applied by restarting only the servers it
+atomically (temporary file, fsync, rename; the previous valid version kept
+as `mcp_config.json.bak`) and then applied by restarting only the servers it
 touched.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
@@ -180,10 +179,12 @@ class ConfigAdmin:
         await self._notify("config.saved", {"source": source, "servers": len(config.mcpServers)})
 
     def _write(self, text: str) -> None:
-        if self.path.exists():
-            shutil.copy2(self.path, self.path.with_name(self.path.name + ".bak"))
-        mode = self.path.stat().st_mode & 0o777 if self.path.exists() else 0o600
-        write_atomically(self.path, text, mode)
+        # The backup is the config last validated and then written or adopted (`self.doc`), never
+        # the file on disk: that may be a hand edit that failed validation. Both files are written
+        # whole (temporary file, fsync, rename), so a kill at any moment leaves a valid backup, and
+        # both are 0600: the config holds the API key.
+        write_atomically(self.path.with_name(self.path.name + ".bak"), self.doc.text())
+        write_atomically(self.path, text)
         self.written = file_stamp(self.path)
 
     async def reload_from_disk(self, quarantine_new: bool) -> None:

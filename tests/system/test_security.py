@@ -1,6 +1,6 @@
 """Hardening seen from outside: the start-up sweep spares processes that are not ours, tool
 approval takes only a well-formed request, wrong API keys are answered 429 after a few, the data
-dir is the owner's alone.
+dir is the owner's alone, the config's backup is always a valid config.
 
 Each test starts a real `mcpproxy serve` from its CLI and checks, through the
 kernel's process table, HTTP and the data dir, what a user can rely on.
@@ -183,3 +183,34 @@ async def test_every_file_the_proxy_keeps_in_its_data_dir_is_the_owners_alone(tm
         name: oct(mode) for name, (mode, is_dir) in modes.items() if mode != (0o700 if is_dir else 0o600)
     }
     assert loose == {}
+
+
+async def patch_server(proxy: Proxy, name: str, body: dict[str, object]) -> httpx2.Response:
+    async with httpx2.AsyncClient(base_url=proxy.base_url, timeout=30.0) as client:
+        return await client.patch(f"/api/v1/servers/{name}", json=body, headers=proxy.headers)
+
+
+async def wait_for_log(proxy: Proxy, text: str) -> None:
+    with trio.fail_after(START_TIMEOUT_S):
+        while text not in (proxy.config_path.parent / "proxy.log").read_text():
+            await trio.sleep(POLL_S)
+
+
+async def test_the_config_backup_is_the_last_valid_config_never_a_broken_hand_edit(tmp_path: Path) -> None:
+    async with running_proxy(tmp_path, [echo_server()]) as proxy:
+        await proxy.wait_for("echo", "running")
+        valid = json.loads(proxy.config_path.read_text())
+        backup = proxy.config_path.with_name("mcp_config.json.bak")
+        broken = proxy.config_path.read_text()[:-20]  # a hand edit cut short: not JSON
+        proxy.config_path.write_text(broken)
+        await wait_for_log(proxy, "hand edit rejected")
+
+        changed = await patch_server(proxy, "echo", {"enabled": False})
+        assert changed.status_code == 200, changed.text
+        assert json.loads(backup.read_text()) == valid
+        first = json.loads(proxy.config_path.read_text())
+        assert first["mcpServers"][0]["enabled"] is False
+
+        assert (await patch_server(proxy, "echo", {"enabled": True})).status_code == 200
+        assert json.loads(backup.read_text()) == first
+        assert backup.stat().st_mode & 0o777 == proxy.config_path.stat().st_mode & 0o777 == 0o600
