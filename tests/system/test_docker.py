@@ -398,11 +398,19 @@ async def test_without_an_engine_only_the_isolated_server_fails(tmp_path: Path) 
         assert status["error"].startswith("docker unavailable: ")
 
 
+@pytest.fixture
+def killable_engine(engine: TestEngine) -> TestEngine:
+    """Our own dockerd, which a test may kill. (A skip raised inside a trio test loses its reason in
+    pytest-trio, so it is raised here, in a sync fixture.)"""
+    if not engine.owned:
+        pytest.skip("needs an engine this test may kill (not MCPPROXY_TEST_DOCKER_HOST)")
+    return engine
+
+
+@pytest.mark.usefixtures("killable_engine")
 async def test_an_engine_dying_mid_run_fails_that_server_until_it_is_back(
     engine: TestEngine, tmp_path: Path
 ) -> None:
-    if not engine.owned:
-        pytest.skip("needs an engine this test may kill (not MCPPROXY_TEST_DOCKER_HOST)")
     async with running_proxy(
         tmp_path,
         [echo_server("boxed"), local_echo()],
