@@ -7,6 +7,9 @@ MCPPROXY_REQUIRE, a comma list of groups (`.ci/run` names them all), declares wh
 a skip in a required group is reported as a failure with the skip's reason, and a required
 group none of whose tests ran fails the session. Unset, skips stay skips, and the terminal
 summary lists them per group.
+
+Skip from a sync fixture (or a sync test): pytest-trio drops the reason of a skip raised inside
+a trio test or fixture, and the failure would then say only "Skipped".
 """
 
 from __future__ import annotations
