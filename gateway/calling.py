@@ -36,11 +36,11 @@ class CallContext:
     intent_reason: str | None = None
     progress: Progress | None = None
     """Relays upstream progress to the client, when it asked for progress."""
+    keyed: bool = False
+    """The caller presented the API key: it holds the management right (supervisor/agent_changes.py)."""
 
 
 def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -> CallContext:
-    keyed: bool = False
-    """The caller presented the API key: it holds the management right (supervisor/agent_changes.py)."""
     """Read client, session and request ids from the SDK's request context (all optional)."""
     client = getattr(getattr(getattr(ctx, "session", None), "client_params", None), "client_info", None)
     request = getattr(ctx, "request", None)
@@ -57,10 +57,10 @@ def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -
         session_id=session_id,
         request_id=None if request_id is None else str(request_id),
         intent_reason=intent_reason,
+        keyed=bool(request.scope.get("state", {}).get("api_key_ok")) if request is not None else False,
     )
 
 
-        keyed=bool(request.scope.get("state", {}).get("api_key_ok")) if request is not None else False,
 def call_with(tool: ToolInfo) -> str:
     """Which call variant a tool needs, from its annotations."""
     annotations = tool.annotations or {}

@@ -107,6 +107,12 @@ OAUTH_RESERVED_PARAMS: Final = frozenset(
 """Authorization-request parameters the flow owns; `extra_params` may not override them."""
 
 
+STARTS_PER_CORE: Final = 2
+"""Starting an upstream is mostly CPU (its imports): two per core keep every core busy without making
+each start wait behind fifty others and time out its `initialize`."""
+MIN_START_SLOTS: Final = 2
+
+
 class PendingChange(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
     """`mcpServers[i].pending_change`: launch fields an agent proposed, waiting for a human.
 
@@ -134,14 +140,16 @@ class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkn
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     enabled: bool = True
     quarantined: bool = False
+    allow_secret_echo: bool = False
+    """Tool results may show the secret values the proxy gives this server (else they read `••••`)."""
     init_timeout: float | str | None = None
     call_tool_timeout: float | str | None = None
     health_check_interval: float | str | None = None
     isolation: IsolationConfig | None = None
     oauth: OAuthConfig | None = None
+    pending_change: PendingChange | None = None
 
     @property
-    pending_change: PendingChange | None = None
     def transport(self) -> str:
         """The concrete transport: `auto` resolves to stdio for a command, HTTP for a URL."""
         if self.protocol == "auto":
@@ -302,8 +310,6 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
                 parse_duration(value)
             except ConfigError as exc:
                 raise _config_error(file, f"{path}.{field}", str(exc)) from None
-    if server.isolation is not None:
-        validate_isolation(server.isolation, server.transport, file, f"{path}.isolation")
     if server.pending_change is not None and not server.quarantined:
         raise _config_error(
             file,
@@ -311,6 +317,8 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
             "a server with a pending change stays quarantined until a human approves or rejects it "
             f"(`mcpproxy upstream approve {server.name}` / `mcpproxy upstream reject {server.name}`)",
         )
+    if server.isolation is not None:
+        validate_isolation(server.isolation, server.transport, file, f"{path}.isolation")
     if server.oauth is not None:
         validate_oauth(server.oauth, server.transport, file, f"{path}.oauth")
 

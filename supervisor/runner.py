@@ -209,11 +209,11 @@ class ServerRunner:
             outcome = self._apply_command(event)
             if outcome == "stop" and self.life.state is WorkerState.NEEDS_LOGIN:
                 await self._set(WorkerState.STOPPED)
+            elif outcome == "stop":
+                await self.ctx.publish(self)  # still stopped, but its config (e.g. a pending change) moved
 
     def begin_login(self) -> LoginOutcome:
         """A person wants to sign in: the next generation runs the browser flow; see `LoginOutcome`."""
-            elif outcome == "stop":
-                await self.ctx.publish(self)  # still stopped, but its config (e.g. a pending change) moved
         if self.login is not None:
             self.login.done.set()  # an older request waits no more
         self.login = LoginOutcome(done=trio.Event())
