@@ -267,9 +267,9 @@ class ConfigCommand(Message, frozen=True, kw_only=True):
     server: str = ""
     body: bytes = b"null"
     source: str = "rest"
-
-
     keyed: bool = False
+
+
 # --- supervisor -> gateway ---------------------------------------------------
 
 
