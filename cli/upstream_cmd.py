@@ -349,6 +349,8 @@ disable = upstream_group.command("disable")(
         waits=False,
     )
 )
+
+
 @upstream_group.command("approve")
 @name_argument
 @wait_options

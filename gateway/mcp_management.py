@@ -202,7 +202,9 @@ class ManagementTools:
             )
         elif operation == "patch":
             if not body:
-                raise ArgumentError("patch: nothing to change; give protocol, command, args, env, url or headers")
+                raise ArgumentError(
+                    "patch: nothing to change; give protocol, command, args, env, url or headers"
+                )
             config = await self.upstreams.config("patch", name, body, source="mcp", keyed=keyed)
         else:  # remove, enable, disable
             config = await self.upstreams.config(operation, name, source="mcp", keyed=keyed)
