@@ -128,6 +128,10 @@ class ServerStatus(msgspec.Struct, frozen=True, kw_only=True):
     """Running with an OAuth access token."""
     config_json: bytes = b"{}"
     """The server object from the config file, redacted (unless reveal_secret_headers)."""
+    allow_secret_echo: bool = False
+    """Tool results may carry the secret values the proxy gave this server (else they are scrubbed)."""
+    condition: str | None = None
+    """While in backoff (or retrying): "retrying", "crash-looping" or "unreachable" (supervisor/policy.py)."""
 
 
 # --- worker -> supervisor ----------------------------------------------------
@@ -284,7 +288,8 @@ class ConfigResult(Message, frozen=True, kw_only=True):
 
 
 class KnownSecrets(Message, frozen=True, kw_only=True):
-    """Supervisor -> gateway: every secret value the proxy knows, to scrub them from the activity log.
+    """Supervisor -> gateway: every secret value the proxy knows, scrubbed from the activity log and
+    from tool results (unless the server has `allow_secret_echo`).
 
     Sent after Snapshot and whenever the config or the secrets change. Never shown, never stored.
     """

@@ -197,12 +197,19 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
     secrets_backend: str = "auto"
     quarantine_enabled: bool = True
     docker_isolation: DockerIsolationConfig = msgspec.field(default_factory=DockerIsolationConfig)
+    max_concurrent_starts: int | None = None
+    """How many servers may be between spawn and initialized at once; default STARTS_PER_CORE per core."""
 
     def server(self, name: str) -> ServerConfig | None:
         return next((s for s in self.mcpServers if s.name == name), None)
 
     def close_timeout_s(self) -> float:
         return parse_duration(self.close_timeout)
+
+    def start_slots(self) -> int:
+        if self.max_concurrent_starts is not None:
+            return self.max_concurrent_starts
+        return max(MIN_START_SLOTS, STARTS_PER_CORE * (os.cpu_count() or 1))
 
     def kill_timeout_s(self) -> float:
         return parse_duration(self.kill_timeout)
@@ -440,6 +447,8 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
             parse_duration(getattr(config, field))
         except ConfigError as exc:
             raise _config_error(file, field, str(exc)) from None
+    if config.max_concurrent_starts is not None and config.max_concurrent_starts < 1:
+        raise _config_error(file, "max_concurrent_starts", "expected 1 or more")
     _warn_unknown_keys(data.get("docker_isolation"), DockerIsolationConfig, file, "docker_isolation")
     validate_docker_isolation(config.docker_isolation, file)
     return config

@@ -134,6 +134,7 @@ class ControlPlane:
                     config_view=self._config_view,
                     pins=self.pins,
                     containers=self.containers,
+                    start_slots=trio.CapacityLimiter(self.config.start_slots()),
                 )
                 self._ctx = ctx
                 for server in self.config.mcpServers:

@@ -47,7 +47,9 @@ from supervisor.states import Lifecycle, WorkerState
 logger = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_S: Final = 15.0
-HEARTBEAT_TIMEOUT_S: Final = 10.0
+HEARTBEAT_TIMEOUT_S: Final = 3.0
+"""Three missed beats (HEARTBEAT_INTERVAL_S is 1 s): the worker is frozen (SIGSTOP, a deadlock) and is
+SIGKILLed at once; its in-flight calls fail when it is reported gone."""
 STOP_MARGIN_S: Final = 2.0
 LAST_WORDS_S: Final = 0.5
 INBOX_SIZE: Final = 1000
@@ -113,6 +115,11 @@ class RunnerContext:
     secrets_backend: str = "auto"
     containers: ContainerJanitor | None = None
     """Docker isolation: resolves each server's container and removes what a dead worker left."""
+    scrub: Callable[[str], str] = str
+    """Every error text the runner publishes passes through this: no secret value, no URL credentials."""
+    start_slots: trio.CapacityLimiter | None = None
+    """Bounds how many servers are between spawn and initialized at once (`max_concurrent_starts`), so a
+    fleet starting on a few cores does not time out its own `initialize` calls."""
 
 
 class ServerRunner:
@@ -134,6 +141,9 @@ class ServerRunner:
         self.last_exit: ExitInfo | None = None
         self.next_retry_at: float | None = None
         self.failures: tuple[float, ...] = ()
+        self.has_run = False
+        """Reached running since it was last configured or restarted by hand (see policy.after_failure)."""
+        self.condition: policy.Condition | None = None
         self.healthy = True
         self._reported_generation = 0
         self.wanted = config.enabled and not config.quarantined
@@ -166,7 +176,10 @@ class ServerRunner:
             upstream_pid=self.upstream_pid,
             tool_count=len(self.tools) if self.life.state is WorkerState.RUNNING else 0,
             restarts=self.restarts,
-            last_error=self.last_error,
+            last_error=self.ctx.scrub(self.last_error) if self.last_error else None,
+            condition=self.condition
+            if self.life.state in (WorkerState.BACKOFF, WorkerState.STARTING)
+            else None,
             last_exit=self.last_exit,
             next_retry_at=self.next_retry_at,
             call_timeout_s=self.config.call_tool_timeout_s(),
@@ -177,6 +190,7 @@ class ServerRunner:
             ),
             signed_in=self.signed_in and self.life.state is WorkerState.RUNNING,
             config_json=self.ctx.config_view(self.name),
+            allow_secret_echo=self.config.allow_secret_echo,
         )
 
     def deliver_nowait(self, event: Event) -> None:
@@ -222,7 +236,7 @@ class ServerRunner:
 
     def _settle_login(self, *, url: str | None = None, error: str | None = None) -> None:
         if self.login is not None:
-            self.login.url, self.login.error = url, error
+            self.login.url, self.login.error = url, self.ctx.scrub(error) if error else None
             self.login.done.set()
             self.login = None
 
@@ -237,6 +251,7 @@ class ServerRunner:
             self.wanted = self.config.enabled and not self.config.quarantined
             if command.action != "reload":
                 self.failures = ()
+            self.has_run = False
             if command.action == "login":
                 self.login_next = self.wanted
                 if not self.wanted:
@@ -257,18 +272,19 @@ class ServerRunner:
         self.signed_in = False
         self.person_led, self.login_next = self.login_next, False
         await self._set(WorkerState.STARTING)
+        if await self._wait_for_start_slot() == "stop":
+            await self._set(WorkerState.STOPPING)
+            await self._set(WorkerState.STOPPED)
+            return
         try:
-            self.worker = await self.ctx.spawner.spawn(self.name, self.generation)
-        except Exception as exc:  # task boundary: a spawn failure is a failed start
-            self.last_error = f"cannot start worker: {exc}"
+            outcome = await self._spawn_and_start()
+        finally:
+            if self.ctx.start_slots is not None:
+                self.ctx.start_slots.release_on_behalf_of(self)
+        if outcome == "spawn failed":
             await self._set(WorkerState.EXITED)
             await self._after_failure()
             return
-        if self.worker.child.key is not None:
-            self.ctx.ledger.record(self.name, "worker", [self.worker.child.key])
-        self.ctx.nursery.start_soon(self._watch_exit, self.worker, self.generation)
-        await self.ctx.publish(self)  # now with the worker's pid
-        outcome = await self._starting()
         if outcome == "running":
             outcome = await self._running()
         if outcome in ("stop", "restart"):
@@ -279,14 +295,62 @@ class ServerRunner:
         # The worker died or failed. Say so first — the gateway fails calls still in flight to it on
         # this news — then make sure nothing of it is left (that may take up to kill_timeout), then decide.
         await self._set(WorkerState.EXITED)
-        await self._stop_worker()
+        await self._stop_worker(frozen=outcome == "frozen")
         if self.login_required:  # only a person can help: wait for one instead of retrying
             self._settle_login(error=self.last_error)
             self.wanted = False
             await self._set(WorkerState.NEEDS_LOGIN)
             return
         self._settle_login(error=self.last_error or "the server failed to start")
-        await self._after_failure()
+        await self._after_failure(frozen=outcome == "frozen")
+
+    async def _wait_for_start_slot(self) -> str | None:
+        """Queue for a start slot; a command that arrives meanwhile is applied. "stop": do not start."""
+        slots = self.ctx.start_slots
+        if slots is None:
+            return None
+        while True:
+            acquired, events = await self._slot_or_event(slots)
+            for event in events:  # anything else is from an earlier generation
+                if isinstance(event, Command) and self._apply_command(event) == "stop":
+                    if acquired:
+                        slots.release_on_behalf_of(self)
+                    return "stop"
+            if acquired:
+                return None
+
+    async def _slot_or_event(self, slots: trio.CapacityLimiter) -> tuple[bool, list[Event]]:
+        """Whichever comes first: a start slot, or an inbox event (both, if they come together)."""
+        acquired = False
+        events: list[Event] = []
+        async with trio.open_nursery() as nursery:
+
+            async def take_slot() -> None:
+                nonlocal acquired
+                await slots.acquire_on_behalf_of(self)
+                acquired = True
+                nursery.cancel_scope.cancel()
+
+            async def take_event() -> None:
+                events.append(await self.inbox.receive())
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(take_slot)
+            nursery.start_soon(take_event)
+        return acquired, events
+
+    async def _spawn_and_start(self) -> str:
+        """Spawn this generation's worker and wait until it runs or fails: "running", "failed", ...."""
+        try:
+            self.worker = await self.ctx.spawner.spawn(self.name, self.generation)
+        except Exception as exc:  # task boundary: a spawn failure is a failed start
+            self.last_error = f"cannot start worker: {exc}"
+            return "spawn failed"
+        if self.worker.child.key is not None:
+            self.ctx.ledger.record(self.name, "worker", [self.worker.child.key])
+        self.ctx.nursery.start_soon(self._watch_exit, self.worker, self.generation)
+        await self.ctx.publish(self)  # now with the worker's pid
+        return await self._starting()
 
     async def _watch_exit(self, worker: WorkerProcess, generation: int) -> None:
         code = await worker.child.wait()
@@ -323,6 +387,7 @@ class ServerRunner:
                         self.server_version = version
                         self.signed_in = signed_in
                         self.last_error = None
+                        self.has_run, self.condition = True, None
                         await self._set(WorkerState.RUNNING)
                         await self.ctx.publish_tools(self)
                         self._settle_login()
@@ -385,7 +450,7 @@ class ServerRunner:
                         pass
                 continue
             self.last_error = f"worker stopped responding (no heartbeat for {HEARTBEAT_TIMEOUT_S:g}s)"
-            return "failed"
+            return "frozen"
 
     async def _collect_last_words(self, code: int) -> None:
         """A worker's WorkerFailed can arrive just after we saw it exit: wait briefly for its reason.
@@ -416,18 +481,27 @@ class ServerRunner:
             how = f"exit code {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
             self.last_error = f"worker ended with {how}"
 
-    async def _after_failure(self) -> None:
-        decision = policy.after_failure(self.ctx.restart_policy, self.failures, time.monotonic())
+    async def _after_failure(self, *, frozen: bool = False) -> None:
+        """Back off, or give up; a worker that froze once is replaced at once (it is already dead)."""
+        decision = policy.after_failure(
+            self.ctx.restart_policy,
+            self.failures,
+            time.monotonic(),
+            has_run=self.has_run,
+            remote=self.config.transport != "stdio",
+        )
         self.failures = decision.failures
+        self.condition = decision.condition
         if decision.fatal:
             reason = self.last_error or "failed"
             self.last_error = f"{reason} (gave up after {len(decision.failures)} failures; restart to retry)"
             await self._set(WorkerState.FATAL)
             self.wanted = False
             return
-        self.next_retry_at = time.time() + decision.delay_s
+        delay_s = 0.0 if frozen and len(decision.failures) == 1 else decision.delay_s
+        self.next_retry_at = time.time() + delay_s
         await self._set(WorkerState.BACKOFF)
-        with trio.move_on_after(decision.delay_s):
+        with trio.move_on_after(delay_s):
             while True:
                 event = await self.inbox.receive()
                 if isinstance(event, Command):
@@ -439,9 +513,17 @@ class ServerRunner:
         else:
             await self._set(WorkerState.STOPPED)
 
-    async def _stop_worker(self) -> None:
-        """Staged stop of the current worker (and so of its upstream); then sweep what is left."""
+    async def _stop_worker(self, *, frozen: bool = False) -> None:
+        """Staged stop of the current worker (and so of its upstream); then sweep what is left.
+
+        A `frozen` worker cannot run a staged stop: it is SIGKILLed at once, and its upstream (which
+        gets SIGKILL when its worker dies) is swept by group below.
+        """
         worker, self.worker = self.worker, None
+        if worker is not None and worker.child.running and frozen:
+            worker.child.signal_group(signal.SIGKILL)
+            with trio.move_on_after(process.REAP_GRACE_S):
+                await worker.child.wait()
         if worker is not None and worker.child.running:
             if not await self.ctx.send_worker(self.identity, Shutdown()):
                 # Not on the bus (yet, or any more): SIGTERM means the same to a worker.

@@ -1,6 +1,6 @@
 """A small stdio MCP server of our own, written with the mcp SDK (low-level Server, under trio).
 
-    python tests/servers/echo_server.py [--name NAME]
+    python tests/servers/echo_server.py [--name NAME] [--startup-cpu SECONDS]
 
 Tools: echo, add, sleep, fail, whoami, delete_everything (annotated destructive).
 """
@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import Any
 
 import mcp.types as types
@@ -142,7 +143,17 @@ async def main(name: str) -> None:
         await server.run(read, write, server.create_initialization_options())
 
 
+def burn_cpu(seconds: float) -> None:
+    """Spend `seconds` of CPU time before serving: what a heavy server's imports cost at its start."""
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--name", default="echo_server")
-    trio.run(main, parser.parse_args().name)
+    parser.add_argument("--startup-cpu", type=float, default=0.0, help="CPU seconds to burn before serving")
+    parsed = parser.parse_args()
+    burn_cpu(parsed.startup_cpu)
+    trio.run(main, parsed.name)

@@ -16,7 +16,7 @@ def test_backoff_starts_near_one_second_and_doubles_up_to_the_cap() -> None:
     failures: tuple[float, ...] = ()
     delays = []
     for now in range(6):
-        decision = after_failure(policy, failures, float(now), no_jitter)
+        decision = after_failure(policy, failures, float(now), uniform=no_jitter)
         failures = decision.failures
         delays.append(decision.delay_s)
     assert delays == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
@@ -24,22 +24,50 @@ def test_backoff_starts_near_one_second_and_doubles_up_to_the_cap() -> None:
 
 def test_jitter_stays_within_the_configured_band() -> None:
     policy = RestartPolicy()
-    low = after_failure(policy, (), 0.0, lambda a, b: a).delay_s
-    high = after_failure(policy, (), 0.0, lambda a, b: b).delay_s
+    low = after_failure(policy, (), 0.0, uniform=lambda a, b: a).delay_s
+    high = after_failure(policy, (), 0.0, uniform=lambda a, b: b).delay_s
     assert low == pytest.approx(0.8) and high == pytest.approx(1.2)
 
 
-def test_repeated_failures_within_the_window_are_fatal() -> None:
+def test_repeated_failures_of_a_local_server_that_never_ran_are_fatal() -> None:
     policy = RestartPolicy(max_failures=3, failure_window_s=60.0)
-    first = after_failure(policy, (), 0.0, no_jitter)
-    second = after_failure(policy, first.failures, 10.0, no_jitter)
-    third = after_failure(policy, second.failures, 20.0, no_jitter)
+    first = after_failure(policy, (), 0.0, uniform=no_jitter)
+    second = after_failure(policy, first.failures, 10.0, uniform=no_jitter)
+    third = after_failure(policy, second.failures, 20.0, uniform=no_jitter)
     assert not first.fatal and not second.fatal and third.fatal
+
+
+@pytest.mark.parametrize(
+    ("has_run", "remote", "condition"),
+    [(True, False, "crash-looping"), (False, True, "unreachable"), (True, True, "unreachable")],
+)
+def test_a_server_that_ran_or_is_remote_is_retried_forever_at_the_cap(
+    has_run: bool, remote: bool, condition: str
+) -> None:
+    policy = RestartPolicy(max_failures=3, failure_window_s=60.0, max_backoff_s=8.0)
+    failures: tuple[float, ...] = ()
+    decisions = []
+    for now in range(0, 1000, 10):
+        decision = after_failure(
+            policy, failures, float(now), has_run=has_run, remote=remote, uniform=no_jitter
+        )
+        failures = decision.failures
+        decisions.append(decision)
+    assert not any(d.fatal for d in decisions)
+    assert decisions[-1].delay_s == 8.0 and decisions[-1].condition == condition
+    if not remote:
+        assert decisions[0].condition == "retrying"
+
+
+def test_the_backoff_exponent_is_bounded_for_a_server_that_fails_for_days() -> None:
+    policy = RestartPolicy(max_failures=10**9, failure_window_s=1e12)
+    decision = after_failure(policy, tuple(float(t) for t in range(5000)), 5000.0, uniform=no_jitter)
+    assert decision.delay_s == policy.max_backoff_s
 
 
 def test_failures_older_than_the_window_are_forgotten() -> None:
     policy = RestartPolicy(max_failures=3, failure_window_s=60.0)
-    decision = after_failure(policy, (0.0, 10.0), 100.0, no_jitter)
+    decision = after_failure(policy, (0.0, 10.0), 100.0, uniform=no_jitter)
     assert not decision.fatal and decision.failures == (100.0,)
 
 

@@ -50,7 +50,7 @@ async def simulate(
         await trio.sleep(uptime)
         now = trio.current_time()
         failures = after_stable_run(policy, failures, running_since, now)
-        decision = after_failure(policy, failures, now, uniform)
+        decision = after_failure(policy, failures, now, uniform=uniform)
         failures = decision.failures
         if decision.fatal:
             fatal_at = now - t0

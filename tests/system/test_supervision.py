@@ -217,7 +217,7 @@ async def kill_in_flight_call(proxy: Proxy, session: ClientSession, server: str,
 
 
 async def back_to_running(proxy: Proxy, name: str, before: dict[str, Any]) -> dict[str, Any]:
-    """After a worker kill: running again with a new worker, or fatal (then a human restart)."""
+    """After a worker kill: running again with a new worker (a server that has run never goes fatal)."""
     after = await wait_until(
         proxy,
         name,
@@ -225,8 +225,9 @@ async def back_to_running(proxy: Proxy, name: str, before: dict[str, Any]) -> di
             s.get("state") == "fatal"
             or (s.get("state") == "running" and s.get("worker_pid") not in (None, before["worker_pid"]))
         ),
-        "running with a new worker, or fatal",
+        "running with a new worker",
     )
+    assert after["state"] != "fatal", after
     return after
 
 
@@ -234,7 +235,10 @@ async def back_to_running(proxy: Proxy, name: str, before: dict[str, Any]) -> di
 
 
 async def test_a_kill_storm_on_one_worker_never_disturbs_calls_to_another(tmp_path: Path) -> None:
-    async with running_proxy(tmp_path, [echo_server("victim"), echo_server("steady")], **FAST_STOP) as proxy:
+    # Quick retries, so ten kills in a row take seconds: the policy is the same at any scale.
+    quick = {"restart": {"initial_backoff": 0.2, "max_backoff": 1.0, "max_failures": MAX_FAILURES}}
+    servers = [echo_server("victim"), echo_server("steady")]
+    async with running_proxy(tmp_path, servers, **FAST_STOP, **quick) as proxy:
         await proxy.wait_for("steady", "running")
         victim = await proxy.wait_for("victim", "running")
         errors: list[str] = []
@@ -254,24 +258,14 @@ async def test_a_kill_storm_on_one_worker_never_disturbs_calls_to_another(tmp_pa
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(call_steady)
-                kills_since_reset = 0
-                fatal_at: list[int] = []
-                for kill in range(1, 11):
+                for _kill in range(10):
                     os.kill(victim["worker_pid"], signal.SIGKILL)
-                    kills_since_reset += 1
-                    after = await back_to_running(proxy, "victim", victim)
-                    if after["state"] == "fatal":
-                        # Documented policy: MAX_FAILURES failures in the window are fatal until a restart.
-                        assert kills_since_reset == MAX_FAILURES, after
-                        fatal_at.append(kill)
-                        assert (await proxy.post("/api/v1/servers/victim/restart")).status_code == 200
-                        after = await proxy.wait_for("victim", "running")
-                        kills_since_reset = 0
-                    victim = after
+                    # Past MAX_FAILURES kills it is crash-looping, retried at the capped backoff, never fatal.
+                    victim = await back_to_running(proxy, "victim", victim)
                 storm_over.set()
         measure(
             "kill storm",
-            f"10 worker kills, fatal after kills {fatal_at}, {calls} calls to steady, {len(errors)} errors",
+            f"10 worker kills, back each time by itself, {calls} calls to steady, {len(errors)} errors",
         )
         assert calls > 0
         assert errors == []
