@@ -16,6 +16,10 @@ def flags_of(server: dict[str, Any]) -> str:
         flags.append("quarantined")
     if server.get("healthy") is False:
         flags.append("unhealthy")
+    if server.get("condition") in ("crash-looping", "unreachable"):
+        flags.append(server["condition"])
+    if server.get("pending_change"):
+        flags.append("change-pending")
     return ",".join(flags)
 
 
@@ -52,7 +56,15 @@ def print_server(server: dict[str, Any]) -> None:
     for field in ("headers", "env"):
         for key, value in (server.get(field) or {}).items():
             rows.append([f"{field}.{key}", value])
-    for key in ("tool_count", "restarts", "worker_pid", "upstream_pid", "server_version", "last_error"):
+    for key in (
+        "tool_count",
+        "restarts",
+        "worker_pid",
+        "upstream_pid",
+        "server_version",
+        "condition",
+        "last_error",
+    ):
         if server.get(key) not in (None, ""):
             rows.append([key, server[key]])
     console().print(table(("FIELD", "VALUE"), rows))
