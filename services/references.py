@@ -2,38 +2,38 @@
 
 They are labels, not secrets: config files, REST and events show them as
 they are. A worker resolves them just before it connects; the resolved
-values are then scrubbed from every error text it reports.
+values, and the secret values its config holds as written, are then scrubbed
+from every error text and log line it writes.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
 
 import msgspec
 
 from bus.errors import ProxyError
 from bus.messages import UpstreamSpec
+from services._reference_syntax import REFERENCE_RE, is_reference, references_in
+from services.redaction import SCRUBBED, SecretValues, literal_secrets
 from services.secrets import SecretStore
 
-REFERENCE_RE: Final = re.compile(r"\$\{(keyring|env):([^}]+)\}")
-SCRUBBED: Final = "••••"
+__all__ = [
+    "REFERENCE_RE",
+    "SCRUBBED",
+    "Resolution",
+    "UnresolvedReferenceError",
+    "is_reference",
+    "keyring_names",
+    "references_in",
+    "resolve",
+]
 
 
 class UnresolvedReferenceError(ProxyError):
     """A reference names a secret or variable that does not exist."""
-
-
-def is_reference(value: str) -> bool:
-    """True when the whole value is a single reference (it then passes through redaction unchanged)."""
-    return REFERENCE_RE.fullmatch(value) is not None
-
-
-def references_in(value: str) -> list[tuple[str, str]]:
-    return [(m.group(1), m.group(2)) for m in REFERENCE_RE.finditer(value)]
 
 
 def keyring_names(*values: str) -> set[str]:
@@ -44,13 +44,15 @@ def keyring_names(*values: str) -> set[str]:
 class Resolution:
     spec: UpstreamSpec
     secrets: list[str]
+    """Every secret value the upstream receives: resolved references and literal sensitive values."""
+    values: SecretValues = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.values = SecretValues(self.secrets)
 
     def scrub(self, text: str) -> str:
-        """Replace every resolved value in `text` (longest first, so no fragment survives)."""
-        for value in sorted(self.secrets, key=len, reverse=True):
-            if len(value) >= 4:
-                text = text.replace(value, SCRUBBED)
-        return text
+        """Every secret value in `text`, and the credentials and query values of its URLs, as `••••`."""
+        return self.values.scrub(text)
 
 
 async def resolve(
@@ -94,7 +96,11 @@ async def resolve(
             else spec.oauth
         ),
     )
-    secrets = [v for v in values.values() if v]
+    secrets = {v for v in values.values() if v}
     if resolved.oauth is not None and resolved.oauth.client_secret:
-        secrets.append(resolved.oauth.client_secret)  # a literal one is scrubbed as well
-    return Resolution(spec=resolved, secrets=secrets)
+        secrets.add(resolved.oauth.client_secret)  # a literal one is scrubbed as well
+    # Also what resolving made of the fields (`Bearer <value>`, the Basic form of URL credentials).
+    secrets |= literal_secrets(
+        headers=resolved.headers, env=resolved.env, url=resolved.url, args=resolved.args
+    )
+    return Resolution(spec=resolved, secrets=sorted(secrets))

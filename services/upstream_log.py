@@ -1,7 +1,9 @@
 """Per-server log files: an upstream's stderr (and the worker's notes), size-capped and rotated.
 
 One current file plus one rotated file (`NAME.log.1`), so disk use per server
-never exceeds twice the cap.
+never exceeds twice the cap. Once the worker knows the secret values it gives
+its upstream, they never reach the file (`RotatingLog.hide`), not even when
+an upstream prints its environment or a value arrives split across reads.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from services.private_files import make_private_dir
+from services.redaction import SCRUBBED, SecretValues, scrub_urls
 
 DEFAULT_MAX_BYTES: Final = 5 * 1024 * 1024
 TAIL_READ_LIMIT: Final = 4 * 1024 * 1024
@@ -26,17 +29,55 @@ class RotatingLog:
         make_private_dir(path.parent)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = os.fstat(self._fd).st_size
+        self._secrets = SecretValues()
+        self._hidden: tuple[bytes, ...] = ()
+        self._held = b""
+        """The end of the last write that may be the start of a secret value: written once it is not."""
+
+    def hide(self, secrets: SecretValues) -> None:
+        """From now on, these values are written as `••••`."""
+        self._secrets = secrets
+        self._hidden = tuple(value.encode() for value in secrets.values)
 
     def write(self, data: bytes) -> None:
+        """Upstream output, as it comes (any chunking): hidden values never reach the file."""
+        if self._hidden:
+            data = self._held + data
+            for value in self._hidden:
+                data = data.replace(value, _SCRUBBED_BYTES)
+            keep = self._open_prefix(data)
+            data, self._held = data[: len(data) - keep], data[len(data) - keep :]
+        self._append(data)
+
+    def note(self, line: str) -> None:
+        """A line from the proxy itself, marked so it is not mistaken for upstream output."""
+        self.flush()
+        self._append(f"[mcpproxy] {scrub_urls(self._secrets.scrub_values(line))}\n".encode(errors="replace"))
+
+    def flush(self) -> None:
+        """Write what `write` held back (the output ended: it was not a secret after all)."""
+        held, self._held = self._held, b""
+        if held:
+            self._append(held)
+
+    def _open_prefix(self, data: bytes) -> int:
+        """How many bytes at the end of `data` begin some hidden value (the rest may follow)."""
+        longest = 0
+        for value in self._hidden:
+            for size in range(min(len(value) - 1, len(data)), longest, -1):
+                if data.endswith(value[:size]):
+                    longest = size
+                    break
+        return longest
+
+    def _append(self, data: bytes) -> None:
         # Local appends of a few KiB do not block in practice; this runs on the event loop.
+        if not data:
+            return
         if self._size + len(data) > self.max_bytes:
             self._rotate()
         os.write(self._fd, data[: self.max_bytes])
         self._size += min(len(data), self.max_bytes)
-
-    def note(self, line: str) -> None:
-        """A line from the proxy itself, marked so it is not mistaken for upstream output."""
-        self.write(f"[mcpproxy] {line}\n".encode(errors="replace"))
 
     def _rotate(self) -> None:
         os.close(self._fd)
@@ -45,7 +86,11 @@ class RotatingLog:
         self._size = 0
 
     def close(self) -> None:
+        self.flush()
         os.close(self._fd)
+
+
+_SCRUBBED_BYTES: Final = SCRUBBED.encode()
 
 
 def log_path(data_dir: Path, server: str) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -13,6 +12,7 @@ import trio
 from bus.transport import terminate_context
 from services import process
 from services.worker.actor import run_worker
+from services.worker.log_format import configure_worker_logging
 
 
 def main() -> None:
@@ -25,9 +25,7 @@ def main() -> None:
     )
     parser.add_argument("--log-level", default=os.environ.get("MCPPROXY_LOG_LEVEL", "INFO"))
     args = parser.parse_args()
-    logging.basicConfig(
-        level=args.log_level, format=f"worker[{args.server}] %(levelname)s %(name)s: %(message)s"
-    )
+    configure_worker_logging(args.server, args.log_level)
     # If the supervisor dies without a word, we hear SIGTERM and stop the upstream politely.
     process.set_parent_death_signal(signal.SIGTERM)
     code = trio.run(run_worker, args.server, args.generation, args.control, args.lifeline_fd)

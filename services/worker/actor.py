@@ -49,6 +49,7 @@ from services import process
 from services.references import resolve
 from services.secrets import SecretStore
 from services.upstream_log import RotatingLog
+from services.worker.log_format import hide_in_log
 from services.worker.raw_calls import fits_a_line, plain_tools
 from services.worker.upstream import (
     Upstream,
@@ -148,6 +149,9 @@ class Worker:
             return str(exc)
         spec = resolution.spec
         self._scrub = resolution.scrub
+        # What the upstream receives stays out of our log lines and its log file from here on.
+        hide_in_log(resolution.values)
+        log.hide(resolution.values)
 
         def on_spawn(child: process.Child) -> None:
             msg = UpstreamSpawned(
@@ -214,7 +218,7 @@ class Worker:
                 if upstream.auth is not None and upstream.auth.failure is not None:
                     self.login_required = True
                     return self._scrub(str(upstream.auth.failure))
-                return upstream.exit_reason
+                return self._scrub(upstream.exit_reason)
         except LoginRequiredError as exc:
             self.login_required = True
             return self._scrub(str(exc))
@@ -328,7 +332,9 @@ class Worker:
             try:
                 tools = await list_all_tools(self.upstream.session)
             except Exception as exc:  # task boundary
-                logger.warning("server %s: re-listing tools failed: %s", self.server, _describe(exc))
+                logger.warning(
+                    "server %s: re-listing tools failed: %s", self.server, self._scrub(_describe(exc))
+                )
                 continue
             self.raw_tools = plain_tools(tools)
             await self.control.send(ToolsChanged(server=self.server, generation=self.generation, tools=tools))

@@ -94,6 +94,16 @@ def status_phrase(response: httpx2.Response) -> str:
         return ""
 
 
+def shown_url(url: httpx2.URL) -> str:
+    """A request URL as errors name it: no credentials, no query, no fragment (they may hold secrets)."""
+    return str(url.copy_with(userinfo=b"", query=None, fragment=None))
+
+
+def http_error(response: httpx2.Response) -> str:
+    """`HTTP 404 Not Found from http://host/mcp`."""
+    return f"HTTP {response.status_code} {status_phrase(response)} from {shown_url(response.request.url)}"
+
+
 def leaves(exc: BaseException) -> list[BaseException]:
     """`exc` and what it wraps: the members of exception groups and the causes, depth first."""
     seen: list[BaseException] = []
@@ -122,9 +132,7 @@ def describe_error(exc: BaseException) -> str:
         if isinstance(item, UpstreamError):
             return str(item)
         if isinstance(item, httpx2.HTTPStatusError):
-            response = item.response
-            url = str(response.request.url.copy_with(query=None))
-            return f"HTTP {response.status_code} {status_phrase(response)} from {url}"
+            return http_error(item.response)
     for item in seen:
         if isinstance(item, httpx2.ConnectError | httpx2.ConnectTimeout):
             return f"cannot connect: {item}"
@@ -156,8 +164,7 @@ class StatusRecorder:
 
     async def __call__(self, response: httpx2.Response) -> None:
         if response.status_code >= 400:
-            url = response.request.url.copy_with(query=None)
-            self.last = f"HTTP {response.status_code} {status_phrase(response)} from {url}"
+            self.last = http_error(response)
 
 
 async def _open_remote(

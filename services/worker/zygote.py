@@ -39,6 +39,7 @@ from bus.transport import terminate_context
 from services import process
 from services.secrets import keyring_works
 from services.worker.actor import run_worker
+from services.worker.log_format import configure_worker_logging
 
 REPARENT_TIMEOUT_S: Final = 2.0
 REPARENT_POLL_S: Final = 0.001
@@ -65,11 +66,7 @@ def _become_worker(request: dict[str, Any], supervisor_pid: int, channel: socket
         setproctitle.setproctitle(
             f"python -m services.worker --server {request['server']} --generation {request['generation']}"
         )
-        logging.basicConfig(
-            level=request["log_level"],
-            format=f"worker[{request['server']}] %(levelname)s %(name)s: %(message)s",
-            force=True,
-        )
+        configure_worker_logging(request["server"], request["log_level"])
         code = trio.run(run_worker, request["server"], int(request["generation"]), request["control"], None)
         terminate_context()  # os._exit() below would otherwise drop the worker's last message
     except BaseException:  # the process is ours alone: report and leave

@@ -106,7 +106,12 @@ async def test_references_resolve_from_the_store_and_the_environment(tmp_path: P
     assert resolution.spec.headers == {"Authorization": "Bearer abcdef123456", "X-Plain": "v"}
     assert resolution.spec.url == "https://example.test/mcp"
     assert resolution.spec.args == ["--token=abcdef123456"]
-    assert resolution.scrub("error for Bearer abcdef123456") == "error for Bearer ••••"
+    # The resolved header value as a whole is a secret too, and so is the value alone.
+    assert resolution.scrub("error for Bearer abcdef123456") == "error for ••••"
+    assert (
+        resolution.scrub("token abcdef123456 from https://u:p@h/x?q=1")
+        == "token •••• from https://••••@h/x?q=••••"
+    )
     assert spec.headers["Authorization"] == "Bearer ${keyring:tok}"
 
 
