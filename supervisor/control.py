@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
 import trio
 
 from bus.codec import TO_SUPERVISOR
@@ -48,13 +48,12 @@ from services.config import ProxyConfig, ServerConfig
 from services.config_doc import ConfigDocument, redact_server
 from services.pinning import PinStore
 from services.private_files import make_private_dir
-from services.redaction import is_sensitive_key
-from services.references import is_reference, references_in
 from services.runtime import endpoints_for
 from services.secrets import SecretStore, oauth_record_names
 from supervisor import secrets_admin
 from supervisor.config_admin import ConfigAdmin, watch_file
 from supervisor.containers import ContainerJanitor
+from supervisor.known_values import KnownValues, read_stored
 from supervisor.ledger import REFRESH_INTERVAL_S, Ledger, lock_data_dir, refresh_descendants, wait_gone
 from supervisor.policy import RestartPolicy
 from supervisor.runner import Command, RunnerContext, ServerRunner
@@ -86,6 +85,9 @@ class ControlPlane:
         self.admin: ConfigAdmin | None = None
         self.pins = PinStore(data_dir / "tool_approvals.json")
         self.containers = ContainerJanitor(data_dir, config.docker_isolation)
+        self.known = KnownValues()
+        """Scrubs every published error text and masks config views by value (supervisor/known_values.py)."""
+        self.known.learn(config)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind, start every server, and route messages until cancelled."""
@@ -134,6 +136,7 @@ class ControlPlane:
                     config_view=self._config_view,
                     pins=self.pins,
                     containers=self.containers,
+                    scrub=self.known.scrub,
                     start_slots=trio.CapacityLimiter(self.config.start_slots()),
                 )
                 self._ctx = ctx
@@ -230,45 +233,17 @@ class ControlPlane:
             if (runner := self.runners.get(name)) is not None:
                 runner.reconfigure(runner.config)
         logger.info("config applied (%s): %d server(s)", source, len(config.mcpServers))
+        self.known.learn(config)
         self._nursery.start_soon(self._share_known_secrets)
 
     async def _share_known_secrets(self) -> None:
-        """Tell the gateway every secret value we know, so the activity log can scrub them."""
-        values = {
-            value
-            for server in self.config.mcpServers
-            for field, mapping in (("headers", server.headers), ("env", server.env))
-            for key, value in mapping.items()
-            if is_sensitive_key(key, header=field == "headers") and not is_reference(value)
-        }
-        values |= {
-            server.oauth.client_secret
-            for server in self.config.mcpServers
-            if server.oauth is not None
-            and server.oauth.client_secret
-            and not is_reference(server.oauth.client_secret)
-        }
-        # ${env:VAR} references resolve in the workers from the environment they inherit from us.
-        for server in self.config.mcpServers:
-            texts = [*server.headers.values(), *server.env.values(), *server.args, server.url or ""]
-            for text in texts:
-                for kind, name in references_in(text):
-                    if kind == "env" and os.environ.get(name):
-                        values.add(os.environ[name])
-
-        def stored() -> set[str]:
-            found = set()
-            for name in self.secrets.names_sync():
-                try:
-                    value = self.secrets.get_sync(name)
-                except ProxyError:
-                    continue
-                if value:
-                    found.add(value)
-            return found
-
-        values |= await trio.to_thread.run_sync(stored)
-        message = KnownSecrets(values=sorted(values))
+        """Read the store anew, and tell the gateway every secret value we know (for the activity log
+        and tool results); when they changed, republish every server (its view and error masked anew)."""
+        stored = await trio.to_thread.run_sync(read_stored, self.secrets)
+        if self.known.learn(self.config, stored):
+            for runner in list(self.runners.values()):
+                await self._publish(runner)
+        message = KnownSecrets(values=sorted(self.known.values))
         for peer in list(self.subscribers):
             await self._send(peer, message)
 
@@ -279,7 +254,8 @@ class ControlPlane:
             server = self.admin.doc.server(name)
         except ConfigError:
             return b"{}"
-        return json.dumps(redact_server(server, reveal=self.admin.reveal)).encode()
+        view = json.dumps(redact_server(server, reveal=self.admin.reveal)).encode()
+        return self.known.mask_view(view, reveal=self.admin.reveal)
 
     async def _notice(self, event: str, data: dict[str, Any]) -> None:
         notice = Notice(event=event, data=json.dumps(data).encode())
@@ -300,6 +276,11 @@ class ControlPlane:
                     status=500,
                     error=f"internal error: {type(exc).__name__}",
                 )
+        result = msgspec.structs.replace(
+            result,
+            body=self.known.mask_view(result.body, reveal=self.admin is not None and self.admin.reveal),
+            error=self.known.scrub(result.error) if result.error else None,
+        )
         await self._send(peer, result)
 
     async def _command(self, peer: bytes, command: ControlCommand) -> None:
