@@ -66,7 +66,12 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     direct = DirectTools(registry, upstreams, caller)
     events = EventHub(registry, rest.server_views)
     upstreams.on_notice = events.publish
-    upstreams.on_known_secrets = lambda values: setattr(activity, "secrets", set(values))
+
+    def on_known_secrets(values: list[str]) -> None:
+        activity.secrets = set(values)
+        caller.echo_guard.learn(values)
+
+    upstreams.on_known_secrets = on_known_secrets
 
     def on_recorded(record: CallRecord) -> None:
         if events.subscribers:  # every call lands here: build the event only for someone listening

@@ -2,8 +2,10 @@
 
 `/mcp` (call_tool_*), `/mcp/all` and REST all come through `Caller.call`:
 quarantine and pinning are checked (`guard`), a destructive tool must be
-called as destructive, the upstream result is returned unchanged, and every
-outcome — ok, error, blocked, timeout — lands in the activity log.
+called as destructive, the upstream result is returned unchanged but for the
+secret values the proxy injected (`secret_echo`, unless the server allows
+them), and every outcome — ok, error, blocked, timeout — lands in the
+activity log.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from bus.errors import ProxyError
 from bus.messages import ToolInfo
 from gateway import guard
 from gateway.registry import Registry
+from gateway.secret_echo import EchoGuard
 from gateway.upstreams import CallTimeoutError, Progress, Upstreams
 from services.activity import ActivityLog, CallRecord
 
@@ -81,6 +84,7 @@ class Caller:
         self.upstreams = upstreams
         self.activity = activity
         self.on_recorded: Any = None
+        self.echo_guard = EchoGuard()
 
     async def call(
         self,
@@ -134,7 +138,10 @@ class Caller:
         self._record(
             server, tool.name, context, status, started, arguments_text, result=raw.decode(errors="replace")
         )
-        return result
+        configured = self.registry.servers.get(server)
+        if configured is not None and configured.allow_secret_echo:
+            return result
+        return self.echo_guard.scrub(result)
 
     def _record(
         self,

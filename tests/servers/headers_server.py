@@ -4,6 +4,7 @@
 
 streamable: MCP streamable HTTP at /mcp.  sse: legacy HTTP+SSE at /sse (posts to /messages/).
 Tool `headers` returns the headers of the HTTP request that carried the call, as JSON text.
+Tool `request_url` returns that request's URL (path and query string).
 Tool `echo` returns its message.
 """
 
@@ -35,12 +36,18 @@ TOOLS = [
         input_schema={"type": "object", "properties": {}},
     ),
     types.Tool(
+        name="request_url",
+        description="Report the URL (path and query string) of the HTTP request this call arrived with.",
+        input_schema={"type": "object", "properties": {}},
+    ),
+    types.Tool(
         name="echo",
         description="Echo a message back.",
         input_schema={"type": "object", "properties": {"message": {"type": "string"}}},
     ),
 ]
 LAST_HEADERS: dict[str, str] = {}
+LAST_URL: list[str] = [""]
 
 
 async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
@@ -52,6 +59,10 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
         request = getattr(ctx, "request", None)
         seen = dict(request.headers) if request is not None else dict(LAST_HEADERS)
         return types.CallToolResult(content=[types.TextContent(type="text", text=json.dumps(seen))])
+    if params.name == "request_url":
+        request = getattr(ctx, "request", None)
+        url = str(request.url) if request is not None else LAST_URL[0]
+        return types.CallToolResult(content=[types.TextContent(type="text", text=url)])
     message = str((params.arguments or {}).get("message", ""))
     return types.CallToolResult(content=[types.TextContent(type="text", text=message)])
 
@@ -82,6 +93,7 @@ def sse_app() -> Starlette:
     async def sse(request: Request) -> Response:
         LAST_HEADERS.clear()
         LAST_HEADERS.update(dict(request.headers))
+        LAST_URL[0] = str(request.url)
         async with transport.connect_sse(request.scope, request.receive, request._send) as (read, write):
             await server.run(read, write, server.create_initialization_options())
         return Response()

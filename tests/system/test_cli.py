@@ -104,6 +104,7 @@ async def test_the_seeds_patch_examples_reach_the_file_and_the_upstreams(tmp_pat
                 "url": url,
                 "protocol": "http",
                 "headers": {"Authorization": "Bearer old-token", "X-Stale": "1", "X-Old": "o"},
+                "allow_secret_echo": True,  # the headers tool shows the rotated token (else: ••••)
             },
             echo_server(
                 "obsidian-pilot", env={"ECHO_SERVER_REPORT_ENV": "LOG_LEVEL,OBSOLETE", "OBSOLETE": "yes"}

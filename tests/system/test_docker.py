@@ -198,7 +198,9 @@ async def test_a_tool_runs_in_a_container_with_its_limits_network_labels_and_sec
     engine: TestEngine, tmp_path: Path
 ) -> None:
     boxed = echo_server(
-        "boxed", env={"SECRET_TOKEN": f"${{env:{SECRET_ENV}}}", "ECHO_SERVER_REPORT_ENV": "SECRET_TOKEN"}
+        "boxed",
+        env={"SECRET_TOKEN": f"${{env:{SECRET_ENV}}}", "ECHO_SERVER_REPORT_ENV": "SECRET_TOKEN"},
+        allow_secret_echo=True,  # whoami shows the value that reached the container (else: ••••)
     )
     tuned = echo_server(
         "tuned",

@@ -113,6 +113,7 @@ async def test_a_keyring_reference_in_a_header_reaches_the_upstream_and_nowhere_
                 "url": url,
                 "protocol": protocol,
                 "headers": {"Authorization": "Bearer ${keyring:gh_token}", "X-Trace": "on"},
+                "allow_secret_echo": True,  # the headers tool shows what arrived (else: ••••)
             }
         ]
         async with running_proxy(tmp_path, servers) as proxy:
@@ -161,7 +162,8 @@ async def test_an_env_reference_resolves_into_a_stdio_servers_environment_only(t
             env={
                 "ECHO_SERVER_REPORT_ENV": "API_TOKEN,PATH,PARENT_ONLY,LANG",
                 "API_TOKEN": "${env:SOURCE_TOKEN}",
-            }
+            },
+            allow_secret_echo=True,  # whoami shows the value that arrived (else: ••••)
         )
     ]
     async with running_proxy(
