@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from bus.errors import ConfigError
 from services.config import ProxyConfig, parse_config
-from services.redaction import is_mask, redact_url, redact_value
+from services.redaction import holds_mask, is_mask, redact_url, redact_value
 
 SECRET_MAPS: Final = ("headers", "env")
 LAUNCH_FIELDS: Final = frozenset(
@@ -125,12 +125,43 @@ class ConfigDocument:
                     continue  # the UI echoed the masked view: keep the stored secret
                 kept[key] = value
             patch[field] = kept
+        _keep_echoed_masks(current, patch)
         index = self.servers.index(current)
         self.servers[index] = merge_patch(current, patch)
 
     def set_value(self, name: str, field: str, key: str, value: str) -> None:
         server = self.server(name)
         server[field] = {**(server.get(field) or {}), key: value}
+
+
+def _keep_echoed_masks(current: dict[str, Any], patch: dict[str, Any]) -> None:
+    """`url`, `args` and `oauth.client_secret` echoed from a view keep what is stored; a mask is never stored.
+
+    Views mask URL credentials and query values, known secret values inside `args`, and the
+    client secret: a client that sends a server back as it read it must not overwrite them.
+    """
+    url = patch.get("url")
+    if isinstance(url, str) and holds_mask(url):
+        if url != redact_url(current.get("url") or ""):
+            raise PatchError("url: holds a masked value (••••…); send the real URL, or leave url out")
+        del patch["url"]
+    args, stored = patch.get("args"), current.get("args") or []
+    if isinstance(args, list) and any(isinstance(a, str) and holds_mask(a) for a in args):
+        if len(args) != len(stored):
+            raise PatchError("args: holds a masked value (••••…); send the real arguments, or leave args out")
+        patch["args"] = [
+            old if isinstance(new, str) and holds_mask(new) else new
+            for new, old in zip(args, stored, strict=True)
+        ]
+    oauth, stored_oauth = patch.get("oauth"), current.get("oauth") or {}
+    if (
+        isinstance(oauth, dict)
+        and isinstance(oauth.get("client_secret"), str)
+        and holds_mask(oauth["client_secret"])
+    ):
+        if not stored_oauth.get("client_secret"):
+            raise PatchError("oauth.client_secret: a masked value cannot be stored; send the real value")
+        patch["oauth"] = {**oauth, "client_secret": stored_oauth["client_secret"]}
 
 
 def launch_spec(server: dict[str, Any]) -> dict[str, Any]:

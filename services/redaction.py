@@ -28,6 +28,7 @@ MASK_PREFIX: Final = "••••"
 SCRUBBED: Final = "••••"
 """What a secret value, or a URL's credentials or query value, becomes in free text."""
 MASK_RE: Final = re.compile(r"^••••.{0,2} \(\d+ chars\)$")
+_MASK_IN_TEXT_RE: Final = re.compile(r"••••.{0,2} \(\d+ chars\)")
 SCRUB_MIN_CHARS: Final = 4
 """Shorter values are never scrubbed: they would hit ordinary words."""
 BY_VALUE_MIN_CHARS: Final = 8
@@ -78,6 +79,11 @@ def mask(value: str) -> str:
 
 def is_mask(value: str) -> bool:
     return MASK_RE.match(value) is not None
+
+
+def holds_mask(value: str) -> bool:
+    """A mask stands somewhere in `value` (a URL or an argument echoed back from a view)."""
+    return _MASK_IN_TEXT_RE.search(value) is not None
 
 
 def is_sensitive_key(key: str, *, header: bool) -> bool:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from services.config_doc import ConfigDocument, PatchError, redact_server
 from services.redaction import (
     SCRUBBED,
     SecretValues,
@@ -107,3 +108,21 @@ def test_the_upstream_log_never_holds_a_hidden_value_even_split_across_writes(tm
         "[mcpproxy] connected to http://••••@h/mcp?key=••••\n"
         "tail without newline sk-li"
     )
+
+
+def test_a_view_echoed_back_in_a_patch_keeps_the_stored_url_args_and_client_secret() -> None:
+    server = {
+        "name": "s",
+        "url": f"https://bot:{SECRET}@api.test/mcp?api_key={SECRET}",
+        "args": ["--verbose", f"--api-key={SECRET}"],
+        "oauth": {"client_id": "c", "client_secret": SECRET},
+    }
+    doc = ConfigDocument({"mcpServers": [dict(server)]})
+    view = redact_server(server)
+    shown_args = SecretValues([SECRET], min_chars=8).mask_json(view["args"])
+    doc.patch("s", {"url": view["url"], "args": shown_args, "oauth": view["oauth"], "enabled": False})
+    assert doc.server("s") == {**server, "enabled": False}
+    with pytest.raises(PatchError, match="url: holds a masked value"):
+        doc.patch("s", {"url": view["url"].replace("/mcp", "/other")})
+    with pytest.raises(PatchError, match="args: holds a masked value"):
+        doc.patch("s", {"args": shown_args[1:]})
