@@ -2,8 +2,10 @@
 
 Differences from the SDK's `stdio_client`, each on purpose:
 - the upstream inherits only an allow-list of our environment plus its own `env`;
-- stdout lines are bounded (MAX_LINE_BYTES): a line that never ends costs at
-  most that much memory and fails only this server;
+- stdout lines are bounded (MAX_LINE_BYTES): an over-long answer is dropped
+  and its request gets a JSON-RPC error instead, so the session lives on; a
+  line that never ends costs at most MAX_LINE_BYTES of memory and fails only
+  this server;
 - non-JSON lines and invalid JSON-RPC are logged and skipped, not fatal;
 - stderr is drained continuously into the server's rotating log file, so a
   burst never blocks the upstream;
@@ -53,35 +55,86 @@ def upstream_environment(own: Mapping[str, str], parent: Mapping[str, str] | Non
     return env
 
 
-class LineBuffer:
-    """Splits a byte stream into lines, dropping any line longer than `max_bytes` (counted in `dropped`)."""
+RUNAWAY_LINE_BYTES: Final = 4 * MAX_LINE_BYTES
+"""A stdout line still unfinished after this much is not an answer that will end: fail the server."""
+ID_SEARCH_BYTES: Final = 256
+"""How much of an over-long line's start and end is kept to find its JSON-RPC id."""
+_ID_VALUE: Final = rb'(-?\d+|"(?:[^"\\]|\\.)*")'
+_HEAD_ID_RE: Final = re.compile(rb'^\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*' + _ID_VALUE)
+_TAIL_ID_RE: Final = re.compile(rb'[,{]\s*"id"\s*:\s*' + _ID_VALUE + rb"\s*\}\s*$")
 
-    def __init__(self, max_bytes: int = MAX_LINE_BYTES) -> None:
+
+def overlong_answer(head: bytes, tail: bytes, size: int, limit: int = MAX_LINE_BYTES) -> bytes | None:
+    """The JSON-RPC error line that stands for an over-long answer, if its request id can be found.
+
+    The id is looked for where serializers put it: first after `"jsonrpc"` (Python SDK) or last
+    before the closing brace (JSON.stringify of `{result, jsonrpc, id}`), never inside the result.
+    """
+    found = _HEAD_ID_RE.match(head) or _TAIL_ID_RE.search(tail)
+    if found is None:
+        return None
+    message = f"the upstream's answer was {size} bytes, over the {limit}-byte line limit; dropped"
+    error = b'{"code":-32603,"message":"' + message.encode() + b'"}'
+    return b'{"jsonrpc":"2.0","id":' + found.group(1) + b',"error":' + error + b"}"
+
+
+class LineBuffer:
+    """Splits a byte stream into lines, bounding each line at `max_bytes`.
+
+    An over-long line is dropped (counted in `dropped`); when it ends, a JSON-RPC error answer for
+    its request id takes its place, so the call that asked for it fails and the session lives on.
+    `unanswered` counts over-long lines whose id could not be found, and `runaway` is set once a
+    line has gone on past `runaway_bytes`: both leave a request waiting, so the server must fail.
+    """
+
+    def __init__(self, max_bytes: int = MAX_LINE_BYTES, runaway_bytes: int = RUNAWAY_LINE_BYTES) -> None:
         self.max_bytes = max_bytes
+        self.runaway_bytes = runaway_bytes
         self.dropped = 0
+        self.unanswered = 0
+        self.runaway = False
         self._buffer = bytearray()
         self._discarding = False
+        self._head = b""
+        self._tail = b""
+        self._size = 0
 
     def feed(self, chunk: bytes) -> list[bytes]:
         lines: list[bytes] = []
         start = 0
         while (end := chunk.find(b"\n", start)) != -1:
-            piece = chunk[start:end]
+            self._take(chunk[start:end])
+            lines.extend(self._end_line())
             start = end + 1
-            if self._discarding:
-                self._discarding = False
-                self._buffer.clear()
-                continue
+        self._take(chunk[start:])
+        return lines
+
+    def _take(self, piece: bytes) -> None:
+        if self._discarding:
+            self._size += len(piece)
+            self._tail = (self._tail + piece)[-ID_SEARCH_BYTES:]
+        else:
             self._buffer += piece
-            lines.append(bytes(self._buffer))
-            self._buffer.clear()
-        if not self._discarding:
-            self._buffer += chunk[start:]
             if len(self._buffer) > self.max_bytes:
                 self.dropped += 1
+                self._head = bytes(self._buffer[:ID_SEARCH_BYTES])
+                self._tail = bytes(self._buffer[-ID_SEARCH_BYTES:])
+                self._size = len(self._buffer)
                 self._buffer.clear()
                 self._discarding = True
-        return lines
+        self.runaway = self.runaway or (self._discarding and self._size > self.runaway_bytes)
+
+    def _end_line(self) -> list[bytes]:
+        if not self._discarding:
+            line = bytes(self._buffer)
+            self._buffer.clear()
+            return [line]
+        self._discarding = False
+        answer = overlong_answer(self._head, self._tail, self._size, self.max_bytes)
+        if answer is None:
+            self.unanswered += 1
+            return []
+        return [answer]
 
 
 def encode_line(message: SessionMessage) -> bytes:
@@ -125,6 +178,7 @@ class StdioUpstream:
     async def pump_stdout(self) -> None:
         """stdout -> session, one JSON-RPC message per line, every line bounded."""
         lines = LineBuffer()
+        dropped = 0
         try:
             async with self.read_send:
                 while chunk := await self._stdout.receive_some(READ_CHUNK_BYTES):
@@ -134,9 +188,13 @@ class StdioUpstream:
                         message = parse_line(line, self.log)
                         if message is not None:
                             await self.read_send.send(message)
-                    if lines.dropped:
-                        # A line this long is not a message we can relay: fail this server, clearly.
-                        reason = f"upstream wrote a stdout line over {MAX_LINE_BYTES} bytes; dropped"
+                    if lines.dropped != dropped:
+                        dropped = lines.dropped
+                        self.log.note(f"stdout line over {MAX_LINE_BYTES} bytes dropped")
+                    if lines.runaway or lines.unanswered:
+                        # A request waits for a line we cannot relay or answer for: fail this server.
+                        how = "never ended" if lines.runaway else "had no request id we could answer"
+                        reason = f"upstream wrote a stdout line over {MAX_LINE_BYTES} bytes that {how}"
                         self.log.note(reason)
                         self.exit_reason = reason
                         return

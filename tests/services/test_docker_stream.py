@@ -55,3 +55,21 @@ def test_why_a_container_ended_is_read_from_its_state() -> None:
     assert "out of memory" in exit_description({"Running": False, "ExitCode": 137, "OOMKilled": True})
     assert exit_description(None) == "the container was removed outside the proxy"
     assert exit_description({"Running": True}) == "upstream closed its output streams"
+
+
+def test_an_overlong_answer_becomes_an_error_for_its_request_id() -> None:
+    lines = LineBuffer(max_bytes=50, runaway_bytes=1000)
+    assert lines.feed(b'{"jsonrpc":"2.0","id":7,"result":{"t":"' + b"a" * 100) == []
+    answered = lines.feed(b'"}}\nnext\n')
+    assert answered[0].startswith(b'{"jsonrpc":"2.0","id":7,"error":') and answered[1] == b"next"
+    node_order = b'{"result":{"t":"' + b"a" * 100 + b'"},"jsonrpc":"2.0","id":"r-9"}\n'
+    assert lines.feed(node_order)[0].startswith(b'{"jsonrpc":"2.0","id":"r-9","error":')
+    assert lines.dropped == 2 and lines.unanswered == 0 and not lines.runaway
+
+
+def test_an_overlong_line_with_no_id_or_no_end_is_flagged() -> None:
+    lines = LineBuffer(max_bytes=50, runaway_bytes=1000)
+    assert lines.feed(b'{"method":"n","params":{"t":"' + b"a" * 100 + b'"}}\n') == []
+    assert lines.unanswered == 1
+    lines.feed(b"z" * 2000)
+    assert lines.runaway

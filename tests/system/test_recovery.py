@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import trio
 
-from tests.proxyctl import Proxy, echo_server, free_port, running_proxy
+from tests.proxyctl import SERVERS, Proxy, echo_server, free_port, running_proxy
 from tests.system.test_remote_and_secrets import http_upstream
 from tests.system.test_supervision import measure, text_of
 
@@ -160,3 +160,25 @@ async def test_a_frozen_worker_is_replaced_and_its_calls_fail_at_once(tmp_path: 
         with trio.fail_after(10):
             while os.path.exists(f"/proc/{frozen['worker_pid']}"):
                 await trio.sleep(0.05)
+
+
+async def test_after_an_answer_over_the_line_limit_the_server_serves_on_at_once(tmp_path: Path) -> None:
+    huge = {
+        "name": "huge",
+        "command": echo_server()["command"],
+        "args": [str(SERVERS / "hostile_server.py"), "--mode", "huge-message"],
+    }
+    async with running_proxy(tmp_path, [huge]) as proxy:
+        before = await proxy.wait_for("huge", "running")
+        async with proxy.mcp() as session:
+            result = await session.call_tool("call_tool_read", {"name": "huge:huge", "args": {"mb": 40}})
+            assert result.is_error and "over the" in text_of(result) and "line limit" in text_of(result), (
+                text_of(result)[:300]
+            )
+            again = await session.call_tool(
+                "call_tool_read", {"name": "huge:echo", "args": {"message": "on"}}
+            )
+            assert not again.is_error and text_of(again) == "on", text_of(again)
+        after = (await proxy.servers())["huge"]
+        assert after["state"] == "running" and after["worker_pid"] == before["worker_pid"]
+        assert after["restarts"] == before["restarts"]
