@@ -128,7 +128,14 @@ class FrontDoor:
         if refusal is not None:
             await send_json_error(send, refusal[0], refusal[1], request_id)
             return
-        needs_key = path.startswith(ALWAYS_PROTECTED) or (self.mcp_needs_key and path.startswith(MCP_PREFIX))
+        is_mcp = path.startswith(MCP_PREFIX)
+        needs_key = path.startswith(ALWAYS_PROTECTED) or (self.mcp_needs_key and is_mcp)
+        # On loopback /mcp a key is optional, but one that is sent must be right: it grants the
+        # management right (supervisor/agent_changes.py), and a stale key should say so, not degrade.
+        if is_mcp and not needs_key and presented_key(scope) is not None:
+            needs_key = True
+        if is_mcp:
+            scope["state"]["api_key_ok"] = needs_key
         if needs_key and not await self._admit_key(scope, send, request_id):
             return
 
