@@ -14,11 +14,11 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal
 
 import mcp.types as types
 
-from bus.errors import ProxyError
+from bus.errors import PeerGoneError, ProxyError
 from bus.messages import ToolInfo
 from gateway import guard
 from gateway.registry import Registry
@@ -74,8 +74,32 @@ def call_with(tool: ToolInfo) -> str:
     return "call_tool_read"
 
 
-def error_result(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+CallErrorKind = guard.RefusalKind | Literal["timeout", "upstream_error"]
+"""What went wrong with a call the proxy answered itself, as clients read it from the result's `_meta`.
+
+A tool that ran and failed (the upstream's own `isError`) carries no kind: only the proxy's errors do."""
+ERROR_META_KEY: Final = "mcpproxy/error"
+BLOCKED_KINDS: Final[frozenset[CallErrorKind]] = frozenset({"quarantined", "held", "destructive_variant"})
+
+
+def error_result(
+    message: str, kind: CallErrorKind | None = None, server: str | None = None
+) -> types.CallToolResult:
+    """An `isError` result; with a `kind`, its `_meta["mcpproxy/error"]` says `{kind, server}`."""
+    meta = {ERROR_META_KEY: {"kind": kind, "server": server}} if kind is not None else None
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=message)], is_error=True, _meta=meta
+    )
+
+
+def activity_status(kind: CallErrorKind) -> str:
+    if kind in BLOCKED_KINDS:
+        return "blocked"
+    if kind == "timeout":
+        return "timeout"
+    if kind == "unavailable":
+        return "unavailable"
+    return "error"
 
 
 class Caller:
@@ -101,38 +125,31 @@ class Caller:
         started = time.monotonic()
         arguments_text = json.dumps(arguments, ensure_ascii=False)
         names = known if callable(known) else lambda: known
-        tool, reason = guard.check(self.registry, server, tool_name, shown_name, names)
-        if tool is not None and variant is not None:
-            needed = call_with(tool)
-            if needed == "call_tool_destructive" and variant != needed:
-                tool, reason = (
-                    None,
-                    f"{shown_name} is annotated destructive: call it with call_tool_destructive",
-                )
-        if tool is None:
-            blocked = (
-                server in self.registry.servers and "unknown" not in reason and "not running" not in reason
+        checked = guard.check(self.registry, server, tool_name, shown_name, names)
+        destructive = isinstance(checked, ToolInfo) and call_with(checked) == "call_tool_destructive"
+        if destructive and variant not in (None, "call_tool_destructive"):
+            checked = guard.Refusal(
+                "destructive_variant",
+                f"{shown_name} is annotated destructive: call it with call_tool_destructive",
             )
-            self._record(
-                server,
-                tool_name,
-                context,
-                "blocked" if blocked else "error",
-                started,
-                arguments_text,
-                error=reason,
-            )
-            return error_result(reason)
+        if isinstance(checked, guard.Refusal):
+            status = activity_status(checked.kind)
+            self._record(server, tool_name, context, status, started, arguments_text, error=checked.message)
+            return error_result(checked.message, checked.kind, server)
+        tool = checked
         try:
             raw = await self.upstreams.call(
                 server, tool.name, arguments_text.encode(), progress=context.progress
             )
         except CallTimeoutError as exc:
             self._record(server, tool.name, context, "timeout", started, arguments_text, error=str(exc))
-            return error_result(f"{shown_name}: {exc}")
+            return error_result(f"{shown_name}: {exc}", "timeout", server)
+        except PeerGoneError as exc:
+            self._record(server, tool.name, context, "unavailable", started, arguments_text, error=str(exc))
+            return error_result(f"{shown_name}: {exc}", "unavailable", server)
         except ProxyError as exc:
             self._record(server, tool.name, context, "error", started, arguments_text, error=str(exc))
-            return error_result(f"{shown_name}: {exc}")
+            return error_result(f"{shown_name}: {exc}", "upstream_error", server)
         result = types.CallToolResult.model_validate_json(raw)
         status = "error" if result.is_error else "ok"
         self._record(

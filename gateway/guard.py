@@ -7,7 +7,8 @@ Quarantine and tool pinning are enforced here for every surface (/mcp and
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from bus.messages import ToolInfo
 from gateway.registry import Registry
@@ -21,32 +22,45 @@ def approve_hint(server: str) -> str:
     )
 
 
+RefusalKind = Literal[
+    "unknown_server", "unknown_tool", "quarantined", "held", "destructive_variant", "unavailable"
+]
+"""Why a call was refused before it reached an upstream (see CallErrorKind in gateway/calling.py)."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    kind: RefusalKind
+    message: str
+
+
 def check(
     registry: Registry, server: str, tool: str, shown_name: str, known: Callable[[], Iterable[str]]
-) -> tuple[ToolInfo | None, str]:
-    """(the tool, "") when callable, else (None, the reason); `known` lists names for the "did you mean"."""
+) -> ToolInfo | Refusal:
+    """The tool when callable, else why not; `known` lists names for the "did you mean"."""
     status = registry.servers.get(server)
     if status is None:
-        return None, unknown_message("server", server, registry.servers)
+        return Refusal("unknown_server", unknown_message("server", server, registry.servers))
     if status.quarantined:
-        return (
-            None,
+        return Refusal(
+            "quarantined",
             f"server {server!r} is quarantined: its tools cannot be called until {approve_hint(server)}",
         )
     found = registry.find_tool(server, tool)
     if found is not None:
-        return found, ""
+        return found
     held = registry.held_tool(server, tool)
     if held is not None:
         why = "is new" if held.approval == "pending" else "changed since it was approved"
-        return None, (
+        return Refusal(
+            "held",
             f"tool {shown_name!r} {why} and is held until a human approves it: "
-            f"POST /api/v1/servers/{server}/tools/approve"
+            f"POST /api/v1/servers/{server}/tools/approve",
         )
     if status.state != "running":
         detail = f"; last error: {status.last_error}" if status.last_error else ""
-        return None, f"server {server!r} is not running (state: {status.state}){detail}"
-    return None, unknown_message("tool", shown_name, known())
+        return Refusal("unavailable", f"server {server!r} is not running (state: {status.state}){detail}")
+    return Refusal("unknown_tool", unknown_message("tool", shown_name, known()))
 
 
 def quarantine_error(server: str) -> dict[str, Any]:

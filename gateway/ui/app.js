@@ -968,7 +968,7 @@ const PAGE_SIZE = 50;
 function activityPage() {
   const server = h("select", { id: "filter-server" }, h("option", { value: "" }, "All servers"));
   const status = h("select", { id: "filter-status" }, h("option", { value: "" }, "Any status"),
-    ["ok", "error", "blocked", "timeout"].map((s) => h("option", { value: s }, s)));
+    ["ok", "error", "blocked", "timeout", "unavailable"].map((s) => h("option", { value: s }, s)));
   const tbody = h("tbody");
   const box = errorBox();
   const pager = h("div", { class: "pager" });
