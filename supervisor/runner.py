@@ -18,8 +18,6 @@ from typing import Final
 import trio
 
 from bus.messages import (
-    Catalog,
-    CatalogChanged,
     ExitInfo,
     Heartbeat,
     LoginStarted,
@@ -77,7 +75,6 @@ Event = (
     | UpstreamSpawned
     | WorkerReady
     | ToolsChanged
-    | CatalogChanged
     | WorkerFailed
     | LoginStarted
     | Heartbeat
@@ -110,7 +107,6 @@ class RunnerContext:
     send_worker: Callable[[bytes, object], Awaitable[bool]]
     publish: Callable[[ServerRunner], Awaitable[None]]
     publish_tools: Callable[[ServerRunner], Awaitable[None]]
-    """Publishes the runner's tools and its catalog (prompts, resources, templates)."""
     nursery: trio.Nursery
     ledger: Ledger
     spawner: Spawner
@@ -139,7 +135,6 @@ class ServerRunner:
         self.upstream_pid: int | None = None
         self.upstream_pgid: int | None = None
         self.tools: list[ToolInfo] = []
-        self.catalog = Catalog()
         self.server_version: str | None = None
         self.restarts = 0
         self.last_error: str | None = None
@@ -389,7 +384,6 @@ class ServerRunner:
                         await self.ctx.publish(self)
                     case WorkerReady(tools=tools, server_version=version, signed_in=signed_in):
                         self.tools = self.ctx.pins.pin(self.name, tools, trusted=not self.config.quarantined)
-                        self.catalog = event.catalog
                         self.server_version = version
                         self.signed_in = signed_in
                         self.last_error = None
@@ -410,7 +404,7 @@ class ServerRunner:
                         return "failed"
                     case Command() as command:
                         return self._apply_command(command)
-                    case Heartbeat() | ToolsChanged() | CatalogChanged() | UpstreamHealth():
+                    case Heartbeat() | ToolsChanged() | UpstreamHealth():
                         pass
                 continue
             self.last_error = f"initialize did not finish within init_timeout ({self._init_timeout_s():g}s)"
@@ -442,9 +436,6 @@ class ServerRunner:
                         self.tools = self.ctx.pins.pin(self.name, tools, trusted=not self.config.quarantined)
                         await self.ctx.publish_tools(self)
                         await self.ctx.publish(self)
-                    case CatalogChanged(catalog=catalog):
-                        self.catalog = catalog
-                        await self.ctx.publish_tools(self)
                     case WorkerFailed(error=error, login_required=login_required):
                         self.last_error = error
                         self.login_required = login_required
@@ -557,7 +548,6 @@ class ServerRunner:
         self.upstream_pid = self.upstream_pgid = None
         self.ctx.ledger.forget(self.name)
         self.tools = []
-        self.catalog = Catalog()
         if self.ctx.containers is not None:  # Docker isolation: a SIGKILLed worker removed nothing
             await self.ctx.containers.after_worker(self.name)
 
