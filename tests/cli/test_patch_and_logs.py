@@ -118,7 +118,7 @@ def test_top_level_help_documents_exit_codes_and_completion() -> None:
 def test_shell_completion_offers_subcommands_and_no_server_names_without_a_proxy(tmp_path: Path) -> None:
     env = {"_MCPPROXY_COMPLETE": "bash_complete", "COMP_WORDS": "mcpproxy upstream re", "COMP_CWORD": "2"}
     result = CliRunner().invoke(cli, [], prog_name="mcpproxy", env=env)
-    assert result.output.split() == ["plain,remove", "plain,restart"]
+    assert result.output.split() == ["plain,reject", "plain,remove", "plain,restart"]
     config = tmp_path / "mcp_config.json"
     config.write_text('{"listen": "127.0.0.1:9", "mcpServers": []}')
     env = {
