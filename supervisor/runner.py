@@ -2,7 +2,9 @@
 
 Everything that happens to a server arrives in its inbox (bus messages from
 its worker, the worker's exit, commands from the gateway), so the runner is a
-single sequential task and its state changes are easy to follow.
+single sequential task and its state changes are easy to follow. Its timing
+uses trio's clock only (wall-clock time is only reported: `next_retry_at`,
+`last_exit.at`), so tests drive the real runner on `trio.testing.MockClock`.
 """
 
 from __future__ import annotations
@@ -415,13 +417,13 @@ class ServerRunner:
         return self.config.init_timeout_s() + (LOGIN_TIMEOUT_S if self.person_led else 0.0)
 
     async def _running(self) -> str:
-        running_since = time.monotonic()
+        running_since = trio.current_time()
         last_beat = trio.current_time()
         while True:
             with trio.move_on_at(last_beat + HEARTBEAT_TIMEOUT_S):
                 event = await self.inbox.receive()
                 self.failures = policy.after_stable_run(
-                    self.ctx.restart_policy, self.failures, running_since, time.monotonic()
+                    self.ctx.restart_policy, self.failures, running_since, trio.current_time()
                 )
                 if self._stale(event):
                     continue
@@ -486,7 +488,7 @@ class ServerRunner:
         decision = policy.after_failure(
             self.ctx.restart_policy,
             self.failures,
-            time.monotonic(),
+            trio.current_time(),
             has_run=self.has_run,
             remote=self.config.transport != "stdio",
         )
