@@ -55,3 +55,26 @@ class LoginRequiredError(UpstreamError):
 
 class UnknownToolError(ProxyError):
     """A tool or server name that the proxy does not know."""
+
+
+class IncompatibleLibraryError(ProxyError):
+    """An installed library lacks an internal the proxy relies on: not the version it was written for."""
+
+    def __init__(self, library: str, installed: str, written_for: str, problems: list[str]) -> None:
+        super().__init__(
+            f"{library} {installed} is not the version mcpproxy was written for ({library} {written_for}): "
+            f"{'; '.join(problems)}. Install {library} {written_for} (the version pyproject.toml pins; "
+            "scripts/bootstrap installs it from uv.lock)"
+        )
+        self.library = library
+        self.installed = installed
+        self.written_for = written_for
+        self.problems = problems
+
+    @classmethod
+    def require(cls, library: str, written_for: str, problems: list[str]) -> None:
+        """Raise for `problems`, if there are any (the installed version is looked up only then)."""
+        if problems:
+            from importlib.metadata import version  # ~10 ms to import: only on the way to an error
+
+            raise cls(library, version(library), written_for, problems)

@@ -15,29 +15,23 @@ JSON and SSE (the SDK answers them 406), unknown or foreign sessions (404),
 bodies that do not parse (400 parse error), 2026-era requests, and any
 request shape this lane does not recognise. A session becomes eligible once
 the SDK has seen it initialized (`SessionWatch`, a server middleware), which
-is also where the client's name and version come from.
+is also where the client's name and version come from. What the lane reads of
+the SDK's private session tables goes through `services/mcp_internals.py`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 import mcp.types as types
 import pydantic_core
 import trio
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
-from mcp.server.streamable_http import (
-    REQUEST_CANCELLED,
-    StreamableHTTPServerTransport,
-    check_accept_headers,
-)
+from mcp.server.streamable_http import REQUEST_CANCELLED, check_accept_headers
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.dispatcher import coerce_request_id
@@ -50,6 +44,7 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.calling import CallContext
+from services.mcp_internals import holding_session, serving_transport, session_transports
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +196,11 @@ class FastPath:
         assert manager is not None, "the lifespan starts the session manager"
         session_id, version = _session_headers(scope) if scope["method"] == "POST" else (None, None)
         info = self.watch.sessions.get(session_id) if session_id is not None else None
-        transport = _live_transport(manager, session_id, scope) if info is not None else None
+        transport = (
+            serving_transport(manager, session_id, scope.get("user"))
+            if info is not None and session_id is not None
+            else None
+        )
         if (
             info is None
             or transport is None
@@ -211,7 +210,7 @@ class FastPath:
         ):
             await manager.handle_request(scope, receive, send)
             return
-        self.watch.prune(_sessions_of(manager))
+        self.watch.prune(session_transports(manager))
         body = await _read_body(receive)
         try:
             message = pydantic_core.from_json(body)
@@ -226,7 +225,7 @@ class FastPath:
                     pending.cancel()
             await manager.handle_request(scope, _replay(body, receive), send)
             return
-        with _holding(transport):
+        with holding_session(transport):
             response = await self._answer(
                 call, session_id, info, bool(scope.get("state", {}).get("api_key_ok"))
             )
@@ -284,52 +283,6 @@ def _session_headers(scope: Scope) -> tuple[str | None, str | None]:
         elif key == _VERSION_HEADER:
             version = value.decode("latin-1")
     return session_id, version
-
-
-def _sessions_of(manager: StreamableHTTPSessionManager) -> dict[str, StreamableHTTPServerTransport]:
-    sessions: dict[str, StreamableHTTPServerTransport] = getattr(manager, "_server_instances", {})
-    return sessions
-
-
-def _live_transport(
-    manager: StreamableHTTPSessionManager, session_id: str | None, scope: Scope
-) -> StreamableHTTPServerTransport | None:
-    """The session's transport if the SDK would serve this request on it, else None (the SDK answers).
-
-    Reads the manager's session table and owner check, which the SDK keeps private: if a
-    future SDK renames them, this finds nothing and every request takes the SDK's path.
-    """
-    if session_id is None:
-        return None
-    transport = _sessions_of(manager).get(session_id)
-    if transport is None or transport.is_terminated:
-        return None
-    idle = getattr(transport, "idle_scope", None)
-    if idle is not None and idle.cancel_called:
-        return None
-    user = scope.get("user")
-    requestor = authorization_context(user) if isinstance(user, AuthenticatedUser) else None
-    if requestor != getattr(manager, "_session_owners", {}).get(session_id):
-        return None
-    return transport
-
-
-@contextmanager
-def _holding(transport: StreamableHTTPServerTransport) -> Iterator[None]:
-    """Keep the session's idle timer stopped while a call runs, as the SDK does for its own requests."""
-    idle = getattr(transport, "idle_scope", None)
-    timeout = getattr(transport, "_idle_timeout", None)
-    if idle is None or timeout is None or not hasattr(transport, "_requests_in_flight"):
-        yield
-        return
-    transport._requests_in_flight += 1
-    idle.deadline = math.inf
-    try:
-        yield
-    finally:
-        transport._requests_in_flight -= 1
-        if not transport._requests_in_flight:
-            idle.deadline = trio.current_time() + timeout
 
 
 async def _read_body(receive: Receive) -> bytes:

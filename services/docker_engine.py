@@ -8,18 +8,22 @@ which of the three went wrong.
 
 The attach stream of a container is not read through the SDK: we take the
 socket the SDK hijacked, duplicate its descriptor and hand it to trio, so
-reading the container's output needs no thread.
+reading the container's output needs no thread. The one SDK internal this
+relies on: the attach socket carries the HTTP response it came from as
+`_response`, which we close with it. Importing this module checks that the
+installed SDK still sets it (WRITTEN_FOR, which pyproject.toml pins) and raises
+IncompatibleLibraryError otherwise.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import math
 import os
 import socket
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -29,8 +33,9 @@ import docker
 import docker.errors
 import requests.exceptions
 import trio
+from docker.api.client import APIClient
 
-from bus.errors import UpstreamError
+from bus.errors import IncompatibleLibraryError, UpstreamError
 from bus.messages import ContainerSpec, UpstreamSpec
 from services.isolation import LABEL_GENERATION, LABEL_RUN, LABEL_SERVER, instance_labels, parse_extra_args
 
@@ -40,6 +45,8 @@ ENGINE_CALL_S: Final = 10.0
 """One API call: ping, inspect, list, remove. The engine answers these in milliseconds when healthy."""
 STATUS_TIMEOUT_S: Final = 5.0
 DEFAULT_HOST: Final = "unix:///var/run/docker.sock"
+WRITTEN_FOR: Final = "7"
+"""The docker SDK release series whose internals this module relies on."""
 
 T = TypeVar("T")
 
@@ -140,18 +147,17 @@ class ContainerInfo:
 class Attached:
     """A started container and our own descriptor of its attach socket (stdin, stdout, stderr multiplexed)."""
 
-    def __init__(self, container_id: str, fd: int, keep: Any) -> None:
+    def __init__(self, container_id: str, fd: int, keep: socket.SocketIO) -> None:
         self.container_id = container_id
         self.fd = fd
         self._keep = keep
+        self._response = keep._response  # type: ignore[attr-defined]  # set by the SDK (see `problems`)
 
     def release(self) -> None:
         """Close the SDK's side of the hijacked connection (our duplicate descriptor is separate)."""
         with contextlib.suppress(Exception):
-            response = getattr(self._keep, "_response", None)
             self._keep.close()
-            if response is not None:
-                response.close()
+            self._response.close()
 
 
 def _create_kwargs(api: Any, spec: UpstreamSpec, container: ContainerSpec) -> dict[str, Any]:
@@ -281,13 +287,13 @@ class DockerEngine:
                 ),
                 "an attach",
             )
-            raw = getattr(keep, "_sock", keep)
-            if not isinstance(raw, socket.socket) or isinstance(raw, ssl.SSLSocket):
+            # A unix or plain tcp engine hands over the socket's raw reader; TLS and ssh give other kinds.
+            if not isinstance(keep, socket.SocketIO) or self._api.base_url.startswith("https:"):
                 raise DockerError(
                     f"docker error: cannot attach over {engine_host()}: Docker isolation needs a unix "
                     "socket or a plain tcp DOCKER_HOST (not TLS or ssh)"
                 )
-            attached = Attached(container_id, os.dup(raw.fileno()), keep)
+            attached = Attached(container_id, os.dup(keep.fileno()), keep)
             try:
                 await _run(partial(self._api.start, container_id), ENGINE_CALL_S, "a container start")
             except docker.errors.APIError as exc:
@@ -405,3 +411,26 @@ async def engine_status(instance: str, timeout_s: float = STATUS_TIMEOUT_S) -> d
         containers=[info.view() for info in listed],
     )
     return status
+
+
+def problems(api: type[APIClient] = APIClient) -> list[str]:
+    """Each SDK internal this module relies on that `api` lacks, in words (none: all there)."""
+    expected = {
+        "APIClient.attach_socket returns the socket of _get_raw_response_socket": _uses(
+            api, "attach_socket", "_get_raw_response_socket"
+        ),
+        "APIClient._get_raw_response_socket keeps the response on the socket as _response": _uses(
+            api, "_get_raw_response_socket", "_response"
+        ),
+    }
+    return [what for what, present in expected.items() if not present]
+
+
+def _uses(cls: type, method: str, *names: str) -> bool:
+    """Whether `cls.method` exists and its code (past decorators) reads or writes each name in `names`."""
+    function = getattr(cls, method, None)
+    code = getattr(inspect.unwrap(function), "__code__", None) if callable(function) else None
+    return code is not None and set(names) <= set(code.co_names)
+
+
+IncompatibleLibraryError.require("docker", WRITTEN_FOR, problems())

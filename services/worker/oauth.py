@@ -33,7 +33,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx2
 import trio
-from mcp.client.auth import OAuthClientProvider
 from mcp.shared.auth import (
     AuthorizationCodeResult,
     OAuthClientInformationFull,
@@ -47,6 +46,7 @@ from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from bus.errors import LoginRequiredError, UpstreamError
 from bus.messages import UpstreamSpec
 from services.config import LOGIN_TIMEOUT_S
+from services.mcp_internals import OAuthProviderBase
 from services.references import SCRUBBED
 from services.secrets import SecretStore, oauth_record_names
 
@@ -244,7 +244,7 @@ async def _respond(stream: trio.SocketStream, status: int, title: str, text: str
         await stream.send_all(head + body)
 
 
-class ProxyOAuth(OAuthClientProvider):
+class ProxyOAuth(OAuthProviderBase):
     """The SDK's provider with a proxy's two modes (see the module docstring)."""
 
     def __init__(
@@ -307,9 +307,9 @@ class ProxyOAuth(OAuthClientProvider):
 
     # --- the flow ------------------------------------------------------------
 
-    async def _auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+    async def oauth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         if self.interactive:
-            flow = super()._auth_flow(request)
+            flow = super().oauth_flow(request)
             try:
                 outgoing = await flow.__anext__()
                 while True:
@@ -327,15 +327,15 @@ class ProxyOAuth(OAuthClientProvider):
             finally:
                 await flow.aclose()
         async with self.context.lock:
-            if not self._initialized:
-                await self._initialize()
+            if not self.loaded:
+                await self.load()
             self.context.protocol_version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER)
             if self._expiring() and self.context.can_refresh_token():
-                refresh_response = yield await self._refresh_token()
-                await self._handle_refresh_response(refresh_response)
+                refresh_response = yield await self.refresh_request()
+                await self.take_refresh_response(refresh_response)
             sent = self.context.current_tokens
         if sent is not None:
-            self._add_auth_header(request)
+            self.add_auth_header(request)
         response = yield request
         if response.status_code != 401:
             return
@@ -343,11 +343,11 @@ class ProxyOAuth(OAuthClientProvider):
         async with self.context.lock:
             current = self.context.current_tokens
             if current is not None and current is sent and self.context.can_refresh_token():
-                refresh_response = yield await self._refresh_token()
-                await self._handle_refresh_response(refresh_response)
+                refresh_response = yield await self.refresh_request()
+                await self.take_refresh_response(refresh_response)
                 current = self.context.current_tokens
         if current is not None and current is not sent:
-            self._add_auth_header(request)
+            self.add_auth_header(request)
             response = yield request
             if response.status_code != 401:
                 return
@@ -368,9 +368,9 @@ class ProxyOAuth(OAuthClientProvider):
         ahead = min(REFRESH_AHEAD_S, lifetime / 10) if lifetime > 0 else REFRESH_AHEAD_S
         return time.time() >= expiry - ahead
 
-    async def _initialize(self) -> None:
+    async def load(self) -> None:
         """Load tokens and registration; restore expiry and metadata so a refresh needs no discovery."""
-        await super()._initialize()
+        await super().load()
         saved = self.sessions.saved
         tokens = self.context.current_tokens
         if tokens is not None and tokens.expires_in is not None and "obtained_at" in saved:
@@ -383,14 +383,14 @@ class ProxyOAuth(OAuthClientProvider):
             if prm.authorization_servers:
                 self.context.auth_server_url = str(prm.authorization_servers[0])
 
-    async def _handle_refresh_response(self, response: httpx2.Response) -> bool:
+    async def take_refresh_response(self, response: httpx2.Response) -> bool:
         """A refused refresh needs the person again; an unavailable token endpoint is retried later."""
         if response.status_code >= 500 or response.status_code == 429:
             raise UpstreamError(
                 f"token refresh failed: HTTP {response.status_code} from "
                 f"{response.request.url.copy_with(query=None)}; retrying with backoff"
             )
-        refreshed = await super()._handle_refresh_response(response)
+        refreshed = await super().take_refresh_response(response)
         if not refreshed:
             await self.sessions.forget_tokens()
         return refreshed

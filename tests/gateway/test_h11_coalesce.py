@@ -1,26 +1,40 @@
-"""hypercorn with the coalescing HTTP/1.1 protocol: sized answers are whole, streams still stream."""
+"""hypercorn with the coalescing HTTP/1.1 protocol: sized answers are whole, streams still stream.
+
+And the hypercorn internals the patch relies on: present in the installed hypercorn, a changed one refused.
+"""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import h11
 import httpx2
 import hypercorn.protocol
 import pytest
 import trio
 from hypercorn.config import Config
+from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio import serve
+from hypercorn.typing import H11SendableEvent
 from starlette.types import Receive, Scope, Send
 
+from bus.errors import IncompatibleLibraryError
 from gateway import _h11_coalesce
+from gateway._h11_coalesce import WRITTEN_FOR, problems
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
 def coalescing() -> Any:
     original = hypercorn.protocol.H11Protocol  # type: ignore[attr-defined]
-    assert _h11_coalesce.install()
+    _h11_coalesce.install()
     yield
     hypercorn.protocol.H11Protocol = original  # type: ignore[attr-defined]
 
@@ -83,3 +97,42 @@ async def test_a_stream_gets_its_head_before_its_body_exists() -> None:
                 assert response.status_code == 200  # the head came while the body was still held back
                 app.release.set()
                 assert await response.aread() == b"late"
+
+
+def test_the_installed_hypercorn_has_every_internal_the_patch_needs() -> None:
+    assert problems() == []
+    assert version("hypercorn").startswith(f"{WRITTEN_FOR}.")
+
+
+def test_pyproject_pins_hypercorn_to_the_series_the_patch_was_written_for() -> None:
+    dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    major, minor = WRITTEN_FOR.split(".")
+    assert f"hypercorn>={WRITTEN_FOR},<{major}.{int(minor) + 1}" in dependencies
+
+
+def test_a_hypercorn_that_renamed_the_send_method_is_refused_and_left_unpatched() -> None:
+    class RenamedSend(H11Protocol):  # what a later hypercorn might do
+        async def _send_h11_event(self, event: H11SendableEvent, *, flush: bool = True) -> None:
+            await self.send_events([event])  # type: ignore[attr-defined]
+
+    found = problems(protocol=RenamedSend)
+    assert "H11Protocol sends every event through the coroutine _send_h11_event(event)" in found
+    assert any("_send_h11_event writes connection.send(event)" in problem for problem in found)
+
+
+def test_a_module_that_no_longer_looks_the_protocol_up_refuses_the_install() -> None:
+    elsewhere = SimpleNamespace(H11Protocol=H11Protocol, ProtocolWrapper=h11.Connection)
+    assert problems(module=elsewhere) == [  # type: ignore[arg-type]
+        "ProtocolWrapper looks the global H11Protocol up for each connection"
+    ]
+
+
+def test_install_raises_naming_hypercorn_and_the_version_written_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A hypercorn without the module global: the patch would silently do nothing.
+    monkeypatch.delattr(hypercorn.protocol, "H11Protocol")
+    with pytest.raises(IncompatibleLibraryError) as raised:
+        _h11_coalesce.install()
+    message = str(raised.value)
+    assert f"hypercorn {version('hypercorn')} is not the version mcpproxy was written for" in message
+    assert f"(hypercorn {WRITTEN_FOR})" in message and "H11Protocol is the HTTP/1.1 protocol class" in message
+    assert not hasattr(hypercorn.protocol, "H11Protocol")
