@@ -117,6 +117,7 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
             total = args["a"] + args["b"]
             return types.CallToolResult(content=text(str(total)), structured_content={"sum": total})
         case "sleep":
+            print("sleep started", file=sys.stderr, flush=True)
             try:
                 await trio.sleep(float(args.get("seconds", 0)))
             except trio.Cancelled:

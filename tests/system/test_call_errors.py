@@ -18,6 +18,7 @@ import pytest
 import trio
 
 from tests.proxyctl import echo_server, running_proxy
+from tests.system.test_supervision import wait_for_log
 
 pytestmark = pytest.mark.system
 
@@ -56,7 +57,7 @@ async def test_errors_of_the_proxy_carry_a_kind_and_a_tools_own_failure_does_not
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(sleeper)
-                await trio.sleep(0.5)
+                await wait_for_log(proxy, "echo", "sleep started")
                 os.kill(echo["worker_pid"], signal.SIGKILL)
             assert outcome[0].is_error and kind_of(outcome[0]) == "unavailable", outcome[0]
             meta = (outcome[0].meta or {})["mcpproxy/error"]

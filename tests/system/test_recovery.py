@@ -22,7 +22,7 @@ import trio
 
 from tests.proxyctl import SERVERS, Proxy, echo_server, free_port, running_proxy
 from tests.system.test_remote_and_secrets import http_upstream
-from tests.system.test_supervision import measure, text_of
+from tests.system.test_supervision import measure, text_of, wait_for_log
 
 pytestmark = pytest.mark.system
 
@@ -134,7 +134,7 @@ async def test_a_frozen_worker_is_replaced_and_its_calls_fail_at_once(tmp_path: 
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(in_flight)
-                await trio.sleep(0.5)  # the call is on its way to the upstream
+                await wait_for_log(proxy, "frozen", "sleep started")  # the upstream has the call
                 stopped_at = time.monotonic()
                 os.kill(frozen["worker_pid"], signal.SIGSTOP)
                 with trio.fail_after(20):  # was ~33 s before the heartbeat fix
