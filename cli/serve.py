@@ -34,6 +34,11 @@ logger = logging.getLogger(__name__)
 READY_TIMEOUT_S: Final = 30.0
 READY_POLL_S: Final = 0.05
 STOP_MARGIN_S: Final = 5.0
+SUPERVISOR_STOP_EXTRA_S: Final = 28.0
+"""What the supervisor's bounded stop adds to close_timeout + 2 x kill_timeout (supervisor/runner.py
+`_stop_worker` per server, then supervisor/control.py): 2 s of margin on the worker's staged stop, 2 s to
+reap a worker it SIGKILLed, 2 s to reap what the upstream group's sweep killed, 2 s to reap the zygote,
+and with Docker isolation 10 s per container sweep (the server's, then the instance's)."""
 RESTART_FIRST_S: Final = 0.5
 RESTART_MAX_S: Final = 30.0
 RESTART_STABLE_S: Final = 60.0
@@ -54,6 +59,11 @@ class Backoff:
         else:
             self.delay_s = min(self.delay_s * 2, RESTART_MAX_S)
         return self.delay_s
+
+
+def stop_budget_s(close_timeout_s: float, kill_timeout_s: float) -> float:
+    """How long a stop waits for the children before SIGKILL: longer than the supervisor's own bound."""
+    return close_timeout_s + 2 * kill_timeout_s + SUPERVISOR_STOP_EXTRA_S + STOP_MARGIN_S
 
 
 async def _wait_ready(base_url: str) -> bool:
@@ -97,7 +107,7 @@ async def run_serve(config: ProxyConfig, config_path: Path, launched: Launched, 
     started_at = dict.fromkeys(children, trio.current_time())
     backoff = {name: Backoff() for name in children}
     stopped_by_us: set[int] = set()
-    stop_budget = config.close_timeout_s() + config.kill_timeout_s() + STOP_MARGIN_S
+    stop_budget = stop_budget_s(config.close_timeout_s(), config.kill_timeout_s())
     exit_code = 0
     ready = trio.Event()
     crashes_send, crashes_receive = trio.open_memory_channel[tuple[str, int]](len(LAUNCH_ORDER))
