@@ -42,6 +42,19 @@ class ToolInfo(msgspec.Struct, frozen=True, kw_only=True):
     """For a changed tool, the approved definition, to show the difference."""
 
 
+class Catalog(msgspec.Struct, frozen=True, kw_only=True):
+    """What an upstream offers beside tools, each entry as the upstream wrote it (camelCase JSON).
+
+    `capabilities` is the upstream's `ServerCapabilities` (which of prompts, resources, resource
+    subscriptions, completions and logging it serves).
+    """
+
+    prompts: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    resources: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    templates: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    capabilities: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
 class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Docker isolation: the container a stdio upstream runs in, as the supervisor resolved it."""
 
@@ -167,6 +180,8 @@ class WorkerReady(Message, frozen=True, kw_only=True):
     server_version: str | None = None
     signed_in: bool = False
     """The connection carries an OAuth access token."""
+    catalog: Catalog = msgspec.field(default_factory=Catalog)
+    """Its prompts, resources and resource templates (for the capabilities it advertised)."""
 
 
 class ToolsChanged(Message, frozen=True, kw_only=True):
@@ -175,6 +190,15 @@ class ToolsChanged(Message, frozen=True, kw_only=True):
     server: str
     generation: int
     tools: list[ToolInfo]
+
+
+class CatalogChanged(Message, frozen=True, kw_only=True):
+    """Worker -> supervisor: the upstream announced a new prompt or resource list (re-published as
+    ServerCatalog)."""
+
+    server: str
+    generation: int
+    catalog: Catalog
 
 
 class WorkerFailed(Message, frozen=True, kw_only=True):
@@ -330,6 +354,8 @@ class Snapshot(Message, frozen=True, kw_only=True):
     servers: list[ServerStatus]
     tools: dict[str, list[ToolInfo]]
     secrets_backend: str = ""
+    catalogs: dict[str, Catalog] = msgspec.field(default_factory=dict)
+    """The prompts, resources and templates of the running servers."""
 
 
 class ServerChanged(Message, frozen=True, kw_only=True):
@@ -350,6 +376,14 @@ class ServerTools(Message, frozen=True, kw_only=True):
     server: str
     generation: int
     tools: list[ToolInfo]
+
+
+class ServerCatalog(Message, frozen=True, kw_only=True):
+    """Supervisor -> gateway: the prompts, resources and templates a server's current generation serves."""
+
+    server: str
+    generation: int
+    catalog: Catalog
 
 
 class CommandResult(Message, frozen=True, kw_only=True):
@@ -418,6 +452,36 @@ class CallFailed(Message, frozen=True, kw_only=True):
     request_id: int
     kind: str
     error: str
+    code: int | None = None
+    """The upstream's JSON-RPC error code, when it answered with an error."""
+
+
+class ForwardRequest(Message, frozen=True, kw_only=True):
+    """Gateway -> worker: send `method` (prompts/get, resources/read, completion/complete,
+    resources/subscribe, resources/unsubscribe, logging/setLevel) upstream with `params` as given;
+    answered by ForwardResult or CallFailed, cancelled by CancelCall."""
+
+    request_id: int
+    method: str
+    params: bytes = b"{}"
+    """JSON object bytes, relayed as the gateway encoded them."""
+    timeout_s: float = 120.0
+
+
+class ForwardResult(Message, frozen=True, kw_only=True):
+    """Worker -> gateway: the upstream's result to a ForwardRequest as JSON bytes."""
+
+    request_id: int
+    result: bytes
+
+
+class UpstreamNotified(Message, frozen=True, kw_only=True):
+    """Worker -> gateway: the upstream sent `notifications/message` or `notifications/resources/updated`;
+    no answer (relayed to clients, tagged with the server)."""
+
+    server: str
+    method: str
+    params: bytes = b"{}"
 
 
 WorkerToSupervisor = (
@@ -425,6 +489,7 @@ WorkerToSupervisor = (
     | UpstreamSpawned
     | WorkerReady
     | ToolsChanged
+    | CatalogChanged
     | WorkerFailed
     | LoginStarted
     | Heartbeat
@@ -438,11 +503,12 @@ SupervisorToGateway = (
     | ServerChanged
     | ServerRemoved
     | ServerTools
+    | ServerCatalog
     | CommandResult
     | SecretResult
     | ConfigResult
     | Notice
     | KnownSecrets
 )
-GatewayToWorker = Attached | CallTool | CancelCall
-WorkerToGateway = Attach | ToolResult | CallFailed | CallProgress
+GatewayToWorker = Attached | CallTool | ForwardRequest | CancelCall
+WorkerToGateway = Attach | ToolResult | ForwardResult | CallFailed | CallProgress | UpstreamNotified

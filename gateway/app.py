@@ -16,8 +16,10 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from bus.errors import ProxyError
+from bus.messages import UpstreamNotified
 from gateway import mcp_direct, mcp_proxy, openapi
 from gateway.calling import Caller
+from gateway.catalog import CatalogFront
 from gateway.events import EventHub, activity_event
 from gateway.fastpath import FastPath
 from gateway.frontdoor import FrontDoor
@@ -62,8 +64,16 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     rest = RestApi(registry, upstreams, settings.data_dir, f"{settings.listen_host}:{settings.listen_port}")
     rest.activity, rest.caller = activity, caller
     management = ManagementTools(registry, upstreams, rest.server_views, settings.data_dir)
-    proxy = ProxyTools(registry, upstreams, search, management, caller)
-    direct = DirectTools(registry, upstreams, caller)
+    proxy_catalog = CatalogFront(registry, upstreams, mcp_proxy.SURFACE)
+    direct_catalog = CatalogFront(registry, upstreams, mcp_direct.SURFACE)
+    proxy = ProxyTools(registry, upstreams, search, management, caller, proxy_catalog)
+    direct = DirectTools(registry, upstreams, caller, direct_catalog)
+
+    def on_upstream_notice(notice: UpstreamNotified) -> None:
+        proxy_catalog.relay_nowait(notice)
+        direct_catalog.relay_nowait(notice)
+
+    upstreams.on_upstream_notice = on_upstream_notice
     events = EventHub(registry, rest.server_views)
     upstreams.on_notice = events.publish
 
@@ -84,6 +94,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     proxy_endpoint = FastPath(proxy.call, mcp_proxy.SURFACE, security)
     direct_endpoint = FastPath(direct.call, mcp_direct.SURFACE, security)
     direct_endpoint.watch.on_session = direct.remember
+    proxy_endpoint.watch.on_session = proxy_catalog.remember
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -94,6 +105,8 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
             await nursery.start(activity.run)
             await nursery.start(upstreams.serve)
             nursery.start_soon(direct.run_notifier)
+            nursery.start_soon(proxy_catalog.run)
+            nursery.start_soon(direct_catalog.run)
             nursery.start_soon(events.run_coalescer)
             async with proxy_manager.run(), direct_manager.run():
                 yield

@@ -1,4 +1,5 @@
-"""The `/mcp/all` endpoint (direct mode): every upstream tool as `server__tool`, schemas unchanged.
+"""The `/mcp/all` endpoint (direct mode): every upstream tool as `server__tool`, schemas unchanged,
+and every upstream's prompts and resources (`gateway/catalog.py`).
 
 Clients are told about changes with `notifications/tools/list_changed`; we
 keep a strong reference to every session that listed tools so we can reach it.
@@ -11,10 +12,10 @@ from typing import Any, Final
 
 import mcp.types as types
 import trio
-from mcp.server.lowlevel import NotificationOptions, Server
-from mcp.server.models import InitializationOptions
+from mcp.server.lowlevel import Server
 
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
+from gateway.catalog import CatalogFront, CatalogServer
 from gateway.registry import Registry
 from gateway.tool_names import direct_name, unknown_message
 from gateway.upstreams import Upstreams
@@ -25,23 +26,18 @@ NOTIFY_DEBOUNCE_S: Final = 0.05
 SURFACE: Final = "mcp_all"
 
 
-class _DirectServer(Server[Any]):
-    def create_initialization_options(
-        self,
-        notification_options: NotificationOptions | None = None,
-        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
-        extensions: dict[str, dict[str, Any]] | None = None,
-    ) -> InitializationOptions:
-        return super().create_initialization_options(
-            NotificationOptions(tools_changed=True), experimental_capabilities, extensions
-        )
+class _DirectServer(CatalogServer):
+    tools_changed = True
 
 
 class DirectTools:
     """Handlers of the /mcp/all server, plus the list_changed fan-out."""
 
-    def __init__(self, registry: Registry, upstreams: Upstreams, caller: Caller) -> None:
+    def __init__(
+        self, registry: Registry, upstreams: Upstreams, caller: Caller, catalog: CatalogFront
+    ) -> None:
         self.caller = caller
+        self.catalog = catalog
         self.registry = registry
         self.upstreams = upstreams
         self.names: dict[str, tuple[str, str]] = {}
@@ -52,12 +48,15 @@ class DirectTools:
         registry.listeners.append(self._on_registry_change)
 
     def server(self) -> Server[Any]:
-        return _DirectServer(
-            "mcpproxy-all",
-            version="0.1.0",
-            on_list_tools=self.list_tools,
-            on_call_tool=self.call_tool,
-            get_tool_input_schema=self.input_schema,
+        return self.catalog.install(
+            _DirectServer(
+                "mcpproxy-all",
+                version="0.1.0",
+                on_list_tools=self.list_tools,
+                on_call_tool=self.call_tool,
+                get_tool_input_schema=self.input_schema,
+                **self.catalog.handlers(),
+            )
         )
 
     def input_schema(self, name: str) -> dict[str, Any] | None:
@@ -116,6 +115,7 @@ class DirectTools:
     def remember(self, session_id: str, session: Any) -> None:
         """A session to tell about changes; its first `ServerSession` is kept (requests each make one)."""
         self.sessions.setdefault(session_id, session)
+        self.catalog.remember(session_id, session)
 
     def _remember(self, ctx: Any) -> None:
         request = getattr(ctx, "request", None)

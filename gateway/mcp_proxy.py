@@ -17,6 +17,7 @@ from mcp.server.lowlevel import Server
 
 from bus.messages import ToolInfo
 from gateway.calling import CallContext, Caller, call_with, context_from_mcp, error_result
+from gateway.catalog import CatalogFront, CatalogServer
 from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
 from gateway.registry import Registry
 from gateway.tool_names import split_qualified, unknown_message
@@ -164,8 +165,10 @@ class ProxyTools:
         search: SearchService,
         management: ManagementTools,
         caller: Caller,
+        catalog: CatalogFront,
     ) -> None:
         self.caller = caller
+        self.catalog = catalog
         self.registry = registry
         self.upstreams = upstreams
         self.search = search
@@ -174,16 +177,21 @@ class ProxyTools:
         self.schemas = {tool.name: tool.input_schema for tool in self.menu}
 
     def server(self) -> Server[Any]:
-        return Server(
-            "mcpproxy",
-            version="0.1.0",
-            instructions=(
-                "Use retrieve_tools to find a tool among all upstream servers, then call it with the "
-                "call_tool_* variant the result names."
-            ),
-            on_list_tools=self.list_tools,
-            on_call_tool=self.call_tool,
-            get_tool_input_schema=self.schemas.get,
+        instructions = (
+            "Use retrieve_tools to find a tool among all upstream servers, then call it with the "
+            "call_tool_* variant the result names."
+        )
+        # Prompts and resources of every upstream are served here too (gateway/catalog.py).
+        return self.catalog.install(
+            CatalogServer(
+                "mcpproxy",
+                version="0.1.0",
+                instructions=instructions,
+                on_list_tools=self.list_tools,
+                on_call_tool=self.call_tool,
+                get_tool_input_schema=self.schemas.get,
+                **self.catalog.handlers(),
+            )
         )
 
     async def list_tools(

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Final
 
-from bus.messages import ServerStatus, ToolInfo
+from bus.messages import Catalog, ServerStatus, ToolInfo
 
 logger = logging.getLogger(__name__)
 
 Listener = Callable[[str], None]
-"""Called with a server name whenever its state or tools change."""
+"""Called with a server name whenever its state, tools or catalog change."""
+
+EMPTY: Final = Catalog()
 
 
 class Registry:
-    """Server statuses and the tools of running servers."""
+    """Server statuses, and the tools and catalogs (prompts, resources, templates) of running servers."""
 
     def __init__(self) -> None:
         self.servers: dict[str, ServerStatus] = {}
@@ -22,13 +25,20 @@ class Registry:
         self._tool_generation: dict[str, int] = {}
         self._callable: dict[str, dict[str, ToolInfo]] = {}
         """Per server, its approved tools by name while it runs: built on first use after a change."""
+        self._catalogs: dict[str, Catalog] = {}
         self.listeners: list[Listener] = []
         self.synced = False
 
-    def replace_all(self, servers: list[ServerStatus], tools: dict[str, list[ToolInfo]]) -> None:
+    def replace_all(
+        self,
+        servers: list[ServerStatus],
+        tools: dict[str, list[ToolInfo]],
+        catalogs: dict[str, Catalog] | None = None,
+    ) -> None:
         names = set(self.servers) | {s.name for s in servers}
         self.servers = {s.name: s for s in servers}
         self._tools = dict(tools)
+        self._catalogs = dict(catalogs or {})
         self._tool_generation = {s.name: s.generation for s in servers if s.name in tools}
         self._callable.clear()
         self.synced = True
@@ -41,6 +51,7 @@ class Registry:
         self._callable.pop(status.name, None)
         if status.state != "running":
             self._tools.pop(status.name, None)
+            self._catalogs.pop(status.name, None)
         if old is None or old != status:
             self._notify(status.name)
 
@@ -50,9 +61,23 @@ class Registry:
         self._callable.pop(server, None)
         self._notify(server)
 
+    def set_catalog(self, server: str, generation: int, catalog: Catalog) -> None:
+        self._catalogs[server] = catalog
+        self._notify(server)
+
+    def visible(self, server: str) -> bool:
+        """Agents may see and use this server's prompts and resources: it runs, enabled, unquarantined."""
+        status = self.servers.get(server)
+        return status is not None and status.state == "running" and status.enabled and not status.quarantined
+
+    def catalog_of(self, server: str) -> Catalog:
+        """The prompts, resources and templates agents may see (empty unless `visible`)."""
+        return self._catalogs.get(server, EMPTY) if self.visible(server) else EMPTY
+
     def remove(self, name: str) -> None:
         self.servers.pop(name, None)
         self._tools.pop(name, None)
+        self._catalogs.pop(name, None)
         self._callable.pop(name, None)
         self._notify(name)
 

@@ -32,11 +32,14 @@ from bus.messages import (
     ConfigCommand,
     ConfigResult,
     ControlCommand,
+    ForwardRequest,
+    ForwardResult,
     KnownSecrets,
     Message,
     Notice,
     SecretCommand,
     SecretResult,
+    ServerCatalog,
     ServerChanged,
     ServerRemoved,
     ServerStatus,
@@ -45,6 +48,7 @@ from bus.messages import (
     Subscribe,
     SupervisorToGateway,
     ToolResult,
+    UpstreamNotified,
     WorkerToGateway,
 )
 from bus.transport import DealerChannel, RouterChannel, bind_router, connect_dealer
@@ -63,6 +67,14 @@ class CallTimeoutError(UpstreamError):
     """The upstream did not answer within call_tool_timeout."""
 
 
+class UpstreamReplyError(UpstreamError):
+    """The upstream answered a forwarded request with a JSON-RPC error (`code`, when it gave one)."""
+
+    def __init__(self, message: str, code: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 
 
@@ -71,7 +83,7 @@ class _Pending:
     identity: bytes
     on_progress: Progress | None = None
     done: trio.Event = field(default_factory=trio.Event)
-    reply: ToolResult | CallFailed | None = None
+    reply: ToolResult | ForwardResult | CallFailed | None = None
     gone: str | None = None
 
 
@@ -88,6 +100,8 @@ class Upstreams:
         self.on_notice: Callable[[str, Any], None] = lambda event, data: None
         self.on_tools: Callable[[str, int], None] = lambda server, count: None
         self.on_known_secrets: Callable[[list[str]], None] = lambda values: None
+        self.on_upstream_notice: Callable[[UpstreamNotified], None] = lambda notice: None
+        """An upstream's log message or resource update, to relay to MCP clients (from the calls loop)."""
         self.secrets_backend = ""
         self._control: DealerChannel[SupervisorToGateway] | None = None
         self._calls: RouterChannel[WorkerToGateway] | None = None
@@ -126,7 +140,7 @@ class Upstreams:
             match message:
                 case Snapshot(servers=servers, tools=tools, secrets_backend=backend):
                     self.secrets_backend = backend
-                    self.registry.replace_all(servers, tools)
+                    self.registry.replace_all(servers, tools, message.catalogs)
                     for status in servers:
                         self._track(status)
                     self.synced.set()
@@ -136,6 +150,8 @@ class Upstreams:
                 case ServerTools(server=server, generation=generation, tools=tools):
                     self.registry.set_tools(server, generation, tools)
                     self.on_tools(server, len(tools))
+                case ServerCatalog(server=server, generation=generation, catalog=catalog):
+                    self.registry.set_catalog(server, generation, catalog)
                 case Notice(event=event, data=data):
                     self.on_notice(event, json.loads(data))
                 case KnownSecrets(values=values):
@@ -236,11 +252,18 @@ class Upstreams:
                         self._nursery.start_soon(
                             pending.on_progress, message.progress, message.total, message.message
                         )
-                case ToolResult(request_id=request_id) | CallFailed(request_id=request_id):
+                case (
+                    ToolResult(request_id=request_id)
+                    | ForwardResult(request_id=request_id)
+                    | CallFailed(request_id=request_id)
+                ):
                     pending = self._pending.get(request_id)
                     if pending is not None and pending.identity == peer:
                         pending.reply = message
                         pending.done.set()
+                case UpstreamNotified(server=server):
+                    if self._live.get(server) == peer:  # only the current generation speaks for a server
+                        self.on_upstream_notice(message)
 
     def _fail_identity(self, identity: bytes, reason: str) -> None:
         for pending in self._pending.values():
@@ -257,6 +280,54 @@ class Upstreams:
         progress: Progress | None = None,
     ) -> bytes:
         """Call `tool` on `server`; return the upstream's CallToolResult JSON bytes, unchanged."""
+        reply = await self._exchange(
+            server,
+            lambda request_id, timeout: CallTool(
+                request_id=request_id,
+                tool=tool,
+                arguments=arguments,
+                timeout_s=timeout,
+                want_progress=progress is not None,
+            ),
+            timeout_s,
+            progress,
+        )
+        if isinstance(reply, CallFailed):
+            if reply.kind == "timeout":
+                raise CallTimeoutError(reply.error)
+            raise UpstreamError(reply.error)
+        assert isinstance(reply, ToolResult)
+        return reply.result
+
+    async def forward(self, server: str, method: str, params: bytes, timeout_s: float | None = None) -> bytes:
+        """Send `method` with `params` (JSON bytes) to `server`'s upstream; return its result JSON bytes.
+
+        Raises UpstreamReplyError when the upstream answers with an error, CallTimeoutError,
+        PeerGoneError (not running, or its worker died meanwhile) or UnknownToolError.
+        """
+        reply = await self._exchange(
+            server,
+            lambda request_id, timeout: ForwardRequest(
+                request_id=request_id, method=method, params=params, timeout_s=timeout
+            ),
+            timeout_s,
+            None,
+        )
+        if isinstance(reply, CallFailed):
+            if reply.kind == "timeout":
+                raise CallTimeoutError(reply.error)
+            raise UpstreamReplyError(reply.error, reply.code)
+        assert isinstance(reply, ForwardResult)
+        return reply.result
+
+    async def _exchange(
+        self,
+        server: str,
+        build: Callable[[int, float], Message],
+        timeout_s: float | None,
+        progress: Progress | None,
+    ) -> ToolResult | ForwardResult | CallFailed:
+        """One request to `server`'s worker, in the in-flight table: a dead worker fails it at once."""
         assert self._calls is not None
         status = self.registry.servers.get(server)
         identity = self._live.get(server)
@@ -273,16 +344,7 @@ class Upstreams:
         self._pending[request_id] = pending
         try:
             try:
-                await self._calls.send(
-                    identity,
-                    CallTool(
-                        request_id=request_id,
-                        tool=tool,
-                        arguments=arguments,
-                        timeout_s=timeout,
-                        want_progress=progress is not None,
-                    ),
-                )
+                await self._calls.send(identity, build(request_id, timeout))
             except PeerGoneError as exc:
                 raise PeerGoneError(f"server {server!r} is not reachable right now") from exc
             # The worker enforces `timeout`; our own deadline only covers a frozen worker.
@@ -298,10 +360,5 @@ class Upstreams:
             self._pending.pop(request_id, None)
         if pending.gone is not None:
             raise PeerGoneError(pending.gone)
-        reply = pending.reply
-        if isinstance(reply, CallFailed):
-            if reply.kind == "timeout":
-                raise CallTimeoutError(reply.error)
-            raise UpstreamError(reply.error)
-        assert isinstance(reply, ToolResult)
-        return reply.result
+        assert pending.reply is not None
+        return pending.reply

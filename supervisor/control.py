@@ -18,6 +18,8 @@ import trio
 from bus.codec import TO_SUPERVISOR
 from bus.errors import BusError, ConfigError, PeerGoneError, ProxyError
 from bus.messages import (
+    Catalog,
+    CatalogChanged,
     CommandResult,
     ConfigCommand,
     ConfigResult,
@@ -29,6 +31,7 @@ from bus.messages import (
     Notice,
     SecretCommand,
     SecretResult,
+    ServerCatalog,
     ServerChanged,
     ServerRemoved,
     ServerTools,
@@ -165,6 +168,7 @@ class ControlPlane:
                     | UpstreamSpawned()
                     | WorkerReady()
                     | ToolsChanged()
+                    | CatalogChanged()
                     | WorkerFailed()
                     | LoginStarted()
                     | Heartbeat()
@@ -395,6 +399,7 @@ class ControlPlane:
             servers=[r.status() for r in self.runners.values()],
             tools={r.name: r.tools for r in self.runners.values() if r.tools},
             secrets_backend=self.secrets.backend_name,
+            catalogs={r.name: r.catalog for r in self.runners.values() if r.catalog != Catalog()},
         )
 
     async def _send(self, peer: bytes, message: object) -> bool:
@@ -415,5 +420,7 @@ class ControlPlane:
 
     async def _publish_tools(self, runner: ServerRunner) -> None:
         tools = ServerTools(server=runner.name, generation=runner.generation, tools=runner.tools)
+        catalog = ServerCatalog(server=runner.name, generation=runner.generation, catalog=runner.catalog)
         for peer in list(self.subscribers):
             await self._send(peer, tools)
+            await self._send(peer, catalog)

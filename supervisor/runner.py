@@ -20,6 +20,8 @@ from typing import Final
 import trio
 
 from bus.messages import (
+    Catalog,
+    CatalogChanged,
     ExitInfo,
     Heartbeat,
     LoginStarted,
@@ -77,6 +79,7 @@ Event = (
     | UpstreamSpawned
     | WorkerReady
     | ToolsChanged
+    | CatalogChanged
     | WorkerFailed
     | LoginStarted
     | Heartbeat
@@ -109,6 +112,7 @@ class RunnerContext:
     send_worker: Callable[[bytes, object], Awaitable[bool]]
     publish: Callable[[ServerRunner], Awaitable[None]]
     publish_tools: Callable[[ServerRunner], Awaitable[None]]
+    """Publishes the runner's tools and its catalog (prompts, resources, templates)."""
     nursery: trio.Nursery
     ledger: Ledger
     spawner: Spawner
@@ -137,6 +141,7 @@ class ServerRunner:
         self.upstream_pid: int | None = None
         self.upstream_pgid: int | None = None
         self.tools: list[ToolInfo] = []
+        self.catalog = Catalog()
         self.server_version: str | None = None
         self.restarts = 0
         self.last_error: str | None = None
@@ -386,6 +391,7 @@ class ServerRunner:
                         await self.ctx.publish(self)
                     case WorkerReady(tools=tools, server_version=version, signed_in=signed_in):
                         self.tools = self.ctx.pins.pin(self.name, tools, trusted=not self.config.quarantined)
+                        self.catalog = event.catalog
                         self.server_version = version
                         self.signed_in = signed_in
                         self.last_error = None
@@ -406,7 +412,7 @@ class ServerRunner:
                         return "failed"
                     case Command() as command:
                         return self._apply_command(command)
-                    case Heartbeat() | ToolsChanged() | UpstreamHealth():
+                    case Heartbeat() | ToolsChanged() | CatalogChanged() | UpstreamHealth():
                         pass
                 continue
             self.last_error = f"initialize did not finish within init_timeout ({self._init_timeout_s():g}s)"
@@ -438,6 +444,9 @@ class ServerRunner:
                         self.tools = self.ctx.pins.pin(self.name, tools, trusted=not self.config.quarantined)
                         await self.ctx.publish_tools(self)
                         await self.ctx.publish(self)
+                    case CatalogChanged(catalog=catalog):
+                        self.catalog = catalog
+                        await self.ctx.publish_tools(self)
                     case WorkerFailed(error=error, login_required=login_required):
                         self.last_error = error
                         self.login_required = login_required
@@ -550,6 +559,7 @@ class ServerRunner:
         self.upstream_pid = self.upstream_pgid = None
         self.ctx.ledger.forget(self.name)
         self.tools = []
+        self.catalog = Catalog()
         if self.ctx.containers is not None:  # Docker isolation: a SIGKILLed worker removed nothing
             await self.ctx.containers.after_worker(self.name)
 

@@ -20,6 +20,7 @@ from typing import Any, Final
 import mcp.types as types
 import trio
 from mcp.shared.dispatcher import ProgressFnT
+from mcp.shared.exceptions import MCPError
 
 from bus.codec import GATEWAY_TO_WORKER, TO_WORKER
 from bus.errors import BusError, LoginRequiredError, ProxyError
@@ -30,6 +31,10 @@ from bus.messages import (
     CallProgress,
     CallTool,
     CancelCall,
+    Catalog,
+    CatalogChanged,
+    ForwardRequest,
+    ForwardResult,
     GatewayToWorker,
     Heartbeat,
     LoginStarted,
@@ -39,6 +44,7 @@ from bus.messages import (
     ToolResult,
     ToolsChanged,
     UpstreamHealth,
+    UpstreamNotified,
     UpstreamSpawned,
     WorkerFailed,
     WorkerHello,
@@ -49,6 +55,7 @@ from services import process
 from services.references import resolve
 from services.secrets import SecretStore
 from services.upstream_log import RotatingLog
+from services.worker.catalog import CATALOG_CHANGES, RELAYED, forward, list_catalog, method_of, params_of
 from services.worker.log_format import hide_in_log
 from services.worker.raw_calls import fits_a_line, plain_tools
 from services.worker.upstream import (
@@ -82,6 +89,7 @@ class Worker:
         self.in_flight: dict[int, trio.CancelScope] = {}
         self.stop_requested = trio.Event()
         self.tools_changed = trio.Event()
+        self.catalog_changed = trio.Event()
         self.raw_tools: frozenset[str] = frozenset()
         """Tools a stdio upstream is called through the raw lane for (services/worker/raw_calls.py)."""
         self.ping_interval_s = 10.0
@@ -176,6 +184,7 @@ class Worker:
                     self._scrub = upstream.auth.scrubber(resolution.scrub)
                 tools = await list_all_tools(upstream.session)
                 self.raw_tools = plain_tools(tools)
+                catalog = await self._catalog()
                 info = upstream.session.server_info
                 await self._attach(start.calls_endpoint)
                 await self.control.send(
@@ -185,12 +194,14 @@ class Worker:
                         tools=tools,
                         server_version=info.version if info else None,
                         signed_in=upstream.auth is not None and upstream.auth.signed_in,
+                        catalog=catalog,
                     )
                 )
                 logger.info("server %s: ready with %d tools", self.server, len(tools))
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._calls_loop, nursery)
                     nursery.start_soon(self._relist_on_change)
+                    nursery.start_soon(self._relist_catalog_on_change)
                     nursery.start_soon(self._ping_loop)
                     stop_waiter = trio.Event()
 
@@ -256,6 +267,8 @@ class Worker:
             match message:
                 case CallTool():
                     nursery.start_soon(self._call, message)
+                case ForwardRequest():
+                    nursery.start_soon(self._forward, message)
                 case CancelCall(request_id=request_id):
                     scope = self.in_flight.get(request_id)
                     if scope is not None:
@@ -301,6 +314,54 @@ class Worker:
         except BusError as exc:
             logger.warning("could not deliver a call result: %s", exc)
 
+    async def _forward(self, request: ForwardRequest) -> None:
+        assert self.upstream is not None and self.calls is not None
+        reply: ForwardResult | CallFailed
+        with trio.CancelScope() as scope:
+            self.in_flight[request.request_id] = scope
+            try:
+                with trio.fail_after(request.timeout_s):
+                    body = await forward(self.upstream.session, request.method, request.params)
+                reply = ForwardResult(request_id=request.request_id, result=body)
+            except trio.TooSlowError:
+                reply = CallFailed(
+                    request_id=request.request_id,
+                    kind="timeout",
+                    error=f"upstream did not answer {request.method} within {request.timeout_s:g}s",
+                )
+            except MCPError as exc:
+                reply = CallFailed(
+                    request_id=request.request_id,
+                    kind="upstream",
+                    error=self._scrub(exc.message),
+                    code=exc.code,
+                )
+            except Exception as exc:  # task boundary: every failure becomes a reply
+                reply = CallFailed(
+                    request_id=request.request_id, kind="upstream", error=self._scrub(describe_error(exc))
+                )
+            finally:
+                self.in_flight.pop(request.request_id, None)
+        if scope.cancelled_caught:
+            reply = CallFailed(request_id=request.request_id, kind="gone", error="request cancelled")
+        try:
+            await self.calls.send(reply)
+        except BusError as exc:
+            logger.warning("could not deliver a forwarded result: %s", exc)
+
+    async def _catalog(self) -> Catalog:
+        """The upstream's prompts, resources and templates; one that fails to list them still serves tools."""
+        assert self.upstream is not None
+        try:
+            return await list_catalog(self.upstream.session)
+        except Exception as exc:  # an upstream error here must not end the worker
+            logger.warning(
+                "server %s: listing prompts and resources failed: %s",
+                self.server,
+                self._scrub(_describe(exc)),
+            )
+            return Catalog()
+
     def _takes_raw(self, call: CallTool) -> bool:
         """A call the raw lane answers as the session would: no progress, no output schema to check."""
         return not call.want_progress and call.tool in self.raw_tools and fits_a_line(call.arguments)
@@ -323,6 +384,19 @@ class Worker:
             )
         ) or isinstance(message, types.ToolListChangedNotification):
             self.tools_changed.set()
+            return
+        method = method_of(message)
+        if method in CATALOG_CHANGES:
+            self.catalog_changed.set()
+        elif method in RELAYED and self.calls is not None:
+            with contextlib.suppress(BusError):
+                await self.calls.send(
+                    UpstreamNotified(
+                        server=self.server,
+                        method=method,
+                        params=self._scrub(params_of(message).decode()).encode(),
+                    )
+                )
 
     async def _relist_on_change(self) -> None:
         while True:
@@ -338,6 +412,15 @@ class Worker:
                 continue
             self.raw_tools = plain_tools(tools)
             await self.control.send(ToolsChanged(server=self.server, generation=self.generation, tools=tools))
+
+    async def _relist_catalog_on_change(self) -> None:
+        while True:
+            await self.catalog_changed.wait()
+            self.catalog_changed = trio.Event()
+            catalog = await self._catalog()
+            await self.control.send(
+                CatalogChanged(server=self.server, generation=self.generation, catalog=catalog)
+            )
 
     async def _ping_loop(self) -> None:
         """An upstream that is alive but silent (hung, stopped) is reported unhealthy, and back again."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bus.messages import ServerStatus, ToolInfo
+import msgspec
+
+from bus.messages import Catalog, ServerStatus, ToolInfo
 from gateway.registry import Registry
 
 
@@ -34,3 +36,18 @@ def test_find_tool_follows_tools_states_and_approvals() -> None:
     assert registry.find_tool("s", "b") is None
     registry.replace_all([status()], {"s": [ToolInfo(name="z")]})
     assert registry.find_tool("s", "z") == ToolInfo(name="z") and registry.find_tool("s", "b") is None
+
+
+def test_a_catalog_is_seen_only_while_its_server_runs_enabled_and_trusted() -> None:
+    registry = Registry()
+    catalog = Catalog(prompts=[{"name": "p"}])
+    registry.replace_all([status()], {}, {"s": catalog})
+    assert registry.catalog_of("s") == catalog
+    registry.update(msgspec.structs.replace(status(), quarantined=True))
+    assert registry.catalog_of("s") == Catalog()
+    registry.update(status())
+    registry.set_catalog("s", 1, catalog)
+    registry.update(status("exited"))
+    assert registry.catalog_of("s") == Catalog()
+    registry.update(status("running", 2))
+    assert registry.catalog_of("s") == Catalog()  # a new generation reports its own

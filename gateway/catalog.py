@@ -1,0 +1,416 @@
+"""Prompts, resources, templates, completions and logging of every upstream, on an MCP endpoint.
+
+`/mcp` and `/mcp/all` serve the same catalog, built from the registry (what each worker listed at
+start and after every list change): only running, enabled, unquarantined servers are seen.
+
+- Prompts are named `server__prompt` (`gateway/tool_names.py`'s rules for tools); `prompts/get`
+  reaches the owner with the arguments untouched.
+- Resources and templates are shown as `mcpproxy://<server>/<original>` (`gateway/resource_uris.py`);
+  a read of such a URI goes to that server with the original. A read of any other URI (a resource
+  link in a tool result, an MCP App's `ui://` resource) goes to the server that lists it, else to
+  the servers whose templates match it, else to every server with resources, first answer wins.
+- `completion/complete` follows its reference to the owner; `logging/setLevel` reaches every
+  upstream that logs; each upstream `notifications/message` reaches the sessions of this endpoint
+  with the logger `server` (or `server:logger`); `resources/subscribe` is relayed to the owner and
+  its `notifications/resources/updated` to the subscribed sessions, with the URI they subscribed to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import mcp.types as types
+import trio
+from mcp.server.lowlevel import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.shared.exceptions import MCPError
+from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
+
+from bus.errors import ProxyError
+from bus.messages import UpstreamNotified
+from gateway.registry import Registry
+from gateway.resource_uris import matches_template, page, qualify, unqualify
+from gateway.tool_names import direct_name, unknown_message
+from gateway.upstreams import UpstreamReplyError, Upstreams
+
+logger = logging.getLogger(__name__)
+
+RESOURCE_NOT_FOUND: Final = -32002
+"""The MCP error code for a resource no server has."""
+NOTIFY_DEBOUNCE_S: Final = 0.05
+SEND_TIMEOUT_S: Final = 1.0
+"""A session that cannot take a notification within this long is skipped (and forgotten if closed)."""
+NOTICE_BUFFER: Final = 1000
+"""Upstream log messages and resource updates waiting to be relayed; more are dropped."""
+
+Recorder = Callable[[str, str, str, str, float, str, str, str | None], None]
+"""(server, method, name, status, started, arguments, result, error): an activity log entry."""
+
+
+class CatalogServer(Server[Any]):
+    """A low-level Server that announces prompt and resource list changes (and tools', if `tools_changed`)."""
+
+    tools_changed = False
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        options = NotificationOptions(
+            prompts_changed=True, resources_changed=True, tools_changed=self.tools_changed
+        )
+        return super().create_initialization_options(options, experimental_capabilities, extensions)
+
+
+def _session_id(ctx: Any) -> str | None:
+    request = getattr(ctx, "request", None)
+    return request.headers.get("mcp-session-id") if request is not None else None
+
+
+class CatalogFront:
+    """The catalog handlers of one MCP endpoint, and its notifications to that endpoint's sessions."""
+
+    def __init__(self, registry: Registry, upstreams: Upstreams, surface: str) -> None:
+        self.registry = registry
+        self.upstreams = upstreams
+        self.surface = surface
+        self.prompt_names: dict[str, tuple[str, str]] = {}
+        self.sessions: dict[str, Any] = {}
+        """One `ServerSession` per MCP session id: 2025-era sessions get notifications."""
+        self.subscriptions: dict[tuple[str, str], dict[str, tuple[Any, str]]] = {}
+        """(server, original URI) -> session id -> (session, the URI the session subscribed to)."""
+        self.record: Recorder | None = None
+        self._changed = trio.Event()
+        self._signatures: tuple[str, str] = ("", "")
+        self._notices_send, self._notices = trio.open_memory_channel[UpstreamNotified](NOTICE_BUFFER)
+        registry.listeners.append(lambda server: self._changed.set())
+
+    def handlers(self) -> dict[str, Any]:
+        """The `Server(...)` keyword arguments of the catalog methods."""
+        return {
+            "on_list_prompts": self.list_prompts,
+            "on_get_prompt": self.get_prompt,
+            "on_list_resources": self.list_resources,
+            "on_list_resource_templates": self.list_templates,
+            "on_read_resource": self.read_resource,
+            "on_subscribe_resource": self.subscribe,
+            "on_unsubscribe_resource": self.unsubscribe,
+            "on_completion": self.complete,
+        }
+
+    def install(self, server: Server[Any]) -> Server[Any]:
+        # logging/setLevel is deprecated in 2026-07-28; added here, not in the constructor, which warns.
+        server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self.set_level)
+        return server
+
+    def remember(self, session_id: str, session: Any) -> None:
+        self.sessions.setdefault(session_id, session)
+
+    def _remember(self, ctx: Any) -> None:
+        session_id = _session_id(ctx)
+        if session_id:  # a stateless (2026-era) request has no stream to notify
+            self.remember(session_id, ctx.session)
+
+    # --- what is listed -------------------------------------------------------
+
+    def _visible(self) -> list[str]:
+        return [s for s in sorted(self.registry.servers) if self.registry.visible(s)]
+
+    def _prompt_entries(self) -> list[tuple[tuple[str, str], dict[str, Any]]]:
+        names: dict[str, tuple[str, str]] = {}
+        entries = []
+        for server in self._visible():
+            for prompt in self.registry.catalog_of(server).prompts:
+                name = direct_name(server, prompt["name"])
+                names[name] = (server, prompt["name"])
+                entries.append(((server, prompt["name"]), {**prompt, "name": name}))
+        self.prompt_names = names
+        return sorted(entries, key=lambda entry: entry[0])
+
+    def _resource_entries(self) -> list[tuple[tuple[str, str], dict[str, Any]]]:
+        entries = [
+            ((server, resource["uri"]), {**resource, "uri": qualify(server, resource["uri"])})
+            for server in self._visible()
+            for resource in self.registry.catalog_of(server).resources
+        ]
+        return sorted(entries, key=lambda entry: entry[0])
+
+    def _template_entries(self) -> list[tuple[tuple[str, str], dict[str, Any]]]:
+        entries = [
+            ((server, t["uriTemplate"]), {**t, "uriTemplate": qualify(server, t["uriTemplate"])})
+            for server in self._visible()
+            for t in self.registry.catalog_of(server).templates
+        ]
+        return sorted(entries, key=lambda entry: entry[0])
+
+    @staticmethod
+    def _page(
+        entries: list[tuple[tuple[str, str], dict[str, Any]]], params: types.PaginatedRequestParams | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        chosen = page(entries, params.cursor if params is not None else None)
+        if chosen is None:
+            raise MCPError(INVALID_PARAMS, "invalid cursor: list again from the first page")
+        return chosen
+
+    async def list_prompts(
+        self, ctx: Any, params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        self._remember(ctx)
+        items, cursor = self._page(self._prompt_entries(), params)
+        return types.ListPromptsResult(
+            prompts=[types.Prompt.model_validate(item) for item in items], next_cursor=cursor
+        )
+
+    async def list_resources(
+        self, ctx: Any, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        self._remember(ctx)
+        items, cursor = self._page(self._resource_entries(), params)
+        return types.ListResourcesResult(
+            resources=[types.Resource.model_validate(item) for item in items], next_cursor=cursor
+        )
+
+    async def list_templates(
+        self, ctx: Any, params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        self._remember(ctx)
+        items, cursor = self._page(self._template_entries(), params)
+        return types.ListResourceTemplatesResult(
+            resource_templates=[types.ResourceTemplate.model_validate(item) for item in items],
+            next_cursor=cursor,
+        )
+
+    # --- forwarded requests ---------------------------------------------------
+
+    async def _forward(self, server: str, method: str, name: str, body: dict[str, Any]) -> bytes:
+        """Forward to `server`; its error comes back as the same JSON-RPC error, named by server."""
+        started = time.monotonic()
+        arguments = json.dumps(body, ensure_ascii=False)
+        try:
+            raw = await self.upstreams.forward(server, method, arguments.encode())
+        except UpstreamReplyError as exc:
+            self._record(server, method, name, "error", started, arguments, "", str(exc))
+            raise MCPError(exc.code or INTERNAL_ERROR, f"{server}: {exc}") from exc
+        except ProxyError as exc:
+            self._record(server, method, name, "error", started, arguments, "", str(exc))
+            raise MCPError(INTERNAL_ERROR, f"{server}: {exc}") from exc
+        self._record(server, method, name, "ok", started, arguments, raw.decode(errors="replace"), None)
+        return raw
+
+    def _record(
+        self,
+        server: str,
+        method: str,
+        name: str,
+        status: str,
+        started: float,
+        arguments: str,
+        result: str,
+        error: str | None,
+    ) -> None:
+        if self.record is not None and method in ("prompts/get", "resources/read"):
+            self.record(server, method, name, status, started, arguments, result, error)
+
+    async def get_prompt(self, ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        self._remember(ctx)
+        target = self.prompt_names.get(params.name)
+        if target is None:
+            self._prompt_entries()
+            target = self.prompt_names.get(params.name)
+        if target is None:
+            raise MCPError(INVALID_PARAMS, unknown_message("prompt", params.name, self.prompt_names))
+        server, prompt = target
+        body: dict[str, Any] = {"name": prompt}
+        if params.arguments is not None:
+            body["arguments"] = params.arguments
+        raw = await self._forward(server, "prompts/get", prompt, body)
+        return types.GetPromptResult.model_validate_json(raw)
+
+    def owners(self, uri: str) -> list[str]:
+        """The servers an unqualified URI is tried on, in order (see the module docstring)."""
+        visible = self._visible()
+        catalogs = {server: self.registry.catalog_of(server) for server in visible}
+        listed = [s for s in visible if any(r.get("uri") == uri for r in catalogs[s].resources)]
+        if listed:
+            return listed
+        templated = [
+            s
+            for s in visible
+            if any(matches_template(t.get("uriTemplate", ""), uri) for t in catalogs[s].templates)
+        ]
+        if templated:
+            return templated
+        return [s for s in visible if "resources" in catalogs[s].capabilities]
+
+    def _route(self, uri: str) -> tuple[list[str], str, bool]:
+        """(servers to try, the URI they know, whether the client used our prefix)."""
+        qualified = unqualify(uri)
+        if qualified is None:
+            return self.owners(uri), uri, False
+        server, original = qualified
+        return ([server] if self.registry.visible(server) else []), original, True
+
+    async def read_resource(
+        self, ctx: Any, params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        self._remember(ctx)
+        servers, original, qualified = self._route(params.uri)
+        failure: MCPError | None = None
+        for server in servers:
+            try:
+                raw = await self._forward(server, "resources/read", params.uri, {"uri": original})
+            except MCPError as exc:
+                failure = exc
+                continue
+            result = json.loads(raw)
+            if qualified:  # the contents answer to the URI the client asked for
+                for content in result.get("contents", []):
+                    if isinstance(content.get("uri"), str):
+                        content["uri"] = qualify(server, content["uri"])
+            return types.ReadResourceResult.model_validate(result)
+        if failure is not None:
+            raise failure
+        raise MCPError(RESOURCE_NOT_FOUND, f"no running server serves the resource {params.uri!r}")
+
+    async def complete(self, ctx: Any, params: types.CompleteRequestParams) -> types.CompleteResult:
+        self._remember(ctx)
+        body = params.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        body.pop("_meta", None)
+        ref = params.ref
+        if isinstance(ref, types.PromptReference):
+            target = self.prompt_names.get(ref.name)
+            if target is None:
+                self._prompt_entries()
+                target = self.prompt_names.get(ref.name)
+            if target is None:
+                raise MCPError(INVALID_PARAMS, unknown_message("prompt", ref.name, self.prompt_names))
+            server, body["ref"]["name"] = target
+        else:
+            qualified = unqualify(ref.uri)
+            if qualified is not None:
+                server, body["ref"]["uri"] = qualified
+            else:
+                owners = [
+                    s
+                    for s in self._visible()
+                    if any(t.get("uriTemplate") == ref.uri for t in self.registry.catalog_of(s).templates)
+                ]
+                if not owners:
+                    raise MCPError(INVALID_PARAMS, f"no running server has the resource template {ref.uri!r}")
+                server = owners[0]
+            if not self.registry.visible(server):
+                raise MCPError(INVALID_PARAMS, f"no running server has the resource template {ref.uri!r}")
+        if "completions" not in self.registry.catalog_of(server).capabilities:
+            return types.CompleteResult(completion=types.Completion(values=[]))
+        raw = await self._forward(server, "completion/complete", "", body)
+        return types.CompleteResult.model_validate_json(raw)
+
+    async def set_level(self, ctx: Any, params: types.SetLevelRequestParams) -> types.EmptyResult:
+        """Every upstream that logs gets the level (a failing one is skipped: logging is best effort)."""
+        self._remember(ctx)
+        body = {"level": params.level}
+
+        async def one(server: str) -> None:
+            try:
+                await self._forward(server, "logging/setLevel", "", body)
+            except MCPError as exc:
+                logger.info("logging/setLevel on %s failed: %s", server, exc)
+
+        async with trio.open_nursery() as nursery:
+            for server in self._visible():
+                if "logging" in self.registry.catalog_of(server).capabilities:
+                    nursery.start_soon(one, server)
+        return types.EmptyResult()
+
+    async def subscribe(self, ctx: Any, params: types.SubscribeRequestParams) -> types.EmptyResult:
+        session_id = _session_id(ctx)
+        if not session_id:
+            raise MCPError(INVALID_PARAMS, "resources/subscribe needs a session (initialize first)")
+        self._remember(ctx)
+        servers, original, _ = self._route(params.uri)
+        if not servers:
+            raise MCPError(RESOURCE_NOT_FOUND, f"no running server serves the resource {params.uri!r}")
+        server = servers[0]
+        subscribers = self.subscriptions.setdefault((server, original), {})
+        if not subscribers:
+            await self._forward(server, "resources/subscribe", params.uri, {"uri": original})
+        subscribers[session_id] = (ctx.session, params.uri)
+        return types.EmptyResult()
+
+    async def unsubscribe(self, ctx: Any, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+        session_id = _session_id(ctx)
+        servers, original, _ = self._route(params.uri)
+        for server in servers[:1]:
+            subscribers = self.subscriptions.get((server, original), {})
+            if subscribers.pop(session_id or "", None) is not None and not subscribers:
+                del self.subscriptions[(server, original)]
+                await self._forward(server, "resources/unsubscribe", params.uri, {"uri": original})
+        return types.EmptyResult()
+
+    # --- notifications --------------------------------------------------------
+
+    def relay_nowait(self, notice: UpstreamNotified) -> None:
+        """An upstream's log message or resource update, for this endpoint's sessions (never blocks)."""
+        try:
+            self._notices_send.send_nowait(notice)
+        except trio.WouldBlock:
+            logger.warning("dropped a %s from %s: clients are not keeping up", notice.method, notice.server)
+
+    async def run(self) -> None:
+        """Relay upstream notices and announce list changes, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._announce_changes)
+            async for notice in self._notices:
+                await self._relay(notice)
+
+    async def _send(self, session_id: str, session: Any, method: str, *args: Any, **kwargs: Any) -> None:
+        try:
+            with trio.move_on_after(SEND_TIMEOUT_S):
+                await getattr(session, method)(*args, **kwargs)
+        except Exception:  # a closed session: forget it
+            self.sessions.pop(session_id, None)
+            for subscribers in self.subscriptions.values():
+                subscribers.pop(session_id, None)
+
+    async def _relay(self, notice: UpstreamNotified) -> None:
+        params = json.loads(notice.params)
+        if notice.method == "notifications/message":
+            source = params.get("logger")
+            tag = f"{notice.server}:{source}" if source else notice.server
+            for session_id, session in list(self.sessions.items()):
+                await self._send(
+                    session_id,
+                    session,
+                    "send_log_message",
+                    level=params.get("level", "info"),
+                    data=params.get("data"),
+                    logger=tag,
+                )
+        elif notice.method == "notifications/resources/updated":
+            subscribers = self.subscriptions.get((notice.server, params.get("uri", "")), {})
+            for session_id, (session, shown) in list(subscribers.items()):
+                await self._send(session_id, session, "send_resource_updated", shown)
+
+    async def _announce_changes(self) -> None:
+        while True:
+            await self._changed.wait()
+            await trio.sleep(NOTIFY_DEBOUNCE_S)
+            self._changed = trio.Event()
+            prompts = json.dumps([entry for _, entry in self._prompt_entries()], sort_keys=True)
+            resources = json.dumps(
+                [[e for _, e in self._resource_entries()], [e for _, e in self._template_entries()]],
+                sort_keys=True,
+            )
+            old_prompts, old_resources = self._signatures
+            self._signatures = (prompts, resources)
+            for session_id, session in list(self.sessions.items()):
+                if prompts != old_prompts:
+                    await self._send(session_id, session, "send_prompt_list_changed")
+                if resources != old_resources:
+                    await self._send(session_id, session, "send_resource_list_changed")

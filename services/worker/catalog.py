@@ -1,0 +1,108 @@
+"""Everything of an upstream beside tools: its prompts, resources and templates, and the requests
+the gateway forwards to it (prompts/get, resources/read, completion/complete, ...).
+
+The catalog is listed at start and again when the upstream announces a list change; a capability
+the upstream does not advertise is not asked for. A forwarded request is checked against the MCP
+types on its way up and its result is relayed as the session parsed it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import mcp.types as types
+from mcp.client.session import ClientSession
+from mcp.shared.exceptions import MCPError
+from mcp_types.jsonrpc import METHOD_NOT_FOUND
+from pydantic import BaseModel
+
+from bus.messages import Catalog
+
+logger = logging.getLogger(__name__)
+
+FORWARDED: Final[dict[str, tuple[type[BaseModel], type[BaseModel]]]] = {
+    "prompts/get": (types.GetPromptRequest, types.GetPromptResult),
+    "resources/read": (types.ReadResourceRequest, types.ReadResourceResult),
+    "completion/complete": (types.CompleteRequest, types.CompleteResult),
+    "resources/subscribe": (types.SubscribeRequest, types.EmptyResult),
+    "resources/unsubscribe": (types.UnsubscribeRequest, types.EmptyResult),
+    "logging/setLevel": (types.SetLevelRequest, types.EmptyResult),
+}
+"""Method -> (request model, result model) of every request the gateway may forward."""
+
+RELAYED: Final = frozenset({"notifications/message", "notifications/resources/updated"})
+"""Upstream notifications the worker passes on to the gateway."""
+
+CATALOG_CHANGES: Final = frozenset(
+    {"notifications/prompts/list_changed", "notifications/resources/list_changed"}
+)
+
+
+def _dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+async def _every_page(
+    fetch: Callable[[types.PaginatedRequestParams | None], Awaitable[Any]], field: str
+) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page = await fetch(types.PaginatedRequestParams(cursor=cursor) if cursor else None)
+        entries.extend(_dump(entry) for entry in getattr(page, field))
+        cursor = page.next_cursor
+        if not cursor:
+            return entries
+
+
+async def list_catalog(session: ClientSession) -> Catalog:
+    """Every page of prompts, resources and templates, for the capabilities the upstream advertised."""
+    capabilities = session.server_capabilities
+    if capabilities is None:
+        return Catalog()
+    prompts: list[dict[str, Any]] = []
+    resources: list[dict[str, Any]] = []
+    templates: list[dict[str, Any]] = []
+    if capabilities.prompts is not None:
+        prompts = await _every_page(lambda p: session.list_prompts(params=p), "prompts")
+    if capabilities.resources is not None:
+        resources = await _every_page(lambda p: session.list_resources(params=p), "resources")
+        try:
+            templates = await _every_page(
+                lambda p: session.list_resource_templates(params=p), "resource_templates"
+            )
+        except MCPError as exc:  # the resources capability does not promise templates
+            if exc.code != METHOD_NOT_FOUND:
+                raise
+    return Catalog(
+        prompts=prompts, resources=resources, templates=templates, capabilities=_dump(capabilities)
+    )
+
+
+async def forward(session: ClientSession, method: str, params: bytes) -> bytes:
+    """Send one forwarded request upstream; return its result as JSON bytes.
+
+    Raises ValueError for a method that is not forwarded or params the MCP types refuse, and
+    whatever the session raises for an upstream error.
+    """
+    models = FORWARDED.get(method)
+    if models is None:
+        raise ValueError(f"{method} is not forwarded to upstreams")
+    request_type, result_type = models
+    request = request_type.model_validate({"method": method, "params": json.loads(params or b"{}")})
+    result = await session.send_request(request, result_type)  # type: ignore[arg-type]
+    return result.model_dump_json(by_alias=True, exclude_unset=True).encode()
+
+
+def method_of(notification: Any) -> str | None:
+    """The JSON-RPC method of a notification the session handed us (None for anything else)."""
+    method = getattr(getattr(notification, "root", notification), "method", None)
+    return method if isinstance(method, str) else None
+
+
+def params_of(notification: Any) -> bytes:
+    params = getattr(getattr(notification, "root", notification), "params", None)
+    return params.model_dump_json(by_alias=True, exclude_unset=True).encode() if params else b"{}"

@@ -1,0 +1,90 @@
+"""A small stdio MCP server with prompts and resources (mcp SDK low-level Server, under trio).
+
+    python tests/servers/resource_server.py [--name NAME]
+
+Resources: `file:///README.md` (its text names the server, so two instances serve different
+texts under one URI), `test://crash` (reading it kills this process), and `ui://widget/card.html`
+(an MCP App's UI resource). Prompt: `greet(name)`. Tool: `link` (a resource link to README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import mcp.types as types
+import trio
+from mcp.server.lowlevel import Server
+from mcp.server.stdio import stdio_server
+
+README = "file:///README.md"
+CRASH = "test://crash"
+WIDGET = "ui://widget/card.html"
+
+
+def build(name: str) -> Server[Any]:
+    async def list_resources(ctx: Any, params: Any) -> types.ListResourcesResult:
+        return types.ListResourcesResult(
+            resources=[
+                types.Resource(uri=README, name="README.md", mime_type="text/markdown"),
+                types.Resource(uri=CRASH, name="crash"),
+                types.Resource(uri=WIDGET, name="card", mime_type="text/html;profile=mcp-app"),
+            ]
+        )
+
+    async def read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        if params.uri == CRASH:
+            os._exit(3)
+        if params.uri == README:
+            text = f"# README of {name}"
+        elif params.uri == WIDGET:
+            text = f"<p>card of {name}</p>"
+        else:
+            raise ValueError(f"no resource {params.uri}")
+        return types.ReadResourceResult(contents=[types.TextResourceContents(uri=params.uri, text=text)])
+
+    async def list_prompts(ctx: Any, params: Any) -> types.ListPromptsResult:
+        argument = types.PromptArgument(name="name", required=True)
+        return types.ListPromptsResult(prompts=[types.Prompt(name="greet", arguments=[argument])])
+
+    async def get_prompt(ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        who = (params.arguments or {}).get("name", "")
+        message = types.PromptMessage(
+            role="user", content=types.TextContent(type="text", text=f"{name} greets {who}")
+        )
+        return types.GetPromptResult(messages=[message])
+
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(
+            tools=[
+                types.Tool(name="link", description="A link to README.md", input_schema={"type": "object"})
+            ]
+        )
+
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        link = types.ResourceLink(type="resource_link", uri=README, name="README.md")
+        return types.CallToolResult(content=[link])
+
+    return Server(
+        name,
+        version="1.0.0",
+        on_list_resources=list_resources,
+        on_read_resource=read_resource,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+
+
+async def main(name: str) -> None:
+    server = build(name)
+    async with stdio_server() as (read, write):
+        await server.run(read, write, server.create_initialization_options())
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--name", default="resources")
+    trio.run(main, parser.parse_args().name)
