@@ -61,12 +61,14 @@ from supervisor.ledger import REFRESH_INTERVAL_S, Ledger, lock_data_dir, refresh
 from supervisor.policy import RestartPolicy
 from supervisor.runner import Command, RunnerContext, ServerRunner
 from supervisor.spawn import Spawner
-from supervisor.states import WorkerState
 
 logger = logging.getLogger(__name__)
 
 COMMANDS: Final = frozenset({"restart", "approve_tools", "login", "logout"})
 LOGIN_URL_TIMEOUT_S: Final = 30.0
+REPIN_TIMEOUT_S: Final = 5.0
+"""A runner in a staged stop reads its inbox only after it; the gateway waits 10 s for the answer."""
+"""How long `login` waits for the worker to discover the authorization server and send its URL."""
 """How long `login` waits for the worker to discover the authorization server and send its URL."""
 
 
@@ -235,7 +237,7 @@ class ControlPlane:
                 runner.deliver_nowait(Command("remove"))
         for name in docker_changed:
             if (runner := self.runners.get(name)) is not None:
-                runner.reconfigure(runner.config)
+                runner.reconfigure(config.server(name) or runner.config)
         logger.info("config applied (%s): %d server(s)", source, len(config.mcpServers))
         self.known.learn(config)
         self._nursery.start_soon(self._share_known_secrets)
@@ -297,18 +299,9 @@ class ControlPlane:
             result = CommandResult(
                 request_id=command.request_id, ok=False, error=f"unknown action {command.action!r}"
             )
-        elif command.action == "approve_tools":
-            names = self.pins.approve(runner.name, runner.tools, command.tools)
-            runner.tools = self.pins.pin(runner.name, runner.tools, trusted=False)
-            await self._publish_tools(runner)
-            await self._publish(runner)
-            result = CommandResult(
-                request_id=command.request_id,
-                ok=True,
-                status=runner.status(),
-                # Only None means all: a list that names nothing approves nothing, and says so.
-                error=None if names or command.tools is None else "no such tools",
-            )
+        elif command.action == "approve_tools":  # the answer waits for the runner: not on this task
+            self._nursery.start_soon(self._approve_tools, peer, command, runner)
+            return
         elif command.action in ("login", "logout"):
             if runner.config.transport == "stdio":
                 result = CommandResult(
@@ -321,8 +314,24 @@ class ControlPlane:
                 self._nursery.start_soon(handler, peer, command, runner)
                 return
         else:
-            runner.deliver_nowait(Command(command.action))
+            runner.deliver_nowait(Command("restart"))
             result = CommandResult(request_id=command.request_id, ok=True, status=runner.status())
+        await self._send(peer, result)
+
+    async def _approve_tools(self, peer: bytes, command: ControlCommand, runner: ServerRunner) -> None:
+        """Record the approvals, then let the runner re-check its tools; answer once it has published them."""
+        names = self.pins.approve(runner.name, runner.tools, command.tools)
+        repinned = trio.Event()
+        runner.deliver_nowait(Command("repin", done=repinned))
+        with trio.move_on_after(REPIN_TIMEOUT_S):
+            await repinned.wait()
+        result = CommandResult(
+            request_id=command.request_id,
+            ok=True,
+            status=runner.status(),
+            # Only None means all: a list that names nothing approves nothing, and says so.
+            error=None if names or command.tools is None else "no such tools",
+        )
         await self._send(peer, result)
 
     async def _login(self, peer: bytes, command: ControlCommand, runner: ServerRunner) -> None:
@@ -349,9 +358,7 @@ class ControlPlane:
         except ProxyError as exc:
             await self._send(peer, CommandResult(request_id=command.request_id, ok=False, error=str(exc)))
             return
-        runner.signed_in = False
-        if runner.wanted or runner.life.state is WorkerState.NEEDS_LOGIN:
-            runner.deliver_nowait(Command("restart"))
+        runner.deliver_nowait(Command("logout"))
         await self._send(peer, CommandResult(request_id=command.request_id, ok=True, status=runner.status()))
 
     async def _forget_oauth(self, server: str, *, keep_client: bool) -> None:

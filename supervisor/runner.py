@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal, assert_never
 
 import trio
 
@@ -67,11 +67,31 @@ class WorkerExited:
     code: int
 
 
+@dataclass
+class LoginOutcome:
+    """What a `login` command waits for: the authorization URL, or the server's fate without one."""
+
+    done: trio.Event
+    url: str | None = None
+    error: str | None = None
+
+
+CommandAction = Literal["restart", "reload", "login", "logout", "repin", "disable", "remove"]
+
+
 @dataclass(frozen=True)
 class Command:
-    """A human or API asked for `action` ("restart", "reload", "login", "disable", "remove")."""
+    """A change asked of a runner. Only the runner's own task applies it: it is its state's one writer.
 
-    action: str
+    `restart`, `reload` (adopting `config`), `login` (settling `login`), `disable` and `remove` decide
+    what runs; `logout` forgets the sign-in and reconnects; `repin` checks the tools against the
+    approvals again. `done`, when given, is set once the command has been applied.
+    """
+
+    action: CommandAction
+    config: ServerConfig | None = None
+    login: LoginOutcome | None = None
+    done: trio.Event | None = None
 
 
 Event = (
@@ -87,15 +107,6 @@ Event = (
     | WorkerExited
     | Command
 )
-
-
-@dataclass
-class LoginOutcome:
-    """What a `login` command waits for: the authorization URL, or the server's fate without one."""
-
-    done: trio.Event
-    url: str | None = None
-    error: str | None = None
 
 
 @dataclass
@@ -227,7 +238,7 @@ class ServerRunner:
     async def _idle(self) -> None:
         event = await self.inbox.receive()
         if isinstance(event, Command):
-            outcome = self._apply_command(event)
+            outcome = await self._apply_command(event)
             if outcome == "stop" and self.life.state is WorkerState.NEEDS_LOGIN:
                 await self._set(WorkerState.STOPPED)
             elif outcome == "stop":
@@ -235,11 +246,9 @@ class ServerRunner:
 
     def begin_login(self) -> LoginOutcome:
         """A person wants to sign in: the next generation runs the browser flow; see `LoginOutcome`."""
-        if self.login is not None:
-            self.login.done.set()  # an older request waits no more
-        self.login = LoginOutcome(done=trio.Event())
-        self.deliver_nowait(Command("login"))
-        return self.login
+        outcome = LoginOutcome(done=trio.Event())
+        self.deliver_nowait(Command("login", login=outcome))
+        return outcome
 
     def _settle_login(self, *, url: str | None = None, error: str | None = None) -> None:
         if self.login is not None:
@@ -249,25 +258,51 @@ class ServerRunner:
 
     def reconfigure(self, config: ServerConfig) -> None:
         """The config file changed this server: adopt it and restart (or stop) it."""
-        self.config = config
-        self.deliver_nowait(Command("reload"))
+        self.deliver_nowait(Command("reload", config=config))
 
-    def _apply_command(self, command: Command) -> str:
-        """Update what we want; return "restart" (a fresh generation) or "stop"."""
-        if command.action in ("restart", "reload", "login"):
-            self.wanted = self.config.enabled and not self.config.quarantined
-            if command.action != "reload":
-                self.failures = ()
-            self.has_run = False
-            if command.action == "login":
-                self.login_next = self.wanted
-                if not self.wanted:
-                    state = "quarantined" if self.config.quarantined else "disabled"
-                    self._settle_login(error=f"server {self.name!r} is {state}")
-            return "restart" if self.wanted else "stop"
-        self.wanted = False
-        self.removed = self.removed or command.action == "remove"
-        return "stop"
+    async def _apply_command(self, command: Command) -> str:
+        """Apply a command; return "restart" (a fresh generation), "stop", or "continue" (as you were)."""
+        try:
+            return await self._carry_out(command)
+        finally:
+            if command.done is not None:
+                command.done.set()
+
+    async def _carry_out(self, command: Command) -> str:
+        match command.action:
+            case "repin":
+                self.tools = self.ctx.pins.pin(self.name, self.tools, trusted=False)
+                await self.ctx.publish_tools(self)
+                await self.ctx.publish(self)
+                return "continue"
+            case "logout":
+                self.signed_in = False
+                if not (self.wanted or self.life.state is WorkerState.NEEDS_LOGIN):
+                    return "continue"
+            case "reload":
+                self.config = command.config or self.config
+            case "login":
+                if self.login is not None:
+                    self.login.done.set()  # an older request waits no more
+                self.login = command.login
+            case "disable" | "remove":
+                self.wanted = False
+                self.removed = self.removed or command.action == "remove"
+                return "stop"
+            case "restart":
+                pass
+            case _:
+                assert_never(command.action)
+        self.wanted = self.config.enabled and not self.config.quarantined
+        if command.action != "reload":
+            self.failures = ()
+        self.has_run = False
+        if command.action == "login":
+            self.login_next = self.wanted
+            if not self.wanted:
+                state = "quarantined" if self.config.quarantined else "disabled"
+                self._settle_login(error=f"server {self.name!r} is {state}")
+        return "restart" if self.wanted else "stop"
 
     async def _run_generation(self) -> None:
         self.generation += 1
@@ -319,7 +354,7 @@ class ServerRunner:
         while True:
             acquired, events = await self._slot_or_event(slots)
             for event in events:  # anything else is from an earlier generation
-                if isinstance(event, Command) and self._apply_command(event) == "stop":
+                if isinstance(event, Command) and await self._apply_command(event) == "stop":
                     if acquired:
                         slots.release_on_behalf_of(self)
                     return "stop"
@@ -411,7 +446,8 @@ class ServerRunner:
                         self._record_exit(code)
                         return "failed"
                     case Command() as command:
-                        return self._apply_command(command)
+                        if (outcome := await self._apply_command(command)) != "continue":
+                            return outcome
                     case Heartbeat() | ToolsChanged() | CatalogChanged() | UpstreamHealth():
                         pass
                 continue
@@ -456,7 +492,8 @@ class ServerRunner:
                         self._record_exit(code)
                         return "failed"
                     case Command() as command:
-                        return self._apply_command(command)
+                        if (outcome := await self._apply_command(command)) != "continue":
+                            return outcome
                     case UpstreamSpawned() | WorkerHello() | WorkerReady() | LoginStarted():
                         pass
                 continue
@@ -515,8 +552,7 @@ class ServerRunner:
         with trio.move_on_after(delay_s):
             while True:
                 event = await self.inbox.receive()
-                if isinstance(event, Command):
-                    self._apply_command(event)
+                if isinstance(event, Command) and await self._apply_command(event) != "continue":
                     break
         self.next_retry_at = None
         if self.wanted:
