@@ -66,10 +66,9 @@ logger = logging.getLogger(__name__)
 
 COMMANDS: Final = frozenset({"restart", "approve_tools", "login", "logout"})
 LOGIN_URL_TIMEOUT_S: Final = 30.0
+"""How long `login` waits for the worker to discover the authorization server and send its URL."""
 REPIN_TIMEOUT_S: Final = 5.0
 """A runner in a staged stop reads its inbox only after it; the gateway waits 10 s for the answer."""
-"""How long `login` waits for the worker to discover the authorization server and send its URL."""
-"""How long `login` waits for the worker to discover the authorization server and send its URL."""
 
 
 class ControlPlane:
