@@ -11,8 +11,7 @@ from typing import Final
 
 import click
 
-from bus.errors import ConfigError
-from services.config import default_config_path, load_config, resolve_data_dir
+from cli.installation import refuse_foreign_packages
 
 LAZY_COMMANDS: Final = {
     "activity": "cli.activity_cmd:activity_group",
@@ -97,7 +96,9 @@ def serve(config_path: Path | None, data_dir: Path | None, listen: str | None, l
 
     Example: mcpproxy serve --config ./mcp_config.json --listen 127.0.0.1:8080
     """
+    from bus.errors import ConfigError
     from cli.serve_launch import launch
+    from services.config import default_config_path, load_config, resolve_data_dir
 
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     path = config_path or default_config_path()
@@ -119,6 +120,7 @@ def serve(config_path: Path | None, data_dir: Path | None, listen: str | None, l
 
 
 def main() -> None:
+    refuse_foreign_packages()  # before `bus` or `services` is imported: either may be another project's
     cli()
 
 

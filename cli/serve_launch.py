@@ -41,7 +41,9 @@ class Launched:
 def child_argv(
     module: str, config_path: Path, data_dir: Path | None, listen: str | None, log_level: str
 ) -> list[str]:
-    argv = [sys.executable, "-m", module, "--config", str(config_path), "--log-level", log_level]
+    # -P: `-m` would put the working directory first on sys.path, where a `gateway/` or `supervisor/`
+    # of the user's would hide ours (cli/installation.py checks the rest of the path).
+    argv = [sys.executable, "-P", "-m", module, "--config", str(config_path), "--log-level", log_level]
     if data_dir is not None:
         argv += ["--data-dir", str(data_dir)]
     if listen is not None and module == "gateway":

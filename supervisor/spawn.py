@@ -2,7 +2,8 @@
 
 A zygote-forked worker is re-parented to us (we are a child subreaper), so we
 wait for it and reap it like any child; it holds no lifeline pipe and stops
-with us through its parent-death signal instead.
+with us through its parent-death signal instead. Both interpreters start with
+`-P`: our working directory (the user's) must not come first on their sys.path.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ def spawn_worker(server: str, generation: int, control_endpoint: str, log_level:
     os.set_inheritable(lifeline_w, False)
     try:
         child = process.spawn(
-            [sys.executable, "-m", "services.worker", "--server", server, "--generation", str(generation),
-             "--control", control_endpoint, "--lifeline-fd", "0", "--log-level", log_level],
+            [sys.executable, "-P", "-m", "services.worker", "--server", server,
+             "--generation", str(generation), "--control", control_endpoint, "--lifeline-fd", "0",
+             "--log-level", log_level],
             env=dict(os.environ),
             stdin=lifeline_r,
         )  # fmt: skip
@@ -82,7 +84,7 @@ class Spawner:
         ours, theirs = socket.socketpair()
         try:
             self._zygote = process.spawn(
-                [sys.executable, "-m", "services.worker.zygote"], stdin=theirs.fileno()
+                [sys.executable, "-P", "-m", "services.worker.zygote"], stdin=theirs.fileno()
             )
         except Exception as exc:  # no zygote: every worker gets a fresh interpreter
             logger.warning("worker zygote unavailable (%s): starting workers directly", exc)
