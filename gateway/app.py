@@ -88,6 +88,12 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
             events.publish("activity.tool_call.completed", activity_event(record))
 
     caller.on_recorded = on_recorded
+
+    def record_catalog_request(record: CallRecord) -> None:
+        activity.record_nowait(record)
+        on_recorded(record)
+
+    proxy_catalog.record = direct_catalog.record = record_catalog_request
     upstreams.on_tools = events.tools_changed
     security = _security(settings)
     # One endpoint object per path, so `/mcp` and `/mcp/` both reach it without a redirect.

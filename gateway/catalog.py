@@ -30,12 +30,14 @@ from mcp.server.models import InitializationOptions
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
 
-from bus.errors import ProxyError
+from bus.errors import PeerGoneError, ProxyError
 from bus.messages import UpstreamNotified
+from gateway.calling import context_from_mcp
 from gateway.registry import Registry
 from gateway.resource_uris import matches_template, page, qualify, unqualify
 from gateway.tool_names import direct_name, unknown_message
-from gateway.upstreams import UpstreamReplyError, Upstreams
+from gateway.upstreams import CallTimeoutError, UpstreamReplyError, Upstreams
+from services.activity import CallRecord
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +49,8 @@ SEND_TIMEOUT_S: Final = 1.0
 NOTICE_BUFFER: Final = 1000
 """Upstream log messages and resource updates waiting to be relayed; more are dropped."""
 
-Recorder = Callable[[str, str, str, str, float, str, str, str | None], None]
-"""(server, method, name, status, started, arguments, result, error): an activity log entry."""
+RECORDED: Final = frozenset({"prompts/get", "resources/read"})
+"""Forwarded methods that land in the activity log, as the tool `"<method> <prompt or URI>"`."""
 
 
 class CatalogServer(Server[Any]):
@@ -85,7 +87,8 @@ class CatalogFront:
         """One `ServerSession` per MCP session id: 2025-era sessions get notifications."""
         self.subscriptions: dict[tuple[str, str], dict[str, tuple[Any, str]]] = {}
         """(server, original URI) -> session id -> (session, the URI the session subscribed to)."""
-        self.record: Recorder | None = None
+        self.record: Callable[[CallRecord], None] | None = None
+        """Takes an activity log entry for each prompt get and resource read."""
         self._changed = trio.Event()
         self._signatures: tuple[str, str] = ("", "")
         self._notices_send, self._notices = trio.open_memory_channel[UpstreamNotified](NOTICE_BUFFER)
@@ -188,34 +191,55 @@ class CatalogFront:
 
     # --- forwarded requests ---------------------------------------------------
 
-    async def _forward(self, server: str, method: str, name: str, body: dict[str, Any]) -> bytes:
+    async def _forward(self, ctx: Any, server: str, method: str, name: str, body: dict[str, Any]) -> bytes:
         """Forward to `server`; its error comes back as the same JSON-RPC error, named by server."""
         started = time.monotonic()
         arguments = json.dumps(body, ensure_ascii=False)
         try:
             raw = await self.upstreams.forward(server, method, arguments.encode())
         except UpstreamReplyError as exc:
-            self._record(server, method, name, "error", started, arguments, "", str(exc))
+            self._record(ctx, server, f"{method} {name}", started, arguments, error=str(exc))
             raise MCPError(exc.code or INTERNAL_ERROR, f"{server}: {exc}") from exc
         except ProxyError as exc:
-            self._record(server, method, name, "error", started, arguments, "", str(exc))
+            status = (
+                "timeout"
+                if isinstance(exc, CallTimeoutError)
+                else "unavailable"
+                if isinstance(exc, PeerGoneError)
+                else "error"
+            )
+            self._record(ctx, server, f"{method} {name}", started, arguments, error=str(exc), status=status)
             raise MCPError(INTERNAL_ERROR, f"{server}: {exc}") from exc
-        self._record(server, method, name, "ok", started, arguments, raw.decode(errors="replace"), None)
+        if method in RECORDED:
+            self._record(
+                ctx, server, f"{method} {name}", started, arguments, result=raw.decode(errors="replace")
+            )
         return raw
 
     def _record(
         self,
+        ctx: Any,
         server: str,
-        method: str,
-        name: str,
-        status: str,
+        what: str,
         started: float,
         arguments: str,
-        result: str,
-        error: str | None,
+        *,
+        result: str = "",
+        error: str | None = None,
+        status: str | None = None,
     ) -> None:
-        if self.record is not None and method in ("prompts/get", "resources/read"):
-            self.record(server, method, name, status, started, arguments, result, error)
+        if self.record is None or what.partition(" ")[0] not in RECORDED:
+            return
+        context = context_from_mcp(ctx, self.surface)
+        status = status or ("ok" if error is None else "error")
+        self.record(
+            CallRecord(
+                server=server, tool=what, surface=self.surface, status=status,
+                duration_ms=(time.monotonic() - started) * 1000, arguments=arguments, result=result,
+                error=error, client_name=context.client_name, client_version=context.client_version,
+                session_id=context.session_id, request_id=context.request_id,
+            )
+        )  # fmt: skip
 
     async def get_prompt(self, ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
         self._remember(ctx)
@@ -229,7 +253,7 @@ class CatalogFront:
         body: dict[str, Any] = {"name": prompt}
         if params.arguments is not None:
             body["arguments"] = params.arguments
-        raw = await self._forward(server, "prompts/get", prompt, body)
+        raw = await self._forward(ctx, server, "prompts/get", prompt, body)
         return types.GetPromptResult.model_validate_json(raw)
 
     def owners(self, uri: str) -> list[str]:
@@ -264,7 +288,7 @@ class CatalogFront:
         failure: MCPError | None = None
         for server in servers:
             try:
-                raw = await self._forward(server, "resources/read", params.uri, {"uri": original})
+                raw = await self._forward(ctx, server, "resources/read", params.uri, {"uri": original})
             except MCPError as exc:
                 failure = exc
                 continue
@@ -308,7 +332,7 @@ class CatalogFront:
                 raise MCPError(INVALID_PARAMS, f"no running server has the resource template {ref.uri!r}")
         if "completions" not in self.registry.catalog_of(server).capabilities:
             return types.CompleteResult(completion=types.Completion(values=[]))
-        raw = await self._forward(server, "completion/complete", "", body)
+        raw = await self._forward(ctx, server, "completion/complete", "", body)
         return types.CompleteResult.model_validate_json(raw)
 
     async def set_level(self, ctx: Any, params: types.SetLevelRequestParams) -> types.EmptyResult:
@@ -318,7 +342,7 @@ class CatalogFront:
 
         async def one(server: str) -> None:
             try:
-                await self._forward(server, "logging/setLevel", "", body)
+                await self._forward(ctx, server, "logging/setLevel", "", body)
             except MCPError as exc:
                 logger.info("logging/setLevel on %s failed: %s", server, exc)
 
@@ -339,7 +363,7 @@ class CatalogFront:
         server = servers[0]
         subscribers = self.subscriptions.setdefault((server, original), {})
         if not subscribers:
-            await self._forward(server, "resources/subscribe", params.uri, {"uri": original})
+            await self._forward(ctx, server, "resources/subscribe", params.uri, {"uri": original})
         subscribers[session_id] = (ctx.session, params.uri)
         return types.EmptyResult()
 
@@ -350,7 +374,7 @@ class CatalogFront:
             subscribers = self.subscriptions.get((server, original), {})
             if subscribers.pop(session_id or "", None) is not None and not subscribers:
                 del self.subscriptions[(server, original)]
-                await self._forward(server, "resources/unsubscribe", params.uri, {"uri": original})
+                await self._forward(ctx, server, "resources/unsubscribe", params.uri, {"uri": original})
         return types.EmptyResult()
 
     # --- notifications --------------------------------------------------------

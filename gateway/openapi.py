@@ -109,6 +109,12 @@ def document() -> dict[str, Any]:
             "delete": _op("Remove a server", params=name),
         },
         "/api/v1/servers/{name}/tools": {"get": _op("The server's tools", params=name)},
+        "/api/v1/servers/{name}/prompts": {
+            "get": _op("The server's prompts, with their MCP names", params=name)
+        },
+        "/api/v1/servers/{name}/resources": {
+            "get": _op("The server's resources and templates, with the URIs MCP clients use", params=name)
+        },
         "/api/v1/servers/{name}/logs": {
             "get": _op(
                 "Last lines of the server's log",

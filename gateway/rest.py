@@ -20,7 +20,8 @@ from starlette.routing import Route
 from bus.messages import ConfigResult, ServerStatus, ToolInfo
 from gateway.calling import CallContext, Caller
 from gateway.registry import Registry
-from gateway.tool_names import split_qualified
+from gateway.resource_uris import qualify
+from gateway.tool_names import direct_name, split_qualified
 from gateway.upstreams import Upstreams
 from services.activity import FILTERS, STATUSES, ActivityLog
 from services.isolation import instance_id
@@ -132,6 +133,8 @@ class RestApi:
             Route("/api/v1/servers/{name}", self.patch_server, methods=["PATCH"]),
             Route("/api/v1/servers/{name}", self.remove_server, methods=["DELETE"]),
             Route("/api/v1/servers/{name}/tools", self.tools, methods=["GET"]),
+            Route("/api/v1/servers/{name}/prompts", self.prompts, methods=["GET"]),
+            Route("/api/v1/servers/{name}/resources", self.resources, methods=["GET"]),
             Route("/api/v1/servers/{name}/logs", self.logs, methods=["GET"]),
             Route("/api/v1/servers/{name}/config-to-secret", self.config_to_secret, methods=["POST"]),
             Route("/api/v1/servers/{name}/tools/approve", self.approve_tools, methods=["POST"]),
@@ -224,6 +227,27 @@ class RestApi:
                 view["diff"] = definition_diff(tool.previous, tool)
             tools.append(view)
         return ok({"server": name, "tools": tools})
+
+    async def prompts(self, request: Request) -> Response:
+        """The prompts MCP clients see of this server (none while it is stopped, disabled or quarantined)."""
+        if missing := self._unknown(request):
+            return missing
+        name = request.path_params["name"]
+        prompts = [
+            {**prompt, "mcp_name": direct_name(name, prompt["name"])}
+            for prompt in self.registry.catalog_of(name).prompts
+        ]
+        return ok({"server": name, "prompts": prompts})
+
+    async def resources(self, request: Request) -> Response:
+        """Its resources and templates, each with the URI MCP clients read it by (`mcp_uri`)."""
+        if missing := self._unknown(request):
+            return missing
+        name = request.path_params["name"]
+        catalog = self.registry.catalog_of(name)
+        resources = [{**r, "mcp_uri": qualify(name, r["uri"])} for r in catalog.resources]
+        templates = [{**t, "mcp_uri_template": qualify(name, t["uriTemplate"])} for t in catalog.templates]
+        return ok({"server": name, "resources": resources, "templates": templates})
 
     async def approve_tools(self, request: Request) -> Response:
         if missing := self._unknown(request):

@@ -18,6 +18,8 @@ from mcp.shared.exceptions import MCPError
 
 from tests.proxyctl import EVERYTHING_JS, PYTHON, SERVERS, Proxy, everything_server, running_proxy
 
+pytestmark = pytest.mark.system
+
 MODES: Final = ("legacy", "2026-07-28")
 PATHS: Final = ("/mcp/all", "/mcp")
 RESOURCE_SERVER: Final = str(SERVERS / "resource_server.py")
@@ -213,3 +215,27 @@ async def test_resource_subscriptions_are_relayed(tmp_path: Path, path: str) -> 
             with trio.fail_after(30):
                 await updated.wait()
             await client.unsubscribe_resource(uri)
+
+
+async def test_rest_shows_prompts_and_resources_and_the_activity_log_records_gets_and_reads(
+    tmp_path: Path,
+) -> None:
+    async with running_proxy(tmp_path, [resource_server("one")]) as proxy:
+        await proxy.wait_for("one", "running")
+        prompts = (await proxy.get("/api/v1/servers/one/prompts")).json()["data"]["prompts"]
+        assert [(p["name"], p["mcp_name"]) for p in prompts] == [("greet", "one__greet")]
+        listed = (await proxy.get("/api/v1/servers/one/resources")).json()["data"]
+        assert "mcpproxy://one/file:///README.md" in [r["mcp_uri"] for r in listed["resources"]]
+        async with through(proxy, "/mcp/all", "legacy") as client:
+            await client.get_prompt("one__greet", {"name": "Ada"})
+            await client.read_resource("mcpproxy://one/file:///README.md")
+        with trio.fail_after(20):
+            while True:
+                data = (await proxy.get("/api/v1/activity", params={"server": "one"})).json()["data"]
+                if data["total"] >= 2:
+                    break
+                await trio.sleep(0.05)
+        assert {(r["tool"], r["status"]) for r in data["records"]} == {
+            ("prompts/get greet", "ok"),
+            ("resources/read mcpproxy://one/file:///README.md", "ok"),
+        }
