@@ -40,6 +40,8 @@ class ToolInfo(msgspec.Struct, frozen=True, kw_only=True):
     """Tool pinning: "approved", "pending" (new) or "changed" (differs from what was approved)."""
     previous: dict[str, Any] | None = None
     """For a changed tool, the approved definition, to show the difference."""
+    meta: dict[str, Any] | None = None
+    """The tool's `_meta` (an MCP App's `ui.resourceUri`, ...): passed on, not pinned."""
 
 
 class Catalog(msgspec.Struct, frozen=True, kw_only=True):

@@ -94,6 +94,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         on_recorded(record)
 
     proxy_catalog.record = direct_catalog.record = record_catalog_request
+    proxy_catalog.echo_guard = direct_catalog.echo_guard = caller.echo_guard
     upstreams.on_tools = events.tools_changed
     security = _security(settings)
     # One endpoint object per path, so `/mcp` and `/mcp/` both reach it without a redirect.

@@ -35,6 +35,7 @@ from bus.messages import UpstreamNotified
 from gateway.calling import context_from_mcp
 from gateway.registry import Registry
 from gateway.resource_uris import matches_template, page, qualify, unqualify
+from gateway.secret_echo import EchoGuard
 from gateway.tool_names import direct_name, unknown_message
 from gateway.upstreams import CallTimeoutError, UpstreamReplyError, Upstreams
 from services.activity import CallRecord
@@ -87,6 +88,9 @@ class CatalogFront:
         """One `ServerSession` per MCP session id: 2025-era sessions get notifications."""
         self.subscriptions: dict[tuple[str, str], dict[str, tuple[Any, str]]] = {}
         """(server, original URI) -> session id -> (session, the URI the session subscribed to)."""
+        self.echo_guard = EchoGuard()
+        """The secret values the proxy injected: scrubbed from prompts and resource contents (as from
+        tool results) unless the server has `allow_secret_echo`. app.py shares the caller's."""
         self.record: Callable[[CallRecord], None] | None = None
         """Takes an activity log entry for each prompt get and resource read."""
         self._changed = trio.Event()
@@ -216,6 +220,14 @@ class CatalogFront:
             )
         return raw
 
+    def _scrubbed(self, server: str, result: dict[str, Any]) -> dict[str, Any]:
+        secrets = self.echo_guard.secrets
+        status = self.registry.servers.get(server)
+        if not secrets or (status is not None and status.allow_secret_echo):
+            return result
+        scrubbed: dict[str, Any] = secrets.scrub_json(result)
+        return scrubbed
+
     def _record(
         self,
         ctx: Any,
@@ -254,7 +266,7 @@ class CatalogFront:
         if params.arguments is not None:
             body["arguments"] = params.arguments
         raw = await self._forward(ctx, server, "prompts/get", prompt, body)
-        return types.GetPromptResult.model_validate_json(raw)
+        return types.GetPromptResult.model_validate(self._scrubbed(server, json.loads(raw)))
 
     def owners(self, uri: str) -> list[str]:
         """The servers an unqualified URI is tried on, in order (see the module docstring)."""
@@ -297,7 +309,7 @@ class CatalogFront:
                 for content in result.get("contents", []):
                     if isinstance(content.get("uri"), str):
                         content["uri"] = qualify(server, content["uri"])
-            return types.ReadResourceResult.model_validate(result)
+            return types.ReadResourceResult.model_validate(self._scrubbed(server, result))
         if failure is not None:
             raise failure
         raise MCPError(RESOURCE_NOT_FOUND, f"no running server serves the resource {params.uri!r}")

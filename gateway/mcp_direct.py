@@ -85,6 +85,8 @@ class DirectTools:
                     body["annotations"] = tool.annotations
                 if tool.output_schema:
                     body["outputSchema"] = tool.output_schema
+                if tool.meta:  # an MCP App's ui.resourceUri stays readable as it is (gateway/catalog.py)
+                    body["_meta"] = tool.meta
                 tools.append(types.Tool.model_validate(body))
         self.names = names
         return tools

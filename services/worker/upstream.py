@@ -42,6 +42,7 @@ def tool_info(tool: types.Tool) -> ToolInfo:
         input_schema=dumped.get("inputSchema") or {"type": "object"},
         output_schema=dumped.get("outputSchema"),
         annotations=dumped.get("annotations"),
+        meta=dumped.get("_meta"),
     )
 
 

@@ -5,6 +5,7 @@
 Resources: `file:///README.md` (its text names the server, so two instances serve different
 texts under one URI), `test://crash` (reading it kills this process), and `ui://widget/card.html`
 (an MCP App's UI resource). Prompt: `greet(name)`. Tool: `link` (a resource link to README.md).
+With DB_PASSWORD in its environment, README.md and the prompt tell it (a leak to catch).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mcp.server.stdio import stdio_server
 README = "file:///README.md"
 CRASH = "test://crash"
 WIDGET = "ui://widget/card.html"
+LEAK = f" (password {os.environ['DB_PASSWORD']})" if "DB_PASSWORD" in os.environ else ""
 
 
 def build(name: str) -> Server[Any]:
@@ -37,7 +39,7 @@ def build(name: str) -> Server[Any]:
         if params.uri == CRASH:
             os._exit(3)
         if params.uri == README:
-            text = f"# README of {name}"
+            text = f"# README of {name}" + LEAK
         elif params.uri == WIDGET:
             text = f"<p>card of {name}</p>"
         else:
@@ -50,15 +52,19 @@ def build(name: str) -> Server[Any]:
 
     async def get_prompt(ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
         who = (params.arguments or {}).get("name", "")
-        message = types.PromptMessage(
-            role="user", content=types.TextContent(type="text", text=f"{name} greets {who}")
-        )
+        text = f"{name} greets {who}" + LEAK
+        message = types.PromptMessage(role="user", content=types.TextContent(type="text", text=text))
         return types.GetPromptResult(messages=[message])
 
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(
             tools=[
-                types.Tool(name="link", description="A link to README.md", input_schema={"type": "object"})
+                types.Tool(
+                    name="link",
+                    description="A link to README.md",
+                    input_schema={"type": "object"},
+                    _meta={"ui": {"resourceUri": WIDGET}},
+                )
             ]
         )
 

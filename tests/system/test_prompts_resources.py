@@ -4,6 +4,7 @@ for clients of both protocol eras: what a client sees directly, it sees through 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -125,7 +126,9 @@ async def test_two_servers_with_one_uri_each_answer_for_their_own(tmp_path: Path
                     assert isinstance(link, types.ResourceLink)
                     assert texts(await client.read_resource(link.uri))[0].startswith("# README of ")
                     # An MCP App's ui:// resource is readable as the tool's _meta names it.
-                    assert (await client.read_resource("ui://widget/card.html")).contents
+                    tool = next(t for t in (await client.list_tools()).tools if t.name == f"{server}__link")
+                    assert tool.meta is not None
+                    assert (await client.read_resource(tool.meta["ui"]["resourceUri"])).contents
 
 
 async def test_an_upstream_crash_mid_read_fails_only_that_read(tmp_path: Path) -> None:
@@ -239,3 +242,21 @@ async def test_rest_shows_prompts_and_resources_and_the_activity_log_records_get
             ("prompts/get greet", "ok"),
             ("resources/read mcpproxy://one/file:///README.md", "ok"),
         }
+
+
+async def test_prompts_and_resources_show_injected_secrets_masked_unless_the_server_allows_it(
+    tmp_path: Path,
+) -> None:
+    literal = "pw-" + secrets.token_hex(12)
+    env = {"DB_PASSWORD": literal}
+    servers = [resource_server("guarded", env=env), resource_server("open", env=env, allow_secret_echo=True)]
+    async with running_proxy(tmp_path, servers) as proxy:
+        await proxy.wait_for("guarded", "running")
+        await proxy.wait_for("open", "running")
+        async with through(proxy, "/mcp/all", "legacy") as client:
+            for server in ("guarded", "open"):
+                shown = texts(await client.read_resource(f"mcpproxy://{server}/file:///README.md"))
+                shown += texts(await client.get_prompt(f"{server}__greet", {"name": "Ada"}))
+                for text in shown:
+                    assert (literal in text) is (server == "open"), text
+                    assert ("••••" in text) is (server == "guarded"), text
