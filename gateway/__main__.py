@@ -12,6 +12,7 @@ gc.disable()
 import argparse  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -22,7 +23,7 @@ from hypercorn.config import Config as HypercornConfig  # noqa: E402
 from hypercorn.trio import serve  # noqa: E402
 
 from bus.errors import ConfigError  # noqa: E402
-from gateway import _h11_coalesce  # noqa: E402
+from gateway import _h11_coalesce, _idle_connections  # noqa: E402
 from gateway.app import GatewaySettings, build_app  # noqa: E402
 from services import process  # noqa: E402
 from services.config import default_config_path, load_config, resolve_data_dir  # noqa: E402
@@ -31,7 +32,20 @@ from services.runtime import endpoints_for  # noqa: E402
 logger = logging.getLogger("gateway")
 
 GRACEFUL_TIMEOUT_S: Final = 1.0
-KEEP_ALIVE_S: Final = 75
+
+
+def raise_descriptor_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit: every client connection holds a descriptor, and the
+    soft limit is often 1,024 (trio's epoll has no FD_SETSIZE limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:  # an unlimited hard limit is above the kernel's nr_open
+        logger.warning("open-file limit stays at %d (hard %d): %s", soft, hard, exc)
+        return
+    logger.debug("open-file limit raised from %d to %d", soft, hard)
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -44,6 +58,7 @@ def split_listen(listen: str) -> tuple[str, int]:
 async def run(settings: GatewaySettings) -> None:
     app, _upstreams = build_app(settings)
     _h11_coalesce.install()
+    _idle_connections.install()
     # What startup built (the SDK's models: ~100k objects) lives as long as the process; a full collection
     # walking it stalls every request for ~40 ms. Freeze it out of reach, without collecting first: that
     # collection would cost as much, to free the few objects the imports left behind.
@@ -52,10 +67,11 @@ async def run(settings: GatewaySettings) -> None:
     config = HypercornConfig()
     config.bind = [f"{settings.listen_host}:{settings.listen_port}"]
     config.graceful_timeout = GRACEFUL_TIMEOUT_S
-    # hypercorn's read_timeout also cuts long-lived responses (SSE) after it; the front door
-    # times out slow request bodies instead.
+    # hypercorn's read_timeout also cuts long-lived responses (SSE) after it. The front door bounds
+    # each request body's total time instead; gateway/_idle_connections.py bounds request heads and
+    # idle connections, and closes a connection its client has closed.
     config.read_timeout = None
-    config.keep_alive_timeout = KEEP_ALIVE_S
+    config.keep_alive_timeout = _idle_connections.KEEP_ALIVE_S
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     shutdown = trio.Event()
@@ -88,6 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     process.set_parent_death_signal(signal.SIGTERM)
+    raise_descriptor_limit()
     config_path = args.config or default_config_path()
     try:
         config = load_config(config_path, create=args.config is None)

@@ -5,6 +5,12 @@ the API key; `/mcp*` needs it only when the proxy listens on a non-loopback
 address (like mcpproxy-go). The key may come as `X-API-Key`,
 `Authorization: Bearer ...` or `?apikey=`. A client that sends too many wrong
 keys is answered 429 for a while (gateway/lockout.py).
+
+The front door reads the whole request body before the app sees it: over
+MAX_BODY_BYTES is answered 413 and a body not complete within BODY_TIMEOUT_S
+408, as JSON, whether the client sent a Content-Length or chunks. (Refusing
+from inside the app's receive would meet Starlette's error middleware first,
+which answers any exception with a plain-text 500.)
 """
 
 from __future__ import annotations
@@ -30,7 +36,10 @@ REQUEST_ID_HEADER: Final = b"x-request-id"
 ALWAYS_PROTECTED: Final = ("/api/", "/events")
 MCP_PREFIX: Final = "/mcp"
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
-BODY_READ_TIMEOUT_S: Final = 30.0
+BODY_TIMEOUT_S: Final = 30.0
+"""The whole body, not each read: a client dripping a byte every few seconds holds a connection no longer."""
+CLOSE_HEADER: Final = (b"connection", b"close")
+"""On a refusal before the body was read to its end: what is left of it cannot be skipped reliably."""
 LOCKED_OUT_DELAY_S: Final = 1.0
 """Each 429 of a locked-out client waits this long: a client that ignores Retry-After is slowed down,
 at the cost of one sleeping task here."""
@@ -68,6 +77,18 @@ class _BodyTooLargeError(Exception):
 
 class _SlowBodyError(Exception):
     pass
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the app the body already read, then the client's channel (disconnects)."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay
 
 
 def host_part(value: str) -> str:
@@ -153,42 +174,39 @@ class FrontDoor:
                 return
             await send(message)
 
-        received = 0
-        started = False
-        body_done = False
-
-        async def capped_receive() -> Message:
-            # Only the request body is timed: once it is complete, receive() waits for the client
-            # to go away, which for an event stream is hours, not seconds.
-            nonlocal received, body_done
-            if body_done:
-                return await receive()
-            with trio.move_on_after(BODY_READ_TIMEOUT_S) as scope:
-                message = await receive()
-            if scope.cancelled_caught:
-                raise _SlowBodyError
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise _BodyTooLargeError
-                body_done = not message.get("more_body", False)
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send_with_id(message)
-
         try:
-            await self.app(scope, capped_receive, tracking_send)
+            body = await self._read_body(receive)
         except _BodyTooLargeError:
-            if not started:
-                await send_json_error(send, 413, f"request body over {self.max_body_bytes} bytes", request_id)
+            message = f"request body over {self.max_body_bytes} bytes"
+            await send_json_error(send, 413, message, request_id, headers=[CLOSE_HEADER])
+            return
         except _SlowBodyError:
-            if not started:
-                await send_json_error(
-                    send, 408, f"request body not received within {BODY_READ_TIMEOUT_S:g}s", request_id
-                )
+            message = f"request body not received within {BODY_TIMEOUT_S:g}s"
+            await send_json_error(send, 408, message, request_id, headers=[CLOSE_HEADER])
+            return
+        if body is None:
+            return  # the client went away before its body was complete: nobody to answer
+        await self.app(scope, _replay(body, receive), send_with_id)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole request body within BODY_TIMEOUT_S in all, at most max_body_bytes; None if the
+        client disconnected first. After it, `receive` only reports the client going away, which for
+        an event stream is hours later: that is not timed."""
+        chunks: list[bytes] = []
+        size = 0
+        with trio.move_on_after(BODY_TIMEOUT_S):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise _BodyTooLargeError
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        raise _SlowBodyError
 
     async def _admit_key(self, scope: Scope, send: Send, request_id: str) -> bool:
         """The API key check; a refusal is sent here: 401 for a wrong key, 429 while locked out."""

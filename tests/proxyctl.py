@@ -214,15 +214,20 @@ async def running_proxy(
     *,
     wait_ready: bool = True,
     env: dict[str, str] | None = None,
+    launcher: tuple[str, ...] = (),
     **top: Any,
 ) -> AsyncIterator[Proxy]:
-    """Start `mcpproxy serve` as a subprocess; yield once /readyz answers; stop it and check for orphans."""
+    """Start `mcpproxy serve` as a subprocess; yield once /readyz answers; stop it and check for orphans.
+
+    `launcher` is a command that execs the rest, e.g. `("prlimit", "--nofile=1024:1024", "--")`.
+    """
     config_path = write_config(tmp_path, servers, **top)
     data_dir = tmp_path / "data"
     port = free_port()
     log = (tmp_path / "proxy.log").open("wb")
     process = subprocess.Popen(
         [
+            *launcher,
             str(Path(PYTHON).parent / "mcpproxy"),
             "serve",
             "--config",

@@ -1,0 +1,135 @@
+"""hypercorn with the idle-closing connection: a gone client's socket closes at once, a silent one soon.
+
+These run a real hypercorn server on loopback and watch it from raw sockets: the server closing its
+end shows as EOF on ours. If hypercorn's internals change, `install` refuses or these fail.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import hypercorn.trio.run
+import pytest
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from starlette.types import Receive, Scope, Send
+
+from gateway import _idle_connections
+
+LONG_KEEP_ALIVE_S = 3600.0
+"""Far longer than any deadline here: a close seen within a deadline is not the keep-alive timer's."""
+FIRST_REQUEST_S = 0.5
+DEADLINE_S = 10.0
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+SETTLE_S = 0.2
+"""hypercorn makes a connection idle right after its answer (microseconds): a FIN sent this much later
+lands on an idle connection, the case hypercorn left in CLOSE-WAIT. (A FIN that lands during the
+request already ends it.)"""
+
+
+@pytest.fixture(autouse=True)
+def restore_hypercorn() -> Iterator[None]:
+    original = hypercorn.trio.run.TCPServer  # type: ignore[attr-defined]
+    yield
+    hypercorn.trio.run.TCPServer = original  # type: ignore[attr-defined]
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@asynccontextmanager
+async def serving(first_request_s: float = FIRST_REQUEST_S) -> AsyncIterator[int]:
+    assert _idle_connections.install(first_request_s)
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    config.keep_alive_timeout = LONG_KEEP_ALIVE_S
+    config.graceful_timeout = 1.0
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(
+            lambda task_status: serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]
+        )
+        yield int(urls[0].rsplit(":", 1)[1])
+        shutdown.set()
+
+
+async def ask(stream: trio.SocketStream) -> bytes:
+    await stream.send_all(REQUEST)
+    answer = b""
+    while not answer.endswith(b"\r\n\r\nok"):
+        chunk = await stream.receive_some()
+        assert chunk, f"closed before the answer: {answer!r}"
+        answer += chunk
+    return answer
+
+
+async def closed_by_server(stream: trio.SocketStream) -> bool:
+    """True once the server's FIN (or reset) arrives; False if it sends anything else."""
+    try:
+        return await stream.receive_some() == b""
+    except trio.BrokenResourceError:
+        return True
+
+
+def test_the_adapter_was_checked_against_the_installed_hypercorn() -> None:
+    installed = importlib.metadata.version("hypercorn")
+    assert installed.startswith(_idle_connections.CHECKED_AGAINST + "."), (
+        f"hypercorn {installed}: re-read its trio/tcp_server.py against gateway/_idle_connections.py "
+        "(the CLOSE-WAIT fix), then update CHECKED_AGAINST"
+    )
+
+
+async def test_a_connection_its_client_closes_without_asking_is_closed_at_once() -> None:
+    async with serving(first_request_s=LONG_KEEP_ALIVE_S) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await stream.send_eof()
+        with trio.fail_after(DEADLINE_S):
+            assert await closed_by_server(stream)
+        await stream.aclose()
+
+
+async def test_a_kept_alive_connection_its_client_closes_is_closed_at_once() -> None:
+    async with serving() as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        with trio.fail_after(DEADLINE_S):
+            assert b" 200 " in await ask(stream)
+            await trio.sleep(SETTLE_S)
+            await stream.send_eof()
+            assert await closed_by_server(stream)
+        await stream.aclose()
+
+
+async def test_a_connection_that_never_asks_is_closed_after_the_first_request_timeout() -> None:
+    async with serving() as port:
+        silent = await trio.open_tcp_stream("127.0.0.1", port)
+        partial = await trio.open_tcp_stream("127.0.0.1", port)
+        await partial.send_all(REQUEST[:20])  # a head that never completes
+        with trio.fail_after(DEADLINE_S):
+            assert await closed_by_server(silent)
+            assert await closed_by_server(partial)
+        await silent.aclose()
+        await partial.aclose()
+
+
+async def test_a_kept_alive_connection_outlives_the_first_request_timeout() -> None:
+    async with serving() as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        with trio.fail_after(DEADLINE_S):
+            assert b" 200 " in await ask(stream)
+            await trio.sleep(3 * FIRST_REQUEST_S)  # past the first-request timer, far from keep-alive
+            assert b" 200 " in await ask(stream)
+        await stream.aclose()
