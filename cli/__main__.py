@@ -18,6 +18,8 @@ LAZY_COMMANDS: Final = {
     "auth": "cli.auth_cmd:auth_group",
     "doctor": "cli.doctor_cmd:doctor",
     "import": "cli.import_cmd:import_servers",
+    "prompts": "cli.catalog_cmd:prompts_group",
+    "resources": "cli.catalog_cmd:resources_group",
     "secrets": "cli.secrets_cmd:secrets_group",
     "status": "cli.doctor_cmd:status",
     "tools": "cli.tools_cmd:tools_group",

@@ -4,7 +4,9 @@ for clients of both protocol eras: what a client sees directly, it sees through 
 
 from __future__ import annotations
 
+import json
 import secrets
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -260,3 +262,29 @@ async def test_prompts_and_resources_show_injected_secrets_masked_unless_the_ser
                 for text in shown:
                     assert (literal in text) is (server == "open"), text
                     assert ("••••" in text) is (server == "guarded"), text
+
+
+def cli(proxy: Proxy, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(PYTHON).parent / "mcpproxy"), *args, "--config", str(proxy.config_path)]
+    return subprocess.run([*command, "--url", proxy.base_url], capture_output=True, text=True, timeout=60)
+
+
+async def test_the_cli_lists_gets_and_reads_what_mcp_clients_see(tmp_path: Path) -> None:
+    async with running_proxy(tmp_path, [resource_server("one")]) as proxy:
+        await proxy.wait_for("one", "running")
+        listed = await trio.to_thread.run_sync(cli, proxy, "prompts", "list", "-o", "json")
+        assert [p["mcp_name"] for p in json.loads(listed.stdout)] == ["one__greet"], listed.stderr
+        got = await trio.to_thread.run_sync(
+            cli, proxy, "prompts", "get", "one:greet", "--args", '{"name": "Ada"}'
+        )
+        assert got.stdout.strip() == "user: one greets Ada", got.stderr
+        missing = await trio.to_thread.run_sync(cli, proxy, "prompts", "get", "one:nope")
+        assert missing.returncode == 4 and "greet" in missing.stderr
+        resources = await trio.to_thread.run_sync(cli, proxy, "resources", "list", "one")
+        assert "mcpproxy://one/file:///README.md" in resources.stdout, resources.stderr
+        read = await trio.to_thread.run_sync(
+            cli, proxy, "resources", "read", "mcpproxy://one/file:///README.md"
+        )
+        assert read.stdout.strip() == "# README of one", read.stderr
+        unprefixed = await trio.to_thread.run_sync(cli, proxy, "resources", "read", "ui://widget/card.html")
+        assert unprefixed.stdout.strip() == "<p>card of one</p>", unprefixed.stderr
