@@ -102,6 +102,8 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     direct_endpoint = FastPath(direct.call, mcp_direct.SURFACE, security)
     direct_endpoint.watch.on_session = direct.remember
     proxy_endpoint.watch.on_session = proxy_catalog.remember
+    proxy_catalog.alive = lambda session_id: session_id in proxy_endpoint.watch.sessions
+    direct_catalog.alive = lambda session_id: session_id in direct_endpoint.watch.sessions
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

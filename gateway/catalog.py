@@ -48,6 +48,8 @@ NOTIFY_DEBOUNCE_S: Final = 0.05
 SEND_TIMEOUT_S: Final = 1.0
 """A session that cannot take a notification within this long is skipped (and forgotten if closed)."""
 NOTICE_BUFFER: Final = 1000
+PRUNE_EVERY: Final = 64
+"""Sessions the endpoint no longer has are forgotten once this many new ones have been remembered."""
 """Upstream log messages and resource updates waiting to be relayed; more are dropped."""
 
 RECORDED: Final = frozenset({"prompts/get", "resources/read"})
@@ -91,6 +93,9 @@ class CatalogFront:
         self.echo_guard = EchoGuard()
         """The secret values the proxy injected: scrubbed from prompts and resource contents (as from
         tool results) unless the server has `allow_secret_echo`. app.py shares the caller's."""
+        self.alive: Callable[[str], bool] = lambda session_id: True
+        """Whether the endpoint still has a session (app.py asks its fast lane's session watch)."""
+        self._added = 0
         self.record: Callable[[CallRecord], None] | None = None
         """Takes an activity log entry for each prompt get and resource read."""
         self._changed = trio.Event()
@@ -117,7 +122,19 @@ class CatalogFront:
         return server
 
     def remember(self, session_id: str, session: Any) -> None:
-        self.sessions.setdefault(session_id, session)
+        if session_id in self.sessions:
+            return
+        self.sessions[session_id] = session
+        self._added += 1
+        if self._added >= PRUNE_EVERY:  # under session churn, ended sessions must not pile up
+            self._added = 0
+            for gone in [s for s in self.sessions if not self.alive(s)]:
+                self._forget(gone)
+
+    def _forget(self, session_id: str) -> None:
+        self.sessions.pop(session_id, None)
+        for subscribers in self.subscriptions.values():
+            subscribers.pop(session_id, None)
 
     def _remember(self, ctx: Any) -> None:
         session_id = _session_id(ctx)
@@ -410,9 +427,7 @@ class CatalogFront:
             with trio.move_on_after(SEND_TIMEOUT_S):
                 await getattr(session, method)(*args, **kwargs)
         except Exception:  # a closed session: forget it
-            self.sessions.pop(session_id, None)
-            for subscribers in self.subscriptions.values():
-                subscribers.pop(session_id, None)
+            self._forget(session_id)
 
     async def _relay(self, notice: UpstreamNotified) -> None:
         params = json.loads(notice.params)
