@@ -8,16 +8,65 @@ Three conversations, each with one union per direction:
 - gateway <-> worker (calls socket): tool calls and their results.
 
 Rules: new fields get defaults; a field never changes type; `Hello` messages
-carry PROTOCOL_VERSION.
+carry PROTOCOL_VERSION, and a peer of another version is refused. Actions,
+states and kinds are enums or Literals, which msgspec checks on decode: an
+unknown value is a decode error, never a string compared somewhere later.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+import enum
+from typing import Any, Final, Literal
 
 import msgspec
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
+"""2: typed actions, states and kinds (1 carried them as free strings)."""
+
+
+class ServerState(enum.StrEnum):
+    """Where one server's worker is in its lifecycle (the transitions: supervisor/states.py)."""
+
+    STOPPED = "stopped"
+    """Not running and not meant to: disabled, quarantined, or stopped on purpose."""
+    STARTING = "starting"
+    """Waiting for a start slot, or a worker process exists and is initializing its upstream."""
+    RUNNING = "running"
+    """The upstream is initialized; its tools are served."""
+    BACKOFF = "backoff"
+    """The last start failed or the worker died; a retry is scheduled."""
+    STOPPING = "stopping"
+    """The staged stop is under way."""
+    EXITED = "exited"
+    """The worker ended unexpectedly; the restart policy decides what is next."""
+    FATAL = "fatal"
+    """A local server that never started failed too often; only a human restart brings it back."""
+    NEEDS_LOGIN = "needs_login"
+    """An OAuth upstream waits for a person to sign in (`login`); it is not retried until then."""
+
+
+Transport = Literal["stdio", "streamable-http", "sse"]
+Approval = Literal["approved", "pending", "changed"]
+Condition = Literal["retrying", "crash-looping", "unreachable"]
+"""Why a server in backoff waits: its first failures, a repeated crash, or a remote out of reach."""
+ControlAction = Literal["restart", "approve_tools", "login", "logout"]
+SecretAction = Literal["list", "set", "delete"]
+ConfigAction = Literal[
+    "get",
+    "validate",
+    "add",
+    "patch",
+    "remove",
+    "enable",
+    "disable",
+    "quarantine",
+    "unquarantine",
+    "reject",
+    "config_to_secret",
+]
+ConfigSource = Literal["rest", "mcp", "file"]
+"""Who changed the config: a person (REST, which the CLI and the UI use), an AI client, a hand edit."""
+FailureKind = Literal["upstream", "timeout", "gone"]
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -36,7 +85,7 @@ class ToolInfo(msgspec.Struct, frozen=True, kw_only=True):
     input_schema: dict[str, Any] = msgspec.field(default_factory=dict)
     output_schema: dict[str, Any] | None = None
     annotations: dict[str, Any] | None = None
-    approval: str = "approved"
+    approval: Approval = "approved"
     """Tool pinning: "approved", "pending" (new) or "changed" (differs from what was approved)."""
     previous: dict[str, Any] | None = None
     """For a changed tool, the approved definition, to show the difference."""
@@ -85,7 +134,7 @@ class UpstreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Everything a worker needs to reach its upstream, with references still unresolved."""
 
     name: str
-    protocol: str
+    protocol: Transport
     command: str | None = None
     args: list[str] = msgspec.field(default_factory=list)
     env: dict[str, str] = msgspec.field(default_factory=dict)
@@ -122,10 +171,10 @@ class ServerStatus(msgspec.Struct, frozen=True, kw_only=True):
     """The supervisor's view of one configured server (no secrets: config values stay out)."""
 
     name: str
-    protocol: str
+    protocol: Transport
     enabled: bool
     quarantined: bool
-    state: str
+    state: ServerState
     generation: int = 0
     worker_pid: int | None = None
     upstream_pid: int | None = None
@@ -145,7 +194,7 @@ class ServerStatus(msgspec.Struct, frozen=True, kw_only=True):
     """The server object from the config file, redacted (unless reveal_secret_headers)."""
     allow_secret_echo: bool = False
     """Tool results may carry the secret values the proxy gave this server (else they are scrubbed)."""
-    condition: str | None = None
+    condition: Condition | None = None
     """While in backoff (or retrying): "retrying", "crash-looping" or "unreachable" (supervisor/policy.py)."""
 
 
@@ -267,7 +316,7 @@ class ControlCommand(Message, frozen=True, kw_only=True):
     """
 
     request_id: int
-    action: str
+    action: ControlAction
     server: str
     tools: list[str] | None = None
     """For "approve_tools": which tools (None: every pending or changed one)."""
@@ -277,7 +326,7 @@ class SecretCommand(Message, frozen=True, kw_only=True):
     """Gateway -> supervisor: `action` "list", "set" or "delete" a secret; answered by SecretResult."""
 
     request_id: int
-    action: str
+    action: SecretAction
     name: str = ""
     value: str = ""
 
@@ -293,10 +342,10 @@ class ConfigCommand(Message, frozen=True, kw_only=True):
     """
 
     request_id: int
-    action: str
+    action: ConfigAction
     server: str = ""
     body: bytes = b"null"
-    source: str = "rest"
+    source: ConfigSource = "rest"
     keyed: bool = False
 
 
@@ -452,7 +501,7 @@ class CallFailed(Message, frozen=True, kw_only=True):
     """Worker -> gateway: the call could not complete (`kind`: "upstream", "timeout", "gone")."""
 
     request_id: int
-    kind: str
+    kind: FailureKind
     error: str
     code: int | None = None
     """The upstream's JSON-RPC error code, when it answered with an error."""

@@ -29,14 +29,18 @@ from bus.messages import (
     CallTool,
     CancelCall,
     CommandResult,
+    ConfigAction,
     ConfigCommand,
     ConfigResult,
+    ConfigSource,
+    ControlAction,
     ControlCommand,
     ForwardRequest,
     ForwardResult,
     KnownSecrets,
     Message,
     Notice,
+    SecretAction,
     SecretCommand,
     SecretResult,
     ServerCatalog,
@@ -198,7 +202,7 @@ class Upstreams:
 
     async def command(
         self,
-        action: str,
+        action: ControlAction,
         server: str,
         tools: list[str] | None = None,
         timeout_s: float = COMMAND_TIMEOUT_S,
@@ -211,7 +215,12 @@ class Upstreams:
         return result
 
     async def config(
-        self, action: str, server: str = "", body: Any = None, source: str = "rest", keyed: bool = False
+        self,
+        action: ConfigAction,
+        server: str = "",
+        body: Any = None,
+        source: ConfigSource = "rest",
+        keyed: bool = False,
     ) -> ConfigResult:
         """Read or change the configuration through its one writer, the supervisor."""
         payload = json.dumps(body).encode()
@@ -223,7 +232,7 @@ class Upstreams:
         assert isinstance(result, ConfigResult)
         return result
 
-    async def secret(self, action: str, name: str = "", value: str = "") -> SecretResult:
+    async def secret(self, action: SecretAction, name: str = "", value: str = "") -> SecretResult:
         """List, set or delete a secret through the supervisor (which owns the store)."""
         result = await self._request(
             lambda rid: SecretCommand(request_id=rid, action=action, name=name, value=value)

@@ -21,6 +21,7 @@ from typing import Any, Final
 import msgspec
 
 from bus.errors import ConfigError
+from bus.messages import Transport
 from services.isolation import (
     IsolationValueError,
     check_image,
@@ -150,13 +151,17 @@ class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkn
     pending_change: PendingChange | None = None
 
     @property
-    def transport(self) -> str:
+    def transport(self) -> Transport:
         """The concrete transport: `auto` resolves to stdio for a command, HTTP for a URL."""
-        if self.protocol == "auto":
-            return "stdio" if self.command else "streamable-http"
-        if self.protocol == "http":
-            return "streamable-http"
-        return self.protocol
+        match self.protocol:
+            case "auto":
+                return "stdio" if self.command else "streamable-http"
+            case "http" | "streamable-http":
+                return "streamable-http"
+            case "sse":
+                return "sse"
+            case _:  # "stdio"; validate_server refuses anything else before a transport is asked for
+                return "stdio"
 
     def init_timeout_s(self) -> float:
         return INIT_TIMEOUT_S if self.init_timeout is None else parse_duration(self.init_timeout)

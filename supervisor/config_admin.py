@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, assert_never
 
 import trio
 
@@ -97,38 +97,40 @@ class ConfigAdmin:
         outcome = None
         if agent:
             agent_changes.check_management(action, command.keyed)
-        if action == "add":
-            if not isinstance(payload, dict):
-                raise PatchError("body: expected a server object")
-            server = dict(payload)
-            if agent:
-                server = agent_changes.prepare_add(server, new.data.get("quarantine_enabled", True))
-            new.add(server)
-            name = str(server.get("name"))
-        elif action == "patch":
-            if agent:
-                outcome = agent_changes.propose(new, name, payload)
-            else:
-                new.patch(name, payload)
-        elif action == "remove":
-            new.remove(name)
-        elif action in ("enable", "disable"):
-            new.patch(name, {"enabled": action == "enable"})
-        elif action in ("unquarantine", "reject") and agent:
+        if agent and action in ("unquarantine", "reject"):
             raise agent_changes.AgentRefusedError("only a human can approve or reject a quarantined server")
-        elif action == "quarantine":
-            new.patch(name, {"quarantined": True})
-        elif action == "unquarantine":
-            expected = payload.get("pending_change") if isinstance(payload, dict) else None
-            if expected is not None and not isinstance(expected, str):
-                raise PatchError("pending_change: expected the id of the change you reviewed")
-            outcome = "approved" if agent_changes.approve(new, name, expected) else None
-        elif action == "reject":
-            agent_changes.reject(new, name)
-        elif action == "config_to_secret":
-            await self._config_to_secret(new, name, payload)
-        else:
-            raise PatchError(f"unknown action {action!r}")
+        match action:
+            case "add":
+                if not isinstance(payload, dict):
+                    raise PatchError("body: expected a server object")
+                server = dict(payload)
+                if agent:
+                    server = agent_changes.prepare_add(server, new.data.get("quarantine_enabled", True))
+                new.add(server)
+                name = str(server.get("name"))
+            case "patch" if agent:
+                outcome = agent_changes.propose(new, name, payload)
+            case "patch":
+                new.patch(name, payload)
+            case "remove":
+                new.remove(name)
+            case "enable" | "disable":
+                new.patch(name, {"enabled": action == "enable"})
+            case "quarantine":
+                new.patch(name, {"quarantined": True})
+            case "unquarantine":
+                expected = payload.get("pending_change") if isinstance(payload, dict) else None
+                if expected is not None and not isinstance(expected, str):
+                    raise PatchError("pending_change: expected the id of the change you reviewed")
+                outcome = "approved" if agent_changes.approve(new, name, expected) else None
+            case "reject":
+                agent_changes.reject(new, name)
+            case "config_to_secret":
+                await self._config_to_secret(new, name, payload)
+            case "get" | "validate":  # answered above, without a change
+                raise AssertionError(action)
+            case _:
+                assert_never(action)
         if outcome != "unchanged":
             await self.commit(new, command.source)
         if action == "remove":

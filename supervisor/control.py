@@ -18,6 +18,7 @@ import trio
 from bus.codec import TO_SUPERVISOR
 from bus.errors import BusError, ConfigError, PeerGoneError, ProxyError
 from bus.messages import (
+    PROTOCOL_VERSION,
     Catalog,
     CatalogChanged,
     CommandResult,
@@ -178,6 +179,13 @@ class ControlPlane:
                     runner = self.runners.get(message.server)
                     if runner is not None:
                         runner.deliver_nowait(message)
+                case Subscribe(protocol_version=version) if version != PROTOCOL_VERSION:
+                    logger.error(
+                        "a gateway speaking bus protocol %d subscribed; this supervisor speaks %d: parts of "
+                        "two mcpproxy versions are mixed, reinstall it and restart",
+                        version,
+                        PROTOCOL_VERSION,
+                    )
                 case Subscribe():
                     self.subscribers.add(peer)
                     await self._send(peer, self._snapshot())

@@ -20,6 +20,7 @@ from typing import Final, Literal, assert_never
 import trio
 
 from bus.messages import (
+    PROTOCOL_VERSION,
     Catalog,
     CatalogChanged,
     ExitInfo,
@@ -188,7 +189,7 @@ class ServerRunner:
             protocol=self.config.transport,
             enabled=self.config.enabled,
             quarantined=self.config.quarantined,
-            state=self.life.state.value,
+            state=self.life.state,
             generation=self.generation,
             worker_pid=self.worker.child.pid if self.worker and self.worker.child.running else None,
             upstream_pid=self.upstream_pid,
@@ -410,6 +411,12 @@ class ServerRunner:
                 if self._stale(event):
                     continue
                 match event:
+                    case WorkerHello(protocol_version=version) if version != PROTOCOL_VERSION:
+                        self.last_error = (
+                            f"the worker speaks bus protocol {version}, the supervisor {PROTOCOL_VERSION}: "
+                            "parts of two mcpproxy versions are mixed; reinstall it and restart"
+                        )
+                        return "failed"
                     case WorkerHello():
                         await self.ctx.send_worker(
                             self.identity,

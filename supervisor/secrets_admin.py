@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import assert_never
 
 from bus.errors import ProxyError
 from bus.messages import SecretCommand, SecretInfo, SecretResult
@@ -39,18 +40,21 @@ async def handle(
             return reply(ok=True, secrets=infos), []
         if problem := secret_name_problem(command.name):
             return reply(ok=False, status=400, error=f"name: {problem}"), []
-        if command.action == "set":
-            if not command.value:
-                return reply(ok=False, status=400, error="value: a secret cannot be empty"), []
-            await store.set(command.name, command.value)
-            logger.info("secret %s stored in the %s", command.name, store.backend_name)
-        elif command.action == "delete":
-            if command.name not in store.names_sync() and await store.get(command.name) is None:
-                return reply(ok=False, status=404, error=f"unknown secret {command.name!r}"), []
-            await store.delete(command.name)
-            logger.info("secret %s deleted", command.name)
-        else:
-            return reply(ok=False, status=400, error=f"unknown action {command.action!r}"), []
+        match command.action:
+            case "set":
+                if not command.value:
+                    return reply(ok=False, status=400, error="value: a secret cannot be empty"), []
+                await store.set(command.name, command.value)
+                logger.info("secret %s stored in the %s", command.name, store.backend_name)
+            case "delete":
+                if command.name not in store.names_sync() and await store.get(command.name) is None:
+                    return reply(ok=False, status=404, error=f"unknown secret {command.name!r}"), []
+                await store.delete(command.name)
+                logger.info("secret %s deleted", command.name)
+            case "list":  # answered above
+                raise AssertionError(command.action)
+            case _:
+                assert_never(command.action)
     except ProxyError as exc:
         return reply(ok=False, status=500, error=str(exc)), []
     restart = users_of(config, command.name)

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Mapping
 from typing import Final
 
 from bus.errors import InvalidTransitionError
+from bus.messages import ServerState
 
 logger = logging.getLogger(__name__)
 
 
-class WorkerState(enum.Enum):
-    STOPPED = "stopped"
-    """Not running and not meant to: disabled, quarantined, or stopped on purpose."""
-    STARTING = "starting"
-    """A worker process exists and is connecting to and initializing its upstream."""
-    RUNNING = "running"
-    """The upstream is initialized; its tools are served."""
-    BACKOFF = "backoff"
-    """The last start failed or the worker died; a retry is scheduled."""
-    STOPPING = "stopping"
-    """The staged stop is under way."""
-    EXITED = "exited"
-    """The worker ended unexpectedly; the restart policy decides what is next."""
-    FATAL = "fatal"
-    """Too many failed starts in the window; only a human restart brings it back."""
-    NEEDS_LOGIN = "needs_login"
-    """An OAuth upstream waits for a person to sign in (`login`); it is not retried until then."""
-
+WorkerState = ServerState
+"""The states travel on the bus, so the enum lives in bus/messages.py; the graph lives here."""
 
 S = WorkerState
 ALLOWED: Final[Mapping[WorkerState, frozenset[WorkerState]]] = {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
-
 import mcp.types as types
 import msgspec
 import pytest
@@ -14,7 +12,7 @@ from gateway.catalog import PRUNE_EVERY, CatalogFront
 from gateway.registry import Registry
 from gateway.upstreams import Upstreams
 
-RESOURCES_CAP: Final[dict[str, Any]] = {"resources": {}}
+RESOURCES_CAP = {"resources": {}}
 
 
 def status(name: str, **fields: object) -> ServerStatus:

@@ -22,6 +22,7 @@ import trio
 import trio.testing
 
 from bus.messages import (
+    PROTOCOL_VERSION,
     Heartbeat,
     LoginStarted,
     Shutdown,
@@ -116,6 +117,7 @@ class Harness:
     workers: list[FakeWorker] = field(default_factory=list)
     sent: list[Any] = field(default_factory=list)
     runner: ServerRunner | None = None
+    hello_version: int = PROTOCOL_VERSION
 
     def context(self) -> RunnerContext:
         harness = self
@@ -126,7 +128,13 @@ class Harness:
                 assert harness.runner is not None
                 worker = FakeWorker(harness.runner, generation, child)
                 harness.workers.append(worker)
-                worker.deliver(WorkerHello(server=server, generation=generation, pid=child.pid))
+                hello = WorkerHello(
+                    server=server,
+                    generation=generation,
+                    pid=child.pid,
+                    protocol_version=harness.hello_version,
+                )
+                worker.deliver(hello)
                 return WorkerProcess(child=child)  # type: ignore[arg-type]
 
         async def send_worker(identity: bytes, message: Any) -> bool:
@@ -383,4 +391,17 @@ async def test_start_slots_queue_a_fleet_and_a_queued_server_can_be_stopped(
         b_running = await wait_for_state(second, "running")
         assert a_running == 10.0 and b_running == 20.0  # one start at a time: b queued behind a
         assert [s for _, s in third.states][-1] == "stopped" and third.workers == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_worker_of_another_bus_protocol_is_refused_with_a_clear_error(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    async with trio.open_nursery() as nursery:
+        harness = Harness(tmp_path, nursery, [ok], hello_version=PROTOCOL_VERSION - 1)
+        runner = harness.start(local())
+        await wait_for_state(harness, "backoff")
+        assert f"bus protocol {PROTOCOL_VERSION - 1}" in (runner.last_error or "")
+        assert "reinstall" in (runner.last_error or "")
+        assert not any(isinstance(message, StartUpstream) for message in harness.sent)
         nursery.cancel_scope.cancel()
