@@ -38,6 +38,7 @@ from bus.messages import (
     WorkerFailed,
     WorkerHello,
     WorkerReady,
+    WorkerToSupervisor,
 )
 from services import process
 from services.config import LOGIN_TIMEOUT_S, ServerConfig
@@ -95,19 +96,8 @@ class Command:
     done: trio.Event | None = None
 
 
-Event = (
-    WorkerHello
-    | UpstreamSpawned
-    | WorkerReady
-    | ToolsChanged
-    | CatalogChanged
-    | WorkerFailed
-    | LoginStarted
-    | Heartbeat
-    | UpstreamHealth
-    | WorkerExited
-    | Command
-)
+Event = WorkerToSupervisor | WorkerExited | Command
+"""What arrives in a runner's inbox: its worker's messages, the worker's exit, and commands."""
 
 
 @dataclass
@@ -444,22 +434,30 @@ class ServerRunner:
                         return "running"
                     case LoginStarted(url=url):
                         self._settle_login(url=url)
-                    case WorkerFailed(error=error, login_required=login_required):
-                        self.last_error = error
-                        self.login_required = login_required
-                        self._reported_generation = self.generation
-                    case WorkerExited(code=code):
-                        await self._collect_last_words(code)
-                        self._record_exit(code)
-                        return "failed"
-                    case Command() as command:
-                        if (outcome := await self._apply_command(command)) != "continue":
+                    case WorkerFailed() | WorkerExited() | Command():
+                        if (outcome := await self._either_phase(event)) is not None:
                             return outcome
                     case Heartbeat() | ToolsChanged() | CatalogChanged() | UpstreamHealth():
                         pass
                 continue
             self.last_error = f"initialize did not finish within init_timeout ({self._init_timeout_s():g}s)"
             return "failed"
+
+    async def _either_phase(self, event: WorkerFailed | WorkerExited | Command) -> str | None:
+        """What starting and running both do with these events; an outcome ends the phase."""
+        match event:
+            case WorkerFailed(error=error, login_required=login_required):
+                self.last_error = error
+                self.login_required = login_required
+                self._reported_generation = self.generation
+            case WorkerExited(code=code):
+                await self._collect_last_words(code)
+                self._record_exit(code)
+                return "failed"
+            case Command() as command:
+                outcome = await self._apply_command(command)
+                return None if outcome == "continue" else outcome
+        return None
 
     def _init_timeout_s(self) -> float:
         """A person-led sign-in also waits for the person."""
@@ -490,16 +488,8 @@ class ServerRunner:
                     case CatalogChanged(catalog=catalog):
                         self.catalog = catalog
                         await self.ctx.publish_tools(self)
-                    case WorkerFailed(error=error, login_required=login_required):
-                        self.last_error = error
-                        self.login_required = login_required
-                        self._reported_generation = self.generation
-                    case WorkerExited(code=code):
-                        await self._collect_last_words(code)
-                        self._record_exit(code)
-                        return "failed"
-                    case Command() as command:
-                        if (outcome := await self._apply_command(command)) != "continue":
+                    case WorkerFailed() | WorkerExited() | Command():
+                        if (outcome := await self._either_phase(event)) is not None:
                             return outcome
                     case UpstreamSpawned() | WorkerHello() | WorkerReady() | LoginStarted():
                         pass
