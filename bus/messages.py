@@ -24,6 +24,11 @@ PROTOCOL_VERSION: Final = 2
 """2: typed actions, states and kinds (1 carried them as free strings)."""
 
 
+def worker_identity(server: str, generation: int) -> bytes:
+    """The ZeroMQ identity of a server's worker of one generation, on both sockets: `w/<server>/<gen>`."""
+    return f"w/{server}/{generation}".encode()
+
+
 class ServerState(enum.StrEnum):
     """Where one server's worker is in its lifecycle (the transitions: supervisor/states.py)."""
 

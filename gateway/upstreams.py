@@ -54,6 +54,7 @@ from bus.messages import (
     ToolResult,
     UpstreamNotified,
     WorkerToGateway,
+    worker_identity,
 )
 from bus.transport import DealerChannel, RouterChannel, bind_router, connect_dealer
 from gateway.registry import Registry
@@ -174,7 +175,7 @@ class Upstreams:
                         waiter[0].set()
 
     def _track(self, status: ServerStatus) -> None:
-        identity = f"w/{status.name}/{status.generation}".encode()
+        identity = worker_identity(status.name, status.generation)
         old = self._live.get(status.name)
         if status.state == "running":
             self._live[status.name] = identity

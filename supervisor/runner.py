@@ -39,6 +39,7 @@ from bus.messages import (
     WorkerHello,
     WorkerReady,
     WorkerToSupervisor,
+    worker_identity,
 )
 from services import process
 from services.config import LOGIN_TIMEOUT_S, ServerConfig
@@ -171,7 +172,7 @@ class ServerRunner:
 
     @property
     def identity(self) -> bytes:
-        return f"w/{self.name}/{self.generation}".encode()
+        return worker_identity(self.name, self.generation)
 
     def status(self) -> ServerStatus:
         return ServerStatus(

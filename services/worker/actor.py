@@ -49,6 +49,7 @@ from bus.messages import (
     WorkerFailed,
     WorkerHello,
     WorkerReady,
+    worker_identity,
 )
 from bus.transport import DealerChannel, connect_dealer
 from services import process
@@ -82,7 +83,7 @@ class Worker:
     def __init__(self, server: str, generation: int, control: DealerChannel[SupervisorToWorker]) -> None:
         self.server = server
         self.generation = generation
-        self.identity = f"w/{server}/{generation}".encode()
+        self.identity = worker_identity(server, generation)
         self.control = control
         self.calls: DealerChannel[GatewayToWorker] | None = None
         self.upstream: Upstream | None = None
@@ -491,7 +492,7 @@ def _describe(exc: BaseException) -> str:
 async def run_worker(server: str, generation: int, control_endpoint: str, lifeline_fd: int | None) -> int:
     """Entry point of a worker process."""
     process.become_subreaper()
-    identity = f"w/{server}/{generation}".encode()
+    identity = worker_identity(server, generation)
     control = connect_dealer(control_endpoint, identity, TO_WORKER)
     worker = Worker(server, generation, control)
     # SIGTERM from the supervisor (or PDEATHSIG) means: stop politely.
