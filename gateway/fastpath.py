@@ -17,6 +17,12 @@ request shape this lane does not recognise. A session becomes eligible once
 the SDK has seen it initialized (`SessionWatch`, a server middleware), which
 is also where the client's name and version come from. What the lane reads of
 the SDK's private session tables goes through `services/mcp_internals.py`.
+
+One refusal comes before either path, for every POST: a request whose `id` is
+neither a string nor an integer (null, a fraction, a boolean, an object, NaN)
+is answered 400 with a JSON-RPC Invalid Request (-32600), as MCP requires. The
+SDK's 2025-era transport would take it for a notification: 202, no body, and a
+client waiting for an answer that never comes.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
-from mcp_types import INTERNAL_ERROR, ErrorData
+from mcp_types import INTERNAL_ERROR, INVALID_REQUEST, ErrorData
 from mcp_types import methods as spec_methods
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
@@ -110,6 +116,33 @@ def parse_plain_call(message: Any) -> PlainCall | None:
     if meta is not None and (not isinstance(meta, dict) or meta):
         return None
     return PlainCall(request_id, name, arguments or {})
+
+
+def invalid_request_id(message: Any) -> str | None:
+    """Why a decoded JSON-RPC request's `id` is not one MCP allows (a string or an integer), else None.
+
+    Only a message with a `method` and an `id` is a request; a notification has no `id`, and a response
+    (no `method`) may carry a null one.
+    """
+    if not isinstance(message, dict) or "method" not in message or "id" not in message:
+        return None
+    request_id = message["id"]
+    if isinstance(request_id, str) or (isinstance(request_id, int) and not isinstance(request_id, bool)):
+        return None
+    if request_id is None:
+        shown = "null"
+    elif isinstance(request_id, bool):
+        shown = "a boolean"
+    elif isinstance(request_id, float):
+        shown = f"the number {request_id!r}"
+    else:
+        shown = "an array" if isinstance(request_id, list) else "an object"
+    return f"Invalid Request: a request's id must be a string or an integer, not {shown}"
+
+
+def invalid_request_body(reason: str) -> bytes:
+    error = {"code": INVALID_REQUEST, "message": reason}
+    return pydantic_core.to_json({"jsonrpc": "2.0", "id": None, "error": error})
 
 
 def cancelled_request_id(message: Any) -> str | int | None:
@@ -194,7 +227,22 @@ class FastPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         manager = self.manager
         assert manager is not None, "the lifespan starts the session manager"
-        session_id, version = _session_headers(scope) if scope["method"] == "POST" else (None, None)
+        if scope["method"] != "POST":
+            await manager.handle_request(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        try:
+            message = pydantic_core.from_json(body)
+        except ValueError:
+            message = None
+        if (reason := invalid_request_id(message)) is not None:
+            answer = invalid_request_body(reason)
+            length = (b"content-length", str(len(answer)).encode())
+            await send({"type": "http.response.start", "status": 400, "headers": [*_JSON_HEADERS, length]})
+            await send({"type": "http.response.body", "body": answer})
+            return
+        receive = _replay(body, receive)
+        session_id, version = _session_headers(scope)
         info = self.watch.sessions.get(session_id) if session_id is not None else None
         transport = (
             serving_transport(manager, session_id, scope.get("user"))
@@ -211,11 +259,6 @@ class FastPath:
             await manager.handle_request(scope, receive, send)
             return
         self.watch.prune(session_transports(manager))
-        body = await _read_body(receive)
-        try:
-            message = pydantic_core.from_json(body)
-        except ValueError:
-            message = None
         call = parse_plain_call(message)
         if call is None or (session_id, coerce_request_id(call.request_id)) in self._in_flight:
             cancelled = cancelled_request_id(message)
@@ -223,7 +266,7 @@ class FastPath:
                 pending = self._in_flight.get((session_id, coerce_request_id(cancelled)))
                 if pending is not None:
                     pending.cancel()
-            await manager.handle_request(scope, _replay(body, receive), send)
+            await manager.handle_request(scope, receive, send)
             return
         with holding_session(transport):
             response = await self._answer(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import msgspec
+import pydantic_core
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -52,11 +53,15 @@ def fail(request: Request, status: int, message: str) -> JSONResponse:
 
 
 async def json_body(request: Request) -> Any:
-    """The parsed JSON body; raises ValueError with a readable message when it is not JSON."""
+    """The parsed JSON body; raises ValueError with a readable message when it is not JSON.
+
+    The MCP endpoints' parser, with their nesting limit (200 levels): `json.loads` recurses until
+    Python's own limit and raised RecursionError, a 500, on a body nested 100,000 deep.
+    """
     raw = await request.body()
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return pydantic_core.from_json(raw)
+    except ValueError as exc:
         raise ValueError(f"body: invalid JSON ({exc})") from None
 
 
@@ -332,6 +337,8 @@ class RestApi:
             offset = max(0, int(query.get("offset", 0)))
         except ValueError:
             return fail(request, 400, "since/until: expected epoch seconds; limit/offset: expected integers")
+        if offset > MAX_SQLITE_INTEGER:
+            return fail(request, 400, f"offset: expected an integer from 0 to {MAX_SQLITE_INTEGER}")
         records, total = await self.activity.query(filters, since, until, limit, offset)
         return ok({"records": records, "total": total, "limit": limit, "offset": offset})
 
