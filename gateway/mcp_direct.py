@@ -18,6 +18,7 @@ from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.catalog import CatalogFront, CatalogServer
 from gateway.registry import Registry
 from gateway.tool_names import direct_name, unknown_message
+from gateway.tool_views import tool_definition
 from gateway.upstreams import Upstreams
 
 logger = logging.getLogger(__name__)
@@ -74,20 +75,7 @@ class DirectTools:
             for tool in self.registry.tools_of(server):
                 name = direct_name(server, tool.name)
                 names[name] = (server, tool.name)
-                body: dict[str, Any] = {
-                    "name": name,
-                    "description": tool.description,
-                    "inputSchema": tool.input_schema,
-                }
-                if tool.title:
-                    body["title"] = tool.title
-                if tool.annotations:
-                    body["annotations"] = tool.annotations
-                if tool.output_schema:
-                    body["outputSchema"] = tool.output_schema
-                if tool.meta:  # an MCP App's ui.resourceUri stays readable as it is (gateway/catalog.py)
-                    body["_meta"] = tool.meta
-                tools.append(types.Tool.model_validate(body))
+                tools.append(types.Tool.model_validate(tool_definition(tool, name)))
         self.names = names
         return tools
 

@@ -22,6 +22,7 @@ from gateway.calling import CallContext
 from gateway.guard import approve_hint
 from gateway.registry import Registry
 from gateway.tool_names import split_qualified
+from gateway.tool_views import tool_definition
 from gateway.upstreams import Upstreams
 from services.upstream_log import log_path, tail
 
@@ -155,16 +156,7 @@ class ManagementTools:
             if tool is None:
                 missing.append(tool_id)
                 continue
-            entry: dict[str, Any] = {
-                "name": tool_id,
-                "description": tool.description,
-                "inputSchema": tool.input_schema,
-            }
-            if tool.annotations:
-                entry["annotations"] = tool.annotations
-            if tool.output_schema:
-                entry["outputSchema"] = tool.output_schema
-            found.append(entry)
+            found.append(tool_definition(tool, tool_id))
         return _result({"tools": found, "not_found": missing})
 
     async def _upstream_servers(self, arguments: dict[str, Any], keyed: bool) -> types.CallToolResult:

@@ -21,6 +21,7 @@ from gateway.catalog import CatalogFront, CatalogServer
 from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
 from gateway.registry import Registry
 from gateway.tool_names import split_qualified, unknown_message
+from gateway.tool_views import tool_definition
 from gateway.upstreams import Upstreams
 
 if TYPE_CHECKING:
@@ -139,19 +140,8 @@ class SearchService:
             tool = self.registry.find_tool(hit.server, hit.tool)
             if tool is None:
                 continue
-            entry: dict[str, Any] = {
-                "name": f"{hit.server}:{tool.name}",
-                "server": hit.server,
-                "description": tool.description,
-                "inputSchema": tool.input_schema,
-                "score": hit.score,
-                "call_with": call_with(tool),
-            }
-            if tool.title:
-                entry["title"] = tool.title
-            if tool.annotations:
-                entry["annotations"] = tool.annotations
-            hits.append(entry)
+            entry = tool_definition(tool, f"{hit.server}:{tool.name}", full=False)
+            hits.append({**entry, "server": hit.server, "score": hit.score, "call_with": call_with(tool)})
         return hits
 
 
