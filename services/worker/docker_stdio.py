@@ -34,7 +34,7 @@ from services.docker_engine import Attached, DockerEngine, DockerError, DockerUn
 from services.isolation import LABEL_INSTANCE, instance_labels
 from services.upstream_log import RotatingLog
 from services.worker.raw_calls import RawCalls
-from services.worker.stdio import MAX_LINE_BYTES, READ_CHUNK_BYTES, LineBuffer, encode_line, parse_line
+from services.worker.stdio import READ_CHUNK_BYTES, StdoutRelay, encode_line
 
 logger = logging.getLogger(__name__)
 
@@ -127,25 +127,16 @@ class DockerUpstream:
         self.closed.set()
 
     async def _read_frames(self) -> None:
-        frames, lines = FrameDecoder(), LineBuffer()
+        frames = FrameDecoder()
+        relay = StdoutRelay(self.raw, self.log, self.read_send.send)
         async with self.read_send:
             while chunk := await self._socket.receive_some(READ_CHUNK_BYTES):
                 for stream, payload in frames.feed(chunk):
                     if stream == STDERR:
                         self.log.write(payload)
-                        continue
-                    if stream != STDOUT:
-                        continue
-                    dropped = lines.dropped
-                    for line in lines.feed(payload):
-                        if self.raw.take(line):
-                            continue
-                        message = parse_line(line, self.log)
-                        if message is not None:
-                            await self.read_send.send(message)
-                    if lines.dropped != dropped:
-                        self.log.note(f"stdout line over {MAX_LINE_BYTES} bytes dropped")
-                        logger.warning("upstream wrote a stdout line over %d bytes; dropped", MAX_LINE_BYTES)
+                    elif stream == STDOUT and (reason := await relay.feed(payload)):
+                        self.exit_reason = reason  # a request waits for a line we cannot relay
+                        return
 
     async def _why_ended(self, lost: str | None) -> str:
         try:

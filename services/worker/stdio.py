@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import subprocess
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Final
 
@@ -154,6 +154,40 @@ def parse_line(line: bytes, log: RotatingLog) -> SessionMessage | None:
         return None
 
 
+class StdoutRelay:
+    """An upstream's stdout, line by line, to its session (or the raw lane); local and Docker alike.
+
+    `feed` returns why the server must fail when a line can be neither relayed nor answered for
+    (see LineBuffer), else None.
+    """
+
+    def __init__(
+        self, raw: RawCalls, log: RotatingLog, send: Callable[[SessionMessage], Awaitable[None]]
+    ) -> None:
+        self.lines = LineBuffer()
+        self.raw = raw
+        self.log = log
+        self.send = send
+        self._dropped = 0
+
+    async def feed(self, chunk: bytes) -> str | None:
+        for line in self.lines.feed(chunk):
+            if self.raw.take(line):
+                continue
+            message = parse_line(line, self.log)
+            if message is not None:
+                await self.send(message)
+        if self.lines.dropped != self._dropped:
+            self._dropped = self.lines.dropped
+            self.log.note(f"stdout line over {MAX_LINE_BYTES} bytes dropped")
+        if self.lines.runaway or self.lines.unanswered:
+            how = "never ended" if self.lines.runaway else "had no request id we could answer"
+            reason = f"upstream wrote a stdout line over {MAX_LINE_BYTES} bytes that {how}"
+            self.log.note(reason)
+            return reason
+        return None
+
+
 class StdioUpstream:
     """A running stdio upstream and the two in-memory streams an MCP ClientSession reads and writes."""
 
@@ -177,26 +211,12 @@ class StdioUpstream:
 
     async def pump_stdout(self) -> None:
         """stdout -> session, one JSON-RPC message per line, every line bounded."""
-        lines = LineBuffer()
-        dropped = 0
+        relay = StdoutRelay(self.raw, self.log, self.read_send.send)
         try:
             async with self.read_send:
                 while chunk := await self._stdout.receive_some(READ_CHUNK_BYTES):
-                    for line in lines.feed(chunk):
-                        if self.raw.take(line):
-                            continue
-                        message = parse_line(line, self.log)
-                        if message is not None:
-                            await self.read_send.send(message)
-                    if lines.dropped != dropped:
-                        dropped = lines.dropped
-                        self.log.note(f"stdout line over {MAX_LINE_BYTES} bytes dropped")
-                    if lines.runaway or lines.unanswered:
-                        # A request waits for a line we cannot relay or answer for: fail this server.
-                        how = "never ended" if lines.runaway else "had no request id we could answer"
-                        reason = f"upstream wrote a stdout line over {MAX_LINE_BYTES} bytes that {how}"
-                        self.log.note(reason)
-                        self.exit_reason = reason
+                    if reason := await relay.feed(chunk):
+                        self.exit_reason = reason  # a request waits for a line we cannot relay
                         return
             # stdout reached EOF: the process is usually exiting; its exit code says more than EOF does.
             with trio.move_on_after(EXIT_REASON_GRACE_S):
