@@ -73,6 +73,9 @@ HELLO_TIMEOUT_S: Final = 10.0
 ATTACH_TIMEOUT_S: Final = 10.0
 HEARTBEAT_INTERVAL_S: Final = 1.0
 PING_TIMEOUT_S: Final = 5.0
+CATALOG_TIMEOUT_S: Final = 10.0
+"""Listing prompts, resources and templates may take this long; an upstream that hangs on it still
+starts (with its tools) rather than failing its start on a feature it barely has."""
 EXIT_FAILED: Final = 1
 FINAL_LINGER_MS: Final = 1000
 
@@ -354,8 +357,9 @@ class Worker:
         """The upstream's prompts, resources and templates; one that fails to list them still serves tools."""
         assert self.upstream is not None
         try:
-            return await list_catalog(self.upstream.session)
-        except Exception as exc:  # an upstream error here must not end the worker
+            with trio.fail_after(CATALOG_TIMEOUT_S):
+                return await list_catalog(self.upstream.session)
+        except Exception as exc:  # an upstream error (or TooSlowError) here must not end the worker
             logger.warning(
                 "server %s: listing prompts and resources failed: %s",
                 self.server,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Final
+
 import mcp.types as types
 import msgspec
 import pytest
@@ -12,7 +14,7 @@ from gateway.catalog import PRUNE_EVERY, CatalogFront
 from gateway.registry import Registry
 from gateway.upstreams import Upstreams
 
-RESOURCES_CAP = {"resources": {}}
+RESOURCES_CAP: Final[dict[str, Any]] = {"resources": {}}
 
 
 def status(name: str, **fields: object) -> ServerStatus:
