@@ -100,7 +100,7 @@ def serve(config_path: Path | None, data_dir: Path | None, listen: str | None, l
     """
     from bus.errors import ConfigError
     from cli.serve_launch import launch
-    from services.config import default_config_path, load_config, resolve_data_dir
+    from services.config import default_config_path, load_config, parse_listen, resolve_data_dir
 
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     path = config_path or default_config_path()
@@ -108,6 +108,11 @@ def serve(config_path: Path | None, data_dir: Path | None, listen: str | None, l
         config = load_config(path, create=config_path is None)
     except ConfigError as exc:
         click.echo(f"mcpproxy: {exc}", err=True)
+        sys.exit(2)
+    try:
+        parse_listen(listen or config.listen)
+    except ConfigError as exc:
+        click.echo(f"mcpproxy: --listen {exc}", err=True)
         sys.exit(2)
     # Resolve once here so both processes agree even if the file changes meanwhile.
     resolved = resolve_data_dir(config, path, str(data_dir) if data_dir else None)

@@ -15,7 +15,14 @@ import httpx2
 import trio
 
 from bus.errors import ConfigError
-from services.config import API_KEY_ENV, ProxyConfig, default_config_path, load_config, resolve_data_dir
+from services.config import (
+    API_KEY_ENV,
+    ProxyConfig,
+    default_config_path,
+    load_config,
+    parse_listen,
+    resolve_data_dir,
+)
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
@@ -95,6 +102,8 @@ class Target:
                 return client.request(method, path, headers=self.headers, **kwargs)
         except (httpx2.ConnectError, httpx2.ConnectTimeout):
             raise ProxyUnreachableError(self.url) from None
+        except httpx2.InvalidURL as exc:
+            die(f"{self.url}: not a usable URL ({exc}); check --url", EXIT_USAGE)
         except httpx2.TransportError as exc:
             die(f"{method} {self.url}{path} failed: {exc or type(exc).__name__}", EXIT_FAILURE)
 
@@ -150,6 +159,14 @@ def _best_effort_fields(path: Path) -> dict[str, Any]:
     return {k: data[k] for k in ("listen", "api_key") if isinstance(data.get(k), str)}
 
 
+def _usable_listen(listen: str) -> bool:
+    try:
+        parse_listen(listen)
+    except ConfigError:
+        return False
+    return True
+
+
 def resolve_target(
     config_path: Path | None,
     data_dir: Path | None,
@@ -169,6 +186,8 @@ def resolve_target(
             die(str(exc), EXIT_USAGE)
         problem = str(exc)
         config = ProxyConfig(**_best_effort_fields(path))
+        if url is None and not _usable_listen(config.listen):
+            die(f"{problem}; pass --url to reach a running proxy anyway", EXIT_USAGE)
         if path.exists():
             warn(f"{problem} (using listen and api_key as far as they can be read)")
     host, _, port = config.listen.rpartition(":")

@@ -26,7 +26,7 @@ from bus.errors import ConfigError  # noqa: E402
 from gateway import _h11_coalesce, _idle_connections  # noqa: E402
 from gateway.app import GatewaySettings, build_app  # noqa: E402
 from services import process  # noqa: E402
-from services.config import default_config_path, load_config, resolve_data_dir  # noqa: E402
+from services.config import default_config_path, load_config, parse_listen, resolve_data_dir  # noqa: E402
 from services.runtime import endpoints_for  # noqa: E402
 
 logger = logging.getLogger("gateway")
@@ -48,11 +48,10 @@ def raise_descriptor_limit() -> None:
     logger.debug("open-file limit raised from %d to %d", soft, hard)
 
 
-def split_listen(listen: str) -> tuple[str, int]:
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"listen: expected HOST:PORT, got {listen!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 async def run(settings: GatewaySettings) -> None:
@@ -85,13 +84,24 @@ async def run(settings: GatewaySettings) -> None:
                     return
 
             nursery.start_soon(_on_signal)
-            urls = await nursery.start(
-                lambda task_status: serve(
-                    app, config, shutdown_trigger=shutdown.wait, task_status=task_status
+            listen_error: BaseException | None = None
+            try:
+                urls = await nursery.start(
+                    lambda task_status: serve(
+                        app, config, shutdown_trigger=shutdown.wait, task_status=task_status
+                    )
                 )
-            )
-            logger.info("gateway listening on %s", ", ".join(urls) if urls else config.bind[0])
-            await shutdown.wait()
+            except* OSError as group:  # hypercorn binding the address: in use, not ours, no such host
+                listen_error = _first_leaf(group)
+            if listen_error is None:
+                logger.info("gateway listening on %s", ", ".join(urls) if urls else config.bind[0])
+                await shutdown.wait()
+            else:
+                nursery.cancel_scope.cancel()
+    if listen_error is not None:
+        shown = f"[{settings.listen_host}]" if ":" in settings.listen_host else settings.listen_host
+        reason = getattr(listen_error, "strerror", None) or listen_error
+        raise ConfigError(f"cannot listen on {shown}:{settings.listen_port}: {reason}")
     logger.info("gateway stopped")
 
 
@@ -108,7 +118,7 @@ def main() -> None:
     config_path = args.config or default_config_path()
     try:
         config = load_config(config_path, create=args.config is None)
-        host, port = split_listen(args.listen or config.listen)
+        host, port = parse_listen(args.listen or config.listen)
     except ConfigError as exc:
         print(f"mcpproxy: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -123,7 +133,11 @@ def main() -> None:
         calls_endpoint=endpoints.calls,
         trusted_hosts=tuple(config.trusted_hosts),
     )
-    trio.run(run, settings)
+    try:
+        trio.run(run, settings)
+    except ConfigError as exc:
+        print(f"mcpproxy: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

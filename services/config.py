@@ -10,8 +10,10 @@ Unknown keys are logged as warnings and kept.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -225,13 +227,54 @@ _UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 def parse_duration(value: float | str) -> float:
-    """Seconds from a number or a Go-style duration string ("30s", "2m", "500ms")."""
+    """Seconds from a number or a Go-style duration string ("30s", "2m", "500ms"); more than 0.
+
+    Every duration here is a timeout or an interval: 0 or less would fail every start or call at
+    once (or spin), and NaN or infinity never fires.
+    """
     if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION_RE.match(value)
-    if not match:
-        raise ConfigError(f"invalid duration {value!r}: use seconds or a string like '30s', '2m'")
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
+        seconds = float(value)
+    else:
+        match = _DURATION_RE.match(value)
+        if not match:
+            raise ConfigError(f"invalid duration {value!r}: use seconds or a string like '30s', '2m'")
+        seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"invalid duration {value!r}: it must be a number of seconds greater than 0")
+    return seconds
+
+
+_HOST_NAME_RE: Final = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+LISTEN_HINT: Final = "expected HOST:PORT, e.g. 127.0.0.1:8080, [::1]:8080 or localhost:8080"
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`HOST:PORT` -> (host, port); an IPv6 host goes in brackets; no host means 127.0.0.1.
+
+    Port 0 asks the kernel for a free one. ConfigError saying what is wrong otherwise.
+    """
+    host, sep, port = listen.rpartition(":")
+    if not sep:
+        raise ConfigError(f"{listen!r}: {LISTEN_HINT}")
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ConfigError(f"{listen!r}: the port must be a number from 0 to 65535 ({LISTEN_HINT})")
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            return str(ipaddress.IPv6Address(host[1:-1])), int(port)
+        except ValueError:
+            raise ConfigError(f"{listen!r}: {host[1:-1]!r} is not an IPv6 address") from None
+    if ":" in host or "[" in host or "]" in host:
+        raise ConfigError(f"{listen!r}: an IPv6 address goes in brackets, e.g. [::1]:8080")
+    if not host:
+        return "127.0.0.1", int(port)
+    if host.replace(".", "").isdigit():
+        try:
+            return str(ipaddress.IPv4Address(host)), int(port)
+        except ValueError:
+            raise ConfigError(f"{listen!r}: {host!r} is not an IPv4 address") from None
+    if not _HOST_NAME_RE.fullmatch(host):
+        raise ConfigError(f"{listen!r}: {host!r} is not an IP address or a host name ({LISTEN_HINT})")
+    return host, int(port)
 
 
 _TYPE_NAMES: Final = {
@@ -333,6 +376,16 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
         validate_isolation(server.isolation, server.transport, file, f"{path}.isolation")
     if server.oauth is not None:
         validate_oauth(server.oauth, server.transport, file, f"{path}.oauth")
+
+
+def validate_restart(restart: RestartConfig, file: str) -> None:
+    """`restart`: every delay and window a positive number of seconds, at least one failure."""
+    for field in ("initial_backoff", "max_backoff", "failure_window", "stable_after"):
+        value = getattr(restart, field)
+        if not (math.isfinite(value) and value > 0):
+            raise _config_error(file, f"restart.{field}", f"{value!r}: expected seconds greater than 0")
+    if restart.max_failures < 1:
+        raise _config_error(file, "restart.max_failures", "expected 1 or more")
 
 
 def validate_oauth(oauth: OAuthConfig, transport: str, file: str, path: str) -> None:
@@ -447,11 +500,16 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
             "secrets_backend",
             f"unknown backend {config.secrets_backend!r}: use {', '.join(SECRETS_BACKENDS)}",
         )
+    try:
+        parse_listen(config.listen)
+    except ConfigError as exc:
+        raise _config_error(file, "listen", str(exc)) from None
     for field in ("close_timeout", "kill_timeout"):
         try:
             parse_duration(getattr(config, field))
         except ConfigError as exc:
             raise _config_error(file, field, str(exc)) from None
+    validate_restart(config.restart, file)
     if config.max_concurrent_starts is not None and config.max_concurrent_starts < 1:
         raise _config_error(file, "max_concurrent_starts", "expected 1 or more")
     _warn_unknown_keys(data.get("docker_isolation"), DockerIsolationConfig, file, "docker_isolation")

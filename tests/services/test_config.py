@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import stat
 from pathlib import Path
 
 import pytest
 
 from bus.errors import ConfigError
-from services.config import create_default, load_config, parse_config, parse_duration
+from services.config import create_default, load_config, parse_config, parse_duration, parse_listen
 
 
 def test_a_claude_style_server_map_is_read_as_a_list_named_by_its_keys() -> None:
@@ -93,6 +94,87 @@ def test_durations_accept_seconds_and_go_style_strings() -> None:
     assert parse_duration("500ms") == 0.5
     with pytest.raises(ConfigError):
         parse_duration("forever")
+
+
+@pytest.mark.parametrize("value", [0, -5, "0s", "-5s", 0.0, float("nan"), float("inf")])
+def test_a_duration_must_be_a_positive_number_of_seconds(value: float | str) -> None:
+    with pytest.raises(ConfigError, match="invalid duration"):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("init_timeout", -5),
+        ("init_timeout", 0),
+        ("call_tool_timeout", "0s"),
+        ("health_check_interval", -1),
+    ],
+)
+def test_a_server_timeout_of_zero_or_less_is_refused(field: str, value: float | str) -> None:
+    body = {"mcpServers": [{"name": "a", "command": "x", field: value}]}
+    with pytest.raises(ConfigError, match=rf"mcp_config.json: mcpServers\[0\]\.{field}: invalid duration"):
+        parse_config(json.dumps(body))
+
+
+@pytest.mark.parametrize(
+    ("top", "where"),
+    [
+        ({"close_timeout": -1}, "close_timeout"),
+        ({"kill_timeout": 0}, "kill_timeout"),
+        ({"restart": {"initial_backoff": 0}}, "restart.initial_backoff"),
+        ({"restart": {"max_backoff": -60}}, "restart.max_backoff"),
+        ({"restart": {"failure_window": 0}}, "restart.failure_window"),
+        ({"restart": {"stable_after": -1}}, "restart.stable_after"),
+        ({"restart": {"max_failures": 0}}, "restart.max_failures"),
+        ({"docker_isolation": {"timeout": -3}}, "docker_isolation.timeout"),
+    ],
+)
+def test_proxy_wide_timeouts_and_restart_settings_of_zero_or_less_are_refused(
+    top: dict[str, object], where: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"mcp_config.json: {re.escape(where)}: "):
+        parse_config(json.dumps({"mcpServers": [], **top}))
+
+
+@pytest.mark.parametrize(
+    ("listen", "expected"),
+    [
+        ("127.0.0.1:8080", ("127.0.0.1", 8080)),
+        ("127.0.0.1:0", ("127.0.0.1", 0)),
+        ("0.0.0.0:80", ("0.0.0.0", 80)),
+        ("[::1]:8080", ("::1", 8080)),
+        ("[::]:65535", ("::", 65535)),
+        ("localhost:8080", ("localhost", 8080)),
+        ("proxy.example.test:443", ("proxy.example.test", 443)),
+        (":8080", ("127.0.0.1", 8080)),
+    ],
+)
+def test_listen_is_host_colon_port_with_ipv6_in_brackets(listen: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(listen) == expected
+    assert parse_config(json.dumps({"listen": listen})).listen == listen
+
+
+@pytest.mark.parametrize(
+    ("listen", "problem"),
+    [
+        ("not-a-listen", "expected HOST:PORT"),
+        ("127.0.0.1", "expected HOST:PORT"),
+        ("127.0.0.1:", "the port must be a number from 0 to 65535"),
+        ("127.0.0.1:99999", "the port must be a number from 0 to 65535"),
+        ("127.0.0.1:-1", "the port must be a number from 0 to 65535"),
+        ("[::1]:80x", "the port must be a number from 0 to 65535"),
+        ("::1:8080", "an IPv6 address goes in brackets"),
+        ("[not-v6]:8080", "is not an IPv6 address"),
+        ("300.1.2.3:8080", "is not an IPv4 address"),
+        ("bad host:8080", "is not an IP address or a host name"),
+    ],
+)
+def test_a_listen_that_cannot_be_bound_is_refused_with_the_reason(listen: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(json.dumps({"listen": listen}))
+    assert str(caught.value).startswith(f"mcp_config.json: listen: {listen!r}: ")
+    assert problem in str(caught.value)
 
 
 def test_first_run_writes_a_private_file_with_a_random_key(tmp_path: Path) -> None:
