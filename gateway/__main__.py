@@ -23,7 +23,7 @@ from hypercorn.config import Config as HypercornConfig  # noqa: E402
 from hypercorn.trio import serve  # noqa: E402
 
 from bus.errors import ConfigError  # noqa: E402
-from gateway import _h11_coalesce, _idle_connections  # noqa: E402
+from gateway import _hypercorn_internals  # noqa: E402
 from gateway.app import GatewaySettings, build_app  # noqa: E402
 from services import process  # noqa: E402
 from services.config import default_config_path, load_config, parse_listen, resolve_data_dir  # noqa: E402
@@ -56,8 +56,7 @@ def _first_leaf(error: BaseException) -> BaseException:
 
 async def run(settings: GatewaySettings) -> None:
     app, _upstreams = build_app(settings)
-    _h11_coalesce.install()
-    _idle_connections.install()
+    _hypercorn_internals.install()
     # What startup built (the SDK's models: ~100k objects) lives as long as the process; a full collection
     # walking it stalls every request for ~40 ms. Freeze it out of reach, without collecting first: that
     # collection would cost as much, to free the few objects the imports left behind.
@@ -67,10 +66,10 @@ async def run(settings: GatewaySettings) -> None:
     config.bind = [f"{settings.listen_host}:{settings.listen_port}"]
     config.graceful_timeout = GRACEFUL_TIMEOUT_S
     # hypercorn's read_timeout also cuts long-lived responses (SSE) after it. The front door bounds
-    # each request body's total time instead; gateway/_idle_connections.py bounds request heads and
+    # each request body's total time instead; gateway/_hypercorn_internals.py bounds request heads and
     # idle connections, and closes a connection its client has closed.
     config.read_timeout = None
-    config.keep_alive_timeout = _idle_connections.KEEP_ALIVE_S
+    config.keep_alive_timeout = _hypercorn_internals.KEEP_ALIVE_S
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     shutdown = trio.Event()

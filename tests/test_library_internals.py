@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 PRODUCT: Final = ("bus", "services", "supervisor", "gateway", "cli")
 ADAPTERS: Final = {
     "services/mcp_internals.py": "mcp",
-    "gateway/_h11_coalesce.py": "hypercorn",
+    "gateway/_hypercorn_internals.py": "hypercorn",
     "services/docker_engine.py": "docker",
 }
 STANDARD_LIBRARY: Final = {

@@ -17,7 +17,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from starlette.types import Receive, Scope, Send
 
-from gateway import _idle_connections
+from gateway import _hypercorn_internals
 
 LONG_KEEP_ALIVE_S = 3600.0
 """Far longer than any deadline here: a close seen within a deadline is not the keep-alive timer's."""
@@ -52,7 +52,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 
 @asynccontextmanager
 async def serving(first_request_s: float = FIRST_REQUEST_S) -> AsyncIterator[int]:
-    assert _idle_connections.install(first_request_s)
+    _hypercorn_internals.install_idle_closing(first_request_s)
     config = Config()
     config.bind = ["127.0.0.1:0"]
     config.accesslog = None
@@ -85,11 +85,12 @@ async def closed_by_server(stream: trio.SocketStream) -> bool:
         return True
 
 
-def test_the_adapter_was_checked_against_the_installed_hypercorn() -> None:
+def test_the_idle_closing_change_finds_every_hypercorn_internal_it_relies_on() -> None:
+    assert _hypercorn_internals.idle_problems() == []
     installed = importlib.metadata.version("hypercorn")
-    assert installed.startswith(_idle_connections.CHECKED_AGAINST + "."), (
-        f"hypercorn {installed}: re-read its trio/tcp_server.py against gateway/_idle_connections.py "
-        "(the CLOSE-WAIT fix), then update CHECKED_AGAINST"
+    assert installed.startswith(_hypercorn_internals.WRITTEN_FOR + "."), (
+        f"hypercorn {installed}: re-read its trio/tcp_server.py against gateway/_hypercorn_internals.py "
+        "(the CLOSE-WAIT fix), then update WRITTEN_FOR and the pin in pyproject.toml"
     )
 
 

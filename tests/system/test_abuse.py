@@ -22,7 +22,7 @@ import trio
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from gateway._idle_connections import FIRST_REQUEST_TIMEOUT_S
+from gateway._hypercorn_internals import FIRST_REQUEST_TIMEOUT_S
 from gateway.frontdoor import BODY_TIMEOUT_S, MAX_BODY_BYTES
 from tests.proxyctl import Proxy, echo_server, running_proxy
 

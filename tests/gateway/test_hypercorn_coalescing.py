@@ -25,8 +25,8 @@ from hypercorn.typing import H11SendableEvent
 from starlette.types import Receive, Scope, Send
 
 from bus.errors import IncompatibleLibraryError
-from gateway import _h11_coalesce
-from gateway._h11_coalesce import WRITTEN_FOR, problems
+from gateway import _hypercorn_internals
+from gateway._hypercorn_internals import WRITTEN_FOR, problems
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def coalescing() -> Any:
     original = hypercorn.protocol.H11Protocol  # type: ignore[attr-defined]
-    _h11_coalesce.install()
+    _hypercorn_internals.install_coalescing()
     yield
     hypercorn.protocol.H11Protocol = original  # type: ignore[attr-defined]
 
@@ -131,7 +131,7 @@ def test_install_raises_naming_hypercorn_and_the_version_written_for(monkeypatch
     # A hypercorn without the module global: the patch would silently do nothing.
     monkeypatch.delattr(hypercorn.protocol, "H11Protocol")
     with pytest.raises(IncompatibleLibraryError) as raised:
-        _h11_coalesce.install()
+        _hypercorn_internals.install_coalescing()
     message = str(raised.value)
     assert f"hypercorn {version('hypercorn')} is not the version mcpproxy was written for" in message
     assert f"(hypercorn {WRITTEN_FOR})" in message and "H11Protocol is the HTTP/1.1 protocol class" in message
