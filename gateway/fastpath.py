@@ -47,9 +47,10 @@ from mcp_types import methods as spec_methods
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from gateway.calling import CallContext
+from gateway.frontdoor import replay_body
 from services.mcp_internals import holding_session, serving_transport, session_transports
 
 logger = logging.getLogger(__name__)
@@ -241,7 +242,7 @@ class FastPath:
             await send({"type": "http.response.start", "status": 400, "headers": [*_JSON_HEADERS, length]})
             await send({"type": "http.response.body", "body": answer})
             return
-        receive = _replay(body, receive)
+        receive = replay_body(body, receive)
         session_id, version = _session_headers(scope)
         info = self.watch.sessions.get(session_id) if session_id is not None else None
         transport = (
@@ -338,15 +339,3 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that hands the SDK the body we already read, then the real channel (disconnects)."""
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def replay() -> Message:
-        if pending:
-            return pending.pop()
-        return await receive()
-
-    return replay

@@ -79,7 +79,7 @@ class _SlowBodyError(Exception):
     pass
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
     """A `receive` that gives the app the body already read, then the client's channel (disconnects)."""
     pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -186,7 +186,7 @@ class FrontDoor:
             return
         if body is None:
             return  # the client went away before its body was complete: nobody to answer
-        await self.app(scope, _replay(body, receive), send_with_id)
+        await self.app(scope, replay_body(body, receive), send_with_id)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole request body within BODY_TIMEOUT_S in all, at most max_body_bytes; None if the
