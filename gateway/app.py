@@ -22,7 +22,7 @@ from gateway.calling import Caller
 from gateway.catalog import CatalogFront
 from gateway.events import EventHub, activity_event
 from gateway.fastpath import FastPath
-from gateway.frontdoor import FrontDoor
+from gateway.frontdoor import FrontDoor, allowed_host_names
 from gateway.mcp_direct import DirectTools
 from gateway.mcp_management import ManagementTools
 from gateway.mcp_proxy import ProxyTools, SearchService
@@ -45,9 +45,9 @@ class GatewaySettings:
 
 
 def _security(settings: GatewaySettings) -> TransportSecuritySettings:
-    hosts = ["127.0.0.1", "localhost", "[::1]", *settings.trusted_hosts]
-    if settings.listen_host not in ("0.0.0.0", "::"):
-        hosts.append(settings.listen_host)
+    """The SDK's own Host/Origin check, from the front door's allow-list (which already ran)."""
+    names = sorted(allowed_host_names(settings.listen_host, settings.trusted_hosts))
+    hosts = [f"[{name}]" if ":" in name else name for name in names]
     allowed_hosts = [h for host in hosts for h in (host, f"{host}:*")]
     origins = [f"http://{h}" for h in allowed_hosts] + [f"https://{h}" for h in allowed_hosts]
     return TransportSecuritySettings(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import mcp.types as types
+import pydantic
 
 from bus.errors import PeerGoneError, ProxyError
 from bus.messages import ToolInfo
@@ -92,6 +93,12 @@ def error_result(
     )
 
 
+def _first_problem(error: pydantic.ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "result"
+    return f"{where}: {first['msg']}"
+
+
 def activity_status(kind: CallErrorKind) -> str:
     if kind in BLOCKED_KINDS:
         return "blocked"
@@ -150,7 +157,14 @@ class Caller:
         except ProxyError as exc:
             self._record(server, tool.name, context, "error", started, arguments_text, error=str(exc))
             return error_result(f"{shown_name}: {exc}", "upstream_error", server)
-        result = types.CallToolResult.model_validate_json(raw)
+        try:  # the one validation of a result (the worker's raw lane relays bytes as they came)
+            result = types.CallToolResult.model_validate_json(raw)
+        except pydantic.ValidationError as exc:
+            message = (
+                f"{shown_name}: the upstream answered with an invalid tool result: {_first_problem(exc)}"
+            )
+            self._record(server, tool.name, context, "error", started, arguments_text, error=message)
+            return error_result(message, "upstream_error", server)
         status = "error" if result.is_error else "ok"
         self._record(
             server, tool.name, context, status, started, arguments_text, result=raw.decode(errors="replace")

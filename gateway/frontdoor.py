@@ -99,6 +99,14 @@ def host_part(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
+def allowed_host_names(listen_host: str, trusted_hosts: tuple[str, ...] = ()) -> set[str]:
+    """The one allow-list of Host (and Origin) names: loopback, the listen address, `trusted_hosts`."""
+    names = {"localhost", "127.0.0.1", "::1"} | {host_part(h) for h in trusted_hosts}
+    if listen_host not in ("0.0.0.0", "::", ""):
+        names.add(host_part(listen_host))
+    return names
+
+
 class FrontDoor:
     """ASGI middleware: request id, Host/Origin checks, body cap, and the API key where required."""
 
@@ -115,9 +123,7 @@ class FrontDoor:
         self.mcp_needs_key = not is_loopback_host(listen_host)
         self.max_body_bytes = max_body_bytes
         self.lockout = KeyLockout()
-        self.allowed_hosts = {"localhost", "127.0.0.1", "::1"} | {host_part(h) for h in trusted_hosts}
-        if listen_host not in ("0.0.0.0", "::", ""):
-            self.allowed_hosts.add(host_part(listen_host))
+        self.allowed_hosts = allowed_host_names(listen_host, trusted_hosts)
 
     def _host_allowed(self, host: str) -> bool:
         name = host_part(host)

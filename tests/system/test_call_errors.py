@@ -17,7 +17,7 @@ import mcp.types as types
 import pytest
 import trio
 
-from tests.proxyctl import echo_server, running_proxy
+from tests.proxyctl import SERVERS, echo_server, running_proxy
 from tests.system.test_supervision import wait_for_log
 
 pytestmark = pytest.mark.system
@@ -75,3 +75,17 @@ async def test_errors_of_the_proxy_carry_a_kind_and_a_tools_own_failure_does_not
         assert statuses[("echo", "fail")] == "error"
         filtered = await proxy.get("/api/v1/activity", params={"status": "unavailable"})
         assert filtered.status_code == 200 and filtered.json()["data"]["total"] == 2
+
+
+async def test_an_invalid_result_is_refused_once_with_a_kind_and_the_server_serves_on(tmp_path: Path) -> None:
+    raw = {"name": "raw", "command": echo_server()["command"], "args": [str(SERVERS / "raw_server.py")]}
+    async with running_proxy(tmp_path, [raw]) as proxy:
+        before = await proxy.wait_for("raw", "running")
+        async with proxy.mcp("/mcp/all") as session:
+            broken = await session.call_tool("raw__broken", {})
+            assert broken.is_error and kind_of(broken) == "upstream_error", broken
+            assert "invalid tool result" in broken.content[0].text  # type: ignore[union-attr]
+            fine = await session.call_tool("raw__echo", {"message": "still here"})
+            assert not fine.is_error and fine.content[0].text == "still here"  # type: ignore[union-attr]
+        after = (await proxy.servers())["raw"]
+        assert after["worker_pid"] == before["worker_pid"] and after["state"] == "running"
