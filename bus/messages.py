@@ -54,7 +54,7 @@ Transport = Literal["stdio", "streamable-http", "sse"]
 Approval = Literal["approved", "pending", "changed"]
 Condition = Literal["retrying", "crash-looping", "unreachable"]
 """Why a server in backoff waits: its first failures, a repeated crash, or a remote out of reach."""
-ControlAction = Literal["restart", "approve_tools", "login", "logout"]
+ControlAction = Literal["restart", "approve_tools", "approve_prompts", "login", "logout"]
 SecretAction = Literal["list", "set", "delete"]
 ConfigAction = Literal[
     "get",
@@ -98,6 +98,15 @@ class ToolInfo(msgspec.Struct, frozen=True, kw_only=True):
     """The tool's `_meta` (an MCP App's `ui.resourceUri`, ...): passed on, not pinned."""
 
 
+class HeldPrompt(msgspec.Struct, frozen=True, kw_only=True):
+    """Prompt pinning: a prompt not served until a human approves it."""
+
+    approval: Approval
+    """"pending" (new) or "changed" (differs from what was approved)."""
+    previous: dict[str, Any] | None = None
+    """For a changed prompt, the approved definition, to show the difference."""
+
+
 class Catalog(msgspec.Struct, frozen=True, kw_only=True):
     """What an upstream offers beside tools, each entry as the upstream wrote it (camelCase JSON).
 
@@ -109,6 +118,9 @@ class Catalog(msgspec.Struct, frozen=True, kw_only=True):
     resources: list[dict[str, Any]] = msgspec.field(default_factory=list)
     templates: list[dict[str, Any]] = msgspec.field(default_factory=list)
     capabilities: dict[str, Any] = msgspec.field(default_factory=dict)
+    held_prompts: dict[str, HeldPrompt] = msgspec.field(default_factory=dict)
+    """Prompt pinning (set by the supervisor): the prompts in `prompts` that are held, by name. The
+    others are approved. A worker always sends it empty."""
 
 
 class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -317,7 +329,7 @@ class Subscribe(Message, frozen=True, kw_only=True):
 class ControlCommand(Message, frozen=True, kw_only=True):
     """Gateway -> supervisor: act on one server; answered by CommandResult.
 
-    `action` is one of "restart", "approve_tools", "login", "logout".
+    `action` is one of "restart", "approve_tools", "approve_prompts", "login", "logout".
     """
 
     request_id: int
@@ -325,6 +337,8 @@ class ControlCommand(Message, frozen=True, kw_only=True):
     server: str
     tools: list[str] | None = None
     """For "approve_tools": which tools (None: every pending or changed one)."""
+    prompts: list[str] | None = None
+    """For "approve_prompts": which prompts, by the upstream's names (None: every held one)."""
 
 
 class SecretCommand(Message, frozen=True, kw_only=True):

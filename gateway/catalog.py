@@ -4,7 +4,8 @@
 start and after every list change): only running, enabled, unquarantined servers are seen.
 
 - Prompts are named `server__prompt` (`gateway/tool_names.py`'s rules for tools); `prompts/get`
-  reaches the owner with the arguments untouched.
+  reaches the owner with the arguments untouched. A prompt held by prompt pinning (new or changed
+  since a human approved it) is neither listed nor got nor completed until it is approved.
 - Resources and templates are shown as `mcpproxy://<server>/<original>` (`gateway/resource_uris.py`);
   a read of such a URI goes to that server with the original. A read of any other URI (a resource
   link in a tool result, an MCP App's `ui://` resource) goes to the server that lists it, else to
@@ -150,7 +151,10 @@ class CatalogFront:
         names: dict[str, tuple[str, str]] = {}
         entries = []
         for server in self._visible():
-            for prompt in self.registry.catalog_of(server).prompts:
+            catalog = self.registry.catalog_of(server)
+            for prompt in catalog.prompts:
+                if prompt["name"] in catalog.held_prompts:
+                    continue
                 name = direct_name(server, prompt["name"])
                 names[name] = (server, prompt["name"])
                 entries.append(((server, prompt["name"]), {**prompt, "name": name}))
@@ -277,13 +281,28 @@ class CatalogFront:
             self._prompt_entries()
             target = self.prompt_names.get(params.name)
         if target is None:
-            raise MCPError(INVALID_PARAMS, unknown_message("prompt", params.name, self.prompt_names))
+            raise MCPError(
+                INVALID_PARAMS,
+                self._held_message(params.name) or unknown_message("prompt", params.name, self.prompt_names),
+            )
         server, prompt = target
         body: dict[str, Any] = {"name": prompt}
         if params.arguments is not None:
             body["arguments"] = params.arguments
         raw = await self._forward(ctx, server, "prompts/get", prompt, body)
         return types.GetPromptResult.model_validate(self._scrubbed(server, json.loads(raw)))
+
+    def _held_message(self, name: str) -> str | None:
+        """Why the prompt an agent named is refused, if prompt pinning holds it."""
+        for server in self._visible():
+            for prompt, held in self.registry.catalog_of(server).held_prompts.items():
+                if direct_name(server, prompt) == name:
+                    why = "is new" if held.approval == "pending" else "changed since it was approved"
+                    return (
+                        f"prompt {name!r} {why} and is held until a human approves it: "
+                        f"POST /api/v1/servers/{server}/prompts/approve"
+                    )
+        return None
 
     def owners(self, uri: str) -> list[str]:
         """The servers an unqualified URI is tried on, in order (see the module docstring)."""
@@ -342,7 +361,10 @@ class CatalogFront:
                 self._prompt_entries()
                 target = self.prompt_names.get(ref.name)
             if target is None:
-                raise MCPError(INVALID_PARAMS, unknown_message("prompt", ref.name, self.prompt_names))
+                message = self._held_message(ref.name) or unknown_message(
+                    "prompt", ref.name, self.prompt_names
+                )
+                raise MCPError(INVALID_PARAMS, message)
             server, body["ref"]["name"] = target
         else:
             qualified = unqualify(ref.uri)

@@ -110,7 +110,7 @@ def document() -> dict[str, Any]:
         },
         "/api/v1/servers/{name}/tools": {"get": _op("The server's tools", params=name)},
         "/api/v1/servers/{name}/prompts": {
-            "get": _op("The server's prompts, with their MCP names", params=name)
+            "get": _op("The server's prompts, with their MCP names, approval states and diffs", params=name)
         },
         "/api/v1/servers/{name}/resources": {
             "get": _op("The server's resources and templates, with the URIs MCP clients use", params=name)
@@ -147,6 +147,17 @@ def document() -> dict[str, Any]:
                     "type": "object",
                     "additionalProperties": False,
                     "properties": {"tools": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
+                },
+            )
+        },
+        "/api/v1/servers/{name}/prompts/approve": {
+            "post": _op(
+                "Approve pending or changed prompts (all when no body or `{}`)",
+                params=name,
+                body={
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"prompts": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
                 },
             )
         },

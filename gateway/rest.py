@@ -10,7 +10,7 @@ import difflib
 import json
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import msgspec
 import pydantic_core
@@ -26,7 +26,7 @@ from gateway.tool_names import direct_name, split_qualified
 from gateway.upstreams import Upstreams
 from services.activity import FILTERS, STATUSES, ActivityLog
 from services.isolation import instance_id
-from services.pinning import definition
+from services.pinning import definition, prompt_definition
 from services.upstream_log import log_path, tail
 
 DEFAULT_LOG_TAIL: Final = 100
@@ -87,27 +87,38 @@ class ApproveToolsBody(msgspec.Struct, forbid_unknown_fields=True):
     tools: list[str] | msgspec.UnsetType = msgspec.UNSET
 
 
-APPROVE_BODY_HINT: Final = 'expected {"tools": ["tool name", ...]}, or no body to approve every held tool'
+class ApprovePromptsBody(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of POST /api/v1/servers/{name}/prompts/approve, read like ApproveToolsBody."""
+
+    prompts: list[str] | msgspec.UnsetType = msgspec.UNSET
 
 
-def approve_body(raw: bytes) -> list[str] | None:
-    """The tools a request names, None for all; ValueError with a readable message otherwise."""
+def approve_body(raw: bytes, kind: Literal["tools", "prompts"] = "tools") -> list[str] | None:
+    """The tools (or prompts) a request names, None for all; ValueError with a readable message otherwise."""
+    hint = f'expected {{"{kind}": ["{kind[:-1]} name", ...]}}, or no body to approve every held {kind[:-1]}'
     if not raw.strip():
         return None
     try:
-        body = msgspec.json.decode(raw, type=ApproveToolsBody)
+        if kind == "tools":
+            names = msgspec.json.decode(raw, type=ApproveToolsBody).tools
+        else:
+            names = msgspec.json.decode(raw, type=ApprovePromptsBody).prompts
     except msgspec.DecodeError as exc:  # ValidationError too
-        raise ValueError(f"body: {exc}; {APPROVE_BODY_HINT}") from None
-    if body.tools is msgspec.UNSET:
+        raise ValueError(f"body: {exc}; {hint}") from None
+    if names is msgspec.UNSET:
         return None
-    if not body.tools:
-        raise ValueError(f"tools: the list is empty; {APPROVE_BODY_HINT}")
-    return body.tools
+    if not names:
+        raise ValueError(f"{kind}: the list is empty; {hint}")
+    return names
 
 
 def definition_diff(previous: dict[str, Any], tool: ToolInfo) -> str:
     """A unified diff of the approved definition against the one the upstream serves now."""
-    current = definition(tool)
+    return pinned_diff(previous, definition(tool))
+
+
+def pinned_diff(previous: dict[str, Any], current: dict[str, Any]) -> str:
+    """A unified diff of an approved definition (of a tool or a prompt) against the one served now."""
     before = json.dumps(previous, indent=2, sort_keys=True).splitlines()
     after = json.dumps(current, indent=2, sort_keys=True).splitlines()
     return "\n".join(difflib.unified_diff(before, after, "approved", "served now", lineterm=""))
@@ -143,6 +154,7 @@ class RestApi:
             Route("/api/v1/servers/{name}/logs", self.logs, methods=["GET"]),
             Route("/api/v1/servers/{name}/config-to-secret", self.config_to_secret, methods=["POST"]),
             Route("/api/v1/servers/{name}/tools/approve", self.approve_tools, methods=["POST"]),
+            Route("/api/v1/servers/{name}/prompts/approve", self.approve_prompts, methods=["POST"]),
             Route("/api/v1/servers/{name}/{action:str}", self.action, methods=["POST"]),
             Route("/api/v1/config", self.get_config, methods=["GET"]),
             Route("/api/v1/config/validate", self.validate_config, methods=["POST"]),
@@ -234,14 +246,23 @@ class RestApi:
         return ok({"server": name, "tools": tools})
 
     async def prompts(self, request: Request) -> Response:
-        """The prompts MCP clients see of this server (none while it is stopped, disabled or quarantined)."""
+        """The prompts of this server with their MCP names and approval state; a changed one with a
+        diff. MCP clients see only the approved ones (none while it is stopped, disabled or quarantined).
+        """
         if missing := self._unknown(request):
             return missing
         name = request.path_params["name"]
-        prompts = [
-            {**prompt, "mcp_name": direct_name(name, prompt["name"])}
-            for prompt in self.registry.catalog_of(name).prompts
-        ]
+        catalog = self.registry.catalog_of(name)
+        prompts = []
+        for prompt in catalog.prompts:
+            view = {**prompt, "mcp_name": direct_name(name, prompt["name"]), "approval": "approved"}
+            held = catalog.held_prompts.get(prompt["name"])
+            if held is not None:
+                view["approval"] = held.approval
+                if held.previous is not None:
+                    view["previous"] = held.previous
+                    view["diff"] = pinned_diff(held.previous, prompt_definition(prompt))
+            prompts.append(view)
         return ok({"server": name, "prompts": prompts})
 
     async def resources(self, request: Request) -> Response:
@@ -266,6 +287,20 @@ class RestApi:
         if not result.ok or result.error:
             return fail(request, 404 if result.error == "no such tools" else 400, result.error or "failed")
         held = [t.name for t in self.registry.all_tools_of(name) if t.approval != "approved"]
+        return ok({"server": name, "approved": names or "all", "still_held": held})
+
+    async def approve_prompts(self, request: Request) -> Response:
+        if missing := self._unknown(request):
+            return missing
+        try:
+            names = approve_body(await request.body(), "prompts")
+        except ValueError as exc:
+            return fail(request, 400, str(exc))
+        name = request.path_params["name"]
+        result = await self.upstreams.command("approve_prompts", name, prompts=names)
+        if not result.ok or result.error:
+            return fail(request, 404 if result.error == "no such prompts" else 400, result.error or "failed")
+        held = sorted(self.registry.catalog_of(name).held_prompts)
         return ok({"server": name, "approved": names or "all", "still_held": held})
 
     async def logs(self, request: Request) -> Response:

@@ -207,10 +207,14 @@ class Upstreams:
         server: str,
         tools: list[str] | None = None,
         timeout_s: float = COMMAND_TIMEOUT_S,
+        prompts: list[str] | None = None,
     ) -> CommandResult:
         """Ask the supervisor to act on a server."""
         result = await self._request(
-            lambda rid: ControlCommand(request_id=rid, action=action, server=server, tools=tools), timeout_s
+            lambda rid: ControlCommand(
+                request_id=rid, action=action, server=server, tools=tools, prompts=prompts
+            ),
+            timeout_s,
         )
         assert isinstance(result, CommandResult)
         return result

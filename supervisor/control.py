@@ -50,7 +50,7 @@ from bus.transport import RouterChannel, bind_router
 from services import process
 from services.config import ProxyConfig, ServerConfig
 from services.config_doc import ConfigDocument, redact_server
-from services.pinning import PinStore
+from services.pinning import PinStore, approve_prompts
 from services.private_files import make_private_dir
 from services.runtime import endpoints_for
 from services.secrets import SecretStore, oauth_record_names
@@ -65,7 +65,7 @@ from supervisor.spawn import Spawner
 
 logger = logging.getLogger(__name__)
 
-COMMANDS: Final = frozenset({"restart", "approve_tools", "login", "logout"})
+COMMANDS: Final = frozenset({"restart", "approve_tools", "approve_prompts", "login", "logout"})
 LOGIN_URL_TIMEOUT_S: Final = 30.0
 """How long `login` waits for the worker to discover the authorization server and send its URL."""
 REPIN_TIMEOUT_S: Final = 5.0
@@ -89,6 +89,7 @@ class ControlPlane:
         self.secrets = SecretStore(data_dir, config.secrets_backend)
         self.admin: ConfigAdmin | None = None
         self.pins = PinStore(data_dir / "tool_approvals.json")
+        self.prompt_pins = PinStore(data_dir / "prompt_approvals.json")
         self.containers = ContainerJanitor(data_dir, config.docker_isolation)
         self.known = KnownValues()
         """Scrubs every published error text and masks config views by value (supervisor/known_values.py)."""
@@ -140,6 +141,7 @@ class ControlPlane:
                     secrets_backend=self.config.secrets_backend,
                     config_view=self._config_view,
                     pins=self.pins,
+                    prompt_pins=self.prompt_pins,
                     containers=self.containers,
                     scrub=self.known.scrub,
                     start_slots=trio.CapacityLimiter(self.config.start_slots()),
@@ -214,6 +216,7 @@ class ControlPlane:
         if self.runners.get(runner.name) is runner:
             del self.runners[runner.name]
             self.pins.forget(runner.name)
+            self.prompt_pins.forget(runner.name)
             try:  # a removed server's sign-in goes with it
                 await self._forget_oauth(runner.name, keep_client=False)
             except ProxyError as exc:
@@ -306,8 +309,8 @@ class ControlPlane:
             result = CommandResult(
                 request_id=command.request_id, ok=False, error=f"unknown action {command.action!r}"
             )
-        elif command.action == "approve_tools":  # the answer waits for the runner: not on this task
-            self._nursery.start_soon(self._approve_tools, peer, command, runner)
+        elif command.action in ("approve_tools", "approve_prompts"):  # waits for the runner: not on this task
+            self._nursery.start_soon(self._approve, peer, command, runner)
             return
         elif command.action in ("login", "logout"):
             if runner.config.transport == "stdio":
@@ -325,9 +328,15 @@ class ControlPlane:
             result = CommandResult(request_id=command.request_id, ok=True, status=runner.status())
         await self._send(peer, result)
 
-    async def _approve_tools(self, peer: bytes, command: ControlCommand, runner: ServerRunner) -> None:
-        """Record the approvals, then let the runner re-check its tools; answer once it has published them."""
-        names = self.pins.approve(runner.name, runner.tools, command.tools)
+    async def _approve(self, peer: bytes, command: ControlCommand, runner: ServerRunner) -> None:
+        """Record the approvals of tools or prompts, then let the runner re-check its tools and prompts;
+        answer once it has published them."""
+        if command.action == "approve_prompts":
+            asked = command.prompts
+            names = approve_prompts(self.prompt_pins, runner.name, runner.catalog.prompts, asked)
+        else:
+            asked = command.tools
+            names = self.pins.approve(runner.name, runner.tools, asked)
         repinned = trio.Event()
         runner.deliver_nowait(Command("repin", done=repinned))
         with trio.move_on_after(REPIN_TIMEOUT_S):
@@ -337,7 +346,7 @@ class ControlPlane:
             ok=True,
             status=runner.status(),
             # Only None means all: a list that names nothing approves nothing, and says so.
-            error=None if names or command.tools is None else "no such tools",
+            error=None if names or asked is None else f"no such {command.action.removeprefix('approve_')}",
         )
         await self._send(peer, result)
 

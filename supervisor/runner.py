@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, assert_never
 
+import msgspec
 import trio
 
 from bus.messages import (
@@ -43,7 +44,7 @@ from bus.messages import (
 )
 from services import process
 from services.config import LOGIN_TIMEOUT_S, ServerConfig
-from services.pinning import PinStore
+from services.pinning import PinStore, held_prompts
 from services.upstream_log import log_path
 from supervisor import policy
 from supervisor.containers import ContainerJanitor
@@ -87,8 +88,8 @@ class Command:
     """A change asked of a runner. Only the runner's own task applies it: it is its state's one writer.
 
     `restart`, `reload` (adopting `config`), `login` (settling `login`), `disable` and `remove` decide
-    what runs; `logout` forgets the sign-in and reconnects; `repin` checks the tools against the
-    approvals again. `done`, when given, is set once the command has been applied.
+    what runs; `logout` forgets the sign-in and reconnects; `repin` checks the tools and prompts
+    against the approvals again. `done`, when given, is set once the command has been applied.
     """
 
     action: CommandAction
@@ -121,6 +122,7 @@ class RunnerContext:
     spawner: Spawner
     config_view: Callable[[str], bytes]
     pins: PinStore
+    prompt_pins: PinStore
     secrets_backend: str = "auto"
     containers: ContainerJanitor | None = None
     """Docker isolation: resolves each server's container and removes what a dead worker left."""
@@ -264,6 +266,7 @@ class ServerRunner:
         match command.action:
             case "repin":
                 self.tools = self.ctx.pins.pin(self.name, self.tools, trusted=False)
+                self.catalog = self._pinned(self.catalog, trusted=False)
                 await self.ctx.publish_tools(self)
                 await self.ctx.publish(self)
                 return "continue"
@@ -424,7 +427,7 @@ class ServerRunner:
                         await self.ctx.publish(self)
                     case WorkerReady(tools=tools, server_version=version, signed_in=signed_in):
                         self.tools = self.ctx.pins.pin(self.name, tools, trusted=not self.config.quarantined)
-                        self.catalog = event.catalog
+                        self.catalog = self._pinned(event.catalog, trusted=not self.config.quarantined)
                         self.server_version = version
                         self.signed_in = signed_in
                         self.last_error = None
@@ -460,6 +463,11 @@ class ServerRunner:
                 return None if outcome == "continue" else outcome
         return None
 
+    def _pinned(self, catalog: Catalog, *, trusted: bool) -> Catalog:
+        """`catalog` with its held prompts marked (prompt pinning, services/pinning.py)."""
+        held = held_prompts(self.ctx.prompt_pins, self.name, catalog.prompts, trusted=trusted)
+        return msgspec.structs.replace(catalog, held_prompts=held)
+
     def _init_timeout_s(self) -> float:
         """A person-led sign-in also waits for the person."""
         return self.config.init_timeout_s() + (LOGIN_TIMEOUT_S if self.person_led else 0.0)
@@ -487,7 +495,7 @@ class ServerRunner:
                         await self.ctx.publish_tools(self)
                         await self.ctx.publish(self)
                     case CatalogChanged(catalog=catalog):
-                        self.catalog = catalog
+                        self.catalog = self._pinned(catalog, trusted=not self.config.quarantined)
                         await self.ctx.publish_tools(self)
                     case WorkerFailed() | WorkerExited() | Command():
                         if (outcome := await self._either_phase(event)) is not None:

@@ -176,6 +176,7 @@ class Harness:
             spawner=Spawner(),  # type: ignore[arg-type]
             config_view=lambda name: b"{}",
             pins=PinStore(self.tmp_path / "tool_approvals.json"),
+            prompt_pins=PinStore(self.tmp_path / "prompt_approvals.json"),
             start_slots=trio.CapacityLimiter(self.slots) if self.slots else None,
         )
 

@@ -173,6 +173,7 @@ async def test_every_file_the_proxy_keeps_in_its_data_dir_is_the_owners_alone(tm
         "run/processes.json",
         "run/supervisor.lock",
         "tool_approvals.json",
+        "prompt_approvals.json",
         "secrets.key",
         "secrets.enc",
         "secrets.lock",

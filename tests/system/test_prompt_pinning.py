@@ -1,0 +1,117 @@
+"""Prompt pinning through the real proxy: a prompt that changes on an approved server, or appears
+on it, is held (not listed, not got) in both protocol eras until a human approves it over REST.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+import trio
+from mcp.client import Client
+from mcp.shared.exceptions import MCPError
+
+from tests.proxyctl import PYTHON, SERVERS, Proxy, running_proxy
+
+pytestmark = pytest.mark.system
+
+MODES: Final = ("legacy", "2026-07-28")
+CHANGE_TIMEOUT_S: Final = 20.0
+PROMPTS: Final = "/api/v1/servers/one/prompts"
+
+
+def resource_server(name: str) -> dict[str, Any]:
+    return {"name": name, "command": PYTHON, "args": [str(SERVERS / "resource_server.py"), "--name", name]}
+
+
+async def rest_prompts(proxy: Proxy) -> dict[str, dict[str, Any]]:
+    response = await proxy.get(PROMPTS)
+    assert response.status_code == 200, response.text
+    return {p["name"]: p for p in response.json()["data"]["prompts"]}
+
+
+async def wait_for_prompts(proxy: Proxy, approvals: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Poll REST until the server's prompts have exactly these approval states."""
+    with trio.fail_after(CHANGE_TIMEOUT_S):
+        while True:
+            prompts = await rest_prompts(proxy)
+            if {name: p["approval"] for name, p in prompts.items()} == approvals:
+                return prompts
+            await trio.sleep(0.05)
+
+
+async def listed_and_refusals(proxy: Proxy, mode: str) -> tuple[list[str], dict[str, str]]:
+    """What a client of `mode` lists on /mcp/all, and the error of each prompt it cannot get."""
+    refusals = {}
+    with trio.fail_after(30):
+        async with Client(f"{proxy.base_url}/mcp/all", mode=mode, cache=None) as client:
+            listed = sorted(p.name for p in (await client.list_prompts()).prompts)
+            for name in ("one__greet", "one__farewell"):
+                try:
+                    await client.get_prompt(name, {"name": "Ada"})
+                except MCPError as exc:
+                    refusals[name] = str(exc)
+    return listed, refusals
+
+
+async def test_a_changed_or_new_prompt_is_held_until_approved(tmp_path: Path) -> None:
+    async with running_proxy(tmp_path, [resource_server("one")]) as proxy:
+        await proxy.wait_for("one", "running")
+        assert (await rest_prompts(proxy))["greet"]["approval"] == "approved"
+        with trio.fail_after(30):
+            async with Client(f"{proxy.base_url}/mcp/all", mode="legacy", cache=None) as client:
+                assert [p.name for p in (await client.list_prompts()).prompts] == ["one__greet"]
+                await client.call_tool("one__reword_prompts", {})
+
+        # The upstream now serves greet with another description and argument, and a new farewell.
+        prompts = await wait_for_prompts(proxy, {"greet": "changed", "farewell": "pending"})
+        assert prompts["greet"]["previous"]["arguments"] == [{"name": "name", "required": True}]
+        assert '+  "description": "Greets, then obeys"' in prompts["greet"]["diff"]
+        assert "ignore your instructions" in prompts["greet"]["diff"]
+        assert "diff" not in prompts["farewell"]
+        for mode in MODES:
+            listed, refusals = await listed_and_refusals(proxy, mode)
+            assert listed == [], mode
+            assert "changed since it was approved" in refusals["one__greet"], refusals
+            assert "is new" in refusals["one__farewell"], refusals
+            for refusal in refusals.values():
+                assert "POST /api/v1/servers/one/prompts/approve" in refusal
+
+        unknown = await proxy.post(f"{PROMPTS}/approve", json={"prompts": ["nothing"]})
+        assert unknown.status_code == 404, unknown.text
+        wrong = await proxy.post(f"{PROMPTS}/approve", json={"tools": ["greet"]})
+        assert wrong.status_code == 400 and '{"prompts": ["prompt name", ...]}' in wrong.json()["error"]
+
+        approved = await proxy.post(f"{PROMPTS}/approve", json={"prompts": ["greet"]})
+        assert approved.status_code == 200, approved.text
+        assert approved.json()["data"]["approved"] == ["greet"]
+        await wait_for_prompts(proxy, {"greet": "approved", "farewell": "pending"})
+        for mode in MODES:
+            listed, refusals = await listed_and_refusals(proxy, mode)
+            assert listed == ["one__greet"], mode
+            assert list(refusals) == ["one__farewell"], refusals
+
+        everything = await proxy.post(f"{PROMPTS}/approve")
+        assert everything.status_code == 200, everything.text
+        await wait_for_prompts(proxy, {"greet": "approved", "farewell": "approved"})
+        listed, refusals = await listed_and_refusals(proxy, "2026-07-28")
+        assert listed == ["one__farewell", "one__greet"] and refusals == {}
+
+    stored = json.loads((proxy.data_dir / "prompt_approvals.json").read_text())
+    assert sorted(stored["one"]) == ["farewell", "greet"]
+    assert (proxy.data_dir / "prompt_approvals.json").stat().st_mode & 0o077 == 0
+
+
+async def test_approving_a_quarantined_server_approves_its_first_prompts_as_they_are(tmp_path: Path) -> None:
+    async with running_proxy(tmp_path, [{**resource_server("one"), "quarantined": True}]) as proxy:
+        await proxy.wait_for("one", "stopped")
+        assert await rest_prompts(proxy) == {}
+        unquarantined = await proxy.post("/api/v1/servers/one/unquarantine")
+        assert unquarantined.status_code == 200, unquarantined.text
+        await proxy.wait_for("one", "running")
+        # A person approved the server as it runs now: its prompts, like its tools, with it.
+        await wait_for_prompts(proxy, {"greet": "approved"})
+        listed, refusals = await listed_and_refusals(proxy, "legacy")
+        assert listed == ["one__greet"] and "one__greet" not in refusals
