@@ -14,6 +14,8 @@ start and after every list change): only running, enabled, unquarantined servers
   upstream that logs; each upstream `notifications/message` reaches the sessions of this endpoint
   with the logger `server` (or `server:logger`); `resources/subscribe` is relayed to the owner and
   its `notifications/resources/updated` to the subscribed sessions, with the URI they subscribed to.
+- 2026-07-28 clients get list changes and resource updates only on `subscriptions/listen` streams
+  (`gateway/listen.py`); the resource URIs a stream names are subscribed upstream like the above.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
 from bus.errors import PeerGoneError, ProxyError
 from bus.messages import UpstreamNotified
 from gateway.calling import context_from_mcp
+from gateway.listen import ListenStreams
 from gateway.registry import Registry
 from gateway.resource_uris import matches_template, page, qualify, unqualify
 from gateway.secret_echo import EchoGuard
@@ -90,7 +93,9 @@ class CatalogFront:
         self.sessions: dict[str, Any] = {}
         """One `ServerSession` per MCP session id: 2025-era sessions get notifications."""
         self.subscriptions: dict[tuple[str, str], dict[str, tuple[Any, str]]] = {}
-        """(server, original URI) -> session id -> (session, the URI the session subscribed to)."""
+        """(server, original URI) -> session id (or listen stream key) -> (session, or None for a listen
+        stream, and the URI it subscribed to)."""
+        self.listen = ListenStreams(self._hold, self._release)
         self.echo_guard = EchoGuard()
         """The secret values the proxy injected: scrubbed from prompts and resource contents (as from
         tool results) unless the server has `allow_secret_echo`. app.py shares the caller's."""
@@ -115,6 +120,7 @@ class CatalogFront:
             "on_subscribe_resource": self.subscribe,
             "on_unsubscribe_resource": self.unsubscribe,
             "on_completion": self.complete,
+            "on_subscriptions_listen": self.listen.serve,
         }
 
     def install(self, server: Server[Any]) -> Server[Any]:
@@ -408,25 +414,34 @@ class CatalogFront:
         if not session_id:
             raise MCPError(INVALID_PARAMS, "resources/subscribe needs a session (initialize first)")
         self._remember(ctx)
-        servers, original, _ = self._route(params.uri)
-        if not servers:
+        if not await self._hold(ctx, session_id, params.uri, ctx.session):
             raise MCPError(RESOURCE_NOT_FOUND, f"no running server serves the resource {params.uri!r}")
-        server = servers[0]
-        subscribers = self.subscriptions.setdefault((server, original), {})
-        if not subscribers:
-            await self._forward(ctx, server, "resources/subscribe", params.uri, {"uri": original})
-        subscribers[session_id] = (ctx.session, params.uri)
         return types.EmptyResult()
 
     async def unsubscribe(self, ctx: Any, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
-        session_id = _session_id(ctx)
-        servers, original, _ = self._route(params.uri)
+        await self._release(ctx, _session_id(ctx) or "", params.uri)
+        return types.EmptyResult()
+
+    async def _hold(self, ctx: Any, key: str, uri: str, session: Any = None) -> bool:
+        """Subscribe `key` (a session, or a listen stream when `session` is None) to `uri`; the owner
+        is subscribed upstream by its first subscriber. False when no running server serves `uri`."""
+        servers, original, _ = self._route(uri)
+        if not servers:
+            return False
+        subscribers = self.subscriptions.setdefault((servers[0], original), {})
+        if not subscribers:
+            await self._forward(ctx, servers[0], "resources/subscribe", uri, {"uri": original})
+        subscribers[key] = (session, uri)
+        return True
+
+    async def _release(self, ctx: Any, key: str, uri: str) -> None:
+        """Undo `_hold`; the owner is unsubscribed upstream when its last subscriber leaves."""
+        servers, original, _ = self._route(uri)
         for server in servers[:1]:
             subscribers = self.subscriptions.get((server, original), {})
-            if subscribers.pop(session_id or "", None) is not None and not subscribers:
+            if subscribers.pop(key, None) is not None and not subscribers:
                 del self.subscriptions[(server, original)]
-                await self._forward(ctx, server, "resources/unsubscribe", params.uri, {"uri": original})
-        return types.EmptyResult()
+                await self._forward(ctx, server, "resources/unsubscribe", uri, {"uri": original})
 
     # --- notifications --------------------------------------------------------
 
@@ -439,10 +454,13 @@ class CatalogFront:
 
     async def run(self) -> None:
         """Relay upstream notices and announce list changes, until cancelled."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._announce_changes)
-            async for notice in self._notices:
-                await self._relay(notice)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._announce_changes)
+                async for notice in self._notices:
+                    await self._relay(notice)
+        finally:
+            self.listen.close()
 
     async def _send(self, session_id: str, session: Any, method: str, *args: Any, **kwargs: Any) -> None:
         try:
@@ -468,7 +486,10 @@ class CatalogFront:
         elif notice.method == "notifications/resources/updated":
             subscribers = self.subscriptions.get((notice.server, params.get("uri", "")), {})
             for session_id, (session, shown) in list(subscribers.items()):
-                await self._send(session_id, session, "send_resource_updated", shown)
+                if session is not None:
+                    await self._send(session_id, session, "send_resource_updated", shown)
+            for shown in {shown for session, shown in subscribers.values() if session is None}:
+                await self.listen.resource_updated(shown)
 
     async def _announce_changes(self) -> None:
         while True:
@@ -482,6 +503,10 @@ class CatalogFront:
             )
             old_prompts, old_resources = self._signatures
             self._signatures = (prompts, resources)
+            if prompts != old_prompts:
+                await self.listen.prompts_changed()
+            if resources != old_resources:
+                await self.listen.resources_changed()
             for session_id, session in list(self.sessions.items()):
                 if prompts != old_prompts:
                     await self._send(session_id, session, "send_prompt_list_changed")

@@ -1,8 +1,9 @@
 """The `/mcp/all` endpoint (direct mode): every upstream tool as `server__tool`, schemas unchanged,
 and every upstream's prompts and resources (`gateway/catalog.py`).
 
-Clients are told about changes with `notifications/tools/list_changed`; we
-keep a strong reference to every session that listed tools so we can reach it.
+Clients are told about changes with `notifications/tools/list_changed`: 2025-era sessions directly
+(we keep a strong reference to every session that listed tools so we can reach it), 2026-era clients
+on their `subscriptions/listen` streams (`gateway/listen.py`).
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ class DirectTools:
             if signature == self._signature:
                 continue
             self._signature = signature
+            await self.catalog.listen.tools_changed()
             for session_id, session in list(self.sessions.items()):
                 try:
                     with trio.move_on_after(1.0):
