@@ -1,6 +1,6 @@
 """The soak: hours of steady, mixed traffic against one proxy, and the memory slope of each process.
 
-    .venv/bin/python bench/soak.py [--minutes 30] [--servers 5] [--warmup-minutes 5]
+    .venv/bin/python bench/soak.py [--minutes 30] [--servers 5] [--warmup-minutes 5] [--kill-every 120]
 
 Traffic, all to 127.0.0.1 and paced (about RATE_PER_S operations a second):
 calls through `/mcp/all` and `/mcp` on long-lived sessions of both protocol
@@ -124,9 +124,9 @@ async def _churn(base_url: str, samples: Samples, stop: trio.Event) -> None:
         await trio.sleep(0.5)
 
 
-async def _killer(proxy: Proxy, samples: Samples, stop: trio.Event) -> None:
+async def _killer(proxy: Proxy, samples: Samples, stop: trio.Event, every_s: float) -> None:
     while not stop.is_set():
-        with trio.move_on_after(RESTART_EVERY_S):
+        with trio.move_on_after(every_s):
             await stop.wait()
         if stop.is_set():
             return
@@ -136,7 +136,7 @@ async def _killer(proxy: Proxy, samples: Samples, stop: trio.Event) -> None:
             samples.kills += 1
 
 
-async def soak(minutes: float, servers: int, warmup_minutes: float) -> int:
+async def soak(minutes: float, servers: int, warmup_minutes: float, kill_every_s: float) -> int:
     samples = Samples()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mcpproxy-soak-") as directory:
@@ -154,7 +154,8 @@ async def soak(minutes: float, servers: int, warmup_minutes: float) -> int:
                     read = {"name": f"{first}:echo", "args": {"message": "soak"}}
                     nursery.start_soon(_calls, menu_url, mode, "call_tool_read", read, samples, stop)
                 nursery.start_soon(_churn, proxy.base_url, samples, stop)
-                nursery.start_soon(_killer, proxy, samples, stop)
+                if kill_every_s > 0:
+                    nursery.start_soon(_killer, proxy, samples, stop, kill_every_s)
                 deadline = started + minutes * 60
                 while time.monotonic() < deadline:
                     samples.take(proxy, time.monotonic() - started)
@@ -200,8 +201,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--servers", type=int, default=5)
     parser.add_argument("--warmup-minutes", type=float, default=5.0)
+    parser.add_argument(
+        "--kill-every", type=float, default=RESTART_EVERY_S, help="seconds between worker kills; 0: none"
+    )
     args = parser.parse_args()
-    sys.exit(trio.run(soak, args.minutes, args.servers, args.warmup_minutes))
+    sys.exit(trio.run(soak, args.minutes, args.servers, args.warmup_minutes, args.kill_every))
 
 
 if __name__ == "__main__":
