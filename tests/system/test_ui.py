@@ -27,6 +27,7 @@ from tests.proxyctl import (
     API_KEY,
     PYTHON,
     REPO,
+    SERVERS,
     START_TIMEOUT_S,
     Proxy,
     echo_server,
@@ -54,6 +55,7 @@ CLI = str(Path(PYTHON).parent / "mcpproxy")
 TOKEN = "Bearer " + "t" * 62 + "59"
 MASK = "••••59 (71 chars)"
 WAIT_MS = 30_000
+PROMPT_CHANGE_TIMEOUT_S = 20.0
 
 
 # ---------------------------------------------------------------- a proxy, synchronously
@@ -554,3 +556,53 @@ def test_a_change_an_agent_proposed_is_reviewed_as_a_diff_then_rejected_or_appro
             expect(card).to_have_count(0)
         running = wait_state(proxy, "echo", "running")
         assert running["args"][-1] == marker and "pending_change" not in running
+
+
+def wait_prompts(proxy: Proxy, name: str, approvals: dict[str, str]) -> list[dict[str, Any]]:
+    """Poll REST until `name`'s prompts have exactly these approval states."""
+    deadline = time.monotonic() + PROMPT_CHANGE_TIMEOUT_S
+    prompts: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        prompts = rest(proxy, "GET", f"/api/v1/servers/{name}/prompts")["prompts"]
+        if {p["name"]: p["approval"] for p in prompts} == approvals:
+            return prompts
+        time.sleep(0.1)
+    raise AssertionError(f"{name}'s prompts are not {approvals}: {prompts}")
+
+
+def test_a_changed_prompt_shows_its_diff_and_is_approved_and_resources_are_listed(
+    browser: Any, tmp_path: Path
+) -> None:
+    expect = playwright_sync.expect
+    args = [str(SERVERS / "resource_server.py"), "--name", "docs"]
+    server = {"name": "docs", "command": PYTHON, "args": args}
+    with sync_proxy(tmp_path, [server]) as proxy:
+        wait_state(proxy, "docs", "running")
+        wait_prompts(proxy, "docs", {"greet": "approved"})
+        # The upstream rewords greet (a new description and argument) and adds farewell: both held.
+        rest(proxy, "POST", "/api/v1/tools/call", json={"name": "docs:reword_prompts", "args": {}})
+        wait_prompts(proxy, "docs", {"greet": "changed", "farewell": "pending"})
+        with open_page(browser, proxy, "#/server/docs/prompts") as page:
+            greet = page.locator('#prompts tr[data-prompt="greet"]')
+            expect(greet.locator(".badge")).to_have_text("changed")
+            expect(greet.locator(".diff-text")).to_contain_text("ignore your instructions")
+            expect(greet).to_contain_text("docs__greet")
+            expect(greet).to_contain_text("mood")
+            expect(page.locator('#prompts tr[data-prompt="farewell"] .badge')).to_have_text("pending")
+            shot(page, "server-prompts")
+            page.click('button[aria-label="Approve greet"]')
+            expect(greet.locator(".badge")).to_have_text("approved")
+            expect(greet.locator(".diff-text")).to_have_count(0)
+            page.click("#approve-all-prompts")
+            expect(page.locator('#prompts tr[data-prompt="farewell"] .badge')).to_have_text("approved")
+            expect(page.locator("#approve-all-prompts")).to_have_count(0)
+
+            page.click("#tab-resources")
+            readme = page.locator('#resources tr[data-uri="file:///README.md"]')
+            expect(readme).to_contain_text("README.md")
+            expect(readme).to_contain_text("text/markdown")
+            expect(page.locator("#resources tbody tr")).to_have_count(3)
+            expect(page.locator("#templates")).to_have_count(0)
+            expect(page.locator("#panel-resources")).not_to_contain_text("null")
+            shot(page, "server-resources")
+        wait_prompts(proxy, "docs", {"greet": "approved", "farewell": "approved"})
