@@ -1,6 +1,8 @@
-"""`mcpproxy prompts list | get` and `mcpproxy resources list | read`: upstream prompts and resources.
+"""`mcpproxy prompts list | get | approve` and `mcpproxy resources list | read`: upstream prompts
+and resources.
 
-`list` reads REST (`/api/v1/servers/{name}/prompts`, `.../resources`); `get` and `read` go through
+`list` reads REST (`/api/v1/servers/{name}/prompts`, `.../resources`), `approve` posts to
+`.../prompts/approve`; `get` and `read` go through
 the proxy's own `/mcp` endpoint with the MCP SDK client, exactly as an AI client does, under the
 names that client sees (`server__prompt`, `mcpproxy://<server>/<original URI>`).
 """
@@ -72,6 +74,7 @@ def prompts_group() -> None:
     Examples:
       mcpproxy prompts list everything
       mcpproxy prompts get everything:args-prompt --args '{"city": "Paris"}'
+      mcpproxy prompts approve everything
     """
 
 
@@ -87,7 +90,9 @@ def list_prompts(
     url: str | None,
     api_key: str | None,
 ) -> None:
-    """The prompts of one server, or of every server, with the names MCP clients see."""
+    """The prompts of one server, or of every server, with the names MCP clients see and their
+    approval: a `changed` or `pending` prompt is held from MCP clients until `prompts approve`.
+    """
     target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
     prompts = [
         {"server": name, **prompt}
@@ -100,13 +105,53 @@ def list_prompts(
     rows = [
         [
             f"{p['server']}:{p['name']}",
+            p.get("approval", "approved"),
             p["mcp_name"],
             ", ".join(a["name"] + ("" if a.get("required") else "?") for a in p.get("arguments", [])),
             first_line(p.get("description")),
         ]
         for p in prompts
     ]
-    print_table(("PROMPT", "MCP NAME", "ARGUMENTS", "DESCRIPTION"), rows, empty="no prompts")
+    print_table(("PROMPT", "APPROVAL", "MCP NAME", "ARGUMENTS", "DESCRIPTION"), rows, empty="no prompts")
+    held = sorted({p["server"] for p in prompts if p.get("approval", "approved") != "approved"})
+    for name in held:
+        click.echo(f"{name} has held prompts: review them, then `mcpproxy prompts approve {name}`", err=True)
+
+
+@prompts_group.command("approve")
+@click.argument("server", shell_complete=complete_server_names)
+@click.argument("names", nargs=-1, metavar="[NAME ...]")
+@output_option
+@target_options
+def approve_prompts(
+    server: str,
+    names: tuple[str, ...],
+    output: str,
+    config_path: Path | None,
+    data_dir: Path | None,
+    url: str | None,
+    api_key: str | None,
+) -> None:
+    """Approve held prompts (changed or new) of SERVER: the NAMEs, or all of them; MCP clients
+    then list and get them. Review a changed one first: `mcpproxy prompts list SERVER -o json`
+    shows its diff.
+
+    Example: mcpproxy prompts approve everything greet
+    """
+    target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
+    path = f"/api/v1/servers/{server}/prompts"
+    before = {p["name"]: p.get("approval", "approved") for p in target.call("GET", path)["prompts"]}
+    data = target.call("POST", f"{path}/approve", json={"prompts": list(names)} if names else None)
+    if output == "json":
+        emit_json(data)
+        return
+    approved = list(names) if names else sorted(n for n, a in before.items() if a != "approved")
+    if not approved:
+        click.echo(f"{server}: no prompts were held")
+    for name in approved:
+        click.echo(f"{server}:{name}: approved (was {before.get(name, 'approved')})")
+    if data.get("still_held"):
+        click.echo(f"{server}: still held: {', '.join(data['still_held'])}")
 
 
 @prompts_group.command("get")

@@ -5,6 +5,7 @@ on it, is held (not listed, not got) in both protocol eras until a human approve
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.system
 
 MODES: Final = ("legacy", "2026-07-28")
 CHANGE_TIMEOUT_S: Final = 20.0
+CLI_TIMEOUT_S: Final = 60.0
 PROMPTS: Final = "/api/v1/servers/one/prompts"
 
 
@@ -115,3 +117,43 @@ async def test_approving_a_quarantined_server_approves_its_first_prompts_as_they
         await wait_for_prompts(proxy, {"greet": "approved"})
         listed, refusals = await listed_and_refusals(proxy, "legacy")
         assert listed == ["one__greet"] and "one__greet" not in refusals
+
+
+def cli(proxy: Proxy, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(PYTHON).parent / "mcpproxy"), *args, "--config", str(proxy.config_path)]
+    return subprocess.run(
+        [*command, "--url", proxy.base_url], capture_output=True, text=True, timeout=CLI_TIMEOUT_S
+    )
+
+
+async def test_the_cli_shows_held_prompts_and_approves_them(tmp_path: Path) -> None:
+    async with running_proxy(tmp_path, [resource_server("one")]) as proxy:
+        await proxy.wait_for("one", "running")
+        await wait_for_prompts(proxy, {"greet": "approved"})
+        reworded = await proxy.post("/api/v1/tools/call", json={"name": "one:reword_prompts", "args": {}})
+        assert reworded.status_code == 200, reworded.text
+        await wait_for_prompts(proxy, {"greet": "changed", "farewell": "pending"})
+
+        listed = await trio.to_thread.run_sync(cli, proxy, "prompts", "list", "one")
+        rows = {line.split()[0]: line.split()[1] for line in listed.stdout.splitlines()[1:]}
+        assert rows == {"one:greet": "changed", "one:farewell": "pending"}, listed.stdout
+        assert "`mcpproxy prompts approve one`" in listed.stderr
+        as_json = await trio.to_thread.run_sync(cli, proxy, "prompts", "list", "one", "-o", "json")
+        greet = next(p for p in json.loads(as_json.stdout) if p["name"] == "greet")
+        assert "ignore your instructions" in greet["diff"]
+
+        unknown = await trio.to_thread.run_sync(cli, proxy, "prompts", "approve", "one", "nothing")
+        assert unknown.returncode == 4 and "no such prompts" in unknown.stderr, unknown
+
+        one = await trio.to_thread.run_sync(cli, proxy, "prompts", "approve", "one", "greet")
+        assert one.returncode == 0, one.stderr
+        assert one.stdout.splitlines() == ["one:greet: approved (was changed)", "one: still held: farewell"]
+        await wait_for_prompts(proxy, {"greet": "approved", "farewell": "pending"})
+
+        rest = await trio.to_thread.run_sync(cli, proxy, "prompts", "approve", "one")
+        assert rest.stdout.splitlines() == ["one:farewell: approved (was pending)"], rest.stderr
+        await wait_for_prompts(proxy, {"greet": "approved", "farewell": "approved"})
+        again = await trio.to_thread.run_sync(cli, proxy, "prompts", "approve", "one")
+        assert again.stdout.strip() == "one: no prompts were held", again.stderr
+        listed = await trio.to_thread.run_sync(cli, proxy, "prompts", "list", "one")
+        assert "held prompts" not in listed.stderr
