@@ -31,6 +31,17 @@ EVERYTHING_JS: Final = (
     FIXTURES / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 )
 API_KEY: Final = "test-key-0123456789"
+INITIALIZE_2025: Final = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"},
+    },
+}
+"""A 2025-era initialize request, for tests that speak raw JSON-RPC."""
 START_TIMEOUT_S: Final = 60.0
 STOP_TIMEOUT_S: Final = 40.0
 POLL_S: Final = 0.05
@@ -179,6 +190,21 @@ class Proxy:
                     with trio.fail_after(30):
                         await session.initialize()
                     yield session
+
+    def child(self, module: str) -> int:
+        """The pid of serve's child `python -m <module>` (the gateway, the supervisor)."""
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text()
+                argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == self.process.pid and b"-m" in argv and module.encode() in argv:
+                return int(entry.name)
+        raise AssertionError(f"serve has no {module} child")
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         self.remember_pids()

@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from gateway._hypercorn_internals import FIRST_REQUEST_TIMEOUT_S
 from gateway.frontdoor import BODY_TIMEOUT_S, MAX_BODY_BYTES
-from tests.proxyctl import Proxy, echo_server, running_proxy
+from tests.proxyctl import echo_server, running_proxy
 
 pytestmark = pytest.mark.system
 
@@ -43,22 +43,6 @@ SURFACES = ("/mcp", "/mcp/all", "/api/v1/servers")
 MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 BAD_IDS: list[Any] = [None, 1.5, 2.0, {"n": 1}, ["x"], True, math.nan]
 """JSON-RPC ids MCP does not allow: it takes a string or an integer, never null."""
-
-
-def child_pid(proxy: Proxy, module: str) -> int:
-    """The pid of serve's child `python -m <module>`."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry.name}/stat").read_text()
-            argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == proxy.process.pid and b"-m" in argv and module.encode() in argv:
-            return int(entry.name)
-    raise AssertionError(f"serve has no {module} child")
 
 
 async def read_answer(stream: trio.SocketStream) -> tuple[int, bytes]:
@@ -95,7 +79,7 @@ async def test_a_gateway_held_to_1024_descriptors_serves_2000_connections_and_a_
 ) -> None:
     limit = f"--nofile={DESCRIPTOR_LIMIT}:{DESCRIPTOR_LIMIT}"
     async with running_proxy(tmp_path, [], launcher=("prlimit", limit, "--")) as proxy:
-        gateway = child_pid(proxy, "gateway")
+        gateway = proxy.child("gateway")
         assert resource.prlimit(gateway, resource.RLIMIT_NOFILE) == (DESCRIPTOR_LIMIT, DESCRIPTOR_LIMIT)
         statuses: list[int] = []
         failures: list[str] = []
@@ -160,7 +144,7 @@ async def test_a_gateway_held_to_1024_descriptors_serves_2000_connections_and_a_
 async def test_the_gateway_raises_its_soft_descriptor_limit_to_the_hard_one(tmp_path: Path) -> None:
     launcher = ("prlimit", f"--nofile={DESCRIPTOR_LIMIT}:{4 * DESCRIPTOR_LIMIT}", "--")
     async with running_proxy(tmp_path, [], launcher=launcher) as proxy:
-        gateway = child_pid(proxy, "gateway")
+        gateway = proxy.child("gateway")
         soft, hard = resource.prlimit(gateway, resource.RLIMIT_NOFILE)
         assert (soft, hard) == (4 * DESCRIPTOR_LIMIT, 4 * DESCRIPTOR_LIMIT)
 

@@ -24,7 +24,7 @@ import trio
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.proxyctl import Proxy, echo_server, running_proxy
+from tests.proxyctl import INITIALIZE_2025, Proxy, echo_server, running_proxy
 from tests.system.test_agent_safety import processes_with
 from tests.system.test_remote_and_secrets import cli, headers_seen, http_upstream
 
@@ -211,16 +211,7 @@ async def test_remove_disable_and_enable_from_mcp_need_the_api_key(tmp_path: Pat
             assert refused.is_error and "needs the API key" in text_of(refused)
         assert (await proxy.servers())["echo"]["state"] == "running"
 
-        initialize = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "0"},
-            },
-        }
+        initialize = INITIALIZE_2025
         wrong = await proxy.post(
             "/mcp",
             json=initialize,

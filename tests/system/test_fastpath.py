@@ -19,7 +19,7 @@ import trio
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.proxyctl import Proxy, echo_server, running_proxy
+from tests.proxyctl import INITIALIZE_2025, Proxy, echo_server, running_proxy
 
 pytestmark = pytest.mark.system
 
@@ -181,16 +181,7 @@ async def test_raw_requests_get_the_sdks_answers_for_what_the_fast_lane_does_not
             opened = await http.post(
                 url,
                 headers=ACCEPT_BOTH,
-                json={
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "initialize",
-                    "params": {
-                        "protocolVersion": "2025-11-25",
-                        "capabilities": {},
-                        "clientInfo": {"name": "raw", "version": "1"},
-                    },
-                },
+                json=INITIALIZE_2025,
             )
             session_headers = {
                 **ACCEPT_BOTH,

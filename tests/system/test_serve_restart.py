@@ -24,22 +24,6 @@ pytestmark = pytest.mark.system
 RECOVERY_TIMEOUT_S = 60.0
 
 
-def child_running(proxy: Proxy, module: str) -> int:
-    """The pid of serve's child `python -m <module>`."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry.name}/stat").read_text()
-            argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == proxy.process.pid and b"-m" in argv and module.encode() in argv:
-            return int(entry.name)
-    raise AssertionError(f"serve has no {module} child")
-
-
 async def echo_through_the_proxy(proxy: Proxy, message: str) -> str:
     """Call echo through /mcp/all, retrying while the gateway is away; every try has a deadline."""
     with trio.fail_after(RECOVERY_TIMEOUT_S):
@@ -60,7 +44,7 @@ async def wait_for_new_child(proxy: Proxy, module: str, old: int) -> int:
     with trio.fail_after(RECOVERY_TIMEOUT_S):
         while True:
             try:
-                pid = child_running(proxy, module)
+                pid = proxy.child(module)
             except AssertionError:
                 pid = old
             if pid != old:
@@ -72,15 +56,15 @@ async def test_a_killed_gateway_is_restarted_and_no_upstream_restarts(tmp_path: 
     async with running_proxy(tmp_path, [echo_server()]) as proxy:
         before = await proxy.wait_for("echo", "running")
         assert await echo_through_the_proxy(proxy, "before") == "before"
-        gateway = child_running(proxy, "gateway")
-        supervisor = child_running(proxy, "supervisor")
+        gateway = proxy.child("gateway")
+        supervisor = proxy.child("supervisor")
 
         os.kill(gateway, signal.SIGKILL)
         await wait_for_new_child(proxy, "gateway", gateway)
         assert await echo_through_the_proxy(proxy, "after") == "after"
 
         after = await proxy.wait_for("echo", "running")
-        assert child_running(proxy, "supervisor") == supervisor
+        assert proxy.child("supervisor") == supervisor
         for field in ("worker_pid", "upstream_pid", "restarts"):
             assert after[field] == before[field], field
         assert proxy.process.poll() is None
@@ -93,7 +77,7 @@ async def test_a_killed_supervisor_comes_back_with_its_servers_and_leaves_nothin
 ) -> None:
     async with running_proxy(tmp_path, [echo_server()]) as proxy:
         before = await proxy.wait_for("echo", "running")
-        supervisor = child_running(proxy, "supervisor")
+        supervisor = proxy.child("supervisor")
 
         os.kill(supervisor, signal.SIGKILL)
         await wait_for_new_child(proxy, "supervisor", supervisor)

@@ -25,6 +25,7 @@ from playwright import sync_api as playwright_sync
 
 from tests.proxyctl import (
     API_KEY,
+    INITIALIZE_2025,
     PYTHON,
     REPO,
     SERVERS,
@@ -494,18 +495,7 @@ def agent_patch(proxy: Proxy, name: str, **fields: Any) -> dict[str, Any]:
         headers = {**accept, **({"Mcp-Session-Id": session} if session else {})}
         return httpx2.post(f"{proxy.base_url}/mcp", json=body, headers=headers, timeout=30)
 
-    hello = post(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "agent", "version": "0"},
-            },
-        }
-    )
+    hello = post(INITIALIZE_2025)
     session = hello.headers["mcp-session-id"]
     post({"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
     call = {"operation": "patch", "name": name, **fields}
