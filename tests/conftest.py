@@ -128,9 +128,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     if state.required and not config.option.collectonly:
         terminalreporter.section(f"{REQUIRE_ENV}={','.join(sorted(state.required))}")
         for group in sorted(state.required):
-            terminalreporter.write_line(
-                f"{group}: {state.ran[group]} ran, {state.failed_skips[group]} skipped (failed)"
-            )
+            skipped = state.failed_skips[group]
+            outcome = f"{skipped} skipped, each counted as a failure" if skipped else "none skipped"
+            terminalreporter.write_line(f"{group}: {state.ran[group]} ran, {outcome}")
         for group in _unrun(config):
             terminalreporter.write_line(
                 f"FAILED: required group {group} ran no test (deselected or skipped while collecting)",
