@@ -144,10 +144,11 @@ class Caller:
             self._record(server, tool_name, context, status, started, arguments_text, error=checked.message)
             return error_result(checked.message, checked.kind, server)
         tool = checked
+        configured = self.registry.servers.get(server)
+        echo_allowed = configured is not None and configured.allow_secret_echo
+        progress = context.progress if echo_allowed else self._scrubbed_progress(context.progress)
         try:
-            raw = await self.upstreams.call(
-                server, tool.name, arguments_text.encode(), progress=context.progress
-            )
+            raw = await self.upstreams.call(server, tool.name, arguments_text.encode(), progress=progress)
         except CallTimeoutError as exc:
             self._record(server, tool.name, context, "timeout", started, arguments_text, error=str(exc))
             return error_result(f"{shown_name}: {exc}", "timeout", server)
@@ -169,10 +170,19 @@ class Caller:
         self._record(
             server, tool.name, context, status, started, arguments_text, result=raw.decode(errors="replace")
         )
-        configured = self.registry.servers.get(server)
-        if configured is not None and configured.allow_secret_echo:
-            return result
-        return self.echo_guard.scrub(result)
+        return result if echo_allowed else self.echo_guard.scrub(result)
+
+    def _scrubbed_progress(self, progress: Progress | None) -> Progress | None:
+        """Progress messages are the upstream's words too: no injected secret passes in them either."""
+        if progress is None:
+            return None
+        relay = progress
+
+        async def scrubbed(done: float, total: float | None, message: str | None) -> None:
+            secrets = self.echo_guard.secrets
+            await relay(done, total, secrets.scrub_values(message) if message and secrets else message)
+
+        return scrubbed
 
     def _record(
         self,

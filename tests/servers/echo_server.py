@@ -118,6 +118,8 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
             return types.CallToolResult(content=text(str(total)), structured_content={"sum": total})
         case "sleep":
             print("sleep started", file=sys.stderr, flush=True)
+            if isinstance(args.get("progress_env"), str):  # a progress message that echoes an env value
+                await ctx.session.report_progress(0.0, 1.0, os.environ.get(args["progress_env"], ""))
             try:
                 await trio.sleep(float(args.get("seconds", 0)))
             except trio.Cancelled:

@@ -49,3 +49,26 @@ async def test_a_client_cancellation_reaches_the_upstream(tmp_path: Path) -> Non
                 "call_tool_read", {"name": "echo:echo", "args": {"message": "after"}}
             )
             assert again.content[0].text == "after"
+
+
+async def test_a_progress_message_never_carries_a_secret_the_proxy_injected(tmp_path: Path) -> None:
+    secret = "progress-secret-" + "p" * 24
+    echo = echo_server(env={"API_TOKEN": "${keyring:tok}"})
+    async with running_proxy(tmp_path, [echo]) as proxy:
+        assert (await proxy.post("/api/v1/secrets", json={"name": "tok", "value": secret})).status_code == 201
+        await proxy.wait_for("echo", "running")
+        messages: list[str | None] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            messages.append(message)
+
+        with trio.fail_after(60):
+            while not messages or "••••" not in (messages[-1] or ""):  # the gateway learns the value
+                async with proxy.mcp() as session:
+                    await session.call_tool(
+                        "call_tool_read",
+                        {"name": "echo:sleep", "args": {"seconds": 0, "progress_env": "API_TOKEN"}},
+                        progress_callback=on_progress,
+                    )
+                await trio.sleep(0.1)
+        assert messages[-1] == "••••", messages
