@@ -57,10 +57,11 @@ from services.secrets import SecretStore, oauth_record_names
 from supervisor import secrets_admin
 from supervisor.config_admin import ConfigAdmin, watch_file
 from supervisor.containers import ContainerJanitor
+from supervisor.inbox import Command
 from supervisor.known_values import KnownValues, read_stored
 from supervisor.ledger import REFRESH_INTERVAL_S, Ledger, lock_data_dir, refresh_descendants, wait_gone
 from supervisor.policy import RestartPolicy
-from supervisor.runner import Command, RunnerContext, ServerRunner
+from supervisor.runner import RunnerContext, ServerRunner
 from supervisor.spawn import Spawner
 
 logger = logging.getLogger(__name__)

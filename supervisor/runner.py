@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal, assert_never
+from typing import Final, assert_never
 
 import msgspec
 import trio
@@ -39,7 +39,6 @@ from bus.messages import (
     WorkerFailed,
     WorkerHello,
     WorkerReady,
-    WorkerToSupervisor,
     worker_identity,
 )
 from services import process
@@ -48,6 +47,7 @@ from services.pinning import PinStore, held_prompts
 from services.upstream_log import log_path
 from supervisor import policy
 from supervisor.containers import ContainerJanitor
+from supervisor.inbox import Command, Event, LoginOutcome, WorkerExited
 from supervisor.ledger import Ledger
 from supervisor.spawn import Spawner, WorkerProcess
 from supervisor.states import Lifecycle, WorkerState
@@ -61,45 +61,6 @@ SIGKILLed at once; its in-flight calls fail when it is reported gone."""
 STOP_MARGIN_S: Final = 2.0
 LAST_WORDS_S: Final = 0.5
 INBOX_SIZE: Final = 1000
-
-
-@dataclass(frozen=True)
-class WorkerExited:
-    """The worker process of `generation` ended."""
-
-    generation: int
-    code: int
-
-
-@dataclass
-class LoginOutcome:
-    """What a `login` command waits for: the authorization URL, or the server's fate without one."""
-
-    done: trio.Event
-    url: str | None = None
-    error: str | None = None
-
-
-CommandAction = Literal["restart", "reload", "login", "logout", "repin", "disable", "remove"]
-
-
-@dataclass(frozen=True)
-class Command:
-    """A change asked of a runner. Only the runner's own task applies it: it is its state's one writer.
-
-    `restart`, `reload` (adopting `config`), `login` (settling `login`), `disable` and `remove` decide
-    what runs; `logout` forgets the sign-in and reconnects; `repin` checks the tools and prompts
-    against the approvals again. `done`, when given, is set once the command has been applied.
-    """
-
-    action: CommandAction
-    config: ServerConfig | None = None
-    login: LoginOutcome | None = None
-    done: trio.Event | None = None
-
-
-Event = WorkerToSupervisor | WorkerExited | Command
-"""What arrives in a runner's inbox: its worker's messages, the worker's exit, and commands."""
 
 
 @dataclass

@@ -33,9 +33,10 @@ from bus.messages import (
 )
 from services.config import ServerConfig
 from services.pinning import PinStore
+from supervisor.inbox import Command
 from supervisor.ledger import Ledger
 from supervisor.policy import RestartPolicy
-from supervisor.runner import Command, RunnerContext, ServerRunner
+from supervisor.runner import RunnerContext, ServerRunner
 from supervisor.spawn import WorkerProcess
 
 HEARTBEAT_S = 1.0
