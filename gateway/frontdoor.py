@@ -156,14 +156,13 @@ class FrontDoor:
             await send_json_error(send, refusal[0], refusal[1], request_id)
             return
         is_mcp = path.startswith(MCP_PREFIX)
-        needs_key = path.startswith(ALWAYS_PROTECTED) or (self.mcp_needs_key and is_mcp)
+        key = presented_key(scope)
         # On loopback /mcp a key is optional, but one that is sent must be right: it grants the
         # management right (supervisor/agent_changes.py), and a stale key should say so, not degrade.
-        if is_mcp and not needs_key and presented_key(scope) is not None:
-            needs_key = True
+        needs_key = path.startswith(ALWAYS_PROTECTED) or (is_mcp and (self.mcp_needs_key or key is not None))
         if is_mcp:
             scope["state"]["api_key_ok"] = needs_key
-        if needs_key and not await self._admit_key(scope, send, request_id):
+        if needs_key and not await self._admit_key(scope, key, send, request_id):
             return
 
         async def send_with_id(message: Message) -> None:
@@ -214,7 +213,7 @@ class FrontDoor:
                     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         raise _SlowBodyError
 
-    async def _admit_key(self, scope: Scope, send: Send, request_id: str) -> bool:
+    async def _admit_key(self, scope: Scope, key: str | None, send: Send, request_id: str) -> bool:
         """The API key check; a refusal is sent here: 401 for a wrong key, 429 while locked out."""
         client = client_of((scope.get("client") or ("",))[0])
         locked_for = self.lockout.locked_for(client, trio.current_time())
@@ -230,11 +229,10 @@ class FrontDoor:
                 headers=[(b"retry-after", str(retry_after).encode())],
             )
             return False
-        if self._key_ok(scope):
+        if self._key_ok(key):
             return True
         # A missing key is no guess (a browser before sign-in, a probe): only wrong keys count.
-        guessed = presented_key(scope) is not None
-        if guessed and (locked_for := self.lockout.failed(client, trio.current_time())) > 0:
+        if key is not None and (locked_for := self.lockout.failed(client, trio.current_time())) > 0:
             logger.warning(
                 "%d wrong API keys from %s within %g s: its requests are refused for %.0f s",
                 self.lockout.max_failures,
@@ -250,8 +248,7 @@ class FrontDoor:
         )
         return False
 
-    def _key_ok(self, scope: Scope) -> bool:
-        key = presented_key(scope)
+    def _key_ok(self, key: str | None) -> bool:
         return (
             bool(self.api_key)
             and key is not None
