@@ -1,7 +1,9 @@
-"""The Web UI: static files under `/ui/` (hand-written HTML, JS and CSS shipped in gateway/ui).
+"""The Web UI: static files under `/ui/` (hand-written HTML, JS modules and CSS shipped in gateway/ui).
 
 The pages need no key to load; every API call they make sends `X-API-Key`.
 A strict Content-Security-Policy allows only our own scripts and styles.
+`app.js` is the entry module; it imports `lib/*.js` and `pages/*.js` by relative
+path, so every `.js` and `.css` file under gateway/ui is served, and nothing else.
 """
 
 from __future__ import annotations
@@ -14,14 +16,30 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 UI_DIR: Final = Path(__file__).resolve().parent / "ui"
-ASSETS: Final = {
-    "app.js": "text/javascript; charset=utf-8",
-    "app.css": "text/css; charset=utf-8",
+MEDIA_TYPES: Final = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
 }
 CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
+
+
+def ui_assets(root: Path = UI_DIR) -> dict[str, str]:
+    """Every script and stylesheet under `root`, by its path under /ui/, with its media type.
+
+    Listed once at import: a request names one of these or gets 404, so no path from a URL ever
+    reaches the file system.
+    """
+    return {
+        path.relative_to(root).as_posix(): MEDIA_TYPES[path.suffix]
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.suffix in MEDIA_TYPES
+    }
+
+
+ASSETS: Final = ui_assets()
 
 
 def _static(name: str, media_type: str) -> Response:
@@ -53,9 +71,9 @@ async def _slashless(request: Request) -> Response:
 
 
 def ui_routes() -> list[Route]:
-    """`/ui` (redirect), `/ui/` (the page) and `/ui/{asset}` (its script and stylesheet)."""
+    """`/ui` (redirect), `/ui/` (the page) and `/ui/{asset}` (its modules and stylesheet)."""
     return [
         Route("/ui", _slashless, methods=["GET"]),
         Route("/ui/", _index, methods=["GET"]),
-        Route("/ui/{asset}", _asset, methods=["GET"]),
+        Route("/ui/{asset:path}", _asset, methods=["GET"]),
     ]
