@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bus.messages import ConfigResult, ServerStatus, ToolInfo
-from gateway.calling import CallContext, Caller
+from gateway.calling import CallContext, Caller, call_with
 from gateway.registry import Registry
 from gateway.resource_uris import qualify
 from gateway.tool_names import direct_name, split_qualified
@@ -35,6 +35,8 @@ VERSION: Final = "0.1.0"
 MAX_ACTIVITY_PAGE: Final = 1000
 MAX_SQLITE_INTEGER: Final = 2**63 - 1
 CALL_VARIANTS: Final = ("call_tool_read", "call_tool_write", "call_tool_destructive")
+CALL_SURFACES: Final = ("rest", "cli", "ui")
+"""What `X-Mcpproxy-Surface` may name on POST /api/v1/tools/call (the activity log's `surface`)."""
 CONFIG_ACTIONS: Final = ("enable", "disable", "quarantine", "unquarantine", "reject")
 """`unquarantine` approves (applying a pending change; body `{"pending_change": id}` optionally names
 the one reviewed), `reject` turns a pending change down."""
@@ -240,6 +242,7 @@ class RestApi:
         tools = []
         for tool in self.registry.all_tools_of(name):
             view = msgspec.to_builtins(tool)
+            view["call_with"] = call_with(tool)
             if tool.previous is not None:
                 view["diff"] = definition_diff(tool.previous, tool)
             tools.append(view)
@@ -404,7 +407,7 @@ class RestApi:
         surface = request.headers.get("x-mcpproxy-surface", "rest")
         reason = body.get("intent_reason")
         context = CallContext(
-            surface=surface if surface in ("rest", "cli") else "rest",
+            surface=surface if surface in CALL_SURFACES else "rest",
             client_name=request.headers.get("user-agent"),
             request_id=request.scope.get("state", {}).get("request_id"),
             intent_reason=reason if isinstance(reason, str) else None,
