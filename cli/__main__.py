@@ -45,12 +45,20 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.option(
+    "--url",
+    default=None,
+    metavar="URL",
+    help="The proxy to talk to, for every command (also $MCPPROXY_URL; a --url after the command wins).",
+)
+def cli(url: str | None) -> None:
     """mcpproxy: many MCP servers behind one crash-isolated endpoint.
 
     `serve` runs the proxy; every other command talks to the running proxy's
-    REST API (--url, default from `listen` in the config) with its API key
-    (--api-key, else $MCPPROXY_API_KEY, else `api_key` in the config).
+    REST API with its API key (--api-key, else $MCPPROXY_API_KEY, else
+    `api_key` in the config). It finds the proxy at --url (before or after the
+    command), else $MCPPROXY_URL, else where the proxy serving the config's data
+    dir listens (its run file: `serve --listen` is remembered), else `listen`.
     Add -o json for machine-readable output on stdout.
 
     \b
@@ -99,7 +107,7 @@ def serve(config_path: Path | None, data_dir: Path | None, listen: str | None, l
     Example: mcpproxy serve --config ./mcp_config.json --listen 127.0.0.1:8080
     """
     from bus.errors import ConfigError
-    from cli.serve_launch import launch
+    from cli.serve_launch import launch, preflight
     from services.config import default_config_path, load_config, parse_listen, resolve_data_dir
 
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
@@ -116,6 +124,9 @@ def serve(config_path: Path | None, data_dir: Path | None, listen: str | None, l
         sys.exit(2)
     # Resolve once here so both processes agree even if the file changes meanwhile.
     resolved = resolve_data_dir(config, path, str(data_dir) if data_dir else None)
+    if problem := preflight(listen or config.listen, resolved):
+        click.echo(f"mcpproxy: {problem}", err=True)
+        sys.exit(1)
     launched = launch(config, path, resolved, listen, log_level)
     # Only now trio and httpx2: the children import theirs meanwhile.
     import trio
@@ -123,7 +134,7 @@ def serve(config_path: Path | None, data_dir: Path | None, listen: str | None, l
     from cli.serve import run_serve
     from services.process import exit_now
 
-    exit_now(trio.run(run_serve, config, path, launched, listen))  # both children are reaped
+    exit_now(trio.run(run_serve, config, launched, resolved))  # both children are reaped
 
 
 def main() -> None:

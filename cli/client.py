@@ -23,7 +23,9 @@ from services.config import (
     parse_listen,
     resolve_data_dir,
 )
+from services.run_file import read_run_record
 
+URL_ENV: Final = "MCPPROXY_URL"
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
@@ -61,8 +63,12 @@ def warn(message: str) -> None:
     click.echo(f"mcpproxy: warning: {message}", err=True)
 
 
-def unreachable_message(url: str) -> str:
-    return f"no proxy is running at {url}: start it with `mcpproxy serve` (or point --url at it)"
+def unreachable_message(url: str, origin: str = "") -> str:
+    where = f" ({origin})" if origin else ""
+    return (
+        f"no proxy is running at {url}{where}: start it with `mcpproxy serve`, or point --url "
+        f"(or ${URL_ENV}) at the one that runs"
+    )
 
 
 @dataclass
@@ -90,6 +96,8 @@ class Target:
     api_key: str
     config_problem: str | None = None
     """Why the config file could not be used (missing or invalid), when a command tolerates that."""
+    url_origin: str = ""
+    """Where `url` came from, for the message when nothing answers there."""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -112,7 +120,7 @@ class Target:
         try:
             response = self.request(method, path, **kwargs)
         except ProxyUnreachableError:
-            die(unreachable_message(self.url), EXIT_UNREACHABLE)
+            die(unreachable_message(self.url, self.url_origin), EXIT_UNREACHABLE)
         return unpack(response, self.url, path)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -186,21 +194,49 @@ def resolve_target(
             die(str(exc), EXIT_USAGE)
         problem = str(exc)
         config = ProxyConfig(**_best_effort_fields(path))
-        if url is None and not _usable_listen(config.listen):
+        if given_url(url) is None and not _usable_listen(config.listen):
             die(f"{problem}; pass --url to reach a running proxy anyway", EXIT_USAGE)
         if path.exists():
             warn(f"{problem} (using listen and api_key as far as they can be read)")
-    host, _, port = config.listen.rpartition(":")
-    if host in ("", "0.0.0.0", "::", "[::]"):
-        host = "127.0.0.1"
+    resolved_dir = resolve_data_dir(config, path, str(data_dir) if data_dir else None)
+    chosen, origin = choose_url(url, resolved_dir, config, path)
     return Target(
         config_path=path,
         config=config,
-        data_dir=resolve_data_dir(config, path, str(data_dir) if data_dir else None),
-        url=(url or f"http://{host}:{port}").rstrip("/"),
+        data_dir=resolved_dir,
+        url=chosen,
         api_key=api_key or os.environ.get(API_KEY_ENV) or config.api_key,
         config_problem=problem,
+        url_origin=origin,
     )
+
+
+def choose_url(url: str | None, data_dir: Path, config: ProxyConfig, config_path: Path) -> tuple[str, str]:
+    """The proxy's base URL and where it came from.
+
+    In order: --url after the command, --url before it, $MCPPROXY_URL, the run file of the
+    proxy serving this data dir (the address it bound, whatever --listen it was given), and
+    last `listen` in the config.
+    """
+    if given := given_url(url):
+        return given
+    record = read_run_record(data_dir)
+    if record is not None:
+        return record.url, f"the proxy serving the data dir {data_dir}"
+    host, _, port = config.listen.rpartition(":")
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}", f"`listen` in {config_path}"
+
+
+def given_url(url: str | None) -> tuple[str, str] | None:
+    """A URL the user named: --url after the command, --url before it, $MCPPROXY_URL; and which."""
+    context = click.get_current_context(silent=True)
+    root_url = context.find_root().params.get("url") if context is not None else None
+    for given, origin in ((url, "--url"), (root_url, "--url"), (os.environ.get(URL_ENV), f"${URL_ENV}")):
+        if given:
+            return str(given).rstrip("/"), origin
+    return None
 
 
 def target_options(func: Any) -> Any:
@@ -208,9 +244,11 @@ def target_options(func: Any) -> Any:
     func = click.option(
         "--api-key", default=None, help="API key (default: $MCPPROXY_API_KEY, then the config)."
     )(func)
-    func = click.option("--url", default=None, help="Proxy base URL (default: from `listen` in the config).")(
-        func
-    )
+    func = click.option(
+        "--url",
+        default=None,
+        help=f"Proxy base URL (default: ${URL_ENV}, else the proxy serving the data dir, else `listen`).",
+    )(func)
     func = click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Data dir.")(func)
     return click.option(
         "--config", "config_path", type=click.Path(path_type=Path), default=None, help="Config file."
@@ -260,13 +298,13 @@ def _quiet_target(params: dict[str, Any]) -> Target:
         config = load_config(path, create=False)
     except ConfigError:
         config = ProxyConfig(**_best_effort_fields(path))
-    host, _, port = config.listen.rpartition(":")
-    host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
+    data_dir = resolve_data_dir(config, path, str(params["data_dir"]) if params.get("data_dir") else None)
+    url, _ = choose_url(params.get("url"), data_dir, config, path)
     return Target(
         config_path=path,
         config=config,
-        data_dir=path.parent,
-        url=(params.get("url") or f"http://{host}:{port}").rstrip("/"),
+        data_dir=data_dir,
+        url=url,
         api_key=params.get("api_key") or os.environ.get(API_KEY_ENV) or config.api_key,
     )
 

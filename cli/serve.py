@@ -28,6 +28,7 @@ from cli.serve_launch import LAUNCH_ORDER, Launched
 from cli.serve_progress import report_servers
 from services import process
 from services.config import API_KEY_ENV, ProxyConfig
+from services.run_file import read_run_record, remove_run_record
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ SUPERVISOR_STOP_EXTRA_S: Final = 28.0
 `_stop_worker` per server, then supervisor/control.py): 2 s of margin on the worker's staged stop, 2 s to
 reap a worker it SIGKILLed, 2 s to reap what the upstream group's sweep killed, 2 s to reap the zygote,
 and with Docker isolation 10 s per container sweep (the server's, then the instance's)."""
+EXIT_CHILD_SAID_WHY: Final = 2
+"""A child's exit code after it printed, in one line, why it cannot run (a config error, an address
+in use, a data dir taken): `serve` adds nothing to that line."""
 RESTART_FIRST_S: Final = 0.5
 RESTART_MAX_S: Final = 30.0
 RESTART_STABLE_S: Final = 60.0
@@ -66,17 +70,24 @@ def stop_budget_s(close_timeout_s: float, kill_timeout_s: float) -> float:
     return close_timeout_s + 2 * kill_timeout_s + SUPERVISOR_STOP_EXTRA_S + STOP_MARGIN_S
 
 
-async def _wait_ready(base_url: str) -> bool:
+async def _wait_ready(data_dir: Path, gateway: process.Child) -> str | None:
+    """The base URL of `gateway` once its /readyz answers 200; None after READY_TIMEOUT_S.
+
+    The address comes from the run file that gateway wrote after binding, never from the config
+    alone: another program (another mcpproxy) listening there must not pass for ours.
+    """
     async with httpx2.AsyncClient(timeout=1.0) as client:
         with trio.move_on_after(READY_TIMEOUT_S):
             while True:
-                try:
-                    if (await client.get(f"{base_url}/readyz")).status_code == 200:
-                        return True
-                except httpx2.HTTPError:
-                    pass
+                record = read_run_record(data_dir)
+                if record is not None and record.pid == gateway.pid:
+                    try:
+                        if (await client.get(f"{record.url}/readyz")).status_code == 200:
+                            return record.url
+                    except httpx2.HTTPError:
+                        pass
                 await trio.sleep(READY_POLL_S)
-    return False
+    return None
 
 
 async def _stop(children: dict[str, process.Child], budget_s: float) -> list[str]:
@@ -96,12 +107,8 @@ async def _stop(children: dict[str, process.Child], budget_s: float) -> list[str
     return killed
 
 
-async def run_serve(config: ProxyConfig, config_path: Path, launched: Launched, listen: str | None) -> int:
+async def run_serve(config: ProxyConfig, launched: Launched, data_dir: Path) -> int:
     """Watch the launched children: announce readiness, restart a crashed one, stop both on a signal."""
-    listen_addr = listen or config.listen
-    host, _, port = listen_addr.rpartition(":")
-    shown_host = "127.0.0.1" if host in ("", "0.0.0.0") else host
-    base_url = f"http://{shown_host}:{port}"
     env = launched.env
     children = {name: process.Child(popen) for name, popen in launched.children.items()}
     started_at = dict.fromkeys(children, trio.current_time())
@@ -149,7 +156,7 @@ async def run_serve(config: ProxyConfig, config_path: Path, launched: Launched, 
                     nursery.start_soon(announce_again, group)
 
             async def announce_again(group: list[str]) -> None:
-                if await _wait_ready(base_url):
+                if await _wait_ready(data_dir, children["gateway"]):
                     print(f"mcpproxy: ready again ({' and '.join(group)} restarted)", flush=True)
 
             async def on_signal() -> None:
@@ -163,13 +170,13 @@ async def run_serve(config: ProxyConfig, config_path: Path, launched: Launched, 
                     return
 
             async def announce() -> None:
-                if await _wait_ready(base_url):
+                if base_url := await _wait_ready(data_dir, children["gateway"]):
                     ready.set()
                     print(
                         f"mcpproxy ready: MCP endpoint {base_url}/mcp  (all tools: {base_url}/mcp/all)",
                         flush=True,
                     )
-                    print(f"  REST API {base_url}/api/v1  (API key in {config_path})", flush=True)
+                    print(f"  REST API {base_url}/api/v1  ({launched.api_key_origin})", flush=True)
                     await report_servers(base_url, env.get(API_KEY_ENV) or config.api_key, config)
 
             for name, child in children.items():
@@ -179,7 +186,9 @@ async def run_serve(config: ProxyConfig, config_path: Path, launched: Launched, 
             nursery.start_soon(restart_crashed)
             await first_exit.wait()
             for name, code in ended:
-                if code != 0:
+                if code == EXIT_CHILD_SAID_WHY:
+                    exit_code = 1
+                elif code != 0:
                     print(f"mcpproxy: the {name} process exited with code {code}; stopping", file=sys.stderr)
                     exit_code = 1
             for name in await _stop(children, stop_budget):
@@ -188,4 +197,5 @@ async def run_serve(config: ProxyConfig, config_path: Path, launched: Launched, 
                     file=sys.stderr,
                 )
             nursery.cancel_scope.cancel()
+    remove_run_record(data_dir, children["gateway"].pid)  # a gateway we had to kill left it
     return exit_code

@@ -10,6 +10,7 @@ import gc
 gc.disable()
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
@@ -17,6 +18,7 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Final  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
 
 import trio  # noqa: E402
 from hypercorn.config import Config as HypercornConfig  # noqa: E402
@@ -27,6 +29,7 @@ from gateway import _hypercorn_internals  # noqa: E402
 from gateway.app import GatewaySettings, build_app  # noqa: E402
 from services import process  # noqa: E402
 from services.config import default_config_path, load_config, parse_listen, resolve_data_dir  # noqa: E402
+from services.run_file import RunRecord, remove_run_record, write_run_record  # noqa: E402
 from services.runtime import endpoints_for  # noqa: E402
 
 logger = logging.getLogger("gateway")
@@ -94,7 +97,11 @@ async def run(settings: GatewaySettings) -> None:
                 listen_error = _first_leaf(group)
             if listen_error is None:
                 logger.info("gateway listening on %s", ", ".join(urls) if urls else config.bind[0])
-                await shutdown.wait()
+                write_run_record(settings.data_dir, _bound(settings, urls))
+                try:
+                    await shutdown.wait()
+                finally:
+                    remove_run_record(settings.data_dir, os.getpid())
             else:
                 nursery.cancel_scope.cancel()
     if listen_error is not None:
@@ -102,6 +109,16 @@ async def run(settings: GatewaySettings) -> None:
         reason = getattr(listen_error, "strerror", None) or listen_error
         raise ConfigError(f"cannot listen on {shown}:{settings.listen_port}: {reason}")
     logger.info("gateway stopped")
+
+
+def _bound(settings: GatewaySettings, urls: list[str] | None) -> RunRecord:
+    """What the run file records: the address hypercorn bound (port 0 resolved), else the one asked for."""
+    port = settings.listen_port
+    for url in urls or []:
+        with contextlib.suppress(ValueError):
+            port = urlsplit(url).port or port
+            break
+    return RunRecord(pid=os.getpid(), host=settings.listen_host, port=port)
 
 
 def main() -> None:
