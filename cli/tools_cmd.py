@@ -63,6 +63,7 @@ def tools_group() -> None:
     \b
     Examples:
       mcpproxy tools list github
+      mcpproxy tools approve github create_issue
       mcpproxy tools search "create an issue"
       mcpproxy tools call github:create_issue --args '{"title": "hi"}'
     """
@@ -96,11 +97,74 @@ def list_tools(
     if output == "json":
         emit_json(tools)
         return
-    rows = [[f"{t['server']}:{t['name']}", t["call_with"], first_line(t.get("description"))] for t in tools]
+    rows = [
+        [
+            f"{t['server']}:{t['name']}",
+            t.get("approval", "approved"),
+            t["call_with"],
+            first_line(t.get("description")),
+        ]
+        for t in tools
+    ]
     empty = (
         f"{server} has no tools (is it running? `mcpproxy upstream show {server}`)" if server else "no tools"
     )
-    print_table(("TOOL", "CALL WITH", "DESCRIPTION"), rows, empty=empty)
+    print_table(("TOOL", "APPROVAL", "CALL WITH", "DESCRIPTION"), rows, empty=empty)
+    held = sorted({t["server"] for t in tools if t.get("approval", "approved") != "approved"})
+    for name in held:
+        click.echo(
+            f"{name} has held tools (new or changed: not listed to clients, not callable); review them "
+            f"with `mcpproxy tools list {name} -o json` (a changed one has its diff), then "
+            f"`mcpproxy tools approve {name} [TOOL ...]`",
+            err=True,
+        )
+
+
+@tools_group.command("approve")
+@click.argument("server", shell_complete=complete_server_names)
+@click.argument("names", nargs=-1, metavar="[TOOL ...]")
+@output_option
+@target_options
+def approve_tools(
+    server: str,
+    names: tuple[str, ...],
+    output: str,
+    config_path: Path | None,
+    data_dir: Path | None,
+    url: str | None,
+    api_key: str | None,
+) -> None:
+    """Approve held tools (changed or new) of SERVER: the TOOLs (the upstream's names), or all of
+    them; clients can then find and call them. Review a changed one first: `mcpproxy tools list
+    SERVER -o json` shows its diff.
+
+    Example: mcpproxy tools approve github create_issue
+    """
+    target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
+    path = f"/api/v1/servers/{server}/tools"
+    before = {t["name"]: t.get("approval", "approved") for t in target.call("GET", path)["tools"]}
+    unknown = [n for n in names if n not in before]
+    if unknown:
+        die(
+            f"{server} has no tool {', '.join(map(repr, unknown))}; its tools: "
+            f"{', '.join(sorted(before)) or 'none (is it running?)'}",
+            EXIT_NOT_FOUND,
+        )
+    data = target.call("POST", f"{path}/approve", json={"tools": list(names)} if names else None)
+    if output == "json":
+        emit_json(data)
+        return
+    asked = list(names) if names else sorted(before)
+    changed = [n for n in asked if before[n] != "approved"]
+    for name in changed:
+        click.echo(f"{server}:{name}: approved (was {before[name]})")
+    for name in names:
+        if before[name] == "approved":
+            click.echo(f"{server}:{name}: was already approved; nothing changed")
+    if not changed and not names:
+        click.echo(f"{server}: no tools were held; nothing changed")
+    if data.get("still_held"):
+        click.echo(f"{server}: still held: {', '.join(data['still_held'])}")
 
 
 @asynccontextmanager

@@ -378,6 +378,9 @@ def approve(
     server = target.call("GET", f"/api/v1/servers/{name}")["server"]
     pending = server.get("pending_change")
     body = {"pending_change": pending["id"]} if isinstance(pending, dict) else None
+    if not server.get("quarantined") and body is None:
+        _nothing_to_approve(target, name, output)
+        return
     if body is not None and output != "json":
         print_pending_change(server)
     path = f"/api/v1/servers/{name}/unquarantine"
@@ -390,6 +393,21 @@ def approve(
         emit_json(data)
         return
     click.echo(f"{name}: approved (out of quarantine)" + (", with its pending change" if body else ""))
+
+
+def _nothing_to_approve(target: Target, name: str, output: str) -> None:
+    """`upstream approve` of a server that is not quarantined: say so, and name held tools if any."""
+    tools = target.call("GET", f"/api/v1/servers/{name}/tools")["tools"]
+    held = sorted(t["name"] for t in tools if t.get("approval", "approved") != "approved")
+    if output == "json":
+        emit_json({"server": name, "quarantined": False, "changed": False, "held_tools": held})
+        return
+    click.echo(f"{name}: not quarantined and no change pending; nothing changed")
+    if held:
+        click.echo(
+            f"{name}: held tools (new or changed): {', '.join(held)}; review them with "
+            f"`mcpproxy tools list {name} -o json`, approve with `mcpproxy tools approve {name} [TOOL ...]`"
+        )
 
 
 reject = upstream_group.command("reject")(

@@ -16,9 +16,18 @@ from gateway.tool_names import unknown_message
 
 
 def approve_hint(server: str) -> str:
+    """How a person approves a quarantined server; reads after "until" and after a colon."""
     return (
-        f"a human must approve it: `mcpproxy upstream approve {server}` or "
-        f"POST /api/v1/servers/{server}/unquarantine"
+        f"a human approves it (`mcpproxy upstream approve {server}`, "
+        f"or POST /api/v1/servers/{server}/unquarantine)"
+    )
+
+
+def approve_tool_hint(server: str, tool: str) -> str:
+    """How a person approves a held (new or changed) tool."""
+    return (
+        f"a human approves it (`mcpproxy tools approve {server} {tool}`, "
+        f"or POST /api/v1/servers/{server}/tools/approve)"
     )
 
 
@@ -54,8 +63,7 @@ def check(
         why = "is new" if held.approval == "pending" else "changed since it was approved"
         return Refusal(
             "held",
-            f"tool {shown_name!r} {why} and is held until a human approves it: "
-            f"POST /api/v1/servers/{server}/tools/approve",
+            f"tool {shown_name!r} {why} and is held until {approve_tool_hint(server, tool)}",
         )
     if status.state != "running":
         detail = f"; last error: {status.last_error}" if status.last_error else ""

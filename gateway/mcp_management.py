@@ -204,7 +204,7 @@ class ManagementTools:
             return _result(config.error or "failed", error=True)
         data = json.loads(config.body)
         if operation == "add" and data.get("server", {}).get("quarantined"):
-            data["note"] = f"the server is quarantined: {approve_hint(name)}"
+            data["note"] = f"the server is quarantined until {approve_hint(name)}"
         return _result(data)
 
     def _quarantine_security(self, arguments: dict[str, Any]) -> types.CallToolResult:
