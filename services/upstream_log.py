@@ -113,3 +113,44 @@ def tail(path: Path, lines: int) -> list[str]:
         except FileNotFoundError:
             continue
     return list(keep)
+
+
+STDERR_WORDS_LINES: Final = 3
+STDERR_WORDS_WIDTH: Final = 240
+STDERR_WORDS_READ: Final = 64 * 1024
+"""How much of the end of the log is searched: a failure path on the supervisor's event loop."""
+_NOTE: Final = "[mcpproxy] "
+_RUN_START: Final = "[mcpproxy] started"
+
+
+def last_stderr_lines(path: Path, lines: int = STDERR_WORDS_LINES) -> list[str]:
+    """The last non-empty lines the upstream itself wrote to stderr in its latest run (the proxy's
+    own `[mcpproxy]` notes left out), each cut to STDERR_WORDS_WIDTH characters.
+
+    A run starts at the worker's `[mcpproxy] started ...` note, so what an earlier run printed is
+    never blamed on this one. The file is scrubbed as it is written (`RotatingLog.hide`).
+    """
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - STDERR_WORDS_READ))
+            text = handle.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    found: list[str] = []
+    for line in reversed(text.splitlines()[1 if size > STDERR_WORDS_READ else 0 :]):
+        if line.startswith(_RUN_START):
+            break
+        if line.startswith(_NOTE) or not line.strip():
+            continue
+        shown = line.strip()
+        found.append(shown if len(shown) <= STDERR_WORDS_WIDTH else shown[: STDERR_WORDS_WIDTH - 1] + "…")
+        if len(found) == lines:
+            break
+    return found[::-1]
+
+
+def with_stderr(error: str, path: Path) -> str:
+    """`error`, followed by the upstream's last stderr lines when it has any that `error` lacks."""
+    words = [line for line in last_stderr_lines(path) if line not in error]
+    return f"{error}; its stderr ended: {' | '.join(words)}" if words else error

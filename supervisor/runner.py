@@ -44,7 +44,7 @@ from bus.messages import (
 from services import process
 from services.config import LOGIN_TIMEOUT_S, ServerConfig
 from services.pinning import PinStore, held_prompts
-from services.upstream_log import log_path
+from services.upstream_log import log_path, with_stderr
 from supervisor import policy
 from supervisor.containers import ContainerJanitor
 from supervisor.inbox import Command, Event, LoginOutcome, WorkerExited
@@ -418,6 +418,9 @@ class ServerRunner:
             case WorkerExited(code=code):
                 await self._collect_last_words(code)
                 self._record_exit(code)
+                if self.last_error and self.config.transport == "stdio":
+                    # The worker is gone, so its log of the upstream's stderr is complete.
+                    self.last_error = with_stderr(self.last_error, log_path(self.ctx.data_dir, self.name))
                 return "failed"
             case Command() as command:
                 outcome = await self._apply_command(command)
