@@ -20,8 +20,9 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-PROTOCOL_VERSION: Final = 2
-"""2: typed actions, states and kinds (1 carried them as free strings)."""
+PROTOCOL_VERSION: Final = 3
+"""3: calls carry what the caller can answer (UpstreamAsked / AskAnswered); 2: typed actions, states
+and kinds (1 carried them as free strings)."""
 
 
 def worker_identity(server: str, generation: int) -> bytes:
@@ -72,6 +73,9 @@ ConfigAction = Literal[
 ConfigSource = Literal["rest", "mcp", "file"]
 """Who changed the config: a person (REST, which the CLI and the UI use), an AI client, a hand edit."""
 FailureKind = Literal["upstream", "timeout", "gone"]
+AskMethod = Literal["elicitation/create", "sampling/createMessage", "roots/list"]
+"""What an upstream may ask the client while serving its request (a server-initiated request in
+the 2025 era, an input request inside an `InputRequiredResult` in the 2026-07-28 era)."""
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -174,6 +178,8 @@ class UpstreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A remote upstream signs in with OAuth; None still answers a Bearer challenge with `needs_login`."""
     login: bool = False
     """A person asked to sign in: run the browser flow (report LoginStarted) instead of giving up."""
+    roots: list[str] = msgspec.field(default_factory=list)
+    """`file://` URIs: the answer to a `roots/list` no single calling client can answer."""
 
 
 class ExitInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -492,6 +498,15 @@ class CallTool(Message, frozen=True, kw_only=True):
     timeout_s: float = 120.0
     want_progress: bool = False
     """The client asked for progress: relay the upstream's notifications as CallProgress."""
+    asks: tuple[AskMethod, ...] = ()
+    """What the calling client can answer; an upstream's question of another kind is refused at once."""
+    input_required: bool = False
+    """The caller speaks 2026-07-28: an upstream's `InputRequiredResult` is returned as it is (else the
+    worker asks its questions through UpstreamAsked and retries the call itself)."""
+    input_responses: bytes | None = None
+    """A 2026-era retry: the client's `inputResponses` (JSON object bytes), for the upstream as given."""
+    request_state: str | None = None
+    """A 2026-era retry: the upstream's `requestState`, echoed by the client."""
 
 
 class CancelCall(Message, frozen=True, kw_only=True):
@@ -536,6 +551,8 @@ class ForwardRequest(Message, frozen=True, kw_only=True):
     params: bytes = b"{}"
     """JSON object bytes, relayed as the gateway encoded them."""
     timeout_s: float = 120.0
+    asks: tuple[AskMethod, ...] = ()
+    """What the calling client can answer (as on CallTool)."""
 
 
 class ForwardResult(Message, frozen=True, kw_only=True):
@@ -543,6 +560,26 @@ class ForwardResult(Message, frozen=True, kw_only=True):
 
     request_id: int
     result: bytes
+
+
+class UpstreamAsked(Message, frozen=True, kw_only=True):
+    """Worker -> gateway: while serving `request_id`, the upstream asks the caller `method` with
+    `params` (JSON object bytes); answered by AskAnswered with the same `ask_id`."""
+
+    request_id: int
+    ask_id: int
+    method: AskMethod
+    params: bytes = b"{}"
+
+
+class AskAnswered(Message, frozen=True, kw_only=True):
+    """Gateway -> worker: the caller's answer to `ask_id`: a result (JSON object bytes), or an error
+    with a JSON-RPC `code` (the caller declined to answer, cannot, or is gone)."""
+
+    ask_id: int
+    result: bytes | None = None
+    error: str | None = None
+    code: int | None = None
 
 
 class UpstreamNotified(Message, frozen=True, kw_only=True):
@@ -580,5 +617,7 @@ SupervisorToGateway = (
     | Notice
     | KnownSecrets
 )
-GatewayToWorker = Attached | CallTool | ForwardRequest | CancelCall
-WorkerToGateway = Attach | ToolResult | ForwardResult | CallFailed | CallProgress | UpstreamNotified
+GatewayToWorker = Attached | CallTool | ForwardRequest | CancelCall | AskAnswered
+WorkerToGateway = (
+    Attach | ToolResult | ForwardResult | CallFailed | CallProgress | UpstreamNotified | UpstreamAsked
+)

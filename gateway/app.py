@@ -18,6 +18,7 @@ from starlette.routing import Route
 from bus.errors import ProxyError
 from bus.messages import UpstreamNotified
 from gateway import mcp_direct, mcp_proxy, openapi
+from gateway.asks import InputRounds
 from gateway.calling import Caller
 from gateway.catalog import CatalogFront
 from gateway.events import EventHub, activity_event
@@ -66,8 +67,9 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     management = ManagementTools(registry, upstreams, rest.server_views, settings.data_dir)
     proxy_catalog = CatalogFront(registry, upstreams, mcp_proxy.SURFACE)
     direct_catalog = CatalogFront(registry, upstreams, mcp_direct.SURFACE)
-    proxy = ProxyTools(registry, upstreams, search, management, caller, proxy_catalog)
-    direct = DirectTools(registry, upstreams, caller, direct_catalog)
+    rounds = InputRounds()
+    proxy = ProxyTools(registry, upstreams, search, management, caller, proxy_catalog, rounds)
+    direct = DirectTools(registry, upstreams, caller, direct_catalog, rounds)
 
     def on_upstream_notice(notice: UpstreamNotified) -> None:
         proxy_catalog.relay_nowait(notice)
@@ -113,6 +115,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         async with trio.open_nursery() as nursery:
             await nursery.start(activity.run)
             await nursery.start(upstreams.serve)
+            await nursery.start(rounds.run)
             nursery.start_soon(direct.run_notifier)
             nursery.start_soon(proxy_catalog.run)
             nursery.start_soon(direct_catalog.run)

@@ -20,11 +20,12 @@ import mcp.types as types
 import pydantic
 
 from bus.errors import PeerGoneError, ProxyError
-from bus.messages import ToolInfo
+from bus.messages import AskMethod, ToolInfo
 from gateway import guard
+from gateway.asks import Asking, AskRefusedError, ToolAnswer
 from gateway.registry import Registry
 from gateway.secret_echo import EchoGuard
-from gateway.upstreams import CallTimeoutError, Progress, Upstreams
+from gateway.upstreams import CallOptions, CallTimeoutError, Progress, Upstreams
 from services.activity import ActivityLog, CallRecord
 
 
@@ -42,6 +43,13 @@ class CallContext:
     """Relays upstream progress to the client, when it asked for progress."""
     keyed: bool = False
     """The caller presented the API key: it holds the management right (supervisor/agent_changes.py)."""
+    asking: Asking | None = None
+    """Puts the upstream's questions (elicitation, sampling, roots) to this client (gateway/asks.py)."""
+    input_required: bool = False
+    """A 2026-era client: an upstream's `InputRequiredResult` is its answer, as it is."""
+    input_responses: bytes | None = None
+    request_state: str | None = None
+    """A 2026-era client's retry of a call a 2026-era upstream asked something in."""
 
 
 def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -> CallContext:
@@ -93,6 +101,18 @@ def error_result(
     )
 
 
+_TOOL_ANSWER: Final = pydantic.TypeAdapter[ToolAnswer](ToolAnswer)
+
+
+def _outcome(method: AskMethod, answer: dict[str, Any]) -> dict[str, Any]:
+    """What the activity log keeps of a client's answer: its outcome, not its content."""
+    if method == "elicitation/create":
+        return {"action": answer.get("action")}
+    if method == "sampling/createMessage":
+        return {"model": answer.get("model"), "stopReason": answer.get("stopReason")}
+    return {"roots": len(answer.get("roots") or [])}
+
+
 def _first_problem(error: pydantic.ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "result"
@@ -127,7 +147,7 @@ class Caller:
         shown_name: str,
         known: Iterable[str] | Callable[[], Iterable[str]],
         variant: str | None = None,
-    ) -> types.CallToolResult:
+    ) -> ToolAnswer:
         """`known`: the names to suggest from when the tool is unknown (a callable is only called then)."""
         started = time.monotonic()
         arguments_text = json.dumps(arguments, ensure_ascii=False)
@@ -146,9 +166,15 @@ class Caller:
         tool = checked
         configured = self.registry.servers.get(server)
         echo_allowed = configured is not None and configured.allow_secret_echo
-        progress = context.progress if echo_allowed else self._scrubbed_progress(context.progress)
+        options = CallOptions(
+            progress=context.progress if echo_allowed else self._scrubbed_progress(context.progress),
+            asking=self._recorded_asking(context, server, tool.name, echo_allowed),
+            input_required=context.input_required,
+            input_responses=context.input_responses,
+            request_state=context.request_state,
+        )
         try:
-            raw = await self.upstreams.call(server, tool.name, arguments_text.encode(), progress=progress)
+            raw = await self.upstreams.call(server, tool.name, arguments_text.encode(), options)
         except CallTimeoutError as exc:
             self._record(server, tool.name, context, "timeout", started, arguments_text, error=str(exc))
             return error_result(f"{shown_name}: {exc}", "timeout", server)
@@ -159,7 +185,14 @@ class Caller:
             self._record(server, tool.name, context, "error", started, arguments_text, error=str(exc))
             return error_result(f"{shown_name}: {exc}", "upstream_error", server)
         try:  # the one validation of a result (the worker's raw lane relays bytes as they came)
-            result = types.CallToolResult.model_validate_json(raw)
+            if context.input_required:
+                answer = _TOOL_ANSWER.validate_json(raw)
+                if isinstance(answer, types.InputRequiredResult):  # a 2026-era upstream asks the client
+                    self._record(server, tool.name, context, "input_required", started, arguments_text)
+                    return answer if echo_allowed else self.echo_guard.scrub(answer)
+                result = answer
+            else:
+                result = types.CallToolResult.model_validate_json(raw)
         except pydantic.ValidationError as exc:
             message = (
                 f"{shown_name}: the upstream answered with an invalid tool result: {_first_problem(exc)}"
@@ -171,6 +204,35 @@ class Caller:
             server, tool.name, context, status, started, arguments_text, result=raw.decode(errors="replace")
         )
         return result if echo_allowed else self.echo_guard.scrub(result)
+
+    def _recorded_asking(
+        self, context: CallContext, server: str, tool: str, echo_allowed: bool
+    ) -> Asking | None:
+        """The client's `asking`, with each question recorded beside the call (the question, and of
+        the answer only its outcome: never what the user typed) and scrubbed of injected secrets."""
+        asking = context.asking
+        if asking is None:
+            return None
+        relay = asking.ask
+
+        async def ask(method: AskMethod, params: dict[str, Any]) -> dict[str, Any]:
+            started = time.monotonic()
+            secrets = self.echo_guard.secrets
+            if not echo_allowed and secrets:
+                params = secrets.scrub_json(params)
+            question = json.dumps(params, ensure_ascii=False)
+            what = f"{method} {tool}"
+            try:
+                answer = await relay(method, params)
+            except AskRefusedError as exc:
+                self._record(server, what, context, "declined", started, question, error=exc.message)
+                raise
+            self._record(
+                server, what, context, "ok", started, question, result=json.dumps(_outcome(method, answer))
+            )
+            return answer
+
+        return Asking(asking.methods, ask)
 
     def _scrubbed_progress(self, progress: Progress | None) -> Progress | None:
         """Progress messages are the upstream's words too: no injected secret passes in them either."""

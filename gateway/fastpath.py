@@ -49,13 +49,16 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from gateway.asks import offered
 from gateway.calling import CallContext
 from gateway.frontdoor import replay_body
 from services.mcp_internals import holding_session, serving_transport, session_transports
 
 logger = logging.getLogger(__name__)
 
-ToolCall = Callable[[str, dict[str, Any], CallContext], Awaitable[types.CallToolResult]]
+ToolCall = Callable[
+    [str, dict[str, Any], CallContext], Awaitable[types.CallToolResult | types.InputRequiredResult]
+]
 """`(tool name, arguments, context) -> result`: one endpoint's `tools/call`, shared with its SDK handler."""
 
 _SESSION_HEADER: Final = b"mcp-session-id"
@@ -74,6 +77,9 @@ class SessionInfo:
     client_name: str | None
     client_version: str | None
     protocol_version: str
+    can_be_asked: bool = False
+    """The client declared elicitation, sampling or roots: its calls need the SDK's response stream,
+    where an upstream's question to it goes (gateway/asks.py), so they skip this lane."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +163,9 @@ def cancelled_request_id(message: Any) -> str | int | None:
     return None
 
 
-def result_body(request_id: str | int, result: types.CallToolResult, protocol_version: str) -> bytes:
+def result_body(
+    request_id: str | int, result: types.CallToolResult | types.InputRequiredResult, protocol_version: str
+) -> bytes:
     """The JSON-RPC response the SDK's runner would write for `result` (same dump, same per-version sieve)."""
     dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
     try:
@@ -192,7 +200,12 @@ class SessionWatch:
             params = ctx.session.client_params  # set once initialize succeeded: the init gate is open
             if session_id and params is not None and session_id not in self.sessions:
                 client = params.client_info
-                self.sessions[session_id] = SessionInfo(client.name, client.version, ctx.protocol_version)
+                self.sessions[session_id] = SessionInfo(
+                    client.name,
+                    client.version,
+                    ctx.protocol_version,
+                    can_be_asked=bool(offered(ctx.session.client_capabilities)),
+                )
                 self._added += 1
                 if self.on_session is not None:
                     self.on_session(session_id, ctx.session)
@@ -252,6 +265,7 @@ class FastPath:
         )
         if (
             info is None
+            or info.can_be_asked
             or transport is None
             or session_id is None
             or (version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS)

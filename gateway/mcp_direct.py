@@ -15,6 +15,7 @@ import mcp.types as types
 import trio
 from mcp.server.lowlevel import Server
 
+from gateway.asks import InputRounds, ToolAnswer
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.catalog import CatalogFront, CatalogServer
 from gateway.registry import Registry
@@ -36,9 +37,15 @@ class DirectTools:
     """Handlers of the /mcp/all server, plus the list_changed fan-out."""
 
     def __init__(
-        self, registry: Registry, upstreams: Upstreams, caller: Caller, catalog: CatalogFront
+        self,
+        registry: Registry,
+        upstreams: Upstreams,
+        caller: Caller,
+        catalog: CatalogFront,
+        rounds: InputRounds | None = None,
     ) -> None:
         self.caller = caller
+        self.rounds = rounds or InputRounds()
         self.catalog = catalog
         self.registry = registry
         self.upstreams = upstreams
@@ -86,11 +93,17 @@ class DirectTools:
         self._remember(ctx)
         return types.ListToolsResult(tools=self._tools())
 
-    async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> ToolAnswer:
         self._remember(ctx)
-        return await self.call(params.name, dict(params.arguments or {}), context_from_mcp(ctx, SURFACE))
+        arguments = dict(params.arguments or {})
+        return await self.rounds.call(
+            ctx,
+            params,
+            context_from_mcp(ctx, SURFACE),
+            lambda context: self.call(params.name, arguments, context),
+        )
 
-    async def call(self, name: str, arguments: dict[str, Any], context: CallContext) -> types.CallToolResult:
+    async def call(self, name: str, arguments: dict[str, Any], context: CallContext) -> ToolAnswer:
         """`tools/call` on /mcp/all, from the SDK's handler or the fast lane."""
         target = self.names.get(name)
         if target is None:

@@ -16,6 +16,7 @@ import mcp.types as types
 from mcp.server.lowlevel import Server
 
 from bus.messages import ToolInfo
+from gateway.asks import InputRounds, ToolAnswer
 from gateway.calling import CallContext, Caller, call_with, context_from_mcp, error_result
 from gateway.catalog import CatalogFront, CatalogServer
 from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
@@ -156,9 +157,11 @@ class ProxyTools:
         management: ManagementTools,
         caller: Caller,
         catalog: CatalogFront,
+        rounds: InputRounds | None = None,
     ) -> None:
         self.caller = caller
         self.catalog = catalog
+        self.rounds = rounds or InputRounds()
         self.registry = registry
         self.upstreams = upstreams
         self.search = search
@@ -189,10 +192,16 @@ class ProxyTools:
     ) -> types.ListToolsResult:
         return types.ListToolsResult(tools=self.menu)
 
-    async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await self.call(params.name, params.arguments or {}, context_from_mcp(ctx, SURFACE))
+    async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> ToolAnswer:
+        arguments = params.arguments or {}
+        return await self.rounds.call(
+            ctx,
+            params,
+            context_from_mcp(ctx, SURFACE),
+            lambda context: self.call(params.name, arguments, context),
+        )
 
-    async def call(self, name: str, arguments: dict[str, Any], context: CallContext) -> types.CallToolResult:
+    async def call(self, name: str, arguments: dict[str, Any], context: CallContext) -> ToolAnswer:
         """`tools/call` on /mcp, from the SDK's handler or the fast lane."""
         if name == "retrieve_tools":
             return self._retrieve(arguments)
@@ -211,9 +220,7 @@ class ProxyTools:
             return error_result("retrieve_tools: `limit` must be a positive integer")
         return structured_result({"tools": self.search.search(query, min(limit, MAX_LIMIT))})
 
-    async def _call(
-        self, variant: str, arguments: dict[str, Any], context: CallContext
-    ) -> types.CallToolResult:
+    async def _call(self, variant: str, arguments: dict[str, Any], context: CallContext) -> ToolAnswer:
         name = arguments.get("name")
         if not isinstance(name, str):
             return error_result(f"{variant}: `name` must be a string like 'server:tool'")

@@ -14,12 +14,13 @@ Values shorter than `BY_VALUE_MIN_CHARS` are left alone: `true` under
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-import mcp.types as types
 from pydantic import BaseModel
 
 from services.redaction import BY_VALUE_MIN_CHARS, SecretValues
+
+ResultT = TypeVar("ResultT", bound=BaseModel)
 
 
 class EchoGuard:
@@ -31,13 +32,13 @@ class EchoGuard:
     def learn(self, values: list[str]) -> None:
         self.secrets = SecretValues(values, BY_VALUE_MIN_CHARS)
 
-    def scrub(self, result: types.CallToolResult) -> types.CallToolResult:
+    def scrub(self, result: ResultT) -> ResultT:
         """`result` itself when it carries no known value (the common case costs one walk, no copy)."""
         secrets = self.secrets
         if not secrets or not _mentions(result, secrets):
             return result
         dumped = result.model_dump(by_alias=True, mode="json", exclude_unset=True)
-        return types.CallToolResult.model_validate(secrets.scrub_json(dumped))
+        return type(result).model_validate(secrets.scrub_json(dumped))
 
 
 def _mentions(value: Any, secrets: SecretValues) -> bool:

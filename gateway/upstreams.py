@@ -22,6 +22,7 @@ import trio
 from bus.codec import TO_GATEWAY, WORKER_TO_GATEWAY
 from bus.errors import BusError, PeerGoneError, UnknownToolError, UpstreamError
 from bus.messages import (
+    AskAnswered,
     Attach,
     Attached,
     CallFailed,
@@ -52,11 +53,13 @@ from bus.messages import (
     Subscribe,
     SupervisorToGateway,
     ToolResult,
+    UpstreamAsked,
     UpstreamNotified,
     WorkerToGateway,
     worker_identity,
 )
 from bus.transport import DealerChannel, RouterChannel, bind_router, connect_dealer
+from gateway.asks import Asking, AskRefusedError
 from gateway.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -87,9 +90,25 @@ Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 class _Pending:
     identity: bytes
     on_progress: Progress | None = None
+    asking: Asking | None = None
     done: trio.Event = field(default_factory=trio.Event)
     reply: ToolResult | ForwardResult | CallFailed | None = None
     gone: str | None = None
+    questions: set[trio.CancelScope] = field(default_factory=set)
+    """The upstream's questions being put to the caller; they end with the call."""
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """How a call reaches its upstream beyond the tool and its arguments."""
+
+    timeout_s: float | None = None
+    progress: Progress | None = None
+    asking: Asking | None = None
+    """Puts the upstream's questions (elicitation, sampling, roots) to the caller."""
+    input_required: bool = False
+    input_responses: bytes | None = None
+    request_state: str | None = None
 
 
 class Upstreams:
@@ -278,6 +297,39 @@ class Upstreams:
                 case UpstreamNotified(server=server):
                     if self._live.get(server) == peer:  # only the current generation speaks for a server
                         self.on_upstream_notice(message)
+                case UpstreamAsked(request_id=request_id):
+                    pending = self._pending.get(request_id)
+                    if pending is not None and pending.identity == peer and not pending.done.is_set():
+                        self._nursery.start_soon(self._put_question, peer, pending, message)
+                    else:
+                        with contextlib.suppress(BusError):
+                            await self._calls.send(
+                                peer, AskAnswered(ask_id=message.ask_id, error="no such call", code=-32600)
+                            )
+
+    async def _put_question(self, peer: bytes, pending: _Pending, question: UpstreamAsked) -> None:
+        """Ask the caller (from its own task: a slow client must not stall the calls loop)."""
+        assert self._calls is not None
+        scope = trio.CancelScope()
+        pending.questions.add(scope)
+        answer: AskAnswered | None = None
+        try:
+            with scope:
+                if pending.asking is None or question.method not in pending.asking.methods:
+                    raise AskRefusedError(-32600, "the calling client cannot be asked this")
+                result = await pending.asking.ask(question.method, json.loads(question.params or b"{}"))
+                answer = AskAnswered(ask_id=question.ask_id, result=json.dumps(result).encode())
+        except AskRefusedError as exc:
+            answer = AskAnswered(ask_id=question.ask_id, error=exc.message, code=exc.code)
+        except Exception as exc:  # task boundary: the upstream gets an error, never a hang
+            logger.warning("asking the client failed: %s", exc)
+            answer = AskAnswered(ask_id=question.ask_id, error="the client could not be asked", code=-32603)
+        finally:
+            pending.questions.discard(scope)
+        if answer is None:  # the call ended first: the worker has ended the question already
+            return
+        with contextlib.suppress(BusError):
+            await self._calls.send(peer, answer)
 
     def _fail_identity(self, identity: bytes, reason: str) -> None:
         for pending in self._pending.values():
@@ -286,14 +338,10 @@ class Upstreams:
                 pending.done.set()
 
     async def call(
-        self,
-        server: str,
-        tool: str,
-        arguments: bytes,
-        timeout_s: float | None = None,
-        progress: Progress | None = None,
+        self, server: str, tool: str, arguments: bytes, options: CallOptions = CallOptions()
     ) -> bytes:
-        """Call `tool` on `server`; return the upstream's CallToolResult JSON bytes, unchanged."""
+        """Call `tool` on `server`; return the upstream's result JSON bytes, unchanged (a
+        CallToolResult, or an InputRequiredResult for a 2026-era caller)."""
         reply = await self._exchange(
             server,
             lambda request_id, timeout: CallTool(
@@ -301,10 +349,15 @@ class Upstreams:
                 tool=tool,
                 arguments=arguments,
                 timeout_s=timeout,
-                want_progress=progress is not None,
+                want_progress=options.progress is not None,
+                asks=options.asking.methods if options.asking is not None else (),
+                input_required=options.input_required,
+                input_responses=options.input_responses,
+                request_state=options.request_state,
             ),
-            timeout_s,
-            progress,
+            options.timeout_s,
+            options.progress,
+            options.asking,
         )
         if isinstance(reply, CallFailed):
             if reply.kind == "timeout":
@@ -313,7 +366,14 @@ class Upstreams:
         assert isinstance(reply, ToolResult)
         return reply.result
 
-    async def forward(self, server: str, method: str, params: bytes, timeout_s: float | None = None) -> bytes:
+    async def forward(
+        self,
+        server: str,
+        method: str,
+        params: bytes,
+        timeout_s: float | None = None,
+        asking: Asking | None = None,
+    ) -> bytes:
         """Send `method` with `params` (JSON bytes) to `server`'s upstream; return its result JSON bytes.
 
         Raises UpstreamReplyError when the upstream answers with an error, CallTimeoutError,
@@ -322,10 +382,15 @@ class Upstreams:
         reply = await self._exchange(
             server,
             lambda request_id, timeout: ForwardRequest(
-                request_id=request_id, method=method, params=params, timeout_s=timeout
+                request_id=request_id,
+                method=method,
+                params=params,
+                timeout_s=timeout,
+                asks=asking.methods if asking is not None else (),
             ),
             timeout_s,
             None,
+            asking,
         )
         if isinstance(reply, CallFailed):
             if reply.kind == "timeout":
@@ -340,6 +405,7 @@ class Upstreams:
         build: Callable[[int, float], Message],
         timeout_s: float | None,
         progress: Progress | None,
+        asking: Asking | None = None,
     ) -> ToolResult | ForwardResult | CallFailed:
         """One request to `server`'s worker, in the in-flight table: a dead worker fails it at once."""
         assert self._calls is not None
@@ -354,7 +420,7 @@ class Upstreams:
             )
         timeout = status.call_timeout_s if timeout_s is None else timeout_s
         request_id = next(self._ids)
-        pending = _Pending(identity, on_progress=progress)
+        pending = _Pending(identity, on_progress=progress, asking=asking)
         self._pending[request_id] = pending
         try:
             try:
@@ -372,6 +438,8 @@ class Upstreams:
             raise
         finally:
             self._pending.pop(request_id, None)
+            for question in pending.questions:
+                question.cancel()
         if pending.gone is not None:
             raise PeerGoneError(pending.gone)
         assert pending.reply is not None

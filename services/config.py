@@ -151,6 +151,9 @@ class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkn
     isolation: IsolationConfig | None = None
     oauth: OAuthConfig | None = None
     pending_change: PendingChange | None = None
+    roots: list[str] = msgspec.field(default_factory=list)
+    """What the proxy answers this server's `roots/list` with when no single calling client can
+    (e.g. at start-up): absolute paths or `file://` URIs. Default none: never another client's roots."""
 
     @property
     def transport(self) -> Transport:
@@ -365,6 +368,11 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
                 parse_duration(value)
             except ConfigError as exc:
                 raise _config_error(file, f"{path}.{field}", str(exc)) from None
+    for index, root in enumerate(server.roots):
+        if not (root.startswith("/") or root.startswith("file://")):
+            raise _config_error(
+                file, f"{path}.roots[{index}]", f"{root!r}: use an absolute path or a file:// URI"
+            )
     if server.pending_change is not None and not server.quarantined:
         raise _config_error(
             file,
@@ -376,6 +384,11 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
         validate_isolation(server.isolation, server.transport, file, f"{path}.isolation")
     if server.oauth is not None:
         validate_oauth(server.oauth, server.transport, file, f"{path}.oauth")
+
+
+def root_uri(root: str) -> str:
+    """A configured root as the `file://` URI clients send (a path is turned into one)."""
+    return root if root.startswith("file://") else Path(root).as_uri()
 
 
 def validate_restart(restart: RestartConfig, file: str) -> None:

@@ -25,6 +25,7 @@ LAUNCH_FIELDS: Final = frozenset(
         "args",
         "env",
         "working_dir",
+        "roots",
         "url",
         "headers",
         "protocol",

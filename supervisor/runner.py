@@ -42,7 +42,7 @@ from bus.messages import (
     worker_identity,
 )
 from services import process
-from services.config import LOGIN_TIMEOUT_S, ServerConfig
+from services.config import LOGIN_TIMEOUT_S, ServerConfig, root_uri
 from services.pinning import PinStore, held_prompts
 from services.upstream_log import log_path, with_stderr
 from supervisor import policy
@@ -601,4 +601,5 @@ class ServerRunner:
                 else None
             ),
             login=self.person_led,
+            roots=[root_uri(root) for root in c.roots],
         )

@@ -9,7 +9,6 @@ stops the upstream with the staged stop before the process ends.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -25,6 +24,7 @@ from mcp.shared.exceptions import MCPError
 from bus.codec import GATEWAY_TO_WORKER, TO_WORKER
 from bus.errors import BusError, LoginRequiredError, ProxyError
 from bus.messages import (
+    AskAnswered,
     Attach,
     Attached,
     CallFailed,
@@ -43,6 +43,7 @@ from bus.messages import (
     SupervisorToWorker,
     ToolResult,
     ToolsChanged,
+    UpstreamAsked,
     UpstreamHealth,
     UpstreamNotified,
     UpstreamSpawned,
@@ -56,6 +57,7 @@ from services import process
 from services.references import resolve
 from services.secrets import SecretStore
 from services.upstream_log import RotatingLog
+from services.worker.asks import AskRelay, call_answering
 from services.worker.catalog import CATALOG_CHANGES, RELAYED, forward, list_catalog, method_of, params_of
 from services.worker.log_format import hide_in_log
 from services.worker.raw_calls import fits_a_line, plain_tools
@@ -100,6 +102,8 @@ class Worker:
         self.login_required = False
         """The upstream needs a person to sign in (OAuth): the supervisor waits instead of retrying."""
         self._scrub: Callable[[str], str] = lambda text: text
+        self.asks = AskRelay([], self._send_ask)
+        """The upstream's questions (elicitation, sampling, roots), put to the caller that caused them."""
 
     async def run(self, lifeline_fd: int | None) -> int:
         await self.control.send(WorkerHello(server=self.server, generation=self.generation, pid=os.getpid()))
@@ -161,6 +165,7 @@ class Worker:
             return str(exc)
         spec = resolution.spec
         self._scrub = resolution.scrub
+        self.asks = AskRelay(spec.roots, self._send_ask)
         # What the upstream receives stays out of our log lines and its log file from here on.
         hide_in_log(resolution.values)
         log.hide(resolution.values)
@@ -181,7 +186,7 @@ class Worker:
 
         try:
             async with open_upstream(
-                spec, log, on_spawn, self._on_upstream_message, store, on_login_url
+                spec, log, on_spawn, self._on_upstream_message, store, on_login_url, self.asks
             ) as upstream:
                 self.upstream = upstream
                 if upstream.auth is not None:  # OAuth tokens are scrubbed from errors like any secret
@@ -250,6 +255,10 @@ class Worker:
             for scope in self.in_flight.values():
                 scope.cancel()
 
+    async def _send_ask(self, message: UpstreamAsked) -> None:
+        assert self.calls is not None, "questions come only while calls are served"
+        await self.calls.send(message)
+
     def _send_control_nowait(self, message: Any) -> None:
         trio.lowlevel.spawn_system_task(self.control.send, message)
 
@@ -277,13 +286,15 @@ class Worker:
                     scope = self.in_flight.get(request_id)
                     if scope is not None:
                         scope.cancel()
+                case AskAnswered():
+                    self.asks.answered(message)
                 case Attached():
                     pass
 
     async def _call(self, call: CallTool) -> None:
         assert self.upstream is not None and self.calls is not None
         reply: ToolResult | CallFailed
-        with trio.CancelScope() as scope:
+        with trio.CancelScope() as scope, self.asks.serving(call.request_id, call.asks):
             self.in_flight[call.request_id] = scope
             try:
                 stdio = self.upstream.stdio
@@ -291,12 +302,9 @@ class Worker:
                     with trio.fail_after(call.timeout_s):
                         body = await stdio.raw.call(stdio.write_stream, call.tool, call.arguments)
                 else:
-                    arguments = json.loads(call.arguments) if call.arguments else None
                     progress = self._progress_relay(call.request_id) if call.want_progress else None
                     with trio.fail_after(call.timeout_s):
-                        result = await self.upstream.session.call_tool(
-                            call.tool, arguments, progress_callback=progress
-                        )
+                        result = await call_answering(self.upstream.session, call, self.asks, progress)
                     body = result.model_dump_json(by_alias=True, exclude_unset=True).encode()
                 reply = ToolResult(request_id=call.request_id, result=body)
             except trio.TooSlowError:
@@ -321,7 +329,7 @@ class Worker:
     async def _forward(self, request: ForwardRequest) -> None:
         assert self.upstream is not None and self.calls is not None
         reply: ForwardResult | CallFailed
-        with trio.CancelScope() as scope:
+        with trio.CancelScope() as scope, self.asks.serving(request.request_id, request.asks):
             self.in_flight[request.request_id] = scope
             try:
                 with trio.fail_after(request.timeout_s):
@@ -369,7 +377,13 @@ class Worker:
 
     def _takes_raw(self, call: CallTool) -> bool:
         """A call the raw lane answers as the session would: no progress, no output schema to check."""
-        return not call.want_progress and call.tool in self.raw_tools and fits_a_line(call.arguments)
+        return (
+            not call.want_progress
+            and call.request_state is None
+            and call.input_responses is None
+            and call.tool in self.raw_tools
+            and fits_a_line(call.arguments)
+        )
 
     def _progress_relay(self, request_id: int) -> ProgressFnT:
         async def relay(progress: float, total: float | None, message: str | None) -> None:

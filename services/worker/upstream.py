@@ -6,7 +6,7 @@ import http
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx2
 import mcp.types as types
@@ -24,6 +24,7 @@ from services.worker.oauth import ProxyOAuth, open_oauth
 from services.worker.stdio import StdioUpstream, open_stdio_upstream
 
 if TYPE_CHECKING:
+    from services.worker.asks import AskRelay
     from services.worker.docker_stdio import DockerUpstream
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,19 @@ async def _initialize(session: ClientSession, spec: UpstreamSpec, closed: trio.E
         raise UpstreamError("upstream exited during initialize")
 
 
+def _asking(asks: AskRelay | None) -> dict[str, Any]:
+    """The session callbacks that declare elicitation (form and URL), sampling (with tools) and roots
+    to the upstream, and put its questions to the caller (services/worker/asks.py)."""
+    if asks is None:
+        return {}
+    return {
+        "sampling_callback": asks.on_sampling,
+        "elicitation_callback": asks.on_elicitation,
+        "list_roots_callback": asks.on_list_roots,
+        "sampling_capabilities": types.SamplingCapability(tools=types.SamplingToolsCapability()),
+    }
+
+
 class StatusRecorder:
     """An httpx2 response hook that remembers the last HTTP error, which the SDK reports only vaguely."""
 
@@ -174,6 +188,7 @@ async def _open_remote(
     transport: str,
     message_handler: MessageHandlerFnT,
     auth: ProxyOAuth | None,
+    asks: AskRelay | None,
 ) -> ClientSession:
     assert spec.url is not None
     recorder = StatusRecorder()
@@ -213,7 +228,9 @@ async def _open_remote(
                 streamable_http_client(spec.url, http_client=client)
             )
         session = await stack.enter_async_context(
-            ClientSession(read, write, client_info=CLIENT_INFO, message_handler=message_handler)
+            ClientSession(
+                read, write, client_info=CLIENT_INFO, message_handler=message_handler, **_asking(asks)
+            )
         )
         await _initialize(session, spec, auth.broken if auth is not None else None)
     except Exception as exc:
@@ -233,6 +250,7 @@ async def open_upstream(
     message_handler: MessageHandlerFnT,
     store: SecretStore | None = None,
     on_login_url: Callable[[str], Awaitable[None]] | None = None,
+    asks: AskRelay | None = None,
 ) -> AsyncIterator[Upstream]:
     """Connect and initialize within `spec.init_timeout_s`; the exit stops the upstream (staged).
 
@@ -267,6 +285,7 @@ async def open_upstream(
                     stdio.write_stream,
                     client_info=CLIENT_INFO,
                     message_handler=message_handler,
+                    **_asking(asks),
                 )
             )
             try:
@@ -285,7 +304,7 @@ async def open_upstream(
             auth = await open_oauth(spec, store, nursery, on_login_url or _no_person)
         try:
             async with AsyncExitStack() as attempt:
-                session = await _open_remote(attempt, spec, transport, message_handler, auth)
+                session = await _open_remote(attempt, spec, transport, message_handler, auth, asks)
                 stack.push_async_exit(attempt.pop_all())
         except LoginRequiredError:
             raise
@@ -295,7 +314,7 @@ async def open_upstream(
             log.note(f"streamable HTTP failed ({describe_error(exc)}); trying SSE")
             transport = "sse"
             try:
-                session = await _open_remote(stack, spec, transport, message_handler, auth)
+                session = await _open_remote(stack, spec, transport, message_handler, auth, asks)
             except LoginRequiredError:
                 raise
             except Exception as sse_exc:

@@ -1,0 +1,226 @@
+"""An upstream's questions — elicitation, sampling, roots — reach the client whose call caused them,
+through the real proxy, for clients of both protocol eras (the 2026-era client answers them in
+input-required rounds), and never reach anyone else.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Final
+
+import mcp.types as types
+import pytest
+import trio
+from mcp.client import Client
+from mcp.client.session import ClientRequestContext
+
+from tests.proxyctl import Proxy, everything_server, running_proxy
+
+pytestmark = pytest.mark.system
+
+MODES: Final = ("legacy", "2026-07-28")
+PATHS: Final = ("/mcp/all", "/mcp")
+ANSWER: Final = {"name": "Ada Lovelace", "check": True, "email": "ada@example.com"}
+
+
+@asynccontextmanager
+async def through(proxy: Proxy, path: str, mode: str, **callbacks: Any) -> AsyncIterator[Client]:
+    with trio.fail_after(30):
+        async with Client(f"{proxy.base_url}{path}", mode=mode, cache=None, **callbacks) as client:
+            yield client
+
+
+async def call(
+    client: Client, path: str, tool: str, args: dict[str, Any] | None = None
+) -> types.CallToolResult:
+    """`everything:tool` through `/mcp/all` (as `everything__tool`) or `/mcp` (`call_tool_write`)."""
+    with trio.fail_after(60):
+        if path == "/mcp/all":
+            return await client.call_tool(f"everything__{tool}", args or {})
+        return await client.call_tool("call_tool_write", {"name": f"everything:{tool}", "args": args or {}})
+
+
+def text_of(result: types.CallToolResult) -> str:
+    return "\n".join(item.text for item in result.content if isinstance(item, types.TextContent))
+
+
+class Answers:
+    """A client's callbacks, counting what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def elicitation(
+        self, context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult:
+        self.asked.append("elicitation")
+        return types.ElicitResult(action="accept", content=ANSWER)
+
+    async def sampling(
+        self, context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult:
+        self.asked.append("sampling")
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text="sampled by the calling client"),
+            model="test-model",
+            stop_reason="endTurn",
+        )
+
+    async def roots(self, context: ClientRequestContext) -> types.ListRootsResult:
+        self.asked.append("roots")
+        return types.ListRootsResult.model_validate({"roots": [{"uri": "file:///client/own/root"}]})
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "elicitation_callback": self.elicitation,
+            "sampling_callback": self.sampling,
+            "list_roots_callback": self.roots,
+        }
+
+
+async def test_elicitation_and_sampling_reach_the_calling_client_in_both_eras(tmp_path: Path) -> None:
+    async with running_proxy(tmp_path, [everything_server()]) as proxy:
+        await proxy.wait_for("everything", "running")
+        for path in PATHS:
+            for mode in MODES:
+                answers = Answers()
+                async with through(proxy, path, mode, **answers.callbacks()) as client:
+                    elicited = await call(client, path, "trigger-elicitation-request")
+                    assert not elicited.is_error, (path, mode, text_of(elicited))
+                    assert "Ada Lovelace" in text_of(elicited), (path, mode)
+                    sampled = await call(client, path, "trigger-sampling-request", {"prompt": "hi"})
+                    assert not sampled.is_error, (path, mode, text_of(sampled))
+                    assert "sampled by the calling client" in text_of(sampled), (path, mode)
+                assert answers.asked == ["elicitation", "sampling"], (path, mode)
+
+        # Each question is in the activity log beside its call; of the answer, only its outcome.
+        with trio.fail_after(20):
+            while True:
+                data = (await proxy.get("/api/v1/activity", params={"status": "ok"})).json()["data"]
+                asks = [r for r in data["records"] if r["tool"].startswith("elicitation/create")]
+                if len(asks) == len(PATHS) * len(MODES):
+                    break
+                await trio.sleep(0.1)
+        assert all(r["server"] == "everything" for r in asks)
+        assert all("Please provide inputs" in r["arguments"] for r in asks)
+        assert all("Ada" not in r["result"] and "accept" in r["result"] for r in asks)
+
+
+async def test_a_client_that_cannot_answer_gets_a_clear_error_not_a_hang(tmp_path: Path) -> None:
+    async with running_proxy(tmp_path, [everything_server()]) as proxy:
+        await proxy.wait_for("everything", "running")
+        for path in PATHS:
+            for mode in MODES:
+                async with through(proxy, path, mode) as client:  # no callbacks: no capabilities
+                    result = await call(client, path, "trigger-elicitation-request")
+                    assert result.is_error
+                    assert "does not support elicitation" in text_of(result), (path, mode, text_of(result))
+
+
+async def test_roots_not_tied_to_a_call_are_the_servers_configured_roots(tmp_path: Path) -> None:
+    """server-everything asks for roots once, just after start: no client is calling, so the proxy
+    answers with the roots configured for the server, never a client's."""
+    root = tmp_path / "project"
+    root.mkdir()
+    server = {**everything_server(), "roots": [str(root)]}
+    async with running_proxy(tmp_path, [server]) as proxy:
+        await proxy.wait_for("everything", "running")
+        for mode in MODES:
+            answers = Answers()
+            async with through(proxy, "/mcp/all", mode, **answers.callbacks()) as client:
+                with trio.fail_after(20):
+                    while "project" not in (
+                        listed := text_of(await call(client, "/mcp/all", "get-roots-list"))
+                    ):
+                        await trio.sleep(0.2)  # the upstream fetches its roots a moment after it starts
+            assert root.as_uri() in listed
+            assert "client/own/root" not in listed
+            assert answers.asked == []
+
+
+async def test_two_callers_at_once_never_get_each_others_questions(tmp_path: Path) -> None:
+    """Over stdio nothing says which call a question belongs to: while two calls are in flight the
+    proxy asks neither client, and the upstream gets an error instead."""
+    first_asked = trio.Event()
+    release = trio.Event()
+    first = Answers()
+    second = Answers()
+
+    async def slow_elicitation(
+        context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult:
+        first.asked.append("elicitation")
+        first_asked.set()
+        await release.wait()
+        return types.ElicitResult(action="accept", content=ANSWER)
+
+    async with running_proxy(tmp_path, [everything_server()]) as proxy:
+        await proxy.wait_for("everything", "running")
+        results: dict[str, types.CallToolResult] = {}
+        async with (
+            through(proxy, "/mcp/all", "legacy", elicitation_callback=slow_elicitation) as one,
+            through(proxy, "/mcp/all", "legacy", **second.callbacks()) as two,
+        ):
+
+            async def first_call() -> None:
+                results["first"] = await call(one, "/mcp/all", "trigger-elicitation-request")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(first_call)
+                with trio.fail_after(30):
+                    await first_asked.wait()
+                # The first call is waiting for its answer; the second's question is unattributable.
+                results["second"] = await call(two, "/mcp/all", "trigger-elicitation-request")
+                release.set()
+        assert first.asked == ["elicitation"] and second.asked == []
+        assert "Ada Lovelace" in text_of(results["first"])
+        assert "cannot tell which client to ask" in text_of(results["second"]), text_of(results["second"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_worker_killed_mid_question_fails_the_call_at_once(tmp_path: Path, mode: str) -> None:
+    """2025 era: the client is still answering when the worker dies; its call fails at once.
+    2026 era: the question is in the client's hands (the call answered input_required); the retry
+    that carries its answer gets the failure at once."""
+    asked = trio.Event()
+    killed = trio.Event()
+
+    async def answers_late(
+        context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult:
+        asked.set()
+        if mode == "legacy":
+            await trio.sleep_forever()
+        await killed.wait()
+        return types.ElicitResult(action="accept", content=ANSWER)
+
+    async with running_proxy(tmp_path, [everything_server()]) as proxy:
+        status = await proxy.wait_for("everything", "running")
+        async with through(proxy, "/mcp/all", mode, elicitation_callback=answers_late) as client:
+            outcome: dict[str, Any] = {}
+
+            async def calling() -> None:
+                try:
+                    outcome["result"] = await client.call_tool("everything__trigger-elicitation-request", {})
+                except Exception as exc:  # the SDK may raise for a request cut off under its callback
+                    outcome["error"] = exc
+                outcome["at"] = trio.current_time()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(calling)
+                with trio.fail_after(30):
+                    await asked.wait()
+                os.kill(status["worker_pid"], signal.SIGKILL)
+                killed_at = trio.current_time()
+                killed.set()
+                with trio.fail_after(10):  # the call timeout is 120 s: this is "at once", not a hang
+                    while "at" not in outcome:
+                        await trio.sleep(0.02)
+                nursery.cancel_scope.cancel()
+        print(f"call failed {outcome['at'] - killed_at:.3f}s after the worker was killed ({mode}): {outcome}")
+        assert "error" in outcome or outcome["result"].is_error
