@@ -7,7 +7,8 @@ name (sensitive header and env keys, URL credentials, URL query parameters
 such as `api_key` or `sig`) and by value (`SecretValues.mask_json`: a known
 secret value wherever it stands, under a neutral name or inside `args`).
 Secret references (`${keyring:NAME}`, `${env:VAR}`) are labels and pass
-unchanged.
+unchanged, and so does a value that holds one (`Bearer ${keyring:NAME}`): it
+is a template, not a secret (a known value inside it is still masked).
 
 **Scrubbing** is for free text (error messages, log lines, an upstream's
 stderr, tool results): known values become `••••`, and so do the credentials
@@ -105,7 +106,9 @@ def is_sensitive_param(name: str) -> bool:
 
 
 def redact_value(key: str, value: str, *, header: bool) -> str:
-    if not is_sensitive_key(key, header=header) or is_reference(value):
+    """A value under a sensitive name, masked; one that holds a reference (`Bearer ${keyring:tok}`)
+    is a template, whose secret lives in the store, and shows as written."""
+    if not is_sensitive_key(key, header=header) or references_in(value):
         return value
     return mask(value)
 

@@ -126,3 +126,27 @@ def test_a_view_echoed_back_in_a_patch_keeps_the_stored_url_args_and_client_secr
         doc.patch("s", {"url": view["url"].replace("/mcp", "/other")})
     with pytest.raises(PatchError, match="args: holds a masked value"):
         doc.patch("s", {"args": shown_args[1:]})
+
+
+def test_a_value_that_holds_a_reference_is_a_template_shown_as_written_and_a_literal_stays_masked() -> None:
+    server = {
+        "name": "remote",
+        "url": "https://api.test/mcp",
+        "headers": {
+            "Authorization": "Bearer ${keyring:ex_token}",
+            "X-Api-Key": SECRET,
+            "Cookie": "a=${env:A}; b=${keyring:b}",
+        },
+        "env": {"DB_PASSWORD": "${env:PW}", "API_TOKEN": SECRET},
+    }
+    view = redact_server(server)
+    assert view["headers"] == {
+        "Authorization": "Bearer ${keyring:ex_token}",
+        "X-Api-Key": "••••42 (34 chars)",
+        "Cookie": "a=${env:A}; b=${keyring:b}",
+    }
+    assert view["env"] == {"DB_PASSWORD": "${env:PW}", "API_TOKEN": "••••42 (34 chars)"}
+    # A known secret value written inside a template is still masked by value.
+    assert (
+        SecretValues([SECRET]).mask_json(f"Bearer {SECRET} ${{env:X}}") == "Bearer ••••42 (34 chars) ${env:X}"
+    )
