@@ -180,6 +180,8 @@ class UpstreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     """A person asked to sign in: run the browser flow (report LoginStarted) instead of giving up."""
     roots: list[str] = msgspec.field(default_factory=list)
     """`file://` URIs: the answer to a `roots/list` no single calling client can answer."""
+    protocol_version: Literal["auto", "2025-11-25", "2026-07-28"] = "auto"
+    """The MCP era to speak to the upstream (`auto`: the handshake, else `server/discover`)."""
 
 
 class ExitInfo(msgspec.Struct, frozen=True, kw_only=True):

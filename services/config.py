@@ -151,6 +151,9 @@ class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkn
     isolation: IsolationConfig | None = None
     oauth: OAuthConfig | None = None
     pending_change: PendingChange | None = None
+    protocol_version: str = "auto"
+    """The MCP era spoken to this upstream: `2025-11-25` (initialize, a session), `2026-07-28`
+    (`server/discover`, stateless), or `auto`: the handshake, and `server/discover` if it is refused."""
     roots: list[str] = msgspec.field(default_factory=list)
     """What the proxy answers this server's `roots/list` with when no single calling client can
     (e.g. at start-up): absolute paths or `file://` URIs. Default none: never another client's roots."""
@@ -368,6 +371,12 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
                 parse_duration(value)
             except ConfigError as exc:
                 raise _config_error(file, f"{path}.{field}", str(exc)) from None
+    if server.protocol_version not in MCP_ERAS:
+        raise _config_error(
+            file,
+            f"{path}.protocol_version",
+            f"unknown protocol_version {server.protocol_version!r}: use one of {', '.join(MCP_ERAS)}",
+        )
     for index, root in enumerate(server.roots):
         if not (root.startswith("/") or root.startswith("file://")):
             raise _config_error(
@@ -384,6 +393,9 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
         validate_isolation(server.isolation, server.transport, file, f"{path}.isolation")
     if server.oauth is not None:
         validate_oauth(server.oauth, server.transport, file, f"{path}.oauth")
+
+
+MCP_ERAS: Final = ("auto", "2025-11-25", "2026-07-28")
 
 
 def root_uri(root: str) -> str:

@@ -602,4 +602,5 @@ class ServerRunner:
             ),
             login=self.person_led,
             roots=[root_uri(root) for root in c.roots],
+            protocol_version=c.protocol_version,  # type: ignore[arg-type]  # (validate_server checked it)
         )

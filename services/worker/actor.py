@@ -20,6 +20,7 @@ import mcp.types as types
 import trio
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bus.codec import GATEWAY_TO_WORKER, TO_WORKER
 from bus.errors import BusError, LoginRequiredError, ProxyError
@@ -41,6 +42,7 @@ from bus.messages import (
     Shutdown,
     StartUpstream,
     SupervisorToWorker,
+    ToolInfo,
     ToolResult,
     ToolsChanged,
     UpstreamAsked,
@@ -192,7 +194,7 @@ class Worker:
                 if upstream.auth is not None:  # OAuth tokens are scrubbed from errors like any secret
                     self._scrub = upstream.auth.scrubber(resolution.scrub)
                 tools = await list_all_tools(upstream.session)
-                self.raw_tools = plain_tools(tools)
+                self.raw_tools = self._raw_lane(tools)
                 catalog = await self._catalog()
                 info = upstream.session.server_info
                 await self._attach(start.calls_endpoint)
@@ -375,6 +377,14 @@ class Worker:
             )
             return Catalog()
 
+    def _raw_lane(self, tools: list[ToolInfo]) -> frozenset[str]:
+        """The raw lane writes 2025-era requests: a 2026-era session (every request carries its
+        era in `_meta`) takes none."""
+        assert self.upstream is not None
+        if self.upstream.session.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return frozenset()
+        return plain_tools(tools)
+
     def _takes_raw(self, call: CallTool) -> bool:
         """A call the raw lane answers as the session would: no progress, no output schema to check."""
         return (
@@ -429,7 +439,7 @@ class Worker:
                     "server %s: re-listing tools failed: %s", self.server, self._scrub(_describe(exc))
                 )
                 continue
-            self.raw_tools = plain_tools(tools)
+            self.raw_tools = self._raw_lane(tools)
             await self.control.send(ToolsChanged(server=self.server, generation=self.generation, tools=tools))
 
     async def _relist_catalog_on_change(self) -> None:
@@ -452,6 +462,8 @@ class Worker:
             with trio.move_on_after(min(PING_TIMEOUT_S, self.ping_interval_s)) as scope:
                 try:
                     await upstream.session.send_ping()
+                except MCPError:
+                    pass  # an answer, even an error (2026-era upstreams have no ping), means alive
                 except Exception as exc:  # task boundary: any failure means unhealthy
                     error = f"ping failed: {self._scrub(describe_error(exc))}"
                     if upstream.stdio is None:

@@ -14,6 +14,7 @@ import trio
 from mcp.client.session import ClientSession, MessageHandlerFnT
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from bus.errors import LoginRequiredError, UpstreamError
 from bus.messages import ToolInfo, UpstreamSpec
@@ -149,7 +150,7 @@ async def _initialize(session: ClientSession, spec: UpstreamSpec, closed: trio.E
         async with trio.open_nursery() as nursery:
             if closed is not None:
                 nursery.start_soon(_cancel_when, closed, nursery.cancel_scope)
-            await session.initialize()
+            await _open_session(session, spec)
             done = True
             nursery.cancel_scope.cancel()
     if scope.cancelled_caught:
@@ -169,6 +170,20 @@ def _asking(asks: AskRelay | None) -> dict[str, Any]:
         "list_roots_callback": asks.on_list_roots,
         "sampling_capabilities": types.SamplingCapability(tools=types.SamplingToolsCapability()),
     }
+
+
+async def _open_session(session: ClientSession, spec: UpstreamSpec) -> None:
+    """Speak the upstream's era: the 2025 handshake (a session, standing notifications) unless the
+    config says 2026-07-28, or says `auto` and the upstream refuses the handshake."""
+    if spec.protocol_version == "2026-07-28":
+        await session.discover()
+        return
+    try:
+        await session.initialize()
+    except MCPError:
+        if spec.protocol_version != "auto":
+            raise
+        await session.discover()
 
 
 class StatusRecorder:

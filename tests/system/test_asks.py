@@ -17,8 +17,9 @@ import pytest
 import trio
 from mcp.client import Client
 from mcp.client.session import ClientRequestContext
+from mcp.shared.exceptions import MCPError
 
-from tests.proxyctl import Proxy, everything_server, running_proxy
+from tests.proxyctl import PYTHON, SERVERS, Proxy, everything_server, running_proxy
 
 pytestmark = pytest.mark.system
 
@@ -224,3 +225,86 @@ async def test_a_worker_killed_mid_question_fails_the_call_at_once(tmp_path: Pat
                 nursery.cancel_scope.cancel()
         print(f"call failed {outcome['at'] - killed_at:.3f}s after the worker was killed ({mode}): {outcome}")
         assert "error" in outcome or outcome["result"].is_error
+
+
+ASKING_SERVER: Final = str(SERVERS / "asking_server.py")
+
+
+def asking_server(name: str, era: str) -> dict[str, Any]:
+    return {"name": name, "command": PYTHON, "args": [ASKING_SERVER], "protocol_version": era}
+
+
+async def test_every_pairing_of_eras_asks_the_caller(tmp_path: Path) -> None:
+    """Upstreams of both eras (ours: the 2025 one sends elicitation/create, the 2026 one answers
+    input_required), each called by clients of both eras: the caller is asked and the call completes."""
+    servers = [asking_server("old", "2025-11-25"), asking_server("new", "2026-07-28")]
+    async with running_proxy(tmp_path, servers) as proxy:
+        await proxy.wait_for("old", "running")
+        await proxy.wait_for("new", "running")
+        for mode in MODES:
+            asked: list[str] = []
+
+            async def approve(
+                context: ClientRequestContext, params: types.ElicitRequestParams, asked: list[str] = asked
+            ) -> types.ElicitResult:
+                asked.append(params.message)
+                return types.ElicitResult(action="accept", content={"ok": True})
+
+            async with through(proxy, "/mcp/all", mode, elicitation_callback=approve) as client:
+                for server in ("old", "new"):
+                    with trio.fail_after(30):
+                        result = await client.call_tool(f"{server}__confirm", {"action": f"deploy {server}"})
+                    assert text_of(result) == f"did deploy {server}", (mode, server, text_of(result))
+            assert asked == ["May I deploy old?", "May I deploy new?"], mode
+
+
+async def test_a_2026_upstreams_input_request_reaches_a_2026_client_unchanged(tmp_path: Path) -> None:
+    async with running_proxy(
+        tmp_path, [asking_server("new", "2026-07-28"), asking_server("old", "2025-11-25")]
+    ) as proxy:
+        await proxy.wait_for("new", "running")
+        await proxy.wait_for("old", "running")
+        answers = Answers()
+        async with through(proxy, "/mcp/all", "2026-07-28", **answers.callbacks()) as client:
+            session = client.session
+            with trio.fail_after(30):
+                first = await session.call_tool("new__confirm", {"action": "ship"}, allow_input_required=True)
+            assert isinstance(first, types.InputRequiredResult)
+            assert first.request_state == "state-for-ship"  # the upstream's own state, unchanged
+            assert list(first.input_requests or {}) == ["ask"]
+            yes = {"ask": types.ElicitResult(action="accept", content={"ok": True})}
+            with trio.fail_after(30):
+                done = await session.call_tool(
+                    "new__confirm",
+                    {"action": "ship"},
+                    input_responses=yes,
+                    request_state=first.request_state,
+                    allow_input_required=True,
+                )
+            assert isinstance(done, types.CallToolResult) and text_of(done) == "did ship"
+
+            # A 2025-era upstream's question: a requestState of ours, good for one retry only.
+            with trio.fail_after(30):
+                asked = await session.call_tool("old__confirm", {"action": "ship"}, allow_input_required=True)
+            assert isinstance(asked, types.InputRequiredResult)
+            assert (asked.request_state or "").startswith("mcpproxy.")
+            (key,) = asked.input_requests or {}
+            answer = {key: types.ElicitResult(action="accept", content={"ok": True})}
+            with trio.fail_after(30):
+                done = await session.call_tool(
+                    "old__confirm",
+                    {"action": "ship"},
+                    input_responses=answer,
+                    request_state=asked.request_state,
+                    allow_input_required=True,
+                )
+            assert isinstance(done, types.CallToolResult) and text_of(done) == "did ship"
+            with pytest.raises(MCPError, match="requestState is unknown or was used already"):
+                await session.call_tool(
+                    "old__confirm",
+                    {"action": "ship"},
+                    input_responses=answer,
+                    request_state=asked.request_state,
+                    allow_input_required=True,
+                )
+        assert answers.asked == []  # every question above was answered by hand
