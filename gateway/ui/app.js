@@ -6,6 +6,7 @@ import { h } from "./lib/dom.js";
 import { closeModal } from "./lib/modal.js";
 import { leavePage, onServers, refreshServers, setServers, state } from "./lib/state.js";
 import { activityPage } from "./pages/activity.js";
+import { activityRecordPage } from "./pages/activity-record.js";
 import { dashboardPage } from "./pages/dashboard.js";
 import { loginPage } from "./pages/login.js";
 import { quarantinePage } from "./pages/quarantine.js";
@@ -19,7 +20,7 @@ const PAGES = {
   server: serverPage,
   quarantine: quarantinePage,
   secrets: secretsPage,
-  activity: activityPage,
+  activity: (...args) => (args.length ? activityRecordPage(...args) : activityPage()),
 };
 
 let source = null;

@@ -229,19 +229,39 @@ def test_the_key_leaves_the_url_and_the_dashboard_follows_a_crash_live(browser: 
         context.close()
 
 
-def test_headers_add_edit_delete_and_convert_to_secret(browser: Any, tmp_path: Path) -> None:
-    server = echo_server(
-        headers={"Authorization": TOKEN}, env={"LOG_LEVEL": "debug", "HOME_REF": "${env:HOME}"}
+@contextmanager
+def http_upstream() -> Iterator[str]:
+    """tests/servers/headers_server.py (an HTTP MCP server reporting the headers it gets); yields its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [PYTHON, str(SERVERS / "headers_server.py"), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        stop_process(process)
+
+
+def test_headers_add_edit_delete_and_convert_to_secret(browser: Any, tmp_path: Path) -> None:
     expect = playwright_sync.expect
-    with sync_proxy(tmp_path, [server]) as proxy:
-        wait_state(proxy, "echo", "running")
-        with open_page(browser, proxy, "#/server/echo/config") as page:
+    with (
+        http_upstream() as url,
+        sync_proxy(
+            tmp_path,
+            [{"name": "remote", "url": url, "protocol": "http", "headers": {"Authorization": TOKEN}}],
+        ) as proxy,
+    ):
+        wait_state(proxy, "remote", "running")
+        with open_page(browser, proxy, "#/server/remote/config") as page:
             headers = page.locator("#card-headers")
             auth = headers.locator('tr[data-key="Authorization"]')
             expect(auth.locator(".masked")).to_have_text(MASK)
-            env_card = page.locator("#card-env")
-            expect(env_card.locator('tr[data-key="HOME_REF"] .chip-env')).to_contain_text("HOME")
+            expect(page.locator("#card-launch")).to_contain_text(url)
+            # An HTTP server runs no command: no environment to edit.
+            expect(page.locator("#card-env")).to_have_count(0)
             assert TOKEN[7:] not in page.content()
 
             # Add.
@@ -251,7 +271,7 @@ def test_headers_add_edit_delete_and_convert_to_secret(browser: Any, tmp_path: P
             page.click('#new-headers button:has-text("Save")')
             trace = headers.locator('tr[data-key="X-Trace"]')
             expect(trace.locator(".value")).to_have_text("on")
-            assert disk_server(proxy, "echo")["headers"]["X-Trace"] == "on"
+            assert disk_server(proxy, "remote")["headers"]["X-Trace"] == "on"
 
             # Edit with the pencil: Cancel keeps it, Save sends just that key.
             page.click('button[aria-label="Edit X-Trace"]')
@@ -262,7 +282,7 @@ def test_headers_add_edit_delete_and_convert_to_secret(browser: Any, tmp_path: P
             page.fill('input[aria-label="New value for X-Trace"]', "off")
             page.click('tr[data-key="X-Trace"] button:has-text("Save")')
             expect(trace.locator(".value")).to_have_text("off")
-            on_disk = disk_server(proxy, "echo")["headers"]
+            on_disk = disk_server(proxy, "remote")["headers"]
             assert on_disk == {"Authorization": TOKEN, "X-Trace": "off"}
 
             # Delete: the trash icon asks first.
@@ -274,36 +294,45 @@ def test_headers_add_edit_delete_and_convert_to_secret(browser: Any, tmp_path: P
             page.click('button[aria-label="Delete X-Trace"]')
             dialog.locator('button:has-text("Delete")').click()
             expect(trace).to_have_count(0)
-            assert "X-Trace" not in disk_server(proxy, "echo")["headers"]
+            assert "X-Trace" not in disk_server(proxy, "remote")["headers"]
 
             # Convert the masked Authorization header to a secret: the page never sees the value.
             page.click('button[aria-label="Convert Authorization to secret"]')
-            page.fill("#secret-name", "echo_auth")
+            page.fill("#secret-name", "remote_auth")
             page.click("#convert-confirm")
             chip = auth.locator(".chip-keyring")
-            expect(chip).to_contain_text("echo_auth")
-            assert disk_server(proxy, "echo")["headers"]["Authorization"] == "${keyring:echo_auth}"
+            expect(chip).to_contain_text("remote_auth")
+            assert disk_server(proxy, "remote")["headers"]["Authorization"] == "${keyring:remote_auth}"
             revealed = subprocess.run(
-                [CLI, "secrets", "get", "echo_auth", "--reveal", "--config", str(proxy.config_path),
+                [CLI, "secrets", "get", "remote_auth", "--reveal", "--config", str(proxy.config_path),
                  "--data-dir", str(proxy.data_dir)],
                 capture_output=True, text=True, timeout=30,
             )  # fmt: skip
             assert revealed.stdout.strip() == TOKEN, revealed.stderr
             assert TOKEN[7:] not in page.content()
 
-            # A masked literal for the screenshot next to the chip.
-            # A change made elsewhere shows up live, through /events.
-            rest(proxy, "PATCH", "/api/v1/servers/echo", json={"headers": {"X-API-Key": "k" * 24}})
+            # A template shows its reference as a chip inside the value; a change made elsewhere
+            # shows up live, through /events, next to a masked literal.
+            rest(proxy, "PATCH", "/api/v1/servers/remote", json={"headers": {"X-API-Key": "k" * 24}})
             masked = headers.locator('tr[data-key="X-API-Key"] .masked')
             expect(masked).to_have_text("••••kk (24 chars)", timeout=WAIT_MS)
-            wait_state(proxy, "echo", "running")
+            rest(
+                proxy,
+                "PATCH",
+                "/api/v1/servers/remote",
+                json={"headers": {"X-Upstream": "token ${env:HOME}"}},
+            )
+            template = headers.locator('tr[data-key="X-Upstream"] .template')
+            expect(template).to_contain_text("token")
+            expect(template.locator(".chip-env")).to_contain_text("HOME")
+            wait_state(proxy, "remote", "running")
             expect(page.locator(".summary")).to_contain_text("running")
-            shot(page, "server-configuration")
+            shot(page, "server-headers")
 
             # Secrets page: names and users, never values.
             page.click('nav a:has-text("Secrets")')
-            row = page.locator('#secrets tr[data-secret="echo_auth"]')
-            expect(row).to_contain_text("echo")
+            row = page.locator('#secrets tr[data-secret="remote_auth"]')
+            expect(row).to_contain_text("remote")
             page.fill("#secret-new-name", "spare_token")
             page.fill("#secret-new-value", "spare-value-123")
             page.click('#add-secret button[type="submit"]')
@@ -314,6 +343,85 @@ def test_headers_add_edit_delete_and_convert_to_secret(browser: Any, tmp_path: P
             page.click('button[aria-label="Delete secret spare_token"]')
             page.locator("dialog#modal").locator('button:has-text("Delete")').click()
             expect(spare).to_have_count(0)
+
+
+def call_whoami(proxy: Proxy, name: str) -> dict[str, Any]:
+    """The echo server's own report (pid, working directory, the env it was asked to report)."""
+    result = rest(proxy, "POST", "/api/v1/tools/call", json={"name": f"{name}:whoami", "args": {}})["result"]
+    assert not result.get("isError"), result
+    report: dict[str, Any] = json.loads(result["content"][0]["text"])
+    return report
+
+
+def test_launch_settings_and_timeouts_are_edited_in_place_and_reach_the_upstream(
+    browser: Any, tmp_path: Path
+) -> None:
+    expect = playwright_sync.expect
+    workdir = tmp_path / "work dir"
+    workdir.mkdir()
+    env = {"ECHO_SERVER_REPORT_ENV": "LOG_LEVEL", "LOG_LEVEL": "debug", "HOME_REF": "${env:HOME}",
+           "API_TOKEN": "t0ken-value-" + "x" * 20}  # fmt: skip
+    refused = r"Failed to load resource: the server responded with a status of 400"
+    with sync_proxy(tmp_path, [echo_server(env=env)]) as proxy:
+        before = wait_state(proxy, "echo", "running")
+        with open_page(browser, proxy, "#/server/echo/config", expected=refused) as page:
+            launch = page.locator("#card-launch")
+            expect(launch.locator("code.command")).to_contain_text("echo_server.py")
+            expect(launch).to_contain_text("default")
+            # A stdio server sends no headers: no Headers card; its environment is there, masked.
+            expect(page.locator("#card-headers")).to_have_count(0)
+            env_card = page.locator("#card-env")
+            expect(env_card.locator('tr[data-key="HOME_REF"] .chip-env')).to_contain_text("HOME")
+            expect(env_card.locator('tr[data-key="API_TOKEN"] .masked')).to_have_text("••••xx (32 chars)")
+            shot(page, "server-configuration")
+
+            # Cancel leaves everything as it was.
+            page.click("#edit-launch")
+            page.fill("#edit-workdir", "/nowhere")
+            page.click('#launch-form button:has-text("Cancel")')
+            expect(launch).not_to_contain_text("/nowhere")
+            assert "working_dir" not in disk_server(proxy, "echo")
+
+            # Working directory, one more argument and both timeouts: one patch, then a restart.
+            page.click("#edit-launch")
+            page.fill("#edit-workdir", str(workdir))
+            page.fill("#edit-args", "\n".join([*before["args"], "--name", "renamed"]))
+            page.fill("#edit-init-timeout", "20")
+            page.fill("#edit-call-tool-timeout", "45s")
+            shot(page, "server-launch-edit")
+            page.click('#launch-form button:has-text("Save")')
+            expect(launch).to_contain_text(str(workdir))
+            expect(launch).to_contain_text("45s")
+            on_disk = disk_server(proxy, "echo")
+            assert on_disk["working_dir"] == str(workdir)
+            assert on_disk["args"] == [*before["args"], "--name", "renamed"]
+            assert (on_disk["init_timeout"], on_disk["call_tool_timeout"]) == (20, "45s")
+            assert on_disk["env"] == env
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while (now := server_state(proxy, "echo")).get("upstream_pid") in (None, before["upstream_pid"]):
+                assert time.monotonic() < deadline, now
+                time.sleep(0.1)
+            wait_state(proxy, "echo", "running")
+            assert call_whoami(proxy, "echo")["cwd"] == str(workdir)
+
+            # A refused value is explained next to the form, and nothing is written.
+            page.click("#edit-launch")
+            page.fill("#edit-call-tool-timeout", "soon")
+            page.click('#launch-form button:has-text("Save")')
+            expect(launch.locator(".error")).to_contain_text("call_tool_timeout")
+            assert disk_server(proxy, "echo")["call_tool_timeout"] == "45s"
+            page.press("#edit-call-tool-timeout", "Escape")
+            expect(page.locator("#launch-form")).to_have_count(0)
+
+            # Clearing a field goes back to the default (the key leaves the file).
+            page.click("#edit-launch")
+            page.fill("#edit-workdir", "")
+            page.fill("#edit-init-timeout", "")
+            page.click('#launch-form button:has-text("Save")')
+            expect(launch).not_to_contain_text(str(workdir))
+            on_disk = wait_disk(proxy, "echo", lambda s: "working_dir" not in s)
+            assert "working_dir" not in on_disk and "init_timeout" not in on_disk, on_disk
+            proxy.remember_pids()
 
 
 def test_quarantine_review_then_tools_logs_and_activity(browser: Any, tmp_path: Path) -> None:
@@ -391,9 +499,20 @@ def test_servers_add_disable_enable_restart_remove(browser: Any, tmp_path: Path)
             page.fill("#add-name", "added")
             page.fill("#add-command", PYTHON)
             page.fill("#add-args", str(REPO / "tests" / "servers" / "echo_server.py"))
+            # The environment, one NAME=value a line; a line that is not one is refused in place.
+            page.fill("#add-env", "ECHO_SERVER_REPORT_ENV=GREETING\nGREETING")
+            page.click('#add-server button[type="submit"]')
+            expect(page.locator("#add-server .error")).to_contain_text("line 2: expected NAME=value")
+            page.fill("#add-env", "ECHO_SERVER_REPORT_ENV=GREETING\nGREETING=hello there\n")
             page.click('#add-server button[type="submit"]')
             row = page.locator('#servers tr[data-server="added"]')
             expect(row).to_contain_text("running", timeout=WAIT_MS)
+            assert disk_server(proxy, "added")["env"] == {
+                "ECHO_SERVER_REPORT_ENV": "GREETING",
+                "GREETING": "hello there",
+            }
+            wait_state(proxy, "added", "running")
+            assert call_whoami(proxy, "added")["env"] == {"GREETING": "hello there"}
             proxy.remember_pids()
 
             # An API refusal shows next to the form that caused it.
@@ -422,6 +541,8 @@ def test_servers_add_disable_enable_restart_remove(browser: Any, tmp_path: Path)
             proxy.remember_pids()
             page.select_option("#add-kind", "http")
             expect(page.locator("#add-url")).to_be_visible()
+            expect(page.locator("#add-headers")).to_be_visible()
+            expect(page.locator("#add-env")).to_be_hidden()
             shot(page, "servers")
 
             row.locator('button:has-text("Remove")').click()

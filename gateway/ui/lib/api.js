@@ -28,7 +28,12 @@ export function onUnauthorized(handler) {
 }
 
 export async function api(method, path, body) {
-  const headers = { "X-API-Key": apiKey(), Accept: "application/json" };
+  return (await apiCall(method, path, body)).data;
+}
+
+// The answer's data with the request id the proxy gave it (X-Request-Id; the activity log keeps it).
+export async function apiCall(method, path, body, extraHeaders) {
+  const headers = { ...extraHeaders, "X-API-Key": apiKey(), Accept: "application/json" };
   const init = { method, headers, cache: "no-store" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -54,5 +59,5 @@ export async function api(method, path, body) {
     const id = payload && payload.request_id ? ` (request ${payload.request_id})` : "";
     throw new ApiError(`${(payload && payload.error) || `HTTP ${response.status}`}${id}`, response.status);
   }
-  return payload.data;
+  return { data: payload.data, requestId: response.headers.get("X-Request-Id") || "" };
 }

@@ -91,8 +91,8 @@ export function field(label, input, hint) {
   return h("div", { class: "field" }, h("label", { for: input.id }, label), input, hint ? h("small", { class: "muted" }, hint) : null);
 }
 
-export function fact(label, value) {
-  return h("div", {}, h("dt", {}, label), h("dd", {}, value));
+export function fact(label, value, cls) {
+  return h("div", { class: cls }, h("dt", {}, label), h("dd", {}, value));
 }
 
 export function pageHeader(title, ...extra) {
@@ -126,8 +126,14 @@ export function diffView(diff) {
   }));
 }
 
-// A command line as words that wrap between, never inside, one another (unless one alone is too wide).
+// A word that may break only after its slashes (a long path), never between two letters.
+function pathWord(word) {
+  const parts = String(word).split(/(?<=\/)/);
+  return h("span", { class: "word" }, parts.map((part, i) => [i ? h("wbr") : null, part]));
+}
+
+// A command line as words that wrap between one another, never inside one.
 export function commandView(command, args) {
   const words = [command, ...(args || [])].filter((w) => w !== null && w !== undefined);
-  return h("code", { class: "command" }, words.map((word, i) => [i ? " " : null, h("span", { class: "word" }, word)]));
+  return h("code", { class: "command" }, words.map((word, i) => [i ? " " : null, pathWord(word)]));
 }

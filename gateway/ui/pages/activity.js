@@ -1,7 +1,8 @@
-// Recorded tool calls, filtered by server and status.
-import { api } from "../lib/api.js";
-import { errorBox, field, h, fmtTime, pageHeader, showError, tableWrap } from "../lib/dom.js";
+// Recorded tool calls, filtered by server and status; each one's record in full.
+import { api, enc } from "../lib/api.js";
+import { errorBox, field, fmtTime, h, pageHeader, showError, tableWrap } from "../lib/dom.js";
 import { listen, state } from "../lib/state.js";
+import { parseResult, resultErrorText } from "../lib/tool-result.js";
 
 const PAGE_SIZE = 50;
 const STATUSES = ["ok", "error", "blocked", "timeout", "unavailable"];
@@ -25,13 +26,14 @@ export function activityPage() {
       if (ticket !== latest) return; // a newer filter's answer wins, whatever order they arrive in
       showError(box, null);
       tbody.replaceChildren(...data.records.map((r) => h("tr", { "data-id": r.id },
-        h("td", { class: "nowrap" }, fmtTime(r.time)),
-        h("td", {}, r.server),
-        h("td", {}, h("code", {}, r.tool)),
-        h("td", {}, h("span", { class: `badge status-${r.status}` }, r.status)),
-        h("td", { class: "num" }, r.duration_ms === null ? "" : `${Number(r.duration_ms).toFixed(1)} ms`),
-        h("td", {}, r.surface, r.client_name ? h("span", { class: "muted" }, ` · ${r.client_name}`) : null),
-        h("td", { class: "error-text" }, r.error || ""))));
+        h("td", { class: "nowrap" }, h("a", { href: `#/activity/${enc(r.id)}`, title: "The whole record" }, fmtTime(r.time))),
+        h("td", { "data-label": "Server" }, r.server),
+        h("td", { "data-label": "Tool" }, h("code", {}, r.tool)),
+        h("td", { "data-label": "Status" }, h("span", { class: `badge status-${r.status}` }, r.status)),
+        h("td", { class: "num", "data-label": "Duration" }, r.duration_ms === null ? "" : `${Number(r.duration_ms).toFixed(1)} ms`),
+        h("td", { "data-label": "Surface" }, r.surface, r.client_name && r.surface !== "ui" ? h("span", { class: "muted" }, ` · ${r.client_name}`) : null),
+        // A tool that ran and failed has no proxy error: what it said is in its isError result.
+        h("td", { class: "error-text cell-error", "data-label": "Error" }, r.error || resultErrorText(parseResult(r.result))))));
       if (!data.records.length) tbody.append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No tool calls match.")));
       const prev = h("button", { type: "button", class: "btn small", disabled: offset === 0 }, "← Newer");
       const next = h("button", { type: "button", class: "btn small", disabled: offset + PAGE_SIZE >= data.total }, "Older →");
@@ -59,7 +61,7 @@ export function activityPage() {
     h("div", { class: "filters", role: "search" },
       field("Server", server), field("Status", status), refresh),
     box,
-    tableWrap(h("table", { class: "grid", id: "activity" },
+    tableWrap(h("table", { class: "grid stack", id: "activity" },
       h("thead", {}, h("tr", {}, ["Time", "Server", "Tool", "Status", "Duration", "Surface", "Error"].map((t) => h("th", { scope: "col" }, t)))),
       tbody)),
     pager);

@@ -23,8 +23,8 @@ function heldCard(s) {
     buttons.push(reject);
   }
   const facts = [fact("Protocol", s.protocol)];
-  if (s.url) facts.push(fact("URL", h("code", {}, s.url)));
-  if (s.command) facts.push(fact("Command", commandView(s.command, s.args)));
+  if (s.url) facts.push(fact("URL", h("code", {}, s.url), "wide"));
+  if (s.command) facts.push(fact("Command", commandView(s.command, s.args), "wide fact-command"));
   if (s.working_dir) facts.push(fact("Working directory", h("code", {}, s.working_dir)));
   const env = Object.keys(s.env || {});
   const headers = Object.keys(s.headers || {});

@@ -1,8 +1,10 @@
-// Server -> Configuration: the Headers and Environment Variables cards.
+// Server -> Configuration: the launch settings, and the Headers (HTTP servers) and Environment
+// Variables cards.
 import { api, enc } from "../lib/api.js";
 import { busy, errorBox, h, icon, iconButton, showError, srOnly, tableWrap } from "../lib/dom.js";
 import { closeModal, confirmAction, modalOpen, openModal } from "../lib/modal.js";
 import { findServer, listen } from "../lib/state.js";
+import { isStdio, launchCard } from "./server-launch.js";
 
 const MASK_RE = /^••••(.{0,2}) \((\d+) chars\)$/;
 const REF_RE = /^\$\{(keyring|env):([^}]+)\}$/;
@@ -26,8 +28,20 @@ async function drawConfig(name, panel, known) {
     const server = known || (await api("GET", `/api/v1/servers/${enc(name)}`)).server;
     panel.dataset.sig = configSig(server);
     const reload = (data) => drawConfig(name, panel, data && data.server);
-    const cards = [kvCard(name, "header", "Headers", "Add header", server.headers || {}, reload)];
-    cards.push(kvCard(name, "env", "Environment Variables", "Add variable", server.env || {}, reload));
+    const stdio = isStdio(server);
+    const cards = [launchCard(server, reload)];
+    // Headers go with HTTP requests and env to a stdio command: each is shown for the other kind
+    // of server only when some were written by hand, to be deleted.
+    const kinds = [
+      ["header", "Headers", "Add header", server.headers || {}, !stdio, "A stdio server sends no headers: these are ignored."],
+      ["env", "Environment Variables", "Add variable", server.env || {}, stdio, "An HTTP server runs no command: these are ignored."],
+    ];
+    for (const [scope, title, addLabel, values, applies, ignored] of kinds) {
+      if (!applies && !Object.keys(values).length) continue;
+      const card = kvCard(name, scope, title, addLabel, values, reload);
+      if (!applies) card.children[0].after(h("p", { class: "error notice" }, ignored));
+      cards.push(card);
+    }
     panel.replaceChildren(h("div", { class: "cards" }, cards));
   } catch (error) {
     panel.replaceChildren(box);
@@ -35,20 +49,35 @@ async function drawConfig(name, panel, known) {
   }
 }
 
+const SHOWN = ["protocol", "command", "args", "working_dir", "url", "init_timeout", "call_tool_timeout", "headers", "env"];
+
 function configSig(server) {
-  return JSON.stringify([server.headers || {}, server.env || {}]);
+  return JSON.stringify(SHOWN.map((key) => server[key] === undefined ? null : server[key]));
 }
 
-// A value as the API shows it: a reference chip, a masked literal, or plain text. Never unmasked.
+const REFS_RE = /\$\{(keyring|env):([^}]+)\}/g;
+
+function refChip(kind, name, text) {
+  return h("span", { class: `chip chip-${kind}`, title: text }, icon(kind === "keyring" ? "key" : "lock"),
+    h("span", { class: "chip-kind" }, kind === "keyring" ? "secret" : "env"), h("span", { class: "chip-name" }, name));
+}
+
+// A value as the API shows it: a reference chip, a template (text with chips in it, e.g.
+// `Bearer ${keyring:token}`), a masked literal, or plain text. Never unmasked.
 function valueView(value) {
   const ref = REF_RE.exec(value);
-  if (ref) {
-    const label = ref[1] === "keyring" ? "secret" : "env";
-    return h("span", { class: `chip chip-${ref[1]}`, title: value }, icon(ref[1] === "keyring" ? "key" : "lock"),
-      h("span", { class: "chip-kind" }, label), h("span", { class: "chip-name" }, ref[2]));
-  }
+  if (ref) return refChip(ref[1], ref[2], value);
   if (MASK_RE.test(value)) return h("span", { class: "masked", title: "Hidden value" }, value);
-  return h("code", { class: "plain" }, value);
+  const parts = [];
+  let last = 0;
+  for (const match of value.matchAll(REFS_RE)) {
+    if (match.index > last) parts.push(value.slice(last, match.index));
+    parts.push(refChip(match[1], match[2], match[0]));
+    last = match.index + match[0].length;
+  }
+  if (!parts.length) return h("code", { class: "plain" }, value);
+  if (last < value.length) parts.push(value.slice(last));
+  return h("code", { class: "plain template", title: value }, parts);
 }
 
 function kvCard(server, scope, title, addLabel, values, reload) {
@@ -61,7 +90,7 @@ function kvCard(server, scope, title, addLabel, values, reload) {
   const row = (key, value) => {
     const valueCell = h("td", { class: "value" }, valueView(value));
     const rowBox = errorBox();
-    const isRef = REF_RE.test(value);
+    const isRef = REF_RE.test(value) || value.search(REFS_RE) >= 0;
     const masked = MASK_RE.test(value);
     const edit = iconButton("pencil", `Edit ${key}`, () => {
       const input = h("input", {

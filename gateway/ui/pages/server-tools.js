@@ -1,13 +1,60 @@
-// Server -> Tools: each tool's approval (a changed one with its diff); approve one or all.
+// Server -> Tools: each tool's tier (the call_tool_* variant its annotations require), approval (a
+// changed one with its diff), annotations and input schema; approve one or all; try one.
 import { api, enc } from "../lib/api.js";
-import { busy, diffView, errorBox, h, plural, showError, srOnly, tableWrap } from "../lib/dom.js";
+import { busy, dash, diffView, errorBox, grid, h, plural, showError, srOnly } from "../lib/dom.js";
+import { prettyJson } from "../lib/tool-result.js";
+import { tryPanel } from "./try-tool.js";
+
+const TIERS = {
+  call_tool_read: ["read", "Reads only: agents call it with call_tool_read."],
+  call_tool_write: ["write", "Changes something: agents call it with call_tool_write."],
+  call_tool_destructive: ["destructive", "Annotated destructive: agents must call it with call_tool_destructive."],
+};
+
+// MCP's ToolAnnotations hints, as the words a person would use.
+const HINTS = [
+  ["readOnlyHint", "read-only", "changes something", "Does not modify its environment."],
+  ["destructiveHint", "destructive", "not destructive", "May perform destructive updates."],
+  ["idempotentHint", "idempotent", "not idempotent", "Calling it again with the same arguments has no further effect."],
+  ["openWorldHint", "open world", "closed world", "Interacts with an open world of external entities."],
+];
+
+function tierBadge(tool) {
+  const [label, title] = TIERS[tool.call_with] || ["?", "unknown"];
+  return h("span", { class: `badge tier tier-${label}`, title }, label);
+}
+
+function annotationsView(annotations) {
+  const hints = HINTS.filter(([key]) => typeof (annotations || {})[key] === "boolean");
+  if (!hints.length) return h("span", { class: "muted annotations" }, "no annotations");
+  return h("span", { class: "annotations" }, hints.map(([key, yes, no, title]) =>
+    h("span", { class: `hint ${annotations[key] ? "on" : "off"}`, title: `${key}: ${annotations[key]} (${title})` }, annotations[key] ? yes : no)));
+}
+
+function schemaView(label, schema, cls) {
+  return h("details", { class: cls }, h("summary", {}, label), h("pre", { class: "schema" }, prettyJson(schema)));
+}
 
 export async function toolsTab(name, panel) {
   const box = errorBox();
+  const tryHolder = h("div", { id: "try-holder" });
+  let opened = null;
+  const closeTry = () => {
+    const trigger = opened && panel.querySelector(`button[data-try="${CSS.escape(opened)}"]`);
+    opened = null;
+    tryHolder.replaceChildren();
+    if (trigger) trigger.focus();
+  };
+  const openTry = (tool) => {
+    opened = tool.name;
+    tryHolder.replaceChildren(tryPanel(name, tool, closeTry));
+    tryHolder.scrollIntoView({ block: "nearest" });
+    const first = tryHolder.querySelector("input, select, textarea");
+    (first || tryHolder.querySelector("#try-title")).focus();
+  };
   const load = async () => {
     try {
-      const data = await api("GET", `/api/v1/servers/${enc(name)}/tools`);
-      draw(data.tools);
+      draw((await api("GET", `/api/v1/servers/${enc(name)}/tools`)).tools);
     } catch (error) {
       panel.replaceChildren(box);
       showError(box, error);
@@ -31,22 +78,30 @@ export async function toolsTab(name, panel) {
           await load();
         }));
       }
+      const tryIt = h("button", { type: "button", class: "btn small", "data-try": t.name, "aria-label": `Try ${t.name}` }, "Try it");
+      tryIt.addEventListener("click", () => openTry(t));
       return h("tr", { "data-tool": t.name },
-        h("th", { scope: "row" }, h("code", {}, t.name)),
-        h("td", {}, h("span", { class: `badge approval-${t.approval}` }, t.approval)),
-        h("td", {}, t.description || h("span", { class: "muted" }, "—"),
+        h("th", { scope: "row" }, h("code", {}, t.name), t.title ? h("div", { class: "muted" }, t.title) : null),
+        h("td", { class: "cell-tier" }, tierBadge(t), h("div", {}, h("code", { class: "muted small" }, t.call_with))),
+        h("td", {}, h("span", { class: `badge approval approval-${t.approval}` }, t.approval)),
+        h("td", { class: "cell-description" }, h("p", { class: "description" }, t.description || dash()),
+          annotationsView(t.annotations),
+          schemaView("Input schema", t.input_schema || {}, "schema-details input-schema"),
+          t.output_schema ? schemaView("Output schema", t.output_schema, "schema-details output-schema") : null,
           t.diff ? h("details", { class: "diff", open: true }, h("summary", {}, "What changed"), diffView(t.diff)) : null),
-        h("td", {}, approve, rowBox));
+        h("td", {}, h("div", { class: "row-actions" }, tryIt, approve), rowBox));
     });
     panel.replaceChildren(
       h("div", { class: "card-head" }, h("h2", {}, plural(tools.length, "tool")), held.length ? approveAll : null),
       allBox,
+      tryHolder,
       tools.length
-        ? tableWrap(h("table", { class: "grid", id: "tools" },
-          h("thead", {}, h("tr", {}, ["Tool", "Approval", "Description", srOnly("Actions")].map((t) => h("th", { scope: "col" }, t)))),
-          h("tbody", {}, rows)))
+        ? grid("tools", ["Tool", "Tier", "Approval", "Description", srOnly("Actions")], rows)
         : h("p", { class: "muted" }, "No tools (yet). A stopped or quarantined server has none."),
     );
+    // A reload (an approval, a list change) keeps an open "try it" panel, with the tool as it is now.
+    const still = opened && tools.find((t) => t.name === opened);
+    if (opened && !still) closeTry();
   };
   panel.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   await load();

@@ -1,6 +1,6 @@
 // One server: its summary and the tabs (configuration, tools, prompts, resources, logs).
 import { enc } from "../lib/api.js";
-import { errorBox, fact, h, pageHeader, stateBadge } from "../lib/dom.js";
+import { commandView, errorBox, fact, h, pageHeader, stateBadge } from "../lib/dom.js";
 import { findServer, listen, state } from "../lib/state.js";
 import { promptsTab, resourcesTab } from "./server-catalog.js";
 import { configTab } from "./server-config.js";
@@ -17,15 +17,14 @@ const TABS = [
 ];
 
 function summaryFacts(s, signInBox) {
-  const where = s.url ? s.url : [s.command, ...(s.args || [])].join(" ");
   return h("dl", { class: "facts" },
     fact("State", [stateBadge(s.state), s.quarantined ? h("span", { class: "badge quarantined" }, "quarantined") : null]),
     fact("Protocol", s.protocol),
-    fact(s.url ? "URL" : "Command", h("code", {}, where)),
+    s.url ? fact("URL", h("code", { class: "url" }, s.url), "wide") : fact("Command", commandView(s.command, s.args), "wide fact-command"),
     fact("Tools", s.tool_count),
     fact("Restarts", s.restarts),
     s.oauth ? fact("Sign-in", s.signed_in ? "signed in (OAuth)" : s.action === "login" ? [h("span", { class: "error-text" }, "needed "), signInButton(s, signInBox)] : "not signed in") : null,
-    s.last_error ? fact("Last error", h("span", { class: "error-text" }, s.last_error)) : null);
+    s.last_error ? fact("Last error", h("span", { class: "error-text" }, s.last_error), "wide") : null);
 }
 
 export function serverPage(name, tab) {

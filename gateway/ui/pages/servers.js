@@ -1,6 +1,6 @@
 // The server list (enable/disable, restart, remove, sign in) and the add form.
 import { api, enc } from "../lib/api.js";
-import { busy, errorBox, field, h, pageHeader, stateBadge, tableWrap } from "../lib/dom.js";
+import { busy, errorBox, field, h, pageHeader, showError, stateBadge, tableWrap } from "../lib/dom.js";
 import { confirmAction } from "../lib/modal.js";
 import { listen, refreshServers, state } from "../lib/state.js";
 import { signInButton } from "./sign-in.js";
@@ -57,15 +57,31 @@ function serverRow(s) {
       box));
 }
 
+// "NAME=value" (or "Name: value") lines as an object; a line without the separator is refused.
+function parsePairs(text, separator, label) {
+  const pairs = {};
+  text.split("\n").forEach((line, i) => {
+    if (!line.trim()) return;
+    const at = line.indexOf(separator);
+    const key = at > 0 ? line.slice(0, at).trim() : "";
+    if (!key) throw new Error(`${label}, line ${i + 1}: expected NAME${separator === "=" ? "=" : ": "}value`);
+    pairs[key] = line.slice(at + 1).trim();
+  });
+  return pairs;
+}
+
 function addServerForm() {
   const name = h("input", { id: "add-name", name: "name", required: true, pattern: "[A-Za-z0-9_.\\-]+", autocomplete: "off" });
   const kind = h("select", { id: "add-kind", name: "kind" }, h("option", { value: "stdio" }, "stdio (local command)"), h("option", { value: "http" }, "HTTP (remote URL)"));
   const command = h("input", { id: "add-command", name: "command", autocomplete: "off", placeholder: "npx" });
-  const args = h("textarea", { id: "add-args", name: "args", rows: 3, placeholder: "-y\n@modelcontextprotocol/server-filesystem\n/home/me/projects" });
+  const args = h("textarea", { id: "add-args", name: "args", rows: 3, wrap: "off", placeholder: "-y\n@modelcontextprotocol/server-filesystem\n/home/me/projects" });
   const workdir = h("input", { id: "add-workdir", name: "working_dir", autocomplete: "off" });
   const url = h("input", { id: "add-url", name: "url", type: "url", autocomplete: "off", placeholder: "https://api.example.com/mcp" });
   const quarantined = h("input", { id: "add-quarantined", type: "checkbox", name: "quarantined" });
-  const stdioFields = h("div", { class: "fields" }, field("Command", command), field("Arguments", args, "One per line."), field("Working directory", workdir, "Optional."));
+  const env = h("textarea", { id: "add-env", name: "env", rows: 3, wrap: "off", spellcheck: "false", placeholder: "LOG_LEVEL=debug\nAPI_TOKEN=${keyring:my_token}" });
+  const headers = h("textarea", { id: "add-headers", name: "headers", rows: 2, spellcheck: "false", placeholder: "Authorization: Bearer ${keyring:my_token}" });
+  const stdioFields = h("div", { class: "fields" }, field("Command", command), field("Arguments", args, "One per line."),
+    field("Working directory", workdir, "Optional."), field("Environment variables", env, "Optional: NAME=value, one per line."));
   const oauth = h("input", { id: "add-oauth", type: "checkbox", name: "oauth" });
   const clientId = h("input", { id: "add-client-id", name: "client_id", autocomplete: "off" });
   const scopes = h("input", { id: "add-scopes", name: "scopes", autocomplete: "off", placeholder: "repo user" });
@@ -74,7 +90,7 @@ function addServerForm() {
     field("Scopes", scopes, "Optional, separated by spaces."));
   oauth.addEventListener("change", () => { oauthFields.hidden = !oauth.checked; });
   const httpFields = h("div", { class: "http-fields", hidden: true },
-    h("div", { class: "fields" }, field("URL", url)),
+    h("div", { class: "fields" }, field("URL", url), field("Headers", headers, "Optional: Name: value, one per line.")),
     h("div", { class: "check" }, oauth, h("label", { for: "add-oauth" }, "Sign in with OAuth (then press Sign in)")),
     oauthFields);
   const box = errorBox();
@@ -98,9 +114,17 @@ function addServerForm() {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const body = { name: name.value.trim() };
+    let pairs;
+    try {
+      pairs = kind.value === "http" ? parsePairs(headers.value, ":", "Headers") : parsePairs(env.value, "=", "Environment variables");
+    } catch (error) {
+      showError(box, error);
+      return;
+    }
     if (kind.value === "http") {
       body.protocol = "http";
       body.url = url.value.trim();
+      if (Object.keys(pairs).length) body.headers = pairs;
       if (oauth.checked) {
         body.oauth = {};
         if (clientId.value.trim()) body.oauth.client_id = clientId.value.trim();
@@ -112,6 +136,7 @@ function addServerForm() {
       body.command = command.value.trim();
       body.args = args.value.split("\n").map((a) => a.trim()).filter(Boolean);
       if (workdir.value.trim()) body.working_dir = workdir.value.trim();
+      if (Object.keys(pairs).length) body.env = pairs;
     }
     if (quarantined.checked) body.quarantined = true;
     const done = await busy(submit, box, async () => {
