@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import trio
 from mcp.server.transport_security import TransportSecuritySettings
@@ -32,6 +32,9 @@ from gateway.rest import RestApi, fail
 from gateway.ui_routes import ui_routes
 from gateway.upstreams import Upstreams
 from services.activity import ActivityLog, CallRecord
+
+DIRECT_ALIAS: Final = "/mcp/all/mcp"
+"""Direct mode (`/mcp/all`) at a path that ends in /mcp."""
 
 
 @dataclass
@@ -152,6 +155,10 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         Route("/mcp/", proxy_endpoint, methods=["GET", "POST", "DELETE"]),
         Route("/mcp/all", direct_endpoint, methods=["GET", "POST", "DELETE"]),
         Route("/mcp/all/", direct_endpoint, methods=["GET", "POST", "DELETE"]),
+        # Direct mode again at a path ending in /mcp: some clients (MCP Inspector's CLI) pick their
+        # transport, or rewrite the path, by that ending. Under /mcp, so the front door's rules hold.
+        Route(DIRECT_ALIAS, direct_endpoint, methods=["GET", "POST", "DELETE"]),
+        Route(f"{DIRECT_ALIAS}/", direct_endpoint, methods=["GET", "POST", "DELETE"]),
     ]
 
     async def proxy_error(request: Request, exc: Exception) -> Response:
