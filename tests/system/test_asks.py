@@ -19,7 +19,7 @@ from mcp.client import Client
 from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
-from tests.proxyctl import PYTHON, SERVERS, Proxy, everything_server, running_proxy
+from tests.proxyctl import FIXTURES, PYTHON, SERVERS, Proxy, everything_server, running_proxy
 
 pytestmark = pytest.mark.system
 
@@ -308,3 +308,33 @@ async def test_a_2026_upstreams_input_request_reaches_a_2026_client_unchanged(tm
                     allow_input_required=True,
                 )
         assert answers.asked == []  # every question above was answered by hand
+
+
+FILESYSTEM_JS: Final = FIXTURES / "node_modules/@modelcontextprotocol/server-filesystem/dist/index.js"
+
+
+async def test_server_filesystem_is_limited_to_the_configured_roots(tmp_path: Path) -> None:
+    """server-filesystem replaces the directories on its command line with the roots it is given;
+    with none configured it keeps them (an empty roots answer changes nothing)."""
+    started_with, root = tmp_path / "started-with", tmp_path / "root"
+    started_with.mkdir()
+    root.mkdir()
+    (root / "inside.txt").write_text("in the root")
+    base = {"command": "node", "args": [str(FILESYSTEM_JS), str(started_with)], "protocol": "stdio"}
+    servers = [{**base, "name": "limited", "roots": [str(root)]}, {**base, "name": "plain"}]
+    async with running_proxy(tmp_path, servers) as proxy:
+        await proxy.wait_for("limited", "running")
+        await proxy.wait_for("plain", "running")
+        async with through(proxy, "/mcp/all", "legacy") as client:
+            with trio.fail_after(20):
+                while str(root) not in (
+                    allowed := text_of(await client.call_tool("limited__list_allowed_directories", {}))
+                ):
+                    await trio.sleep(0.2)  # it asks for roots just after it starts
+            assert str(started_with) not in allowed
+            inside = await client.call_tool("limited__read_text_file", {"path": str(root / "inside.txt")})
+            assert text_of(inside) == "in the root"
+            outside = await client.call_tool("limited__list_directory", {"path": str(started_with)})
+            assert outside.is_error
+            plain = text_of(await client.call_tool("plain__list_allowed_directories", {}))
+            assert str(started_with) in plain and str(root) not in plain

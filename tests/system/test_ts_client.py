@@ -14,7 +14,7 @@ import pytest
 import trio
 from mcp.client import Client
 
-from tests.proxyctl import FIXTURES, everything_server, running_proxy
+from tests.proxyctl import FIXTURES, PYTHON, SERVERS, everything_server, running_proxy
 
 pytestmark = [
     pytest.mark.system,
@@ -84,3 +84,37 @@ async def test_typescript_sdk_client_sees_what_the_python_client_sees(tmp_path: 
     assert len(typescript["prompts"]) == 8 and len(typescript["templates"]) == 4
     assert "Paris" in json.dumps(typescript["prompt"]["messages"])
     assert typescript["resource"]["contents"][0]["uri"] == resource_uri
+
+
+TS_ASKING_CLIENT: Final = FIXTURES / "ts_asking_client.mjs"
+
+
+async def test_typescript_sdk_client_is_asked_what_its_calls_upstreams_ask(tmp_path: Path) -> None:
+    """Elicitation and sampling from server-everything (stdio, 2025 era) and elicitation from our
+    2026-era SDK server reach the TypeScript client that made the call, as server-initiated requests."""
+    asking = {"name": "new", "command": PYTHON, "args": [str(SERVERS / "asking_server.py")]}
+    async with running_proxy(
+        tmp_path, [everything_server(), {**asking, "protocol_version": "2026-07-28"}]
+    ) as proxy:
+        await proxy.wait_for("everything", "running")
+        await proxy.wait_for("new", "running")
+        tools = [
+            "everything__trigger-elicitation-request",
+            "everything__trigger-sampling-request",
+            "new__confirm",
+        ]
+        with trio.fail_after(NODE_TIMEOUT_S):
+            done = await trio.run_process(
+                ["node", str(TS_ASKING_CLIENT), f"{proxy.base_url}/mcp/all", *tools],
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+        assert done.returncode == 0, done.stderr.decode()
+        outcome = json.loads(done.stdout)
+    texts = [" ".join(item.get("text", "") for item in result["content"]) for result in outcome["results"]]
+    assert not any(result.get("isError") for result in outcome["results"]), texts
+    assert "Grace Hopper" in texts[0]
+    assert "sampled by the TypeScript client" in texts[1]
+    assert texts[2] == "did ship"
+    assert outcome["asked"] == ["elicitation/create", "sampling/createMessage", "elicitation/create"]
