@@ -57,6 +57,7 @@ TOKEN = "Bearer " + "t" * 62 + "59"
 MASK = "••••59 (71 chars)"
 WAIT_MS = 30_000
 PROMPT_CHANGE_TIMEOUT_S = 20.0
+FAILURE = "boom: missing API key"
 
 
 # ---------------------------------------------------------------- a proxy, synchronously
@@ -429,7 +430,7 @@ def test_quarantine_review_then_tools_logs_and_activity(browser: Any, tmp_path: 
     with sync_proxy(tmp_path, [echo_server("echo"), echo_server("held", quarantined=True)]) as proxy:
         wait_state(proxy, "echo", "running")
         rest(proxy, "POST", "/api/v1/tools/call", json={"name": "echo:add", "args": {"a": 2, "b": 3}})
-        rest(proxy, "POST", "/api/v1/tools/call", json={"name": "echo:fail", "args": {}})
+        rest(proxy, "POST", "/api/v1/tools/call", json={"name": "echo:fail", "args": {"message": FAILURE}})
         with open_page(browser, proxy, "#/quarantine") as page:
             card = page.locator('#quarantine-list article[data-server="held"]')
             expect(card).to_contain_text("echo_server.py")
@@ -441,7 +442,7 @@ def test_quarantine_review_then_tools_logs_and_activity(browser: Any, tmp_path: 
 
             page.goto(f"{proxy.base_url}/ui/#/server/held/tools")
             expect(page.locator('#tools tr[data-tool="echo"]')).to_be_visible()
-            expect(page.locator('#tools tr[data-tool="add"] .badge')).to_have_text("approved")
+            expect(page.locator('#tools tr[data-tool="add"] .approval')).to_have_text("approved")
             proxy.remember_pids()
 
             page.click('a[role="tab"]:has-text("Logs")')
@@ -453,13 +454,28 @@ def test_quarantine_review_then_tools_logs_and_activity(browser: Any, tmp_path: 
             expect(page.locator("#activity tbody tr")).to_have_count(2)
             page.select_option("#filter-status", "error")
             expect(page.locator("#activity tbody tr")).to_have_count(1)
-            expect(page.locator("#activity tbody tr")).to_contain_text("fail")
+            failed = page.locator("#activity tbody tr")
+            expect(failed).to_contain_text("fail")
+            # The tool ran and failed (isError): what it said is the row's error.
+            expect(failed.locator(".cell-error")).to_have_text(FAILURE)
             page.select_option("#filter-status", index=0)
             page.select_option("#filter-server", "held")
             expect(page.locator("#activity tbody")).to_contain_text("No tool calls match")
             page.select_option("#filter-server", index=0)
             expect(page.locator("#activity tbody tr")).to_have_count(2)
             shot(page, "activity")
+
+            # A record in full: who called, the arguments, the error and the result as recorded.
+            page.locator("#activity tbody tr", has_text="fail").locator("a").click()
+            record = page.locator("#record")
+            expect(record.locator(".record-error")).to_contain_text(FAILURE)
+            expect(record).to_contain_text("rest")
+            expect(record.locator("#record-arguments")).to_contain_text('"message"')
+            expect(record.locator("#record-result .tool-result.is-error")).to_contain_text(FAILURE)
+            assert page.evaluate("location.hash").startswith("#/activity/")
+            shot(page, "activity-record")
+            page.click("text=← All activity")
+            expect(page.locator("#activity tbody tr")).to_have_count(2)
 
 
 def test_a_changed_tool_shows_its_diff_and_is_approved_from_the_tools_tab(
@@ -475,19 +491,96 @@ def test_a_changed_tool_shows_its_diff_and_is_approved_from_the_tools_tab(
         rest(proxy, "POST", "/api/v1/servers/echo/restart")
         with open_page(browser, proxy, "#/server/echo/tools") as page:
             echo = page.locator('#tools tr[data-tool="echo"]')
-            expect(echo.locator(".badge")).to_have_text("changed", timeout=WAIT_MS)
+            expect(echo.locator(".approval")).to_have_text("changed", timeout=WAIT_MS)
             expect(echo.locator(".diff-text")).to_contain_text("id_rsa")
-            expect(page.locator('#tools tr[data-tool="exfiltrate"] .badge')).to_have_text("pending")
+            expect(page.locator('#tools tr[data-tool="exfiltrate"] .approval')).to_have_text("pending")
             proxy.remember_pids()
             shot(page, "server-tools")
             page.click('button[aria-label="Approve echo"]')
-            expect(echo.locator(".badge")).to_have_text("approved")
+            expect(echo.locator(".approval")).to_have_text("approved")
             expect(echo.locator(".diff-text")).to_have_count(0)
             page.click("#approve-all")
-            expect(page.locator('#tools tr[data-tool="exfiltrate"] .badge')).to_have_text("approved")
+            expect(page.locator('#tools tr[data-tool="exfiltrate"] .approval')).to_have_text("approved")
             expect(page.locator("#approve-all")).to_have_count(0)
         tools = rest(proxy, "GET", "/api/v1/servers/echo/tools")["tools"]
         assert {t["approval"] for t in tools} == {"approved"}
+
+
+def activity_records(proxy: Proxy, **filters: str) -> list[dict[str, Any]]:
+    """The activity log's records matching `filters`, newest first (it writes in order: once a record
+    is on file, so is every call made before it)."""
+    query = "&".join(f"{key}={value}" for key, value in filters.items())
+    records: list[dict[str, Any]] = rest(proxy, "GET", f"/api/v1/activity?{query}")["records"]
+    return records
+
+
+def test_tools_tab_shows_tier_annotations_and_schema_and_try_it_calls_through_the_activity_log(
+    browser: Any, tmp_path: Path
+) -> None:
+    expect = playwright_sync.expect
+    with sync_proxy(tmp_path, [echo_server("echo")]) as proxy:
+        wait_state(proxy, "echo", "running")
+        with open_page(browser, proxy, "#/server/echo/tools") as page:
+            add = page.locator('#tools tr[data-tool="add"]')
+            expect(add.locator(".tier")).to_have_text("read")
+            expect(add.locator(".cell-tier")).to_contain_text("call_tool_read")
+            expect(add.locator(".annotations")).to_contain_text("read-only")
+            wipe = page.locator('#tools tr[data-tool="delete_everything"]')
+            expect(wipe.locator(".tier")).to_have_text("destructive")
+            expect(wipe.locator(".cell-tier")).to_contain_text("call_tool_destructive")
+            expect(wipe.locator(".annotations")).to_contain_text("destructive")
+            expect(page.locator('#tools tr[data-tool="fail"] .annotations')).to_have_text("no annotations")
+            add.locator("summary", has_text="Input schema").click()
+            expect(add.locator(".input-schema pre")).to_contain_text('"required"')
+
+            # Try it: a form from the schema. A required field left empty is refused before any call.
+            add.locator('button[aria-label="Try add"]').click()
+            panel = page.locator("#try-panel")
+            expect(panel.locator('label:has-text("a (required)")')).to_be_visible()
+            expect(page.locator('#try-panel [data-arg="a"]')).to_be_focused()
+            page.fill('#try-panel [data-arg="b"]', "3")
+            page.click("#try-call")
+            expect(panel.locator(".error")).to_have_text("a: required")
+            page.fill('#try-panel [data-arg="a"]', "2")
+            page.click("#try-call")
+            expect(panel.locator(".tool-result")).to_contain_text("5")
+            expect(panel.locator(".tool-result .structured")).to_be_attached()
+            shot(page, "server-tools-try")
+
+            # The same arguments as JSON, for what fields cannot say.
+            page.check("#try-arg-as-json")
+            expect(page.locator("#try-arg-json")).to_have_value('{\n  "a": 2,\n  "b": 3\n}')
+            page.fill("#try-arg-json", '{"a": 1.5, "b": 2}')
+            page.click("#try-call")
+            expect(panel.locator(".tool-result")).to_contain_text("3.5")
+
+            # A tool error is shown as one.
+            page.click('button[aria-label="Try fail"]')
+            page.fill('#try-panel [data-arg="message"]', FAILURE)
+            page.click("#try-call")
+            expect(panel.locator(".tool-result.is-error")).to_contain_text(FAILURE)
+
+            # A destructive tool runs only after a confirmation.
+            page.click('button[aria-label="Try delete_everything"]')
+            expect(panel).to_contain_text("Annotated destructive")
+            page.click("#try-call")
+            dialog = page.locator("dialog#modal")
+            dialog.locator('button:has-text("Cancel")').click()
+            expect(panel.locator(".tool-result")).to_have_count(0)
+            page.click("#try-call")
+            dialog.locator("#modal-confirm").click()
+            expect(panel.locator(".tool-result")).to_contain_text("nothing deleted")
+
+            # Each call went the way every surface's does, and is on record as made from the UI.
+            page.click("#try-record")
+            record = page.locator("#record")
+            expect(record).to_contain_text("delete_everything")
+            expect(record).to_contain_text("ui")
+            expect(record.locator(".badge")).to_have_text("ok")
+        tools = [r["tool"] for r in activity_records(proxy, surface="ui")]
+        assert tools == ["delete_everything", "fail", "add", "add"], tools
+        statuses = [r["status"] for r in activity_records(proxy, surface="ui")]
+        assert statuses == ["ok", "error", "ok", "ok"], statuses
 
 
 def test_servers_add_disable_enable_restart_remove(browser: Any, tmp_path: Path) -> None:
