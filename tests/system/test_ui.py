@@ -214,7 +214,6 @@ def test_the_key_leaves_the_url_and_the_dashboard_follows_a_crash_live(browser: 
             # Narrow windows keep working.
             page.set_viewport_size({"width": 420, "height": 860})
             expect(row).to_be_visible()
-            shot(page, "dashboard-narrow")
 
         # The key can also be typed in once; a wrong one is refused next to the field.
         context = browser.new_context(viewport={"width": 1280, "height": 700})
@@ -659,6 +658,85 @@ def test_keyboard_only_navigation_reaches_every_page(browser: Any, tmp_path: Pat
             page.focus('nav a:has-text("Secrets")')
             page.keyboard.press("Enter")
             playwright_sync.expect(page.locator("h1")).to_have_text("Secrets")
+
+
+# Where the lines of an element's text break, as "<last char of a line>|<first char of the next>".
+LINE_BREAKS_JS = """(element) => {
+    const text = [], tops = [];
+    const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        for (let i = 0; i < node.data.length; i++) {
+            const range = document.createRange();
+            range.setStart(node, i);
+            range.setEnd(node, i + 1);
+            const rect = range.getClientRects()[0];
+            text.push(node.data[i]);
+            tops.push(rect ? rect.top : null);
+        }
+    }
+    const breaks = [];
+    let last = -1;
+    for (let i = 0; i < text.length; i++) {
+        if (tops[i] === null) continue;
+        if (last >= 0 && tops[i] > tops[last] + 2) breaks.push(text[i - 1] + "|" + text[i]);
+        last = i;
+    }
+    return breaks;
+}"""
+
+
+def wait_last_error(proxy: Proxy, name: str) -> str:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not (error := server_state(proxy, name).get("last_error")):
+        assert time.monotonic() < deadline, server_state(proxy, name)
+        time.sleep(0.1)
+    return str(error)
+
+
+def test_navigating_by_url_frames_nothing_and_a_narrow_window_cuts_nothing(
+    browser: Any, tmp_path: Path
+) -> None:
+    expect = playwright_sync.expect
+    missing = "/opt/not-installed/mcp-servers/bin/a-server-that-is-not-there-at-all"
+    servers = [echo_server("echo"), {"name": "broken", "command": missing, "args": ["--port", "0"]}]
+    with sync_proxy(tmp_path, servers) as proxy:
+        wait_state(proxy, "echo", "running")
+        error = wait_last_error(proxy, "broken")
+        with open_page(browser, proxy) as page:
+            # After a key press the page counts as keyboard-driven; a route change moves focus to
+            # <main>, which must not be framed, while the next Tab's target still is.
+            page.keyboard.press("Tab")
+            page.evaluate("location.hash = '#/servers'")
+            expect(page.locator("h1")).to_have_text("Servers")
+            assert page.evaluate("document.activeElement.id") == "main"
+            assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "none"
+            page.keyboard.press("Tab")
+            assert page.evaluate("document.activeElement.closest('main') !== null")
+            assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+
+            # Narrow: each dashboard row is a card, so the last error is there in full.
+            page.set_viewport_size({"width": 420, "height": 860})
+            page.evaluate("location.hash = '#/dashboard'")
+            cell = page.locator('#health tr[data-server="broken"] .cell-error')
+            expect(cell).to_contain_text(error[:40])
+            box = cell.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 420, box
+            wrap = page.locator("#health").locator("xpath=..")
+            assert wrap.evaluate("(e) => e.scrollWidth <= e.clientWidth"), (
+                "the dashboard table scrolls sideways"
+            )
+            shot(page, "dashboard-narrow")
+
+            # A command wraps between its words (or after a path's slash), never inside one.
+            page.evaluate("location.hash = '#/server/echo'")
+            command = page.locator(".summary .fact-command code.command")
+            expect(command).to_contain_text("echo_server.py")
+            breaks = command.evaluate(LINE_BREAKS_JS)
+            assert breaks, "at 420 px the command should need more than one line"
+            assert all(pair[0] in " /" for pair in breaks), breaks
+            launch_breaks = page.locator("#card-launch code.command").evaluate(LINE_BREAKS_JS)
+            assert all(pair[0] in " /" for pair in launch_breaks), launch_breaks
+            shot(page, "server-narrow")
 
 
 @contextmanager
