@@ -111,6 +111,7 @@ function addServerForm() {
     h("div", { class: "check" }, quarantined, h("label", { for: "add-quarantined" }, "Add quarantined (review before it starts)")),
     box,
     h("div", { class: "actions" }, submit));
+  form.addEventListener("input", () => showError(box, null)); // the error was about what is being changed
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const body = { name: name.value.trim() };
