@@ -739,6 +739,14 @@ def test_navigating_by_url_frames_nothing_and_a_narrow_window_cuts_nothing(
             assert all(pair[0] in " /" for pair in launch_breaks), launch_breaks
             shot(page, "server-narrow")
 
+            # The tools (with their schemas and "try it") fit too: no table scrolls sideways.
+            page.click("#tab-tools")
+            expect(page.locator('#tools tr[data-tool="add"] .tier')).to_have_text("read")
+            tools_wrap = page.locator("#tools").locator("xpath=..")
+            assert tools_wrap.evaluate("(e) => e.scrollWidth <= e.clientWidth"), (
+                "the tools table scrolls sideways"
+            )
+
 
 @contextmanager
 def authorization_server() -> Iterator[str]:

@@ -104,9 +104,10 @@ export function tableWrap(table) {
   return h("div", { class: "table-wrap" }, table);
 }
 
-// A table with a header row; `head` entries are strings or nodes.
-export function grid(id, head, rows) {
-  return tableWrap(h("table", { class: "grid", id },
+// A table with a header row; `head` entries are strings or nodes. A `stack` table turns into one
+// card per row in a narrow window (its cells then show their `data-label`).
+export function grid(id, head, rows, stack = false) {
+  return tableWrap(h("table", { class: stack ? "grid stack" : "grid", id },
     h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, rows)));
 }

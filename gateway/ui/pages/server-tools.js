@@ -82,8 +82,8 @@ export async function toolsTab(name, panel) {
       tryIt.addEventListener("click", () => openTry(t));
       return h("tr", { "data-tool": t.name },
         h("th", { scope: "row" }, h("code", {}, t.name), t.title ? h("div", { class: "muted" }, t.title) : null),
-        h("td", { class: "cell-tier" }, tierBadge(t), h("div", {}, h("code", { class: "muted small" }, t.call_with))),
-        h("td", {}, h("span", { class: `badge approval approval-${t.approval}` }, t.approval)),
+        h("td", { class: "cell-tier", "data-label": "Tier" }, tierBadge(t), h("div", {}, h("code", { class: "muted small" }, t.call_with))),
+        h("td", { "data-label": "Approval" }, h("span", { class: `badge approval approval-${t.approval}` }, t.approval)),
         h("td", { class: "cell-description" }, h("p", { class: "description" }, t.description || dash()),
           annotationsView(t.annotations),
           schemaView("Input schema", t.input_schema || {}, "schema-details input-schema"),
@@ -96,7 +96,7 @@ export async function toolsTab(name, panel) {
       allBox,
       tryHolder,
       tools.length
-        ? grid("tools", ["Tool", "Tier", "Approval", "Description", srOnly("Actions")], rows)
+        ? grid("tools", ["Tool", "Tier", "Approval", "Description", srOnly("Actions")], rows, true)
         : h("p", { class: "muted" }, "No tools (yet). A stopped or quarantined server has none."),
     );
     // A reload (an approval, a list change) keeps an open "try it" panel, with the tool as it is now.
