@@ -582,6 +582,55 @@ def test_tools_tab_shows_tier_annotations_and_schema_and_try_it_calls_through_th
         assert statuses == ["ok", "error", "ok", "ok"], statuses
 
 
+SCHEMA_FORM_JS = """async (schema) => {
+    const { schemaForm } = await import("/ui/lib/schema-form.js");
+    const form = schemaForm(schema, "t");
+    document.getElementById("main").replaceChildren(form.node);
+    const set = (name, value) => {
+        const input = form.node.querySelector(`[data-arg="${name}"]`);
+        input.value = value;
+    };
+    const read = () => { try { return form.read(); } catch (error) { return error.message; } };
+    const answers = { untouched: read() };
+    set("mode", JSON.stringify("fast"));
+    set("count", "2.5");
+    answers.fraction = read();
+    set("count", "3");
+    set("dry_run", "false");
+    set("tags", "a\\nb\\n\\n");
+    set("options", "{");
+    answers.badJson = read();
+    set("options", '{"depth": 2}');
+    answers.full = read();
+    form.node.querySelector("#t-as-json").click();
+    answers.asJson = JSON.parse(form.node.querySelector("#t-json").value);
+    return answers;
+}"""
+
+
+def test_the_schema_form_reads_every_kind_of_field(browser: Any, tmp_path: Path) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "mode": {"enum": ["fast", "slow"]},
+            "count": {"type": "integer", "default": 1},
+            "dry_run": {"type": "boolean"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "options": {"type": "object"},
+            "note": {"type": ["string", "null"]},
+        },
+        "required": ["mode", "count"],
+    }
+    with sync_proxy(tmp_path, []) as proxy, open_page(browser, proxy) as page:
+        answers = page.evaluate(SCHEMA_FORM_JS, schema)
+    assert answers["untouched"] == "mode: required"
+    assert answers["fraction"] == "count: expected a whole number"
+    assert answers["badJson"].startswith("options: not valid JSON")
+    full = {"mode": "fast", "count": 3, "dry_run": False, "tags": ["a", "b"], "options": {"depth": 2}}
+    assert answers["full"] == full
+    assert answers["asJson"] == full
+
+
 def test_servers_add_disable_enable_restart_remove(browser: Any, tmp_path: Path) -> None:
     expect = playwright_sync.expect
     with sync_proxy(tmp_path, [echo_server("echo")]) as proxy:
