@@ -133,6 +133,20 @@ def disk_server(proxy: Proxy, name: str) -> dict[str, Any]:
     return next(s for s in config["mcpServers"] if s["name"] == name)
 
 
+def wait_restarted(
+    proxy: Proxy, name: str, old_pid: int, timeout_s: float = START_TIMEOUT_S
+) -> dict[str, Any]:
+    """Wait until `name` runs again with an upstream other than `old_pid`; its state then."""
+    deadline = time.monotonic() + timeout_s
+    while (now := server_state(proxy, name)).get("upstream_pid") in (None, old_pid) or now[
+        "state"
+    ] != "running":
+        assert time.monotonic() < deadline, now
+        time.sleep(0.1)
+    proxy.remember_pids()
+    return now
+
+
 def wait_disk(proxy: Proxy, name: str, check: Any, timeout_s: float = 15) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -363,7 +377,12 @@ def test_launch_settings_and_timeouts_are_edited_in_place_and_reach_the_upstream
            "API_TOKEN": "t0ken-value-" + "x" * 20}  # fmt: skip
     refused = r"Failed to load resource: the server responded with a status of 400"
     with sync_proxy(tmp_path, [echo_server(env=env)]) as proxy:
-        before = wait_state(proxy, "echo", "running")
+        first = wait_state(proxy, "echo", "running")
+        # A reference to a stored secret, for the screenshot's keyring chip.
+        rest(proxy, "POST", "/api/v1/secrets", json={"name": "echo_service", "value": "svc-" + "v" * 20})
+        env["SERVICE_TOKEN"] = "${keyring:echo_service}"
+        rest(proxy, "PATCH", "/api/v1/servers/echo", json={"env": {"SERVICE_TOKEN": env["SERVICE_TOKEN"]}})
+        before = wait_restarted(proxy, "echo", first["upstream_pid"])
         with open_page(browser, proxy, "#/server/echo/config", expected=refused) as page:
             launch = page.locator("#card-launch")
             expect(launch.locator("code.command")).to_contain_text("echo_server.py")
@@ -373,6 +392,9 @@ def test_launch_settings_and_timeouts_are_edited_in_place_and_reach_the_upstream
             env_card = page.locator("#card-env")
             expect(env_card.locator('tr[data-key="HOME_REF"] .chip-env')).to_contain_text("HOME")
             expect(env_card.locator('tr[data-key="API_TOKEN"] .masked')).to_have_text("••••xx (32 chars)")
+            expect(env_card.locator('tr[data-key="SERVICE_TOKEN"] .chip-keyring')).to_contain_text(
+                "echo_service"
+            )
             shot(page, "server-configuration")
 
             # Cancel leaves everything as it was.
@@ -397,11 +419,7 @@ def test_launch_settings_and_timeouts_are_edited_in_place_and_reach_the_upstream
             assert on_disk["args"] == [*before["args"], "--name", "renamed"]
             assert (on_disk["init_timeout"], on_disk["call_tool_timeout"]) == (20, "45s")
             assert on_disk["env"] == env
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while (now := server_state(proxy, "echo")).get("upstream_pid") in (None, before["upstream_pid"]):
-                assert time.monotonic() < deadline, now
-                time.sleep(0.1)
-            wait_state(proxy, "echo", "running")
+            wait_restarted(proxy, "echo", before["upstream_pid"])
             assert call_whoami(proxy, "echo")["cwd"] == str(workdir)
 
             # A refused value is explained next to the form, and nothing is written.
