@@ -691,12 +691,7 @@ def test_servers_add_disable_enable_restart_remove(browser: Any, tmp_path: Path)
             expect(row).to_contain_text("running", timeout=WAIT_MS)
             before = wait_state(proxy, "added", "running")["upstream_pid"]
             row.locator('button:has-text("Restart")').click()
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while (now := server_state(proxy, "added")).get("upstream_pid") in (None, before) or now[
-                "state"
-            ] != "running":
-                assert time.monotonic() < deadline, now
-                time.sleep(0.1)
+            wait_restarted(proxy, "added", before)
             expect(row).to_contain_text("running", timeout=WAIT_MS)
             proxy.remember_pids()
             page.select_option("#add-kind", "http")
@@ -834,12 +829,14 @@ def test_sign_in_button_runs_the_oauth_flow_in_a_new_tab(browser: Any, tmp_path:
                 page.fill("#add-name", "guarded")
                 page.select_option("#add-kind", "http")
                 page.fill("#add-url", f"{base}/mcp")
+                page.fill("#add-headers", "X-Client: ui test\n")
                 page.check("#add-oauth")
                 page.fill("#add-scopes", "mcp:read")
                 page.click('#add-server button[type="submit"]')
                 row = page.locator('#servers tr[data-server="guarded"]')
                 expect(row).to_contain_text("needs_login", timeout=WAIT_MS)
                 assert disk_server(proxy, "guarded")["oauth"] == {"scopes": ["mcp:read"]}
+                assert disk_server(proxy, "guarded")["headers"] == {"X-Client": "ui test"}
                 shot(page, "oauth-sign-in")
                 with page.context.expect_page() as opened:
                     row.locator('button:has-text("Sign in")').click()
