@@ -100,6 +100,8 @@ class ToolInfo(msgspec.Struct, frozen=True, kw_only=True):
     """For a changed tool, the approved definition, to show the difference."""
     meta: dict[str, Any] | None = None
     """The tool's `_meta` (an MCP App's `ui.resourceUri`, ...): passed on, not pinned."""
+    execution: dict[str, Any] | None = None
+    """The tool's `execution` (`taskSupport`: `forbidden`, `optional`, `required`): passed on, not pinned."""
 
 
 class HeldPrompt(msgspec.Struct, frozen=True, kw_only=True):
@@ -509,6 +511,9 @@ class CallTool(Message, frozen=True, kw_only=True):
     """A 2026-era retry: the client's `inputResponses` (JSON object bytes), for the upstream as given."""
     request_state: str | None = None
     """A 2026-era retry: the upstream's `requestState`, echoed by the client."""
+    task: bytes | None = None
+    """A task-augmented call: the caller's `task` params (JSON object bytes). The upstream creates a
+    task, and ToolResult carries its `CreateTaskResult` (the task id as the upstream named it)."""
 
 
 class CancelCall(Message, frozen=True, kw_only=True):
@@ -591,9 +596,6 @@ class UpstreamNotified(Message, frozen=True, kw_only=True):
     server: str
     method: str
     params: bytes = b"{}"
-    request_id: int | None = None
-    """A log message sent while exactly one call was in flight: that call's (a 2026-era caller
-    gets it on the call's own response stream)."""
 
 
 WorkerToSupervisor = (

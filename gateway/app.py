@@ -29,6 +29,7 @@ from gateway.mcp_management import ManagementTools
 from gateway.mcp_proxy import ProxyTools, SearchService
 from gateway.registry import Registry
 from gateway.rest import RestApi, fail
+from gateway.tasks import TASK_STATUS, Tasks
 from gateway.ui_routes import ui_routes
 from gateway.upstreams import Upstreams
 from services.activity import ActivityLog, CallRecord
@@ -71,10 +72,14 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     proxy_catalog = CatalogFront(registry, upstreams, mcp_proxy.SURFACE)
     direct_catalog = CatalogFront(registry, upstreams, mcp_direct.SURFACE)
     rounds = InputRounds()
-    proxy = ProxyTools(registry, upstreams, search, management, caller, proxy_catalog, rounds)
-    direct = DirectTools(registry, upstreams, caller, direct_catalog, rounds)
+    tasks = Tasks(registry, upstreams, caller)
+    proxy = ProxyTools(registry, upstreams, search, management, caller, proxy_catalog, rounds, tasks)
+    direct = DirectTools(registry, upstreams, caller, direct_catalog, rounds, tasks)
 
     def on_upstream_notice(notice: UpstreamNotified) -> None:
+        if notice.method == TASK_STATUS:  # for the session that created the task, not every session
+            tasks.status_nowait(notice)
+            return
         proxy_catalog.relay_nowait(notice)
         direct_catalog.relay_nowait(notice)
 
@@ -122,6 +127,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
             nursery.start_soon(direct.run_notifier)
             nursery.start_soon(proxy_catalog.run)
             nursery.start_soon(direct_catalog.run)
+            nursery.start_soon(tasks.run)
             nursery.start_soon(events.run_coalescer)
             async with proxy_manager.run(), direct_manager.run():
                 yield

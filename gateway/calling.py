@@ -10,10 +10,9 @@ activity log.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -23,14 +22,11 @@ import pydantic
 from bus.errors import PeerGoneError, ProxyError
 from bus.messages import AskMethod, ToolInfo
 from gateway import guard
-from gateway.asks import Asking, AskRefusedError, ToolAnswer, is_modern
+from gateway.asks import Asking, AskRefusedError, ToolAnswer
 from gateway.registry import Registry
 from gateway.secret_echo import EchoGuard
 from gateway.upstreams import CallOptions, CallTimeoutError, Progress, Upstreams
 from services.activity import ActivityLog, CallRecord
-
-Log = Callable[[Any, Any, str | None], Awaitable[None]]
-"""(level, data, logger): one `notifications/message` to the caller."""
 
 
 @dataclass(frozen=True)
@@ -49,9 +45,6 @@ class CallContext:
     """The caller presented the API key: it holds the management right (supervisor/agent_changes.py)."""
     asking: Asking | None = None
     """Puts the upstream's questions (elicitation, sampling, roots) to this client (gateway/asks.py)."""
-    log: Log | None = None
-    """Sends a log message on the call's own response stream (a 2026-era client, which gets the
-    levels it opted in to per request); 2025-era sessions get every upstream's logs anyway."""
     input_required: bool = False
     """A 2026-era client: an upstream's `InputRequiredResult` is its answer, as it is."""
     input_responses: bytes | None = None
@@ -77,15 +70,7 @@ def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -
         request_id=None if request_id is None else str(request_id),
         intent_reason=intent_reason,
         keyed=bool(request.scope.get("state", {}).get("api_key_ok")) if request is not None else False,
-        log=_request_log(ctx) if is_modern(ctx) else None,
     )
-
-
-def _request_log(ctx: Any) -> Log:
-    async def log(level: Any, data: Any, logger: str | None) -> None:
-        await ctx.session.send_log_message(level, data, logger=logger, related_request_id=ctx.request_id)
-
-    return log
 
 
 def call_with(tool: ToolInfo) -> str:
@@ -114,23 +99,6 @@ def error_result(
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=message)], is_error=True, _meta=meta
     )
-
-
-def _tagged_log(log: Log | None, server: str) -> Callable[[bytes], Awaitable[None]] | None:
-    """An upstream's log message to the caller, its logger tagged with the server (`server:logger`)."""
-    if log is None:
-        return None
-    relay = log
-
-    async def on_log(params: bytes) -> None:
-        message = json.loads(params)
-        source = message.get("logger")
-        with contextlib.suppress(Exception):  # the client's request may be over: then it is dropped
-            await relay(
-                message.get("level", "info"), message.get("data"), f"{server}:{source}" if source else server
-            )
-
-    return on_log
 
 
 _TOOL_ANSWER: Final = pydantic.TypeAdapter[ToolAnswer](ToolAnswer)
@@ -183,14 +151,7 @@ class Caller:
         """`known`: the names to suggest from when the tool is unknown (a callable is only called then)."""
         started = time.monotonic()
         arguments_text = json.dumps(arguments, ensure_ascii=False)
-        names = known if callable(known) else lambda: known
-        checked = guard.check(self.registry, server, tool_name, shown_name, names)
-        destructive = isinstance(checked, ToolInfo) and call_with(checked) == "call_tool_destructive"
-        if destructive and variant not in (None, "call_tool_destructive"):
-            checked = guard.Refusal(
-                "destructive_variant",
-                f"{shown_name} is annotated destructive: call it with call_tool_destructive",
-            )
+        checked = self._admit(server, tool_name, shown_name, known, variant)
         if isinstance(checked, guard.Refusal):
             status = activity_status(checked.kind)
             self._record(server, tool_name, context, status, started, arguments_text, error=checked.message)
@@ -201,7 +162,6 @@ class Caller:
         options = CallOptions(
             progress=context.progress if echo_allowed else self._scrubbed_progress(context.progress),
             asking=self._recorded_asking(context, server, tool.name, echo_allowed),
-            on_log=_tagged_log(context.log, server),
             input_required=context.input_required,
             input_responses=context.input_responses,
             request_state=context.request_state,
@@ -237,6 +197,89 @@ class Caller:
             server, tool.name, context, status, started, arguments_text, result=raw.decode(errors="replace")
         )
         return result if echo_allowed else self.echo_guard.scrub(result)
+
+    def _admit(
+        self,
+        server: str,
+        tool_name: str,
+        shown_name: str,
+        known: Iterable[str] | Callable[[], Iterable[str]],
+        variant: str | None,
+    ) -> ToolInfo | guard.Refusal:
+        """The tool, if quarantine, pinning and the destructive check let it be called."""
+        names = known if callable(known) else lambda: known
+        checked = guard.check(self.registry, server, tool_name, shown_name, names)
+        destructive = isinstance(checked, ToolInfo) and call_with(checked) == "call_tool_destructive"
+        if destructive and variant not in (None, "call_tool_destructive"):
+            return guard.Refusal(
+                "destructive_variant",
+                f"{shown_name} is annotated destructive: call it with call_tool_destructive",
+            )
+        return checked
+
+    async def start_task(
+        self,
+        server: str,
+        tool_name: str,
+        arguments: dict[str, Any],
+        context: CallContext,
+        task: bytes,
+        *,
+        shown_name: str,
+        known: Iterable[str] | Callable[[], Iterable[str]],
+        variant: str | None = None,
+    ) -> types.CreateTaskResult | types.CallToolResult:
+        """A task-augmented call (`task`: the caller's `task` params, JSON): checked and recorded like
+        any call; the upstream's `CreateTaskResult` (its own task id), or an `isError` result."""
+        started = time.monotonic()
+        arguments_text = json.dumps(arguments, ensure_ascii=False)
+        checked = self._admit(server, tool_name, shown_name, known, variant)
+        if isinstance(checked, guard.Refusal):
+            status = activity_status(checked.kind)
+            self._record(server, tool_name, context, status, started, arguments_text, error=checked.message)
+            return error_result(checked.message, checked.kind, server)
+        options = CallOptions(task=task)
+        try:
+            raw = await self.upstreams.call(server, checked.name, arguments_text.encode(), options)
+            created = types.CreateTaskResult.model_validate_json(raw)
+        except (ProxyError, pydantic.ValidationError) as exc:
+            kind: CallErrorKind = (
+                "timeout"
+                if isinstance(exc, CallTimeoutError)
+                else "unavailable"
+                if isinstance(exc, PeerGoneError)
+                else "upstream_error"
+            )
+            status = activity_status(kind)
+            self._record(server, checked.name, context, status, started, arguments_text, error=str(exc))
+            return error_result(f"{shown_name}: {exc}", kind, server)
+        self._record(
+            server, checked.name, context, "task_created", started, arguments_text, result=raw.decode()
+        )
+        return created
+
+    def task_result(
+        self, server: str, tool: str, context: CallContext, started: float, raw: bytes
+    ) -> types.CallToolResult:
+        """A task's `tasks/result` (the result of its call): checked, recorded and scrubbed like a call's."""
+        what = f"tasks/result {tool}"
+        try:
+            result = types.CallToolResult.model_validate_json(raw)
+        except pydantic.ValidationError as exc:
+            message = f"{tool}: the upstream answered with an invalid tool result: {_first_problem(exc)}"
+            self._record(server, what, context, "error", started, "", error=message)
+            return error_result(message, "upstream_error", server)
+        status = "error" if result.is_error else "ok"
+        self._record(server, what, context, status, started, "", result=raw.decode(errors="replace"))
+        configured = self.registry.servers.get(server)
+        echo_allowed = configured is not None and configured.allow_secret_echo
+        return result if echo_allowed else self.echo_guard.scrub(result)
+
+    def record_failure(
+        self, server: str, what: str, context: CallContext, status: str, started: float, error: str
+    ) -> None:
+        """A task request that failed before any result (the task's worker died, ...), in the log."""
+        self._record(server, what, context, status, started, "", error=error)
 
     def _recorded_asking(
         self, context: CallContext, server: str, tool: str, echo_allowed: bool

@@ -32,6 +32,7 @@ from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bus.errors import PeerGoneError, ProxyError
 from bus.messages import UpstreamNotified
@@ -61,9 +62,27 @@ RECORDED: Final = frozenset({"prompts/get", "resources/read"})
 
 
 class CatalogServer(Server[Any]):
-    """A low-level Server that announces prompt and resource list changes (and tools', if `tools_changed`)."""
+    """A low-level Server that announces prompt and resource list changes (and tools', if `tools_changed`),
+    and the `tasks` capability to 2025-era clients while `task_capability` gives one."""
 
     tools_changed = False
+    task_capability: Callable[[], types.ServerTasksCapability | None] | None = None
+
+    def get_capabilities(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+        *,
+        protocol_version: str | None = None,
+    ) -> types.ServerCapabilities:
+        capabilities = super().get_capabilities(
+            notification_options, experimental_capabilities, extensions, protocol_version=protocol_version
+        )
+        if self.task_capability is None or protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return capabilities  # (2026-07-28 moved tasks out of the core protocol, into an extension)
+        tasks = self.task_capability()
+        return capabilities if tasks is None else capabilities.model_copy(update={"tasks": tasks})
 
     def create_initialization_options(
         self,

@@ -19,6 +19,7 @@ from gateway.asks import InputRounds, ToolAnswer
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.catalog import CatalogFront, CatalogServer
 from gateway.registry import Registry
+from gateway.tasks import Started, Tasks
 from gateway.tool_names import direct_name, unknown_message
 from gateway.tool_views import tool_definition
 from gateway.upstreams import Upstreams
@@ -43,8 +44,10 @@ class DirectTools:
         caller: Caller,
         catalog: CatalogFront,
         rounds: InputRounds | None = None,
+        tasks: Tasks | None = None,
     ) -> None:
         self.caller = caller
+        self.tasks = tasks
         self.rounds = rounds or InputRounds()
         self.catalog = catalog
         self.registry = registry
@@ -57,16 +60,18 @@ class DirectTools:
         registry.listeners.append(self._on_registry_change)
 
     def server(self) -> Server[Any]:
-        return self.catalog.install(
-            _DirectServer(
-                "mcpproxy-all",
-                version="0.1.0",
-                on_list_tools=self.list_tools,
-                on_call_tool=self.call_tool,
-                get_tool_input_schema=self.input_schema,
-                **self.catalog.handlers(),
-            )
+        server = _DirectServer(
+            "mcpproxy-all",
+            version="0.1.0",
+            on_list_tools=self.list_tools,
+            on_call_tool=self.call_tool,
+            get_tool_input_schema=self.input_schema,
+            **self.catalog.handlers(),
         )
+        if self.tasks is not None:
+            server.task_capability = self.tasks.capability
+            self.tasks.install(server, SURFACE, self.start_task)
+        return self.catalog.install(server)
 
     def input_schema(self, name: str) -> dict[str, Any] | None:
         """Lets the SDK check 2026-era request headers without listing every tool on each call."""
@@ -105,16 +110,34 @@ class DirectTools:
 
     async def call(self, name: str, arguments: dict[str, Any], context: CallContext) -> ToolAnswer:
         """`tools/call` on /mcp/all, from the SDK's handler or the fast lane."""
-        target = self.names.get(name)
-        if target is None:
-            self._tools()
-            target = self.names.get(name)
+        target = self._target(name)
         if target is None:
             return error_result(unknown_message("tool", name, self.names))
         server, tool = target
         return await self.caller.call(
             server, tool, arguments, context, shown_name=name, known=lambda: list(self.names)
         )
+
+    async def start_task(
+        self, name: str, arguments: dict[str, Any], context: CallContext, task: bytes
+    ) -> Started | types.CallToolResult:
+        """A task-augmented `tools/call` on /mcp/all (gateway/tasks.py)."""
+        target = self._target(name)
+        if target is None:
+            return error_result(unknown_message("tool", name, self.names))
+        server, tool = target
+        created = await self.caller.start_task(
+            server, tool, arguments, context, task, shown_name=name, known=lambda: list(self.names)
+        )
+        return created if isinstance(created, types.CallToolResult) else Started(server, tool, created)
+
+    def _target(self, name: str) -> tuple[str, str] | None:
+        """(server, tool) of a direct name."""
+        target = self.names.get(name)
+        if target is None:
+            self._tools()
+            target = self.names.get(name)
+        return target
 
     def remember(self, session_id: str, session: Any) -> None:
         """A session to tell about changes; its first `ServerSession` is kept (requests each make one)."""

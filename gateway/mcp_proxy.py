@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import mcp.types as types
 from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
+from mcp_types.jsonrpc import METHOD_NOT_FOUND
 
 from bus.messages import ToolInfo
 from gateway.asks import InputRounds, ToolAnswer
@@ -21,6 +23,7 @@ from gateway.calling import CallContext, Caller, call_with, context_from_mcp, er
 from gateway.catalog import CatalogFront, CatalogServer
 from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
 from gateway.registry import Registry
+from gateway.tasks import Started, Tasks
 from gateway.tool_names import split_qualified, unknown_message
 from gateway.tool_views import tool_definition
 from gateway.upstreams import Upstreams
@@ -74,18 +77,21 @@ MENU: Final = [
         description="Call an upstream tool that only reads (no side effects). Name it as `server:tool`.",
         input_schema=_CALL_INPUT,
         annotations=types.ToolAnnotations(read_only_hint=True),
+        execution=types.ToolExecution(task_support="optional"),
     ),
     types.Tool(
         name="call_tool_write",
         description="Call an upstream tool that changes something, not destructively. Name it `server:tool`.",
         input_schema=_CALL_INPUT,
         annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=False),
+        execution=types.ToolExecution(task_support="optional"),
     ),
     types.Tool(
         name="call_tool_destructive",
         description="Call an upstream tool that may delete or overwrite data. Name it as `server:tool`.",
         input_schema=_CALL_INPUT,
         annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=True),
+        execution=types.ToolExecution(task_support="optional"),
     ),
 ]
 
@@ -158,8 +164,10 @@ class ProxyTools:
         caller: Caller,
         catalog: CatalogFront,
         rounds: InputRounds | None = None,
+        tasks: Tasks | None = None,
     ) -> None:
         self.caller = caller
+        self.tasks = tasks
         self.catalog = catalog
         self.rounds = rounds or InputRounds()
         self.registry = registry
@@ -175,17 +183,19 @@ class ProxyTools:
             "call_tool_* variant the result names."
         )
         # Prompts and resources of every upstream are served here too (gateway/catalog.py).
-        return self.catalog.install(
-            CatalogServer(
-                "mcpproxy",
-                version="0.1.0",
-                instructions=instructions,
-                on_list_tools=self.list_tools,
-                on_call_tool=self.call_tool,
-                get_tool_input_schema=self.schemas.get,
-                **self.catalog.handlers(),
-            )
+        server = CatalogServer(
+            "mcpproxy",
+            version="0.1.0",
+            instructions=instructions,
+            on_list_tools=self.list_tools,
+            on_call_tool=self.call_tool,
+            get_tool_input_schema=self.schemas.get,
+            **self.catalog.handlers(),
         )
+        if self.tasks is not None:  # call_tool_* called as a task creates the task at the upstream
+            server.task_capability = self.tasks.capability
+            self.tasks.install(server, SURFACE, self.start_task)
+        return self.catalog.install(server)
 
     async def list_tools(
         self, ctx: Any, params: types.PaginatedRequestParams | None
@@ -221,6 +231,46 @@ class ProxyTools:
         return structured_result({"tools": self.search.search(query, min(limit, MAX_LIMIT))})
 
     async def _call(self, variant: str, arguments: dict[str, Any], context: CallContext) -> ToolAnswer:
+        target = self._target(variant, arguments, context)
+        if isinstance(target, types.CallToolResult):
+            return target
+        server, tool_name, args, context = target
+        return await self.caller.call(
+            server,
+            tool_name,
+            args,
+            context,
+            shown_name=str(arguments["name"]),
+            known=lambda: [f"{server}:{t.name}" for t in self.registry.tools_of(server)],
+            variant=variant,
+        )
+
+    async def start_task(
+        self, name: str, arguments: dict[str, Any], context: CallContext, task: bytes
+    ) -> Started | types.CallToolResult:
+        """call_tool_* called as a task (gateway/tasks.py): the upstream tool's task is created."""
+        if name not in CALL_VARIANTS:
+            raise MCPError(METHOD_NOT_FOUND, f"{name} cannot be called as a task: only call_tool_* can")
+        target = self._target(name, arguments, context)
+        if isinstance(target, types.CallToolResult):
+            return target
+        server, tool_name, args, context = target
+        created = await self.caller.start_task(
+            server,
+            tool_name,
+            args,
+            context,
+            task,
+            shown_name=str(arguments["name"]),
+            known=lambda: [f"{server}:{t.name}" for t in self.registry.tools_of(server)],
+            variant=name,
+        )
+        return created if isinstance(created, types.CallToolResult) else Started(server, tool_name, created)
+
+    def _target(
+        self, variant: str, arguments: dict[str, Any], context: CallContext
+    ) -> tuple[str, str, dict[str, Any], CallContext] | types.CallToolResult:
+        """(server, tool, its arguments, the context with the intent) of a call_tool_* call, or why not."""
         name = arguments.get("name")
         if not isinstance(name, str):
             return error_result(f"{variant}: `name` must be a string like 'server:tool'")
@@ -240,12 +290,4 @@ class ProxyTools:
             return error_result(f"{variant}: args must be a JSON object")
         reason = arguments.get("intent_reason")
         context = dataclasses.replace(context, intent_reason=reason if isinstance(reason, str) else None)
-        return await self.caller.call(
-            server,
-            tool_name,
-            args_payload,
-            context,
-            shown_name=name,
-            known=lambda: [f"{server}:{t.name}" for t in self.registry.tools_of(server)],
-            variant=variant,
-        )
+        return server, tool_name, args_payload, context

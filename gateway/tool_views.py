@@ -22,6 +22,8 @@ def tool_definition(tool: ToolInfo, name: str, *, full: bool = True) -> dict[str
         shown["title"] = tool.title
     if tool.annotations:
         shown["annotations"] = tool.annotations
+    if tool.execution:  # `taskSupport`: whether the tool is called as a task (gateway/tasks.py)
+        shown["execution"] = tool.execution
     if full and tool.output_schema:
         shown["outputSchema"] = tool.output_schema
     if full and tool.meta:  # an MCP App's ui.resourceUri stays readable as it is (gateway/catalog.py)

@@ -33,8 +33,9 @@ FLUSH_INTERVAL_S: Final = 0.1
 FINAL_FLUSH_S: Final = 2.0
 RETENTION_INTERVAL_S: Final = 600.0
 SCRUBBED: Final = "••••"
-STATUSES: Final = ("ok", "error", "blocked", "timeout", "unavailable")
-"""`unavailable`: the server was not running or went away (the call never ran, or was cut off)."""
+STATUSES: Final = ("ok", "error", "blocked", "timeout", "unavailable", "task_created")
+"""`unavailable`: the server was not running or went away (the call never ran, or was cut off);
+`task_created`: a call made as a task, whose result comes later (`tasks/result <tool>`)."""
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS tool_calls (

@@ -8,6 +8,12 @@ The SDK offers no public hook for two things we do:
   tables (`_server_instances`, `_session_owners`); while its call runs it holds
   the session's idle timer as the transport does for its own requests
   (`_requests_in_flight`, `_idle_timeout`).
+- A task-augmented `tools/call` (`services/worker/tasks.py`) is answered by a
+  `CreateTaskResult`, which `ClientSession.send_request` refuses (it checks every
+  `tools/call` result against `CallToolResult`, after the upstream has created
+  the task). `send_unchecked` sends it as `send_request` does — the session's
+  stamp (`_stamp`: the era's header or `_meta`) on the dispatcher
+  (`_dispatcher`) — and returns the result unchecked.
 - The worker's OAuth provider (`services/worker/oauth.py`) replaces the hooks
   `OAuthClientProvider` runs its flow through (`_auth_flow`, `_initialize`,
   `_handle_refresh_response`) and calls two of its steps (`_refresh_token`,
@@ -31,9 +37,11 @@ from typing import Any, Final
 import httpx2
 import trio
 from mcp.client.auth import OAuthClientProvider
+from mcp.client.session import ClientSession
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.dispatcher import CallOptions
 
 from bus.errors import IncompatibleLibraryError
 
@@ -80,6 +88,14 @@ def holding_session(transport: StreamableHTTPServerTransport) -> Iterator[None]:
         transport._requests_in_flight -= 1
         if not transport._requests_in_flight:
             idle.deadline = trio.current_time() + timeout
+
+
+async def send_unchecked(session: ClientSession, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Send one request on `session` as `send_request` does; return its result as it came (a dict)."""
+    data: dict[str, Any] = {"method": method, "params": params}
+    opts: CallOptions = {}
+    session._stamp(data, opts)
+    return await session._dispatcher.send_raw_request(method, data.get("params"), opts)
 
 
 class OAuthProviderBase(OAuthClientProvider):
@@ -138,6 +154,7 @@ def problems(
     manager: type[StreamableHTTPSessionManager] = StreamableHTTPSessionManager,
     transport: type[StreamableHTTPServerTransport] = StreamableHTTPServerTransport,
     provider: type[OAuthClientProvider] = OAuthClientProvider,
+    session: type[ClientSession] = ClientSession,
 ) -> list[str]:
     """Each internal this module relies on that the given SDK classes lack, in words (none: all there)."""
     tables = ("_server_instances", "_session_owners")
@@ -170,6 +187,9 @@ def problems(
         ),
         "OAuthClientProvider._add_auth_header is a plain method": inspect.isfunction(
             getattr(provider, "_add_auth_header", None)
+        ),
+        "ClientSession.send_request stamps with _stamp and sends on _dispatcher.send_raw_request": _uses(
+            session, "send_request", "_stamp", "_dispatcher", "send_raw_request"
         ),
     }
     return [what for what, present in expected.items() if not present]

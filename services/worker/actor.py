@@ -63,6 +63,7 @@ from services.worker.asks import AskRelay, call_answering
 from services.worker.catalog import CATALOG_CHANGES, RELAYED, forward, list_catalog, method_of, params_of
 from services.worker.log_format import hide_in_log
 from services.worker.raw_calls import fits_a_line, plain_tools
+from services.worker.tasks import start_task
 from services.worker.upstream import (
     Upstream,
     describe_error,
@@ -300,7 +301,10 @@ class Worker:
             self.in_flight[call.request_id] = scope
             try:
                 stdio = self.upstream.stdio
-                if stdio is not None and self._takes_raw(call):
+                if call.task is not None:
+                    with trio.fail_after(call.timeout_s):
+                        body = await start_task(self.upstream.session, call)
+                elif stdio is not None and self._takes_raw(call):
                     with trio.fail_after(call.timeout_s):
                         body = await stdio.raw.call(stdio.write_stream, call.tool, call.arguments)
                 else:
@@ -424,7 +428,6 @@ class Worker:
                         server=self.server,
                         method=method,
                         params=self._scrub(params_of(message).decode()).encode(),
-                        request_id=self.asks.only_call() if method == "notifications/message" else None,
                     )
                 )
 

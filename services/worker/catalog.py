@@ -20,6 +20,7 @@ from mcp_types.jsonrpc import METHOD_NOT_FOUND
 from pydantic import BaseModel
 
 from bus.messages import Catalog
+from services.worker.tasks import TASK_REQUESTS, TASK_STATUS
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +31,11 @@ FORWARDED: Final[dict[str, tuple[type[BaseModel], type[BaseModel]]]] = {
     "resources/subscribe": (types.SubscribeRequest, types.EmptyResult),
     "resources/unsubscribe": (types.UnsubscribeRequest, types.EmptyResult),
     "logging/setLevel": (types.SetLevelRequest, types.EmptyResult),
+    **TASK_REQUESTS,
 }
 """Method -> (request model, result model) of every request the gateway may forward."""
 
-RELAYED: Final = frozenset({"notifications/message", "notifications/resources/updated"})
+RELAYED: Final = frozenset({"notifications/message", "notifications/resources/updated", TASK_STATUS})
 """Upstream notifications the worker passes on to the gateway."""
 
 CATALOG_CHANGES: Final = frozenset(

@@ -23,6 +23,7 @@ from services.secrets import SecretStore
 from services.upstream_log import RotatingLog
 from services.worker.oauth import ProxyOAuth, open_oauth
 from services.worker.stdio import StdioUpstream, open_stdio_upstream
+from services.worker.tasks import status_binding
 
 if TYPE_CHECKING:
     from services.worker.asks import AskRelay
@@ -45,6 +46,7 @@ def tool_info(tool: types.Tool) -> ToolInfo:
         output_schema=dumped.get("outputSchema"),
         annotations=dumped.get("annotations"),
         meta=dumped.get("_meta"),
+        execution=dumped.get("execution"),
     )
 
 
@@ -169,7 +171,6 @@ def _asking(asks: AskRelay | None) -> dict[str, Any]:
         "elicitation_callback": asks.on_elicitation,
         "list_roots_callback": asks.on_list_roots,
         "sampling_capabilities": types.SamplingCapability(tools=types.SamplingToolsCapability()),
-        "log_level": "debug",  # a 2026-era upstream logs per request, on opt-in: take every level
     }
 
 
@@ -245,7 +246,12 @@ async def _open_remote(
             )
         session = await stack.enter_async_context(
             ClientSession(
-                read, write, client_info=CLIENT_INFO, message_handler=message_handler, **_asking(asks)
+                read,
+                write,
+                client_info=CLIENT_INFO,
+                message_handler=message_handler,
+                notification_bindings=[status_binding(message_handler)],
+                **_asking(asks),
             )
         )
         await _initialize(session, spec, auth.broken if auth is not None else None)
@@ -301,6 +307,7 @@ async def open_upstream(
                     stdio.write_stream,
                     client_info=CLIENT_INFO,
                     message_handler=message_handler,
+                    notification_bindings=[status_binding(message_handler)],
                     **_asking(asks),
                 )
             )
