@@ -596,6 +596,9 @@ class UpstreamNotified(Message, frozen=True, kw_only=True):
     server: str
     method: str
     params: bytes = b"{}"
+    request_id: int | None = None
+    """A log message sent while exactly one call was in flight: that call's (a 2026-era caller
+    gets it on the call's own response stream)."""
 
 
 WorkerToSupervisor = (

@@ -10,9 +10,10 @@ activity log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -22,11 +23,14 @@ import pydantic
 from bus.errors import PeerGoneError, ProxyError
 from bus.messages import AskMethod, ToolInfo
 from gateway import guard
-from gateway.asks import Asking, AskRefusedError, ToolAnswer
+from gateway.asks import Asking, AskRefusedError, ToolAnswer, is_modern
 from gateway.registry import Registry
 from gateway.secret_echo import EchoGuard
 from gateway.upstreams import CallOptions, CallTimeoutError, Progress, Upstreams
 from services.activity import ActivityLog, CallRecord
+
+Log = Callable[[Any, Any, str | None], Awaitable[None]]
+"""(level, data, logger): one `notifications/message` to the caller."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,9 @@ class CallContext:
     """The caller presented the API key: it holds the management right (supervisor/agent_changes.py)."""
     asking: Asking | None = None
     """Puts the upstream's questions (elicitation, sampling, roots) to this client (gateway/asks.py)."""
+    log: Log | None = None
+    """Sends a log message on the call's own response stream (a 2026-era client, which gets the
+    levels it opted in to per request); 2025-era sessions get every upstream's logs anyway."""
     input_required: bool = False
     """A 2026-era client: an upstream's `InputRequiredResult` is its answer, as it is."""
     input_responses: bytes | None = None
@@ -70,7 +77,15 @@ def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -
         request_id=None if request_id is None else str(request_id),
         intent_reason=intent_reason,
         keyed=bool(request.scope.get("state", {}).get("api_key_ok")) if request is not None else False,
+        log=_request_log(ctx) if is_modern(ctx) else None,
     )
+
+
+def _request_log(ctx: Any) -> Log:
+    async def log(level: Any, data: Any, logger: str | None) -> None:
+        await ctx.session.send_log_message(level, data, logger=logger, related_request_id=ctx.request_id)
+
+    return log
 
 
 def call_with(tool: ToolInfo) -> str:
@@ -99,6 +114,23 @@ def error_result(
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=message)], is_error=True, _meta=meta
     )
+
+
+def _tagged_log(log: Log | None, server: str) -> Callable[[bytes], Awaitable[None]] | None:
+    """An upstream's log message to the caller, its logger tagged with the server (`server:logger`)."""
+    if log is None:
+        return None
+    relay = log
+
+    async def on_log(params: bytes) -> None:
+        message = json.loads(params)
+        source = message.get("logger")
+        with contextlib.suppress(Exception):  # the client's request may be over: then it is dropped
+            await relay(
+                message.get("level", "info"), message.get("data"), f"{server}:{source}" if source else server
+            )
+
+    return on_log
 
 
 _TOOL_ANSWER: Final = pydantic.TypeAdapter[ToolAnswer](ToolAnswer)
@@ -162,6 +194,7 @@ class Caller:
         options = CallOptions(
             progress=context.progress if echo_allowed else self._scrubbed_progress(context.progress),
             asking=self._recorded_asking(context, server, tool.name, echo_allowed),
+            on_log=_tagged_log(context.log, server),
             input_required=context.input_required,
             input_responses=context.input_responses,
             request_state=context.request_state,

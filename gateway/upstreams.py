@@ -91,6 +91,7 @@ class _Pending:
     identity: bytes
     on_progress: Progress | None = None
     asking: Asking | None = None
+    on_log: Callable[[bytes], Awaitable[None]] | None = None
     done: trio.Event = field(default_factory=trio.Event)
     reply: ToolResult | ForwardResult | CallFailed | None = None
     gone: str | None = None
@@ -106,6 +107,8 @@ class CallOptions:
     progress: Progress | None = None
     asking: Asking | None = None
     """Puts the upstream's questions (elicitation, sampling, roots) to the caller."""
+    on_log: Callable[[bytes], Awaitable[None]] | None = None
+    """Gets the upstream's log messages sent while this was its one call in flight (JSON params)."""
     input_required: bool = False
     input_responses: bytes | None = None
     request_state: str | None = None
@@ -303,6 +306,9 @@ class Upstreams:
                 case UpstreamNotified(server=server):
                     if self._live.get(server) == peer:  # only the current generation speaks for a server
                         self.on_upstream_notice(message)
+                        pending = self._pending.get(message.request_id or 0)
+                        if pending is not None and pending.on_log is not None and pending.identity == peer:
+                            self._nursery.start_soon(pending.on_log, message.params)
                 case UpstreamAsked(request_id=request_id):
                     pending = self._pending.get(request_id)
                     if pending is not None and pending.identity == peer and not pending.done.is_set():
@@ -365,6 +371,7 @@ class Upstreams:
             options.timeout_s,
             options.progress,
             options.asking,
+            options.on_log,
         )
         if isinstance(reply, CallFailed):
             if reply.kind == "timeout":
@@ -413,6 +420,7 @@ class Upstreams:
         timeout_s: float | None,
         progress: Progress | None,
         asking: Asking | None = None,
+        on_log: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> ToolResult | ForwardResult | CallFailed:
         """One request to `server`'s worker, in the in-flight table: a dead worker fails it at once."""
         assert self._calls is not None
@@ -427,7 +435,7 @@ class Upstreams:
             )
         timeout = status.call_timeout_s if timeout_s is None else timeout_s
         request_id = next(self._ids)
-        pending = _Pending(identity, on_progress=progress, asking=asking)
+        pending = _Pending(identity, on_progress=progress, asking=asking, on_log=on_log)
         self._pending[request_id] = pending
         try:
             try:

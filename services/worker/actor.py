@@ -428,6 +428,7 @@ class Worker:
                         server=self.server,
                         method=method,
                         params=self._scrub(params_of(message).decode()).encode(),
+                        request_id=self.asks.only_call() if method == "notifications/message" else None,
                     )
                 )
 

@@ -93,6 +93,10 @@ class AskRelay:
                     )
                     question.done.set()
 
+    def only_call(self) -> int | None:
+        """The one call in flight, if exactly one is: what an unattributed message belongs to."""
+        return next(iter(self._calls)) if len(self._calls) == 1 else None
+
     def answered(self, answer: AskAnswered) -> None:
         """The gateway's answer to one question (an unknown or late answer is dropped)."""
         question = self._questions.get(answer.ask_id)

@@ -171,6 +171,7 @@ def _asking(asks: AskRelay | None) -> dict[str, Any]:
         "elicitation_callback": asks.on_elicitation,
         "list_roots_callback": asks.on_list_roots,
         "sampling_capabilities": types.SamplingCapability(tools=types.SamplingToolsCapability()),
+        "log_level": "debug",  # a 2026-era upstream logs per request, on opt-in: take every level
     }
 
 

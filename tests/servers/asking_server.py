@@ -2,6 +2,7 @@
 
     python tests/servers/asking_server.py
 
+Tool `chatty`: sends two log messages (`notifications/message`, logger `chatter`) while it runs.
 Tool `confirm(action)`: asks the user (form elicitation, one boolean `ok`) whether to do `action`,
 then answers `did <action>` or `skipped <action>`. To a client of the 2026-07-28 era it answers
 with an `InputRequiredResult` (its `requestState` names the action, so a retry for another action
@@ -26,11 +27,22 @@ QUESTION = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "requir
 def build() -> Server[Any]:
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         schema = {"type": "object", "properties": {"action": {"type": "string"}}, "required": ["action"]}
-        return types.ListToolsResult(tools=[types.Tool(name="confirm", input_schema=schema)])
+        return types.ListToolsResult(
+            tools=[
+                types.Tool(name="confirm", input_schema=schema),
+                types.Tool(name="chatty", input_schema={"type": "object"}),
+            ]
+        )
 
     async def call_tool(
         ctx: Any, params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
+        if params.name == "chatty":
+            for n in (1, 2):
+                await ctx.session.send_log_message(
+                    "info", f"chat {n}", logger="chatter", related_request_id=ctx.request_id
+                )
+            return types.CallToolResult(content=[types.TextContent(type="text", text="chatted")])
         action = str((params.arguments or {}).get("action"))
         message = f"May I {action}?"
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:

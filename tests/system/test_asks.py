@@ -338,3 +338,30 @@ async def test_server_filesystem_is_limited_to_the_configured_roots(tmp_path: Pa
             assert outside.is_error
             plain = text_of(await client.call_tool("plain__list_allowed_directories", {}))
             assert str(started_with) in plain and str(root) not in plain
+
+
+async def test_a_2026_client_gets_the_log_messages_of_its_own_call(tmp_path: Path) -> None:
+    """2026-07-28 has no standing stream: an upstream's log message sent while the client's call is
+    its one call in flight reaches that call's response stream, at the levels the client opted in to."""
+    servers = [asking_server("old", "2025-11-25"), asking_server("new", "2026-07-28")]
+    async with running_proxy(tmp_path, servers) as proxy:
+        await proxy.wait_for("old", "running")
+        await proxy.wait_for("new", "running")
+        for log_level in ("info", None):
+            logged: list[tuple[str, Any, str | None]] = []
+
+            async def on_log(
+                params: types.LoggingMessageNotificationParams, logged: list[Any] = logged
+            ) -> None:
+                logged.append((params.level, params.data, params.logger))
+
+            async with through(
+                proxy, "/mcp/all", "2026-07-28", logging_callback=on_log, log_level=log_level
+            ) as client:
+                for server in ("old", "new"):
+                    with trio.fail_after(30):
+                        assert text_of(await client.call_tool(f"{server}__chatty", {})) == "chatted"
+            expected = [
+                ("info", f"chat {n}", f"{server}:chatter") for server in ("old", "new") for n in (1, 2)
+            ]
+            assert logged == (expected if log_level else []), log_level
