@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import click
 import httpx2
 
-from cli.client import EXIT_UNREACHABLE, die, resolve_target, target_options
+from cli.client import EXIT_UNREACHABLE, die, resolve_target, target_options, unpack, unreachable_message
 
 
 @click.group("activity")
@@ -91,33 +92,56 @@ def show_activity(
 
 
 @activity_group.command("watch")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people; json: one JSON object per call and line, for scripts.",
+)
+@click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many calls.")
 @target_options
 def watch_activity(
-    config_path: Path | None, data_dir: Path | None, url: str | None, api_key: str | None
+    output: str,
+    count: int | None,
+    config_path: Path | None,
+    data_dir: Path | None,
+    url: str | None,
+    api_key: str | None,
 ) -> None:
-    """Print each call as it completes (from /events), until Ctrl-C.
+    """Print each call as it completes (from /events), until Ctrl-C (or --count calls).
 
-    Example: mcpproxy activity watch
+    Example: mcpproxy activity watch -o json | jq -r .tool
     """
     target = resolve_target(config_path, data_dir, url, api_key)
     event = ""
+    seen = 0
     try:
         with (
-            httpx2.Client(base_url=target.url, timeout=None) as client,
-            client.stream("GET", "/events", headers={"X-API-Key": target.api_key}) as response,
+            httpx2.Client(base_url=target.url, timeout=httpx2.Timeout(10.0, read=None)) as client,
+            client.stream("GET", "/events", headers=target.headers) as response,
         ):
             if response.status_code != 200:
-                die(f"/events answered HTTP {response.status_code}")
+                response.read()
+                die(unpack(response, target.url, "/events").error)
             for line in response.iter_lines():
                 if line.startswith("event: "):
                     event = line[7:]
                 elif line.startswith("data: ") and event == "activity.tool_call.completed":
                     call = json.loads(line[6:])
-                    click.echo(
-                        f"{_when(call['time'])}  {call['server']}:{call['tool']}  {call['status']}  "
-                        f"{call['duration_ms']:.1f} ms  ({call['surface']})",
-                    )
-    except httpx2.ConnectError:
-        die(f"no proxy is running at {target.url}: start it with `mcpproxy serve`", EXIT_UNREACHABLE)
+                    if output == "json":
+                        click.echo(json.dumps(call, separators=(",", ":")))
+                    else:
+                        click.echo(
+                            f"{_when(call['time'])}  {call['server']}:{call['tool']}  {call['status']}  "
+                            f"{call['duration_ms']:.1f} ms  ({call['surface']})",
+                        )
+                    sys.stdout.flush()
+                    seen += 1
+                    if count is not None and seen >= count:
+                        return
+    except (httpx2.ConnectError, httpx2.ConnectTimeout):
+        die(unreachable_message(target.url, target.url_origin), EXIT_UNREACHABLE)
     except KeyboardInterrupt:
         pass

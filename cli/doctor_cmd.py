@@ -21,6 +21,7 @@ from cli.client import (
     unpack,
 )
 from cli.output import console, duration, emit_json, output_option, print_table
+from cli.serve_progress import count_of
 from cli.server_table import server_rows
 from cli.upstream_cmd import SERVER_COLUMNS
 
@@ -118,7 +119,7 @@ def server_check(server: dict[str, Any]) -> Check:
             return Check(
                 label, "warn", "running but not answering pings", f"mcpproxy upstream restart {name}"
             )
-        return Check(label, "ok", f"running, {server.get('tool_count', 0)} tools")
+        return Check(label, "ok", f"running, {count_of(server.get('tool_count', 0), 'tool')}")
     error = server.get("last_error")
     if state in ("starting", "exited") and error and server.get("restarts", 0) > 0:
         # Between two attempts of a retry loop: the last failure is the news.
@@ -141,8 +142,10 @@ def docker_check() -> Check:
         finally:
             client.close()
     except Exception as exc:  # any failure only means "no Docker here"; it is not a problem
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return Check("docker", "info", f"not available: {reason}")
+        from services.docker_engine import engine_error_reason
+
+        reason = engine_error_reason(exc).strip()
+        return Check("docker", "info", f"not available: {reason.splitlines()[0] if reason else 'unknown'}")
     return Check("docker", "ok", f"available (engine {version})")
 
 
@@ -151,7 +154,7 @@ def run_checks(target: Target) -> tuple[list[Check], list[dict[str, Any]], bool]
     checks = []
     if target.config_problem is None:
         count = len(target.config.mcpServers)
-        checks.append(Check("config", "ok", f"{target.config_path} is valid ({count} servers)"))
+        checks.append(Check("config", "ok", f"{target.config_path} is valid ({count_of(count, 'server')})"))
     elif target.config_path.exists():
         checks.append(
             Check(
@@ -192,7 +195,7 @@ def run_checks(target: Target) -> tuple[list[Check], list[dict[str, Any]], bool]
                     "ok",
                     f"mcpproxy {data['version']} at {target.url}, up {duration(data['uptime_s'])}, "
                     f"{data['servers_running']}/{data['servers_total']} servers running, "
-                    f"{data['tools_total']} tools",
+                    f"{count_of(data['tools_total'], 'tool')}",
                 )
             )
             checks.append(Check("secrets", "ok", f"backend: {data.get('secrets_backend', '?')}"))

@@ -5,8 +5,8 @@ They repeat and mix, and all of them together make one JSON Merge Patch: one rou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Literal
 
 import click
 
@@ -50,6 +50,43 @@ def merge_map(
     return changes
 
 
+TIMEOUT_FIELDS: Final = ("init_timeout", "call_tool_timeout")
+
+
+def duration_value(value: str) -> int | float | str:
+    """A timeout flag's value as the config takes it: seconds as a number, or a string like "2m"."""
+    for number in (int, float):
+        try:
+            return number(value)
+        except ValueError:
+            continue
+    return value
+
+
+def transport_after(server: Mapping[str, Any], patch: Mapping[str, Any]) -> Literal["stdio", "remote"]:
+    """What kind of server `server` is once `patch` applies: a command (stdio) or a URL (remote)."""
+    protocol = patch.get("protocol", server.get("protocol")) or "auto"
+    if protocol == "stdio":
+        return "stdio"
+    if protocol != "auto":
+        return "remote"
+    return "stdio" if patch.get("command", server.get("command")) else "remote"
+
+
+def check_fits(name: str, kind: Literal["stdio", "remote"], *, headers: bool, env: bool) -> None:
+    """Refuse headers for a stdio server and env for a remote one: neither would ever be used."""
+    if kind == "stdio" and headers:
+        raise click.UsageError(
+            f"{name} is a stdio server (a command): it sends no HTTP headers, so --header would never be "
+            "used; pass what it reads from its environment with --env NAME=VALUE"
+        )
+    if kind == "remote" and env:
+        raise click.UsageError(
+            f"{name} is a remote server (a URL): it has no environment, so --env would never be used; "
+            "pass what it needs with --header 'NAME: VALUE'"
+        )
+
+
 def build_patch(
     *,
     headers: Sequence[tuple[str, str]] = (),
@@ -62,6 +99,8 @@ def build_patch(
     protocol: str | None = None,
     working_dir: str | None = None,
     enabled: bool | None = None,
+    init_timeout: str | None = None,
+    call_tool_timeout: str | None = None,
 ) -> dict[str, Any]:
     """One JSON Merge Patch (RFC 7396) for everything asked: one request, one restart."""
     patch: dict[str, Any] = {}
@@ -80,6 +119,9 @@ def build_patch(
     ):
         if value is not None:
             patch[key] = value
+    for key, given in (("init_timeout", init_timeout), ("call_tool_timeout", call_tool_timeout)):
+        if given is not None:
+            patch[key] = duration_value(given)
     return patch
 
 
@@ -95,9 +137,26 @@ def describe_patch(patch: dict[str, Any]) -> str:
     if "args" in patch:
         parts.append(f"args replaced ({len(patch['args'])})")
     parts += [f"{key} changed" for key in ("url", "command", "protocol", "working_dir") if key in patch]
+    parts += [f"{key} set to {patch[key]}" for key in TIMEOUT_FIELDS if key in patch]
     if "enabled" in patch:
         parts.append("enabled" if patch["enabled"] else "disabled")
     return "; ".join(parts)
+
+
+def timeout_options(func: Any) -> Any:
+    """--init-timeout and --call-tool-timeout: seconds, or a duration such as 30s or 2m."""
+    func = click.option(
+        "--call-tool-timeout",
+        default=None,
+        metavar="DURATION",
+        help="Longest a tool call may take (seconds, or e.g. 2m; default 2m).",
+    )(func)
+    return click.option(
+        "--init-timeout",
+        default=None,
+        metavar="DURATION",
+        help="Longest the server may take to initialize (seconds, or e.g. 30s; default 30s).",
+    )(func)
 
 
 def header_options(func: Any) -> Any:

@@ -53,6 +53,13 @@ def set_secret(
             die(f"--from-env: the variable {from_env} is not set", EXIT_USAGE)
     elif from_stdin:
         value = sys.stdin.read().rstrip("\n")
+    elif not sys.stdin.isatty():
+        # getpass would fall back to echoing the value, with a warning and a traceback-like frame.
+        die(
+            f"no terminal to type the value of {name} on: pipe it with --from-stdin, or name a variable "
+            "that holds it with --from-env VAR",
+            EXIT_USAGE,
+        )
     else:
         value = click.prompt(f"value for {name}", hide_input=True, confirmation_prompt=True)
     if not value:

@@ -23,11 +23,16 @@ REPORT_DEADLINE_S: Final = 120.0
 CONNECT_TIMEOUT_S: Final = 10.0
 
 
+def count_of(number: int, noun: str) -> str:
+    """`1 tool`, `2 tools`, `0 tools`."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def describe(server: dict[str, Any]) -> str | None:
     """One line about a server that has settled (running or failed); None while it is on its way."""
     name, state = server["name"], server.get("state")
     if state == "running":
-        return f"  ✓ {name}: running ({server.get('tool_count', 0)} tools)"
+        return f"  ✓ {name}: running ({count_of(server.get('tool_count', 0), 'tool')})"
     if state == "needs_login":
         return f"  ! {name}: waiting for you to sign in: mcpproxy auth login {name}"
     if state in ("backoff", "fatal") or (state == "exited" and server.get("last_error")):

@@ -19,7 +19,17 @@ from cli.client import (
 )
 from cli.client import management_target as _target
 from cli.output import console, emit_json, output_option, print_table
-from cli.patch_flags import build_patch, describe_patch, env_callback, header_options, headers_callback
+from cli.patch_flags import (
+    build_patch,
+    check_fits,
+    describe_patch,
+    duration_value,
+    env_callback,
+    header_options,
+    headers_callback,
+    timeout_options,
+    transport_after,
+)
 from cli.server_table import print_pending_change, print_server, server_rows
 from cli.upstream_logs import logs_command
 from cli.waiting import DEFAULT_WAIT_S, Outcome, act_and_wait, timeout_option
@@ -111,6 +121,7 @@ SHOWN_FIELDS: Final = (
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default=None, help="New protocol.")
 @click.option("--working-dir", default=None, help="New working directory of a stdio server.")
 @click.option("--enabled/--disabled", "enabled", default=None, help="Enable or disable it.")
+@timeout_options
 @output_option
 @target_options
 def patch_server(
@@ -126,6 +137,8 @@ def patch_server(
     protocol: str | None,
     working_dir: str | None,
     enabled: bool | None,
+    init_timeout: str | None,
+    call_tool_timeout: str | None,
     output: str,
     config_path: Path | None,
     data_dir: Path | None,
@@ -144,6 +157,7 @@ def patch_server(
       mcpproxy upstream patch synapbus --header "X-New: v" --header-remove "X-Old"
       mcpproxy upstream patch obsidian-pilot --env "LOG_LEVEL=debug"
       mcpproxy upstream patch obsidian-pilot --env-remove "OBSOLETE"
+      mcpproxy upstream patch slow-server --call-tool-timeout 5m --init-timeout 60
     """
     if args and clear_args:
         raise click.UsageError("use --arg or --clear-args, not both")
@@ -158,12 +172,31 @@ def patch_server(
         protocol=protocol,
         working_dir=working_dir,
         enabled=enabled,
+        init_timeout=init_timeout,
+        call_tool_timeout=call_tool_timeout,
     )
     if not patch:
         raise click.UsageError("nothing to change: give at least one of --header, --env, --arg, ...")
-    server = _target(config_path, data_dir, url, api_key).call(
-        "PATCH", f"/api/v1/servers/{name}", json=patch
-    )["server"]
+    target = _target(config_path, data_dir, url, api_key)
+    current = target.call("GET", f"/api/v1/servers/{name}")["server"]
+    check_fits(name, transport_after(current, patch), headers=bool(headers), env=bool(env))
+    notes = []
+    for field, noun, removes in (("headers", "header", header_removes), ("env", "variable", env_removes)):
+        absent = [key for key in removes if key not in (current.get(field) or {})]
+        for key in absent:
+            del patch[field][key]
+            notes.append(f"{name} has no {noun} {key}; nothing to remove")
+        if field in patch and not patch[field]:
+            del patch[field]
+    for note in notes:
+        click.echo(note, err=True)
+    if not patch:
+        if output == "json":
+            emit_json(current)
+        else:
+            click.echo(f"{name}: nothing changed")
+        return
+    server = target.call("PATCH", f"/api/v1/servers/{name}", json=patch)["server"]
     if output == "json":
         emit_json(server)
         return
@@ -194,6 +227,7 @@ def patch_server(
 @click.option("--working-dir", default=None, help="Working directory of a stdio server.")
 @click.option("--disabled", is_flag=True, help="Add it without starting it.")
 @click.option("--quarantined", is_flag=True, help="Add it quarantined (needs `upstream approve`).")
+@timeout_options
 @wait_options
 @output_option
 @target_options
@@ -207,6 +241,8 @@ def add_server(
     working_dir: str | None,
     disabled: bool,
     quarantined: bool,
+    init_timeout: str | None,
+    call_tool_timeout: str | None,
     wait: bool,
     timeout_s: float,
     output: str,
@@ -234,6 +270,10 @@ def add_server(
         server["url"] = server_url
     if protocol:
         server["protocol"] = protocol
+    check_fits(name, transport_after(server, {}), headers=bool(headers), env=bool(env))
+    for key, given in (("init_timeout", init_timeout), ("call_tool_timeout", call_tool_timeout)):
+        if given is not None:
+            server[key] = duration_value(given)
     if headers:
         server["headers"] = dict(headers)
     if env:

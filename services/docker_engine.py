@@ -85,6 +85,11 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
+def engine_error_reason(exc: BaseException) -> str:
+    """Why the engine could not be used, in words that say what to check (for `mcpproxy doctor`)."""
+    return _reason(exc)
+
+
 def _unavailable(exc: BaseException) -> DockerUnavailableError:
     return DockerUnavailableError(f"docker unavailable: {_reason(exc)}")
 
