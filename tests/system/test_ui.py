@@ -448,6 +448,7 @@ def test_quarantine_review_then_tools_logs_and_activity(browser: Any, tmp_path: 
         wait_state(proxy, "echo", "running")
         rest(proxy, "POST", "/api/v1/tools/call", json={"name": "echo:add", "args": {"a": 2, "b": 3}})
         rest(proxy, "POST", "/api/v1/tools/call", json={"name": "echo:fail", "args": {"message": FAILURE}})
+        wait_activity(proxy, 2)
         with open_page(browser, proxy, "#/quarantine") as page:
             card = page.locator('#quarantine-list article[data-server="held"]')
             expect(card).to_contain_text("echo_server.py")
@@ -521,6 +522,14 @@ def test_a_changed_tool_shows_its_diff_and_is_approved_from_the_tools_tab(
             expect(page.locator("#approve-all")).to_have_count(0)
         tools = rest(proxy, "GET", "/api/v1/servers/echo/tools")["tools"]
         assert {t["approval"] for t in tools} == {"approved"}
+
+
+def wait_activity(proxy: Proxy, count: int, timeout_s: float = 10.0) -> None:
+    """Until the activity log holds `count` records (it writes them a moment after each call)."""
+    deadline = time.monotonic() + timeout_s
+    while (total := rest(proxy, "GET", "/api/v1/activity?limit=1")["total"]) < count:
+        assert time.monotonic() < deadline, f"{total} of {count} records after {timeout_s} s"
+        time.sleep(0.05)
 
 
 def activity_records(proxy: Proxy, **filters: str) -> list[dict[str, Any]]:
@@ -808,6 +817,21 @@ def test_navigating_by_url_frames_nothing_and_a_narrow_window_cuts_nothing(
             assert tools_wrap.evaluate("(e) => e.scrollWidth <= e.clientWidth"), (
                 "the tools table scrolls sideways"
             )
+
+            # And the activity log, with a tool's own error in full.
+            call = {"name": "echo:fail", "args": {"message": FAILURE}}
+            rest(proxy, "POST", "/api/v1/tools/call", json=call)
+            wait_activity(proxy, 1)
+            page.evaluate("location.hash = '#/activity'")
+            failed = page.locator("#activity tbody tr .cell-error")
+            expect(failed).to_have_text(FAILURE)
+            box = failed.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 420, box
+            activity_wrap = page.locator("#activity").locator("xpath=..")
+            assert activity_wrap.evaluate("(e) => e.scrollWidth <= e.clientWidth"), (
+                "the activity table scrolls"
+            )
+            shot(page, "activity-narrow")
 
 
 @contextmanager
