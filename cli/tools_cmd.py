@@ -316,7 +316,8 @@ def call_tool(
     if output == "json":
         emit_json(result)
     elif result.get("isError"):
-        die(f"{tool}: {text_of(result)}", EXIT_FAILURE)
+        text = text_of(result)
+        die(text if text.startswith(f"{tool}:") else f"{tool}: {text}", EXIT_FAILURE)  # named once
     elif "structuredContent" in result and not any(
         b.get("type") == "text" for b in result.get("content", [])
     ):

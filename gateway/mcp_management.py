@@ -31,6 +31,14 @@ DEFAULT_LOG_LINES: Final = 50
 MAX_LOG_LINES: Final = 1000
 OPERATIONS: Final = ("list", "add", "remove", "patch", "enable", "disable", "restart", "tail_log")
 QUARANTINE_OPERATIONS: Final = ("list_quarantined", "inspect_quarantined", "inspect_tools")
+TUNABLES: Final = ("init_timeout", "call_tool_timeout", "health_check_interval")
+"""What an agent may set directly (supervisor/agent_changes.py): seconds, or a duration like "30s"."""
+HUMAN_ONLY: Final = {
+    "quarantined": "no MCP operation lifts or sets quarantine",
+    "enabled": "use the enable or disable operation (with the API key)",
+    "allow_secret_echo": "only a human decides whether a server's results may show secrets",
+}
+"""Fields a caller might try to patch from MCP, and why that does not work."""
 
 MANAGEMENT_TOOLS: Final = [
     types.Tool(
@@ -68,6 +76,7 @@ MANAGEMENT_TOOLS: Final = [
                 "headers": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
                 "headers_json": {"type": "string"},
                 "lines": {"type": "integer", "minimum": 1, "maximum": MAX_LOG_LINES},
+                **{key: {"type": ["number", "string"]} for key in TUNABLES},
             },
             "required": ["operation"],
         },
@@ -180,7 +189,10 @@ class ManagementTools:
                 {"server": name, "restarting": True} if result.ok else result.error or "failed",
                 error=not result.ok,
             )
+        self._check_known(operation, name, arguments)
         body: dict[str, Any] = {}
+        if operation == "patch":
+            body.update({key: arguments[key] for key in TUNABLES if arguments.get(key) is not None})
         for key in ("protocol", "command", "url"):
             if isinstance(arguments.get(key), str):
                 body[key] = arguments[key]
@@ -195,7 +207,8 @@ class ManagementTools:
         elif operation == "patch":
             if not body:
                 raise ArgumentError(
-                    "patch: nothing to change; give protocol, command, args, env, url or headers"
+                    "patch: nothing to change; give protocol, command, args, env, url, headers, "
+                    f"{', '.join(TUNABLES)}"
                 )
             config = await self.upstreams.config("patch", name, body, source="mcp", keyed=keyed)
         else:  # remove, enable, disable
@@ -206,6 +219,22 @@ class ManagementTools:
         if operation == "add" and data.get("server", {}).get("quarantined"):
             data["note"] = f"the server is quarantined until {approve_hint(name)}"
         return _result(data)
+
+    def _check_known(self, operation: str, name: str, arguments: dict[str, Any]) -> None:
+        """Refuse arguments this tool does not take, saying why: ignoring them would answer success
+        for a change that was never made (an agent's `{"quarantined": false}`)."""
+        schema = next(t for t in MANAGEMENT_TOOLS if t.name == "upstream_servers").input_schema
+        unknown = sorted(set(arguments) - set(schema["properties"]))
+        if not unknown:
+            return
+        reasons = [f"{key}: {HUMAN_ONLY[key]}" for key in unknown if key in HUMAN_ONLY]
+        others = [key for key in unknown if key not in HUMAN_ONLY]
+        if others:
+            reasons.append(f"{', '.join(others)}: not an argument of upstream_servers")
+        hint = (
+            f"; a quarantined server stays so until {approve_hint(name)}" if "quarantined" in unknown else ""
+        )
+        raise ArgumentError(f"{operation}: nothing was changed ({'; '.join(reasons)}){hint}")
 
     def _quarantine_security(self, arguments: dict[str, Any]) -> types.CallToolResult:
         operation = arguments.get("operation")

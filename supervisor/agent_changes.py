@@ -126,7 +126,7 @@ def propose(doc: ConfigDocument, name: str, patch: Any) -> str:
     check_references(proposed, current)
     if proposed == launch_spec(current):
         current.pop(PENDING, None)
-        return "unchanged"
+        return "applied" if tunables else "unchanged"
     restore = pending.get("restore_quarantined") if isinstance(pending, dict) else None
     current[PENDING] = {
         "id": change_id(proposed),

@@ -144,6 +144,8 @@ class ConfigAdmin:
             )
         elif outcome == "approved":
             shown["applied"] = "the pending change"
+        elif outcome == "unchanged":
+            shown["note"] = f"nothing changed: {name} already has these settings"
         return shown
 
     async def _config_to_secret(self, new: ConfigDocument, name: str, payload: Any) -> None:
