@@ -111,6 +111,9 @@ def serve(config_path: Path | None, data_dir: Path | None, listen: str | None, l
     from services.config import default_config_path, load_config, parse_listen, resolve_data_dir
 
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # serve's own requests (the readiness probe, the progress report's /events) are not news.
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
     path = config_path or default_config_path()
     try:
         config = load_config(path, create=config_path is None)

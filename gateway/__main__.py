@@ -35,6 +35,14 @@ from services.runtime import endpoints_for  # noqa: E402
 logger = logging.getLogger("gateway")
 
 GRACEFUL_TIMEOUT_S: Final = 1.0
+QUIET_BELOW_DEBUG: Final = (
+    "mcp.server.streamable_http_manager",
+    "mcp.server.streamable_http",
+    "hypercorn.error",
+)
+"""Loggers whose INFO lines are noise here: each MCP endpoint's session manager announces its start
+and stop (two endpoints, so each line twice) and every session it opens and ends, and hypercorn says
+it is running beside "gateway listening on". Their warnings and errors still show."""
 
 
 def raise_descriptor_limit() -> None:
@@ -129,6 +137,9 @@ def main() -> None:
     parser.add_argument("--log-level", default=os.environ.get("MCPPROXY_LOG_LEVEL", "INFO"))
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in QUIET_BELOW_DEBUG:
+            logging.getLogger(name).setLevel(logging.WARNING)
     process.set_parent_death_signal(signal.SIGTERM)
     raise_descriptor_limit()
     config_path = args.config or default_config_path()

@@ -24,7 +24,8 @@ async def run(plane: ControlPlane) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(plane.serve)
-            logger.info("supervisor ready: %d server(s) configured", len(plane.runners))
+            count = len(plane.runners)
+            logger.info("supervisor ready: %d server%s configured", count, "" if count == 1 else "s")
             async for signum in signals:
                 logger.info("%s received: stopping every server", signal.Signals(signum).name)
                 break

@@ -1,0 +1,37 @@
+"""What `mcpproxy serve` logs at INFO for a start, a few MCP sessions and a stop: state changes and
+one line per event, not each HTTP request it makes itself nor each session the SDK opens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.proxyctl import echo_server, running_proxy
+
+pytestmark = pytest.mark.system
+
+NOISE = (
+    "HTTP Request:",  # serve's readiness probe and progress report (httpx2)
+    "session manager started",  # once per MCP endpoint
+    "session manager shutting down",
+    "Created new transport",  # once per MCP session
+    "Terminating session",
+    "hypercorn.error: Running on",  # beside "gateway listening on"
+    "server(s)",
+)
+
+
+async def test_a_session_of_calls_logs_no_per_request_lines_and_nothing_twice(tmp_path: Path) -> None:
+    async with running_proxy(tmp_path, [echo_server()]) as proxy:
+        await proxy.wait_for("echo", "running")
+        for path in ("/mcp", "/mcp/all", "/mcp/all"):
+            async with proxy.mcp(path) as session:
+                await session.list_tools()
+    log = (tmp_path / "proxy.log").read_text()
+    for noise in NOISE:
+        assert noise not in log, f"{noise!r} in:\n{log}"
+    lines = log.splitlines()
+    assert sum("gateway listening on" in line for line in lines) == 1
+    assert "INFO supervisor: supervisor ready: 1 server configured" in lines
+    assert len(lines) == len(set(lines)), log  # no line twice
