@@ -63,7 +63,7 @@ from services.worker.asks import AskRelay, call_answering
 from services.worker.catalog import CATALOG_CHANGES, RELAYED, forward, list_catalog, method_of, params_of
 from services.worker.log_format import hide_in_log
 from services.worker.raw_calls import fits_a_line, plain_tools
-from services.worker.tasks import start_task
+from services.worker.tasks import required_tasks, run_as_task, start_task
 from services.worker.upstream import (
     Upstream,
     describe_error,
@@ -101,6 +101,8 @@ class Worker:
         self.catalog_changed = trio.Event()
         self.raw_tools: frozenset[str] = frozenset()
         """Tools a stdio upstream is called through the raw lane for (services/worker/raw_calls.py)."""
+        self.task_required: frozenset[str] = frozenset()
+        """Tools the upstream runs only as tasks: a plain call of one waits for its task (tasks.py)."""
         self.ping_interval_s = 10.0
         self.login_required = False
         """The upstream needs a person to sign in (OAuth): the supervisor waits instead of retrying."""
@@ -196,6 +198,7 @@ class Worker:
                     self._scrub = upstream.auth.scrubber(resolution.scrub)
                 tools = await list_all_tools(upstream.session)
                 self.raw_tools = self._raw_lane(tools)
+                self.task_required = required_tasks(tools)
                 catalog = await self._catalog()
                 info = upstream.session.server_info
                 await self._attach(start.calls_endpoint)
@@ -304,6 +307,9 @@ class Worker:
                 if call.task is not None:
                     with trio.fail_after(call.timeout_s):
                         body = await start_task(self.upstream.session, call)
+                elif call.tool in self.task_required:
+                    with trio.fail_after(call.timeout_s):
+                        body = await run_as_task(self.upstream.session, call)
                 elif stdio is not None and self._takes_raw(call):
                     with trio.fail_after(call.timeout_s):
                         body = await stdio.raw.call(stdio.write_stream, call.tool, call.arguments)
@@ -445,6 +451,7 @@ class Worker:
                 )
                 continue
             self.raw_tools = self._raw_lane(tools)
+            self.task_required = required_tasks(tools)
             await self.control.send(ToolsChanged(server=self.server, generation=self.generation, tools=tools))
 
     async def _relist_catalog_on_change(self) -> None:

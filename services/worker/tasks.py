@@ -10,18 +10,21 @@ named it: namespacing is the gateway's (`gateway/tasks.py`). The upstream's
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import mcp.types as types
+import msgspec
+import trio
 from mcp.client.extension import NotificationBinding
 from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INTERNAL_ERROR
 from pydantic import BaseModel, ValidationError
 
-from bus.messages import CallTool
+from bus.messages import CallTool, ToolInfo
 from services.mcp_internals import send_unchecked
 
 TASK_REQUESTS: Final[dict[str, tuple[type[BaseModel], type[BaseModel]]]] = {
@@ -34,6 +37,8 @@ TASK_REQUESTS: Final[dict[str, tuple[type[BaseModel], type[BaseModel]]]] = {
 `tasks/result` answers a `CallToolResult`."""
 
 TASK_STATUS: Final = "notifications/tasks/status"
+CANCEL_TIMEOUT_S: Final = 2.0
+"""How long a bridged task's cancel (its call ended first) may take before the worker gives up on it."""
 
 
 async def start_task(session: ClientSession, call: CallTool) -> bytes:
@@ -55,6 +60,39 @@ async def start_task(session: ClientSession, call: CallTool) -> bytes:
             INTERNAL_ERROR, "the upstream answered a task-augmented call without creating a task"
         ) from None
     return created.model_dump_json(by_alias=True, exclude_unset=True).encode()
+
+
+def required_tasks(tools: list[ToolInfo]) -> frozenset[str]:
+    """The tools the upstream runs only as tasks (`execution.taskSupport: required`)."""
+    return frozenset(tool.name for tool in tools if (tool.execution or {}).get("taskSupport") == "required")
+
+
+async def run_as_task(session: ClientSession, call: CallTool) -> bytes:
+    """A plain call of a tool that runs only as a task, for a caller that does not make tasks (a
+    2026-era client, REST, a 2025-era client that ignores `taskSupport`): create the task, wait for
+    its result (`tasks/result` blocks until the task ends), and answer that as the call's result.
+    A call that ends first (its timeout, the caller's cancel) cancels the task at the upstream."""
+    created = types.CreateTaskResult.model_validate_json(
+        await start_task(session, msgspec.structs.replace(call, task=b"{}"))
+    )
+    task_id = created.task.task_id
+    try:
+        result = await session.send_request(
+            types.GetTaskPayloadRequest(params=types.GetTaskPayloadRequestParams(task_id=task_id)),
+            types.CallToolResult,
+        )
+    except BaseException:
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(CANCEL_TIMEOUT_S),
+            contextlib.suppress(Exception),
+        ):
+            await session.send_request(
+                types.CancelTaskRequest(params=types.CancelTaskRequestParams(task_id=task_id)),
+                types.CancelTaskResult,
+            )
+        raise
+    return result.model_dump_json(by_alias=True, exclude_unset=True).encode()
 
 
 def status_binding(

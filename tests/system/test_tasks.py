@@ -20,6 +20,7 @@ from typing import Any, Final
 import httpx2
 import pytest
 import trio
+from mcp.client import Client
 
 from tests.proxyctl import INITIALIZE_2025, Proxy, everything_server, running_proxy
 
@@ -286,3 +287,25 @@ async def test_a_task_whose_worker_dies_fails_naming_its_server(tmp_path: Path) 
             assert (await session.request("tasks/get", {"taskId": doomed["taskId"]}))["status"] == "failed"
             again = (await session.request("tools/call", call_params("/mcp/all", "alpha", "again")))["task"]
             assert (await until_terminal(session, again["taskId"]))["status"] == "completed"
+
+
+async def test_a_client_that_makes_no_tasks_gets_the_result_of_a_task_only_tool(tmp_path: Path) -> None:
+    """A 2026-era client (no core tasks) or a 2025-era one that calls without `task`: the worker
+    runs the task for it and answers with the task's result."""
+    async with running_proxy(tmp_path, [everything_server("alpha")]) as proxy:
+        await proxy.wait_for("alpha", "running")
+        async with raw_session(proxy, "/mcp/all") as session:
+            await wait_for_tool(session, ["alpha"])
+        for mode in ("legacy", "2026-07-28"):
+            async with Client(f"{proxy.base_url}/mcp/all", mode=mode, cache=None) as client:
+                with trio.fail_after(TASK_DEADLINE_S):
+                    result = await client.call_tool(f"alpha__{TOOL}", {"topic": f"plain {mode}"})
+                assert not result.is_error, result
+                assert f"# Research Report: plain {mode}" in result.content[0].text  # type: ignore[union-attr]
+            async with Client(f"{proxy.base_url}/mcp", mode=mode, cache=None) as client:
+                with trio.fail_after(TASK_DEADLINE_S):
+                    result = await client.call_tool(
+                        "call_tool_write", {"name": f"alpha:{TOOL}", "args": {"topic": f"menu {mode}"}}
+                    )
+                assert not result.is_error, result
+                assert f"# Research Report: menu {mode}" in result.content[0].text  # type: ignore[union-attr]
