@@ -502,6 +502,9 @@ class CallTool(Message, frozen=True, kw_only=True):
     timeout_s: float = 120.0
     want_progress: bool = False
     """The client asked for progress: relay the upstream's notifications as CallProgress."""
+    want_logs: bool = False
+    """The client takes this call's log messages (a 2026-era client that opted in): the raw lane,
+    whose answer can overtake a log line, is not taken."""
     asks: tuple[AskMethod, ...] = ()
     """What the calling client can answer; an upstream's question of another kind is refused at once."""
     input_required: bool = False

@@ -19,6 +19,7 @@ from typing import Any, Final, Literal
 
 import mcp.types as types
 import pydantic
+from mcp_types import LOG_LEVEL_META_KEY
 
 from bus.errors import PeerGoneError, ProxyError
 from bus.messages import AskMethod, ToolInfo
@@ -77,7 +78,9 @@ def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -
         request_id=None if request_id is None else str(request_id),
         intent_reason=intent_reason,
         keyed=bool(request.scope.get("state", {}).get("api_key_ok")) if request is not None else False,
-        log=_request_log(ctx) if is_modern(ctx) else None,
+        log=_request_log(ctx)
+        if is_modern(ctx) and isinstance(meta, dict) and meta.get(LOG_LEVEL_META_KEY)
+        else None,
     )
 
 

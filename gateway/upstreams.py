@@ -65,6 +65,10 @@ from gateway.registry import Registry
 logger = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S: Final = 10.0
+LOG_BACKLOG: Final = 100
+"""Log messages of one call waiting for its client; more are dropped (with a warning)."""
+LOG_FLUSH_S: Final = 1.0
+"""How long a call's answer waits for its log messages to reach its client first."""
 SUBSCRIBE_RETRY_S: Final = 2.0
 
 
@@ -97,6 +101,8 @@ class _Pending:
     gone: str | None = None
     questions: set[trio.CancelScope] = field(default_factory=set)
     """The upstream's questions being put to the caller; they end with the call."""
+    logs: trio.MemorySendChannel[bytes] | None = None
+    logs_sent: trio.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -308,7 +314,7 @@ class Upstreams:
                         self.on_upstream_notice(message)
                         pending = self._pending.get(message.request_id or 0)
                         if pending is not None and pending.on_log is not None and pending.identity == peer:
-                            self._nursery.start_soon(pending.on_log, message.params)
+                            self._log(pending, message.params)
                 case UpstreamAsked(request_id=request_id):
                     pending = self._pending.get(request_id)
                     if pending is not None and pending.identity == peer and not pending.done.is_set():
@@ -318,6 +324,19 @@ class Upstreams:
                             await self._calls.send(
                                 peer, AskAnswered(ask_id=message.ask_id, error="no such call", code=-32600)
                             )
+
+    def _log(self, pending: _Pending, params: bytes) -> None:
+        """A call's log message, to its caller: in order, by one task per call, which the call's
+        answer waits for (`_exchange`), so a log line never arrives after the result it preceded."""
+        assert pending.on_log is not None
+        if pending.logs is None:
+            send, receive = trio.open_memory_channel[bytes](LOG_BACKLOG)
+            pending.logs, pending.logs_sent = send, trio.Event()
+            self._nursery.start_soon(_deliver_logs, pending.on_log, receive, pending.logs_sent)
+        try:
+            pending.logs.send_nowait(params)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            logger.warning("dropped a log message for a call: its client is not keeping up")
 
     async def _put_question(self, peer: bytes, pending: _Pending, question: UpstreamAsked) -> None:
         """Ask the caller (from its own task: a slow client must not stall the calls loop)."""
@@ -362,6 +381,7 @@ class Upstreams:
                 arguments=arguments,
                 timeout_s=timeout,
                 want_progress=options.progress is not None,
+                want_logs=options.on_log is not None,
                 asks=options.asking.methods if options.asking is not None else (),
                 input_required=options.input_required,
                 input_responses=options.input_responses,
@@ -455,7 +475,23 @@ class Upstreams:
             self._pending.pop(request_id, None)
             for question in pending.questions:
                 question.cancel()
+            if pending.logs is not None:
+                pending.logs.close()
+        if pending.logs_sent is not None:
+            with trio.move_on_after(LOG_FLUSH_S):
+                await pending.logs_sent.wait()
         if pending.gone is not None:
             raise PeerGoneError(pending.gone)
         assert pending.reply is not None
         return pending.reply
+
+
+async def _deliver_logs(
+    on_log: Callable[[bytes], Awaitable[None]], logs: trio.MemoryReceiveChannel[bytes], sent: trio.Event
+) -> None:
+    try:
+        async with logs:
+            async for params in logs:
+                await on_log(params)
+    finally:
+        sent.set()

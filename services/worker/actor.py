@@ -9,6 +9,7 @@ stops the upstream with the staged stop before the process ends.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ import mcp.types as types
 import trio
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
+from mcp_types.jsonrpc import JSONRPCNotification
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bus.codec import GATEWAY_TO_WORKER, TO_WORKER
@@ -74,6 +76,7 @@ from services.worker.upstream import (
 
 logger = logging.getLogger(__name__)
 
+LOG_MESSAGE: Final = "notifications/message"
 HELLO_TIMEOUT_S: Final = 10.0
 ATTACH_TIMEOUT_S: Final = 10.0
 HEARTBEAT_INTERVAL_S: Final = 1.0
@@ -191,7 +194,7 @@ class Worker:
 
         try:
             async with open_upstream(
-                spec, log, on_spawn, self._on_upstream_message, store, on_login_url, self.asks
+                spec, log, on_spawn, self._on_upstream_message, store, on_login_url, self.asks, self._tap
             ) as upstream:
                 self.upstream = upstream
                 if upstream.auth is not None:  # OAuth tokens are scrubbed from errors like any secret
@@ -399,6 +402,7 @@ class Worker:
         """A call the raw lane answers as the session would: no progress, no output schema to check."""
         return (
             not call.want_progress
+            and not call.want_logs
             and call.request_state is None
             and call.input_responses is None
             and call.tool in self.raw_tools
@@ -427,16 +431,35 @@ class Worker:
         method = method_of(message)
         if method in CATALOG_CHANGES:
             self.catalog_changed.set()
-        elif method in RELAYED and self.calls is not None:
+        elif method in RELAYED and method != LOG_MESSAGE and self.calls is not None:
             with contextlib.suppress(BusError):
                 await self.calls.send(
                     UpstreamNotified(
                         server=self.server,
                         method=method,
                         params=self._scrub(params_of(message).decode()).encode(),
-                        request_id=self.asks.only_call() if method == "notifications/message" else None,
                     )
                 )
+
+    async def _tap(self, item: Any) -> None:
+        """Log messages are relayed in the order the upstream sent them, before the session sees the
+        rest: one written during a call reaches the gateway before the call's answer does."""
+        message = getattr(getattr(item, "message", None), "root", getattr(item, "message", None))
+        if (
+            not isinstance(message, JSONRPCNotification)
+            or message.method != LOG_MESSAGE
+            or self.calls is None
+        ):
+            return
+        with contextlib.suppress(BusError):
+            await self.calls.send(
+                UpstreamNotified(
+                    server=self.server,
+                    method=LOG_MESSAGE,
+                    params=self._scrub(json.dumps(message.params or {})).encode(),
+                    request_id=self.asks.only_call(),
+                )
+            )
 
     async def _relist_on_change(self) -> None:
         while True:

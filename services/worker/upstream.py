@@ -161,6 +161,48 @@ async def _initialize(session: ClientSession, spec: UpstreamSpec, closed: trio.E
         raise UpstreamError("upstream exited during initialize")
 
 
+Tap = Callable[[Any], Awaitable[None]]
+"""Sees every message from the upstream, in the order it came, before the session handles it."""
+
+
+class InOrder:
+    """The session's read stream, with `tap` awaited on each message before the session gets it.
+
+    The session hands notifications to its message handler in tasks of their own, so a log line
+    the upstream wrote before a call's answer could be relayed after it; a tap sees it first.
+    """
+
+    def __init__(self, stream: Any, tap: Tap) -> None:
+        self._stream = stream
+        self._tap = tap
+
+    async def receive(self) -> Any:
+        item = await self._stream.receive()
+        await self._tap(item)
+        return item
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    def __aiter__(self) -> InOrder:
+        return self
+
+    async def __anext__(self) -> Any:
+        item = await self._stream.__anext__()
+        await self._tap(item)
+        return item
+
+    async def __aenter__(self) -> InOrder:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def _tapped(stream: Any, tap: Tap | None) -> Any:
+    return stream if tap is None else InOrder(stream, tap)
+
+
 def _asking(asks: AskRelay | None) -> dict[str, Any]:
     """The session callbacks that declare elicitation (form and URL), sampling (with tools) and roots
     to the upstream, and put its questions to the caller (services/worker/asks.py)."""
@@ -207,6 +249,7 @@ async def _open_remote(
     message_handler: MessageHandlerFnT,
     auth: ProxyOAuth | None,
     asks: AskRelay | None,
+    tap: Tap | None,
 ) -> ClientSession:
     assert spec.url is not None
     recorder = StatusRecorder()
@@ -247,7 +290,7 @@ async def _open_remote(
             )
         session = await stack.enter_async_context(
             ClientSession(
-                read,
+                _tapped(read, tap),
                 write,
                 client_info=CLIENT_INFO,
                 message_handler=message_handler,
@@ -274,6 +317,7 @@ async def open_upstream(
     store: SecretStore | None = None,
     on_login_url: Callable[[str], Awaitable[None]] | None = None,
     asks: AskRelay | None = None,
+    tap: Tap | None = None,
 ) -> AsyncIterator[Upstream]:
     """Connect and initialize within `spec.init_timeout_s`; the exit stops the upstream (staged).
 
@@ -304,7 +348,7 @@ async def open_upstream(
                 )
             session = await stack.enter_async_context(
                 ClientSession(
-                    stdio.read_stream,
+                    _tapped(stdio.read_stream, tap),
                     stdio.write_stream,
                     client_info=CLIENT_INFO,
                     message_handler=message_handler,
@@ -328,7 +372,7 @@ async def open_upstream(
             auth = await open_oauth(spec, store, nursery, on_login_url or _no_person)
         try:
             async with AsyncExitStack() as attempt:
-                session = await _open_remote(attempt, spec, transport, message_handler, auth, asks)
+                session = await _open_remote(attempt, spec, transport, message_handler, auth, asks, tap)
                 stack.push_async_exit(attempt.pop_all())
         except LoginRequiredError:
             raise
@@ -338,7 +382,7 @@ async def open_upstream(
             log.note(f"streamable HTTP failed ({describe_error(exc)}); trying SSE")
             transport = "sse"
             try:
-                session = await _open_remote(stack, spec, transport, message_handler, auth, asks)
+                session = await _open_remote(stack, spec, transport, message_handler, auth, asks, tap)
             except LoginRequiredError:
                 raise
             except Exception as sse_exc:

@@ -36,13 +36,13 @@ async def through(proxy: Proxy, path: str, mode: str, **callbacks: Any) -> Async
 
 
 async def call(
-    client: Client, path: str, tool: str, args: dict[str, Any] | None = None
+    client: Client, path: str, tool: str, args: dict[str, Any] | None = None, server: str = "everything"
 ) -> types.CallToolResult:
-    """`everything:tool` through `/mcp/all` (as `everything__tool`) or `/mcp` (`call_tool_write`)."""
+    """`server:tool` through `/mcp/all` (as `server__tool`) or `/mcp` (`call_tool_write`)."""
     with trio.fail_after(60):
         if path == "/mcp/all":
-            return await client.call_tool(f"everything__{tool}", args or {})
-        return await client.call_tool("call_tool_write", {"name": f"everything:{tool}", "args": args or {}})
+            return await client.call_tool(f"{server}__{tool}", args or {})
+        return await client.call_tool("call_tool_write", {"name": f"{server}:{tool}", "args": args or {}})
 
 
 def text_of(result: types.CallToolResult) -> str:
@@ -340,7 +340,8 @@ async def test_server_filesystem_is_limited_to_the_configured_roots(tmp_path: Pa
             assert str(started_with) in plain and str(root) not in plain
 
 
-async def test_a_2026_client_gets_the_log_messages_of_its_own_call(tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_2026_client_gets_the_log_messages_of_its_own_call(tmp_path: Path, path: str) -> None:
     """2026-07-28 has no standing stream: an upstream's log message sent while the client's call is
     its one call in flight reaches that call's response stream, at the levels the client opted in to."""
     servers = [asking_server("old", "2025-11-25"), asking_server("new", "2026-07-28")]
@@ -356,12 +357,42 @@ async def test_a_2026_client_gets_the_log_messages_of_its_own_call(tmp_path: Pat
                 logged.append((params.level, params.data, params.logger))
 
             async with through(
-                proxy, "/mcp/all", "2026-07-28", logging_callback=on_log, log_level=log_level
+                proxy, path, "2026-07-28", logging_callback=on_log, log_level=log_level
             ) as client:
                 for server in ("old", "new"):
-                    with trio.fail_after(30):
-                        assert text_of(await client.call_tool(f"{server}__chatty", {})) == "chatted"
+                    assert text_of(await call(client, path, "chatty", server=server)) == "chatted"
             expected = [
                 ("info", f"chat {n}", f"{server}:chatter") for server in ("old", "new") for n in (1, 2)
             ]
             assert logged == (expected if log_level else []), log_level
+
+
+async def test_a_call_cancelled_while_its_client_is_asked_ends_the_question(tmp_path: Path) -> None:
+    """The client gives up on its call while it is being asked: the question ends with the call (the
+    upstream gets an error, not a hang), and the next call is asked and answered as usual."""
+    asked = trio.Event()
+    answers = Answers()
+
+    async def stalls_once(
+        context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult:
+        if not asked.is_set():
+            asked.set()
+            await trio.sleep_forever()
+        return await answers.elicitation(context, params)
+
+    async with running_proxy(tmp_path, [everything_server()]) as proxy:
+        await proxy.wait_for("everything", "running")
+        async with through(proxy, "/mcp/all", "legacy", elicitation_callback=stalls_once) as client:
+            async with trio.open_nursery() as nursery:
+
+                async def first_call() -> None:
+                    await client.call_tool("everything__trigger-elicitation-request", {})
+
+                nursery.start_soon(first_call)
+                with trio.fail_after(30):
+                    await asked.wait()
+                nursery.cancel_scope.cancel()  # the client gives up (the SDK sends notifications/cancelled)
+            again = await call(client, "/mcp/all", "trigger-elicitation-request")
+        assert "Ada Lovelace" in text_of(again), text_of(again)
+        assert answers.asked == ["elicitation"]
