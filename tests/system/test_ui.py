@@ -872,7 +872,7 @@ def test_sign_in_button_runs_the_oauth_flow_in_a_new_tab(browser: Any, tmp_path:
                 expect(row).to_contain_text("running", timeout=WAIT_MS)
                 expect(row.locator('button:has-text("Sign in")')).to_have_count(0)
                 page.goto(f"{proxy.base_url}/ui/#/server/guarded")
-                expect(page.locator(".facts")).to_contain_text("signed in (OAuth)")
+                expect(page.locator(".summary .facts")).to_contain_text("signed in (OAuth)")
             assert wait_state(proxy, "guarded", "running")["signed_in"] is True
 
 
