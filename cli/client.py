@@ -205,10 +205,17 @@ def resolve_target(
         config=config,
         data_dir=resolved_dir,
         url=chosen,
-        api_key=api_key or os.environ.get(API_KEY_ENV) or config.api_key,
+        api_key=api_key or os.environ.get(API_KEY_ENV) or config.api_key or _run_key(resolved_dir),
         config_problem=problem,
         url_origin=origin,
     )
+
+
+def _run_key(data_dir: Path) -> str:
+    """The key of the proxy serving `data_dir`, for a run whose key is in no file the user has
+    (generated for the run, or from $MCPPROXY_API_KEY in serve's environment)."""
+    record = read_run_record(data_dir)
+    return record.api_key if record is not None else ""
 
 
 def choose_url(url: str | None, data_dir: Path, config: ProxyConfig, config_path: Path) -> tuple[str, str]:
@@ -242,7 +249,9 @@ def given_url(url: str | None) -> tuple[str, str] | None:
 def target_options(func: Any) -> Any:
     """--config, --data-dir, --url, --api-key on every command that talks to a proxy."""
     func = click.option(
-        "--api-key", default=None, help="API key (default: $MCPPROXY_API_KEY, then the config)."
+        "--api-key",
+        default=None,
+        help="API key (default: $MCPPROXY_API_KEY, then the config, then the running proxy's own).",
     )(func)
     func = click.option(
         "--url",
@@ -305,7 +314,7 @@ def _quiet_target(params: dict[str, Any]) -> Target:
         config=config,
         data_dir=data_dir,
         url=url,
-        api_key=params.get("api_key") or os.environ.get(API_KEY_ENV) or config.api_key,
+        api_key=params.get("api_key") or os.environ.get(API_KEY_ENV) or config.api_key or _run_key(data_dir),
     )
 
 

@@ -126,7 +126,7 @@ def _bound(settings: GatewaySettings, urls: list[str] | None) -> RunRecord:
         with contextlib.suppress(ValueError):
             port = urlsplit(url).port or port
             break
-    return RunRecord(pid=os.getpid(), host=settings.listen_host, port=port)
+    return RunRecord(pid=os.getpid(), host=settings.listen_host, port=port, api_key=settings.api_key)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Where a running proxy can be found: `<data_dir>/run/gateway.json`, written by the gateway.
+"""Where a running proxy can be found, and its key: `<data_dir>/run/gateway.json`, by the gateway.
 
 The gateway writes it once it listens (so it holds the address actually bound,
 port 0 included, and `--listen` whatever the config says) and removes it when it
@@ -15,7 +15,7 @@ import contextlib
 import fcntl
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -30,11 +30,16 @@ LOCK_FILE_NAME: Final = "supervisor.lock"
 
 @dataclass(frozen=True)
 class RunRecord:
-    """A gateway that is listening: its pid and the address it bound."""
+    """A gateway that is listening: its pid, the address it bound and the API key it requires.
+
+    The key is there for a run whose key is not in the config (generated for the run, or from
+    $MCPPROXY_API_KEY): the file is as private as the config (0600 in a 0700 directory).
+    """
 
     pid: int
     host: str
     port: int
+    api_key: str = field(default="", repr=False)
 
     @property
     def url(self) -> str:
@@ -54,7 +59,13 @@ def run_file_path(data_dir: Path) -> Path:
 def write_run_record(data_dir: Path, record: RunRecord) -> None:
     path = run_file_path(data_dir)
     make_private_dir(path.parent)
-    body = {"pid": record.pid, "host": record.host, "port": record.port, "url": record.url}
+    body = {
+        "pid": record.pid,
+        "host": record.host,
+        "port": record.port,
+        "url": record.url,
+        "api_key": record.api_key,
+    }
     write_atomically(path, json.dumps(body) + "\n", durable=False)
 
 
@@ -93,7 +104,12 @@ def data_dir_in_use(data_dir: Path) -> bool:
 def _parse(path: Path) -> RunRecord | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        record = RunRecord(pid=int(data["pid"]), host=str(data["host"]), port=int(data["port"]))
+        record = RunRecord(
+            pid=int(data["pid"]),
+            host=str(data["host"]),
+            port=int(data["port"]),
+            api_key=str(data.get("api_key") or ""),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return record

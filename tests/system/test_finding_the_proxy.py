@@ -95,11 +95,23 @@ async def test_serve_names_where_the_api_key_comes_from(tmp_path: Path) -> None:
     ):
         line = await printed(tmp_path / "env" / "proxy.log", "  REST API")
         assert line.endswith("(API key from $MCPPROXY_API_KEY)")
-    async with running_proxy(subdir(tmp_path, "none"), [], api_key=""):
+    async with running_proxy(subdir(tmp_path, "none"), [], api_key="") as proxy:
         line = await printed(tmp_path / "none" / "proxy.log", "  REST API")
         assert line.endswith("(API key generated for this run, printed above)")
         generated = await printed(tmp_path / "none" / "proxy.log", "mcpproxy: ")
         assert "has no api_key; using " in generated
+        # The commands find that run's key where they find its address: no --api-key needed.
+        listed = await mcpproxy(
+            "upstream",
+            "list",
+            "-o",
+            "json",
+            "--config",
+            str(proxy.config_path),
+            "--data-dir",
+            str(proxy.data_dir),
+        )
+        assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
 
 
 async def test_commands_find_the_proxy_that_serves_the_config_without_url_and_honour_url_anywhere(
