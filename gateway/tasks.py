@@ -40,8 +40,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
 
 from bus.errors import PeerGoneError, ProxyError
-from bus.messages import UpstreamNotified
-from gateway.asks import is_modern, session_asking
+from bus.messages import AskMethod, UpstreamNotified
+from gateway.asks import Asking, is_modern, session_asking
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.registry import Registry
 from gateway.upstreams import UpstreamReplyError, Upstreams
@@ -243,11 +243,16 @@ class Tasks:
         scrubbed: dict[str, Any] = secrets.scrub_json(body)
         return scrubbed
 
-    async def _forward(self, server: str, method: str, task_id: str, ctx: Any = None) -> dict[str, Any]:
+    async def _forward(
+        self, server: str, method: str, task_id: str, ctx: Any = None, shown: str = ""
+    ) -> dict[str, Any]:
         """`method` for the upstream's `task_id`; its error comes back as the same JSON-RPC error, named
-        by server. Raises PeerGoneError when the worker is gone (before or during the request)."""
+        by server. Raises PeerGoneError when the worker is gone (before or during the request).
+
+        With `ctx` (`tasks/result`), the upstream's questions while it waits (a task in
+        `input_required`) are put to that request's client, naming the task by `shown`."""
         params = json.dumps({"taskId": task_id}).encode()
-        asking = session_asking(ctx) if ctx is not None and not is_modern(ctx) else None
+        asking = _naming_task(session_asking(ctx), shown) if ctx is not None and not is_modern(ctx) else None
         try:
             raw = await self.upstreams.forward(server, method, params, asking=asking)
         except UpstreamReplyError as exc:
@@ -283,7 +288,7 @@ class Tasks:
         tool = task.tool if task is not None else "?"
         if self._lost(task) is None:
             try:
-                raw = await self._forward(server, "tasks/result", task_id, ctx)
+                raw = await self._forward(server, "tasks/result", task_id, ctx, shown)
             except PeerGoneError as exc:
                 if task is None:
                     raise MCPError(INTERNAL_ERROR, f"{server}: {exc}") from exc
@@ -363,6 +368,21 @@ class Tasks:
                     await task.session.send_notification(cast(Any, notification))
             except Exception:  # a closed session: no one to tell
                 task.session = None
+
+
+def _naming_task(asking: Asking | None, shown: str) -> Asking | None:
+    """`asking`, with the task a question belongs to (its `_meta` related task) named by the proxy's id."""
+    if asking is None:
+        return None
+    relay = asking.ask
+
+    async def ask(method: AskMethod, params: dict[str, Any]) -> dict[str, Any]:
+        meta = params.get("_meta")
+        if isinstance(meta, dict) and isinstance(meta.get(RELATED_TASK), dict):
+            params = {**params, "_meta": {**meta, RELATED_TASK: {**meta[RELATED_TASK], "taskId": shown}}}
+        return await relay(method, params)
+
+    return Asking(asking.methods, ask)
 
 
 def _related(result: types.CallToolResult, shown: str) -> dict[str, Any]:

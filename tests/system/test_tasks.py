@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -60,8 +60,11 @@ class RawSession:
             headers |= {"mcp-session-id": self.session_id, "mcp-protocol-version": "2025-11-25"}
         return headers
 
-    async def initialize(self) -> None:
-        response = await self.http.post(self.url, json=INITIALIZE_2025, headers=self._headers())
+    async def initialize(self, capabilities: dict[str, Any] | None = None) -> None:
+        body = INITIALIZE_2025
+        if capabilities is not None:
+            body = {**body, "params": {**body["params"], "capabilities": capabilities}}
+        response = await self.http.post(self.url, json=body, headers=self._headers())
         response.raise_for_status()
         self.session_id = response.headers["mcp-session-id"]
         self.capabilities = self._answer(response, 1)["capabilities"]
@@ -92,6 +95,30 @@ class RawSession:
         response.raise_for_status()
         return self._answer(response, request_id)
 
+    async def request_answering(
+        self, method: str, params: dict[str, Any], answer: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """A request whose response stream may carry the server's own requests: each is answered with
+        `answer(request)`, posted back, before the response comes."""
+        request_id = next(self._ids)
+        body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        async with self.http.stream("POST", self.url, json=body, headers=self._headers()) as response:
+            response.raise_for_status()
+            assert response.headers["content-type"].startswith("text/event-stream")
+            async for line in response.aiter_lines():
+                if not line.startswith("data:") or not line[len("data:") :].strip():
+                    continue
+                message = json.loads(line[len("data:") :])
+                if message.get("id") == request_id and "method" not in message:
+                    if "error" in message:
+                        raise RpcError(message["error"])
+                    result: dict[str, Any] = message["result"]
+                    return result
+                if "method" in message and "id" in message:
+                    reply = {"jsonrpc": "2.0", "id": message["id"], "result": answer(message)}
+                    (await self.http.post(self.url, json=reply, headers=self._headers())).raise_for_status()
+        raise AssertionError(f"the stream of request {request_id} ended without its answer")
+
     async def listen(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Collect the notifications of the session's standing GET stream, until cancelled."""
         headers = {**self._headers(), "Accept": "text/event-stream"}
@@ -106,19 +133,21 @@ class RawSession:
 
 
 @asynccontextmanager
-async def raw_session(proxy: Proxy, path: str) -> AsyncIterator[RawSession]:
+async def raw_session(
+    proxy: Proxy, path: str, capabilities: dict[str, Any] | None = None
+) -> AsyncIterator[RawSession]:
     async with httpx2.AsyncClient(timeout=TASK_DEADLINE_S) as http, trio.open_nursery() as nursery:
         session = RawSession(http, f"{proxy.base_url}{path}")
         with trio.fail_after(30):
-            await session.initialize()
+            await session.initialize(capabilities)
             await nursery.start(session.listen)
         yield session
         nursery.cancel_scope.cancel()
 
 
-def call_params(path: str, server: str, topic: str) -> dict[str, Any]:
+def call_params(path: str, server: str, topic: str, **extra: Any) -> dict[str, Any]:
     """`server`'s research tool called as a task: `server__tool` on /mcp/all, call_tool_write on /mcp."""
-    arguments = {"topic": topic}
+    arguments = {"topic": topic, **extra}
     if path == "/mcp/all":
         return {"name": f"{server}__{TOOL}", "arguments": arguments, "task": {"ttl": 60_000}}
     return {
@@ -309,3 +338,36 @@ async def test_a_client_that_makes_no_tasks_gets_the_result_of_a_task_only_tool(
                     )
                 assert not result.is_error, result
                 assert f"# Research Report: menu {mode}" in result.content[0].text  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("path", ["/mcp/all", "/mcp"])
+async def test_a_task_that_needs_input_asks_its_client_on_the_result_stream(
+    tmp_path: Path, path: str
+) -> None:
+    """The 2025-11-25 `input_required` flow: the task stops to ask (elicitation); the client, seeing
+    `input_required`, calls tasks/result, and the question comes on that request's stream, naming the
+    task by the proxy's id; the answer reaches the upstream, and the task finishes with it."""
+    async with running_proxy(tmp_path, [everything_server("alpha")]) as proxy:
+        await proxy.wait_for("alpha", "running")
+        async with raw_session(proxy, path, {"elicitation": {"form": {}}}) as session:
+            async with raw_session(proxy, "/mcp/all") as lister:
+                await wait_for_tool(lister, ["alpha"])
+            params = call_params(path, "alpha", "python", ambiguous=True)
+            task = (await session.request("tools/call", params))["task"]
+            with trio.fail_after(TASK_DEADLINE_S):
+                while (await session.request("tasks/get", {"taskId": task["taskId"]}))["status"] != (
+                    "input_required"
+                ):
+                    await trio.sleep(POLL_S)
+            asked: list[dict[str, Any]] = []
+
+            def answer(request: dict[str, Any]) -> dict[str, Any]:
+                asked.append(request)
+                return {"action": "accept", "content": {"interpretation": "snake"}}
+
+            with trio.fail_after(TASK_DEADLINE_S):
+                result = await session.request_answering("tasks/result", {"taskId": task["taskId"]}, answer)
+            assert [request["method"] for request in asked] == ["elicitation/create"]
+            assert asked[0]["params"]["_meta"][RELATED_TASK] == {"taskId": task["taskId"]}
+            assert "**Clarification**: snake" in report_text(result)
+            assert result["_meta"][RELATED_TASK] == {"taskId": task["taskId"]}
