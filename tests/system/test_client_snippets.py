@@ -4,21 +4,28 @@ has the keys that client expects, and names a URL where a running proxy answers 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import shutil
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
+import trio
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from tests.proxyctl import REPO, Proxy, echo_server, running_proxy
+from tests.proxyctl import FIXTURES, REPO, Proxy, echo_server, running_proxy
 
 pytestmark = pytest.mark.system
 
 README: Final = REPO / "README.md"
 DOCUMENTED_BASE: Final = "http://127.0.0.1:8080"
+MCP_REMOTE: Final = FIXTURES / "node_modules" / "mcp-remote" / "dist" / "proxy.js"
+BRIDGE_TIMEOUT_S: Final = 60.0
 SNIPPET_RE: Final = re.compile(
     r"^\*\*(?P<client>[^*]+)\*\*[^\n]*\n\n```(?P<lang>\w+)\n(?P<body>.*?)\n```", re.M | re.S
 )
@@ -129,3 +136,31 @@ async def test_every_url_the_snippets_name_answers_mcp_on_a_running_proxy(tmp_pa
                 assert "echo__echo" in names, client
             else:
                 assert "retrieve_tools" in names, client
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+async def test_claude_desktops_snippet_runs_mcp_remote_as_a_stdio_server_that_reaches_the_proxy(
+    tmp_path: Path,
+) -> None:
+    """What Claude Desktop starts from the snippet: `npx -y mcp-remote URL`, here the pinned
+    mcp-remote from tests/fixtures, driven over stdio by the MCP SDK's client as Claude Desktop would."""
+    if not MCP_REMOTE.exists():
+        pytest.fail(f"{MCP_REMOTE} is missing: run `npm ci --prefix tests/fixtures`")
+    url = claude_desktop(*client_snippets()["Claude Desktop"])
+    async with running_proxy(tmp_path, [echo_server()]) as proxy:
+        await proxy.wait_for("echo", "running")
+        bridge = StdioServerParameters(
+            command="node",
+            args=[str(MCP_REMOTE), url.replace(DOCUMENTED_BASE, proxy.base_url)],
+            env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},  # mcp-remote keeps state in ~/.mcp-auth
+        )
+        with trio.fail_after(BRIDGE_TIMEOUT_S):
+            async with stdio_client(bridge) as (read, write), ClientSession(read, write) as session:
+                await session.initialize()
+                names = {tool.name for tool in (await session.list_tools()).tools}
+                assert "retrieve_tools" in names and "call_tool_read" in names
+                called = await session.call_tool(
+                    "call_tool_read", {"name": "echo:echo", "args": {"message": "via mcp-remote"}}
+                )
+        assert not called.is_error
+        assert called.content[0].type == "text" and called.content[0].text == "via mcp-remote"
