@@ -18,7 +18,8 @@ from typing import Final
 
 from services.redaction import SecretValues
 
-HTTP_LOGGERS: Final = ("httpx2", "httpcore2")
+HTTP_LOGGERS: Final = ("httpx2", "httpcore2", "mcp.client.streamable_http", "mcp.client.sse")
+"""Traffic: each request, each session id received, each reconnect of the SDK's GET stream."""
 
 
 class ScrubbingFormatter(logging.Formatter):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.proxyctl import echo_server, running_proxy
+from tests.system.test_cli import headers_upstream
 
 pytestmark = pytest.mark.system
 
@@ -19,19 +20,27 @@ NOISE = (
     "Terminating session",
     "hypercorn.error: Running on",  # beside "gateway listening on"
     "server(s)",
+    "Received session ID",  # a remote upstream's worker: its SDK client's traffic
+    "GET stream disconnected",
 )
 
 
 async def test_a_session_of_calls_logs_no_per_request_lines_and_nothing_twice(tmp_path: Path) -> None:
-    async with running_proxy(tmp_path, [echo_server()]) as proxy:
-        await proxy.wait_for("echo", "running")
-        for path in ("/mcp", "/mcp/all", "/mcp/all"):
-            async with proxy.mcp(path) as session:
-                await session.list_tools()
+    with headers_upstream() as url:
+        remote = {"name": "remote", "url": url, "protocol": "http"}
+        async with running_proxy(tmp_path, [echo_server(), remote]) as proxy:
+            await proxy.wait_for("echo", "running")
+            await proxy.wait_for("remote", "running")
+            for path in ("/mcp", "/mcp/all", "/mcp/all"):
+                async with proxy.mcp(path) as session:
+                    if path == "/mcp/all":
+                        await session.call_tool("remote__headers", {})
+                    else:
+                        await session.list_tools()
     log = (tmp_path / "proxy.log").read_text()
     for noise in NOISE:
         assert noise not in log, f"{noise!r} in:\n{log}"
     lines = log.splitlines()
     assert sum("gateway listening on" in line for line in lines) == 1
-    assert "INFO supervisor: supervisor ready: 1 server configured" in lines
+    assert "INFO supervisor: supervisor ready: 2 servers configured" in lines
     assert len(lines) == len(set(lines)), log  # no line twice
