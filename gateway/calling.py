@@ -317,6 +317,13 @@ class Caller:
         """A task request that failed before any result (the task's worker died, ...), in the log."""
         self._record(server, what, context, status, started, "", error=error)
 
+    def task_asking(self, context: CallContext, server: str, tool: str) -> Asking | None:
+        """`context.asking` for a task's `tasks/result` (its upstream may ask while the caller waits):
+        each question recorded beside the task and scrubbed of injected secrets, as a call's are."""
+        configured = self.registry.servers.get(server)
+        echo_allowed = configured is not None and configured.allow_secret_echo
+        return self._recorded_asking(context, server, tool, echo_allowed)
+
     def _recorded_asking(
         self, context: CallContext, server: str, tool: str, echo_allowed: bool
     ) -> Asking | None:

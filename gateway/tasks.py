@@ -28,7 +28,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
@@ -244,15 +244,12 @@ class Tasks:
         return scrubbed
 
     async def _forward(
-        self, server: str, method: str, task_id: str, ctx: Any = None, shown: str = ""
+        self, server: str, method: str, task_id: str, asking: Asking | None = None
     ) -> dict[str, Any]:
         """`method` for the upstream's `task_id`; its error comes back as the same JSON-RPC error, named
         by server. Raises PeerGoneError when the worker is gone (before or during the request).
-
-        With `ctx` (`tasks/result`), the upstream's questions while it waits (a task in
-        `input_required`) are put to that request's client, naming the task by `shown`."""
+        `asking` puts the upstream's questions while it waits (`tasks/result`) to the client."""
         params = json.dumps({"taskId": task_id}).encode()
-        asking = _naming_task(session_asking(ctx), shown) if ctx is not None and not is_modern(ctx) else None
         try:
             raw = await self.upstreams.forward(server, method, params, asking=asking)
         except UpstreamReplyError as exc:
@@ -288,7 +285,10 @@ class Tasks:
         tool = task.tool if task is not None else "?"
         if self._lost(task) is None:
             try:
-                raw = await self._forward(server, "tasks/result", task_id, ctx, shown)
+                # A task in `input_required` asks on this request's stream (2025-11-25 tasks).
+                asking = _naming_task(session_asking(ctx), shown) if not is_modern(ctx) else None
+                asking = self.caller.task_asking(replace(context, asking=asking), server, tool)
+                raw = await self._forward(server, "tasks/result", task_id, asking)
             except PeerGoneError as exc:
                 if task is None:
                     raise MCPError(INTERNAL_ERROR, f"{server}: {exc}") from exc

@@ -371,3 +371,12 @@ async def test_a_task_that_needs_input_asks_its_client_on_the_result_stream(
             assert asked[0]["params"]["_meta"][RELATED_TASK] == {"taskId": task["taskId"]}
             assert "**Clarification**: snake" in report_text(result)
             assert result["_meta"][RELATED_TASK] == {"taskId": task["taskId"]}
+
+        # The question is in the activity log beside the task, as a call's questions are.
+        with trio.fail_after(20):
+            while True:
+                data = (await proxy.get("/api/v1/activity", params={"limit": 50})).json()["data"]
+                kinds = {(record["tool"], record["status"]) for record in data["records"]}
+                if {(f"elicitation/create {TOOL}", "ok"), (f"tasks/result {TOOL}", "ok")} <= kinds:
+                    break
+                await trio.sleep(POLL_S)
