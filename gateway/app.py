@@ -108,8 +108,8 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     upstreams.on_tools = events.tools_changed
     security = _security(settings)
     # One endpoint object per path, so `/mcp` and `/mcp/` both reach it without a redirect.
-    proxy_endpoint = FastPath(proxy.call, mcp_proxy.SURFACE, security)
-    direct_endpoint = FastPath(direct.call, mcp_direct.SURFACE, security)
+    proxy_endpoint = FastPath(proxy.call, mcp_proxy.SURFACE, security, proxy.schemas.get)
+    direct_endpoint = FastPath(direct.call, mcp_direct.SURFACE, security, direct.input_schema)
     direct_endpoint.watch.on_session = direct.remember
     proxy_endpoint.watch.on_session = proxy_catalog.remember
     proxy_catalog.alive = lambda session_id: session_id in proxy_endpoint.watch.sessions

@@ -12,8 +12,18 @@ checks quarantine and pinning and records the activity), and answers
 Everything else goes to the SDK unchanged: initialize, notifications, GET
 streams, DELETE, batches, progress tokens, clients that do not accept both
 JSON and SSE (the SDK answers them 406), unknown or foreign sessions (404),
-bodies that do not parse (400 parse error), 2026-era requests, and any
-request shape this lane does not recognise. A session becomes eligible once
+bodies that do not parse (400 parse error), and any request shape this lane
+does not recognise.
+
+A 2026-07-28 request (no session; its era, client and capabilities in
+`_meta`, `Mcp-Method`/`Mcp-Name` headers) takes the lane too when it is a
+plain `tools/call`: it passes the SDK's own validation ladder
+(`classify_inbound_request`, duplicated routing headers), its client declared
+no elicitation, sampling or roots (those calls may be answered
+`input_required`: gateway/asks.py), it asks for no logs or progress, it
+carries no `Mcp-Param-*` header and the tool's schema declares none, and it is
+no retry (`inputResponses`, `requestState`). Its answer is what the SDK's
+runner writes: the result sieved for that era and stamped with `serverInfo`. A session becomes eligible once
 the SDK has seen it initialized (`SessionWatch`, a server middleware), which
 is also where the client's name and version come from. What the lane reads of
 the SDK's private session tables goes through `services/mcp_internals.py`.
@@ -37,20 +47,37 @@ import pydantic_core
 import trio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp.server.runner import modern_error_data
 from mcp.server.streamable_http import REQUEST_CANCELLED, check_accept_headers
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.dispatcher import coerce_request_id
+from mcp.shared.inbound import (
+    ERROR_CODE_HTTP_STATUS,
+    find_duplicated_routing_header,
+)
 from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
-from mcp_types import INTERNAL_ERROR, INVALID_REQUEST, ErrorData
-from mcp_types import methods as spec_methods
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
-from pydantic import ValidationError
+from mcp_types import (
+    ErrorData,
+)
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from gateway.asks import offered
 from gateway.calling import CallContext
+from gateway.fastpath_wire import (
+    PARAM_HEADER_PREFIX,
+    PlainCall,
+    cancelled_request_id,
+    declares_param_headers,
+    error_body,
+    invalid_request_body,
+    invalid_request_id,
+    parse_modern_call,
+    parse_plain_call,
+    result_body,
+)
 from gateway.frontdoor import replay_body
 from services.mcp_internals import holding_session, serving_transport, session_transports
 
@@ -64,8 +91,6 @@ ToolCall = Callable[
 _SESSION_HEADER: Final = b"mcp-session-id"
 _VERSION_HEADER: Final = b"mcp-protocol-version"
 _JSON_HEADERS: Final = ((b"content-type", b"application/json"),)
-_REQUEST_KEYS: Final = frozenset({"jsonrpc", "id", "method", "params"})
-_CALL_PARAM_KEYS: Final = frozenset({"name", "arguments", "_meta"})
 PRUNE_AFTER: Final = 64
 """Forget sessions the SDK has discarded once this many more have been seen since the last sweep."""
 
@@ -80,107 +105,6 @@ class SessionInfo:
     can_be_asked: bool = False
     """The client declared elicitation, sampling or roots: its calls need the SDK's response stream,
     where an upstream's question to it goes (gateway/asks.py), so they skip this lane."""
-
-
-@dataclass(frozen=True)
-class PlainCall:
-    """A `tools/call` request this lane answers exactly as the SDK would."""
-
-    request_id: str | int
-    name: str
-    arguments: dict[str, Any]
-
-
-def parse_plain_call(message: Any) -> PlainCall | None:
-    """The call in one decoded JSON-RPC message, or None when the SDK must handle it.
-
-    Plain means: a single request object with only the JSON-RPC keys, a string
-    or integer id, a string tool name, object (or absent) arguments, and no
-    `_meta` beyond what the call ignores — a progress token needs the SDK's
-    per-request event stream, and a 2026-era envelope its own entry point.
-    """
-    if (
-        not isinstance(message, dict)
-        or message.get("method") != "tools/call"
-        or message.keys() - _REQUEST_KEYS
-    ):
-        return None
-    request_id = message.get("id")
-    params = message.get("params")
-    if (
-        message.get("jsonrpc") != "2.0"
-        or not isinstance(request_id, str | int)
-        or isinstance(request_id, bool)
-        or not isinstance(params, dict)
-        or params.keys() - _CALL_PARAM_KEYS
-    ):
-        return None
-    name = params.get("name")
-    arguments = params.get("arguments")
-    meta = params.get("_meta")
-    if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)):
-        return None
-    if meta is not None and (not isinstance(meta, dict) or meta):
-        return None
-    return PlainCall(request_id, name, arguments or {})
-
-
-def invalid_request_id(message: Any) -> str | None:
-    """Why a decoded JSON-RPC request's `id` is not one MCP allows (a string or an integer), else None.
-
-    Only a message with a `method` and an `id` is a request; a notification has no `id`, and a response
-    (no `method`) may carry a null one.
-    """
-    if not isinstance(message, dict) or "method" not in message or "id" not in message:
-        return None
-    request_id = message["id"]
-    if isinstance(request_id, str) or (isinstance(request_id, int) and not isinstance(request_id, bool)):
-        return None
-    if request_id is None:
-        shown = "null"
-    elif isinstance(request_id, bool):
-        shown = "a boolean"
-    elif isinstance(request_id, float):
-        shown = f"the number {request_id!r}"
-    else:
-        shown = "an array" if isinstance(request_id, list) else "an object"
-    return f"Invalid Request: a request's id must be a string or an integer, not {shown}"
-
-
-def invalid_request_body(reason: str) -> bytes:
-    error = {"code": INVALID_REQUEST, "message": reason}
-    return pydantic_core.to_json({"jsonrpc": "2.0", "id": None, "error": error})
-
-
-def cancelled_request_id(message: Any) -> str | int | None:
-    """The request a `notifications/cancelled` message names, else None."""
-    if not isinstance(message, dict) or message.get("method") != "notifications/cancelled":
-        return None
-    params = message.get("params")
-    request_id = params.get("requestId") if isinstance(params, dict) else None
-    if isinstance(request_id, str | int) and not isinstance(request_id, bool):
-        return request_id
-    return None
-
-
-def result_body(
-    request_id: str | int, result: types.CallToolResult | types.InputRequiredResult, protocol_version: str
-) -> bytes:
-    """The JSON-RPC response the SDK's runner would write for `result` (same dump, same per-version sieve)."""
-    dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
-    try:
-        dumped = spec_methods.serialize_server_result("tools/call", protocol_version, dumped)
-    except ValidationError:
-        logger.exception("tools/call returned an invalid result")
-        return error_body(
-            request_id, ErrorData(code=INTERNAL_ERROR, message="Handler returned an invalid result")
-        )
-    return pydantic_core.to_json({"jsonrpc": "2.0", "id": request_id, "result": dumped})
-
-
-def error_body(request_id: str | int, error: ErrorData) -> bytes:
-    dumped = error.model_dump(by_alias=True, mode="json", exclude_unset=True)
-    return pydantic_core.to_json({"jsonrpc": "2.0", "id": request_id, "error": dumped})
 
 
 class SessionWatch:
@@ -223,9 +147,19 @@ class SessionWatch:
 class FastPath:
     """ASGI endpoint for one MCP path: the fast lane in front of the SDK's session manager."""
 
-    def __init__(self, call: ToolCall, surface: str, security: TransportSecuritySettings) -> None:
+    def __init__(
+        self,
+        call: ToolCall,
+        surface: str,
+        security: TransportSecuritySettings,
+        input_schema: Callable[[str], Any] = lambda name: None,
+    ) -> None:
         self.call = call
         self.surface = surface
+        self.input_schema = input_schema
+        """A tool's input schema by the name clients call it (a 2026-era call whose tool mirrors
+        arguments into `Mcp-Param-*` headers is left to the SDK, which checks them)."""
+        self.server_info: dict[str, Any] | None = None
         self.security = TransportSecurityMiddleware(security)
         self.watch = SessionWatch()
         self.manager: StreamableHTTPSessionManager | None = None
@@ -234,6 +168,7 @@ class FastPath:
     def open_manager(self, server: Server[Any]) -> StreamableHTTPSessionManager:
         """A fresh session manager for `server` (one per start), watched by this lane."""
         server.middleware.append(self.watch)
+        self.server_info = server.server_info_stamp
         self.manager = StreamableHTTPSessionManager(server, security_settings=self.security.settings)
         self.watch.sessions.clear()
         return self.manager
@@ -257,6 +192,10 @@ class FastPath:
             return
         receive = replay_body(body, receive)
         session_id, version = _session_headers(scope)
+        if session_id is None and version in MODERN_PROTOCOL_VERSIONS:
+            if not await self._answer_modern(message, scope, send):
+                await manager.handle_request(scope, receive, send)
+            return
         info = self.watch.sessions.get(session_id) if session_id is not None else None
         transport = (
             serving_transport(manager, session_id, scope.get("user"))
@@ -299,6 +238,47 @@ class FastPath:
             }
         )
         await send({"type": "http.response.body", "body": response})
+
+    async def _answer_modern(self, message: Any, scope: Scope, send: Send) -> bool:
+        """Answer a plain 2026-era call here; False when the SDK must (see the module doc)."""
+        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        if any(key.startswith(PARAM_HEADER_PREFIX) for key, _ in raw_headers):
+            return False
+        if find_duplicated_routing_header((k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers):
+            return False
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in raw_headers}
+        modern = parse_modern_call(message, headers)
+        if modern is None or not await self._acceptable(Request(scope)):
+            return False
+        call = modern.call
+        if call.arguments and declares_param_headers(self.input_schema(call.name)):
+            return False
+        client = modern.route.client_info or {}
+        context = CallContext(
+            surface=self.surface,
+            client_name=client.get("name") if isinstance(client, dict) else None,
+            client_version=client.get("version") if isinstance(client, dict) else None,
+            request_id=str(call.request_id),
+            keyed=bool(scope.get("state", {}).get("api_key_ok")),
+            input_required=True,
+        )
+        status = 200
+        try:
+            result = await self.call(call.name, call.arguments, context)
+            response = result_body(call.request_id, result, modern.route.protocol_version, self.server_info)
+        except Exception as exc:  # the JSON-RPC boundary, as the SDK's modern entry draws it
+            error = modern_error_data(exc)
+            status = ERROR_CODE_HTTP_STATUS.get(error.code, 200)
+            response = error_body(call.request_id, error)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*_JSON_HEADERS, (b"content-length", str(len(response)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": response})
+        return True
 
     async def _acceptable(self, request: Request) -> bool:
         """What the SDK would refuse (Accept, Content-Type, Host, Origin), it should refuse itself."""

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 import mcp.types as types
 import pytest
 from mcp_types import JSONRPCResponse
 from mcp_types import methods as spec_methods
 
-from gateway.fastpath import PlainCall, cancelled_request_id, parse_plain_call, result_body
+from gateway.fastpath_wire import (
+    PlainCall,
+    cancelled_request_id,
+    declares_param_headers,
+    parse_modern_call,
+    parse_plain_call,
+    result_body,
+)
 
 
 def call(**changes: Any) -> dict[str, Any]:
@@ -78,3 +85,51 @@ def test_the_answer_is_the_json_rpc_response_the_sdk_writes(version: str) -> Non
         jsonrpc="2.0", id=7, result=spec_methods.serialize_server_result("tools/call", version, dumped)
     ).model_dump(by_alias=True, mode="json", exclude_unset=True)
     assert body == expected
+
+
+def modern(request_id: int = 7, **meta: Any) -> dict[str, Any]:
+    envelope = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        **meta,
+    }
+    params = {"name": "echo__add", "arguments": {"a": 1}, "_meta": envelope}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+MODERN_HEADERS: Final = {
+    "mcp-protocol-version": "2026-07-28",
+    "mcp-method": "tools/call",
+    "mcp-name": "echo__add",
+}
+
+
+def test_a_plain_2026_call_is_taken() -> None:
+    taken = parse_modern_call(modern(), MODERN_HEADERS)
+    assert taken is not None and taken.call == PlainCall(7, "echo__add", {"a": 1})
+    assert taken.route.protocol_version == "2026-07-28"
+
+
+@pytest.mark.parametrize(
+    ("message", "headers"),
+    [
+        (modern(**{"io.modelcontextprotocol/logLevel": "info"}), MODERN_HEADERS),  # logs on its stream
+        (modern(progressToken=1), MODERN_HEADERS),
+        (modern(**{"io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}}), MODERN_HEADERS),
+        (modern(**{"io.modelcontextprotocol/clientCapabilities": {"roots": {}}}), MODERN_HEADERS),
+        (modern(), {**MODERN_HEADERS, "mcp-name": "other"}),  # the SDK answers the mismatch
+        (modern(), {**MODERN_HEADERS, "mcp-protocol-version": "2025-11-25"}),
+        ({**modern(), "params": {**modern()["params"], "requestState": "s"}}, MODERN_HEADERS),
+        ({**modern(), "params": {**modern()["params"], "task": {}}}, MODERN_HEADERS),
+        ({**modern(), "params": {"name": "echo__add", "arguments": {}}}, MODERN_HEADERS),  # no envelope
+    ],
+)
+def test_anything_else_of_2026_is_left_to_the_sdk(message: Any, headers: dict[str, str]) -> None:
+    assert parse_modern_call(message, headers) is None
+
+
+def test_a_schema_that_mirrors_arguments_into_headers_is_noticed() -> None:
+    mirrored = {"type": "object", "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}}
+    assert declares_param_headers(mirrored)
+    assert not declares_param_headers({"type": "object", "properties": {"region": {"type": "string"}}})
+    assert not declares_param_headers(None)

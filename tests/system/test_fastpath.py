@@ -18,6 +18,7 @@ import pytest
 import trio
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types import HEADER_MISMATCH
 
 from tests.proxyctl import INITIALIZE_2025, Proxy, echo_server, running_proxy
 
@@ -218,3 +219,67 @@ async def test_raw_requests_get_the_sdks_answers_for_what_the_fast_lane_does_not
             assert ended.status_code == 200
             gone = await http.post(url, headers=session_headers, json=call)
             assert gone.status_code == 404
+
+
+MODERN_HEADERS: Final = {**ACCEPT_BOTH, "Mcp-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call"}
+
+
+def modern_call(request_id: int, tool: str, arguments: dict[str, Any], **extra_meta: Any) -> dict[str, Any]:
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw-2026", "version": "0"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+        **extra_meta,
+    }
+    params = {"name": tool, "arguments": arguments, "_meta": meta}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+@pytest.mark.parametrize(
+    ("path", "calls"),
+    [
+        (
+            "/mcp/all",
+            [
+                ("echo__echo", {"message": "héllo ✓"}),
+                ("echo__add", {"a": "x", "b": 1}),
+                ("echo__fail", {"message": "it broke"}),
+                ("echo__nope", {}),
+                ("echo__delete_everything", {}),
+                ("held__echo", {"message": "quarantined"}),
+            ],
+        ),
+        (
+            "/mcp",
+            [
+                ("call_tool_read", {"name": "echo:add", "args": {"a": 1, "b": 2}}),
+                ("call_tool_read", {"name": "echo:delete_everything"}),
+                ("call_tool_read", {"name": "held:echo", "args": {"message": "x"}}),
+                ("retrieve_tools", {"query": "add two numbers", "limit": 2}),
+            ],
+        ),
+    ],
+)
+async def test_a_plain_2026_call_gets_the_sdk_paths_answer(
+    tmp_path: Path, path: str, calls: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """A plain 2026-07-28 call (the fast lane) and the same call with one more `_meta` key (which the
+    lane leaves to the SDK) get the same answer, guards included; a mismatched header is the SDK's 400."""
+    async with running_proxy(tmp_path, [echo_server(), echo_server("held", quarantined=True)]) as proxy:
+        await proxy.wait_for("echo", "running")
+        async with httpx2.AsyncClient(timeout=30.0) as http:
+            url = f"{proxy.base_url}{path}"
+            for number, (tool, arguments) in enumerate(calls):
+                headers = {**MODERN_HEADERS, "Mcp-Name": tool}
+                fast = await http.post(url, headers=headers, json=modern_call(number, tool, arguments))
+                reference = await http.post(
+                    url, headers=headers, json=modern_call(number, tool, arguments, **{"x-test/other": 1})
+                )
+                assert fast.status_code == reference.status_code == 200, (tool, fast.text)
+                assert fast.headers["content-type"] == "application/json"
+                assert "mcp-session-id" not in fast.headers
+                assert fast.json() == reference.json(), tool
+            mismatched = await http.post(
+                url, headers={**MODERN_HEADERS, "Mcp-Name": "other"}, json=modern_call(99, *calls[0])
+            )
+            assert mismatched.status_code == 400 and mismatched.json()["error"]["code"] == HEADER_MISMATCH
