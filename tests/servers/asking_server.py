@@ -2,6 +2,7 @@
 
     python tests/servers/asking_server.py
 
+Tool `roots`: asks the client for its roots (2025 era) and answers their URIs, one per line.
 Tool `chatty`: sends two log messages (`notifications/message`, logger `chatter`) while it runs.
 Tool `confirm(action)`: asks the user (form elicitation, one boolean `ok`) whether to do `action`,
 then answers `did <action>` or `skipped <action>`. To a client of the 2026-07-28 era it answers
@@ -31,12 +32,21 @@ def build() -> Server[Any]:
             tools=[
                 types.Tool(name="confirm", input_schema=schema),
                 types.Tool(name="chatty", input_schema={"type": "object"}),
+                types.Tool(name="roots", input_schema={"type": "object"}),
             ]
         )
 
     async def call_tool(
         ctx: Any, params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
+        if params.name == "roots":
+            listed = await ctx.session.send_request(
+                types.ListRootsRequest(),
+                types.ListRootsResult,
+                metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
+            )
+            text = "\n".join(str(root.uri) for root in listed.roots)
+            return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
         if params.name == "chatty":
             for n in (1, 2):
                 await ctx.session.send_log_message(

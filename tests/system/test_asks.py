@@ -125,23 +125,21 @@ async def test_a_client_that_cannot_answer_gets_a_clear_error_not_a_hang(tmp_pat
 
 async def test_roots_not_tied_to_a_call_are_the_servers_configured_roots(tmp_path: Path) -> None:
     """server-everything asks for roots once, just after start: no client is calling, so the proxy
-    answers with the roots configured for the server, never a client's."""
+    answers with the roots configured for the server, never a client's. (Its tool asks again if it
+    has none yet; the caller here declares no roots, so that answer is the configured roots too.)"""
     root = tmp_path / "project"
     root.mkdir()
     server = {**everything_server(), "roots": [str(root)]}
     async with running_proxy(tmp_path, [server]) as proxy:
         await proxy.wait_for("everything", "running")
         for mode in MODES:
-            answers = Answers()
-            async with through(proxy, "/mcp/all", mode, **answers.callbacks()) as client:
+            async with through(proxy, "/mcp/all", mode) as client:
                 with trio.fail_after(20):
                     while "project" not in (
                         listed := text_of(await call(client, "/mcp/all", "get-roots-list"))
                     ):
                         await trio.sleep(0.2)  # the upstream fetches its roots a moment after it starts
             assert root.as_uri() in listed
-            assert "client/own/root" not in listed
-            assert answers.asked == []
 
 
 async def test_two_callers_at_once_never_get_each_others_questions(tmp_path: Path) -> None:
@@ -396,3 +394,23 @@ async def test_a_call_cancelled_while_its_client_is_asked_ends_the_question(tmp_
             again = await call(client, "/mcp/all", "trigger-elicitation-request")
         assert "Ada Lovelace" in text_of(again), text_of(again)
         assert answers.asked == ["elicitation"]
+
+
+async def test_a_callers_roots_reach_only_its_own_call(tmp_path: Path) -> None:
+    """Asked for roots during a call, the upstream gets the caller's; a caller without roots gets the
+    server's configured ones for it, whatever another client's are."""
+    configured = tmp_path / "configured"
+    server = {**asking_server("old", "2025-11-25"), "roots": [str(configured)]}
+    async with running_proxy(tmp_path, [server]) as proxy:
+        await proxy.wait_for("old", "running")
+        for mode in MODES:
+            answers = Answers()
+            async with (
+                through(proxy, "/mcp/all", mode, **answers.callbacks()) as with_roots,
+                through(proxy, "/mcp/all", mode) as without,
+            ):
+                mine = await call(with_roots, "/mcp/all", "roots", server="old")
+                theirs = await call(without, "/mcp/all", "roots", server="old")
+            assert text_of(mine) == "file:///client/own/root", (mode, text_of(mine))
+            assert text_of(theirs) == configured.as_uri(), (mode, text_of(theirs))
+            assert answers.asked == ["roots"], mode
