@@ -19,7 +19,7 @@ from gateway.asks import InputRounds, ToolAnswer
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.catalog import CatalogFront, CatalogServer
 from gateway.registry import Registry
-from gateway.tasks import Started, Tasks
+from gateway.tasks import Started, Tasks, require_task_support
 from gateway.tool_names import direct_name, unknown_message
 from gateway.tool_views import tool_definition
 from gateway.upstreams import Upstreams
@@ -126,6 +126,7 @@ class DirectTools:
         if target is None:
             return error_result(unknown_message("tool", name, self.names))
         server, tool = target
+        require_task_support(self.registry.find_tool(server, tool), name)
         created = await self.caller.start_task(
             server, tool, arguments, context, task, shown_name=name, known=lambda: list(self.names)
         )

@@ -23,7 +23,7 @@ from gateway.calling import CallContext, Caller, call_with, context_from_mcp, er
 from gateway.catalog import CatalogFront, CatalogServer
 from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
 from gateway.registry import Registry
-from gateway.tasks import Started, Tasks
+from gateway.tasks import Started, Tasks, require_task_support
 from gateway.tool_names import split_qualified, unknown_message
 from gateway.tool_views import tool_definition
 from gateway.upstreams import Upstreams
@@ -255,6 +255,7 @@ class ProxyTools:
         if isinstance(target, types.CallToolResult):
             return target
         server, tool_name, args, context = target
+        require_task_support(self.registry.find_tool(server, tool_name), str(arguments["name"]))
         created = await self.caller.start_task(
             server,
             tool_name,

@@ -37,10 +37,10 @@ import trio
 from mcp.server.context import CallNext, HandlerResult
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
-from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
+from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND
 
 from bus.errors import PeerGoneError, ProxyError
-from bus.messages import AskMethod, UpstreamNotified
+from bus.messages import AskMethod, ToolInfo, UpstreamNotified
 from gateway.asks import Asking, is_modern, session_asking
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.registry import Registry
@@ -81,6 +81,18 @@ class Started:
     server: str
     tool: str
     created: types.CreateTaskResult
+
+
+def require_task_support(tool: ToolInfo | None, shown_name: str) -> None:
+    """Refuse a task-augmented call of a tool that does not run as a task (spec: -32601); an unknown
+    tool is left to the call path, which names the tools there are."""
+    support = (tool.execution or {}).get("taskSupport") if tool is not None else "optional"
+    if support not in ("optional", "required"):
+        raise MCPError(
+            METHOD_NOT_FOUND,
+            f"{shown_name} does not run as a task (its execution.taskSupport is {support or 'absent'}): "
+            "call it without task params",
+        )
 
 
 StartTask = Callable[[str, dict[str, Any], CallContext, bytes], Awaitable[Started | types.CallToolResult]]

@@ -264,6 +264,12 @@ async def test_a_task_can_be_cancelled_at_its_owner(tmp_path: Path) -> None:
                 await session.request("tasks/cancel", {"taskId": task["taskId"]})
             assert again.value.code == -32602
 
+            # A tool that does not run as a task is not called as one (spec: -32601).
+            echo = {"name": "alpha__echo", "arguments": {"message": "hi"}, "task": {}}
+            with pytest.raises(RpcError) as forbidden:
+                await session.request("tools/call", echo)
+            assert forbidden.value.code == -32601 and "alpha__echo" in forbidden.value.message
+
 
 async def test_a_task_whose_worker_dies_fails_naming_its_server(tmp_path: Path) -> None:
     async with running_proxy(tmp_path, [everything_server("alpha"), everything_server("beta")]) as proxy:
