@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import httpx2
 import trio
+from mcp.client.client import Client
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -96,6 +97,20 @@ async def open_mcp_call(
         ClientSession(read, write) as session,
     ):
         yield await _session_call(session, tool, arguments)
+
+
+@asynccontextmanager
+async def open_client_call(url: str, tool: str, arguments: dict[str, Any], mode: str) -> AsyncIterator[Call]:
+    """The SDK's high-level `Client(url, mode=...)`, as an application would hold it: "legacy" (the
+    initialize handshake, a session) or a 2026-era version (no handshake, no session)."""
+    async with Client(url, mode=mode, read_timeout_seconds=CALL_TIMEOUT_S) as client:
+        with trio.fail_after(OPEN_TIMEOUT_S):
+            check_result(await client.call_tool(tool, arguments), tool)
+
+        async def call() -> None:
+            await client.call_tool(tool, arguments)
+
+        yield call
 
 
 @asynccontextmanager

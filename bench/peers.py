@@ -5,7 +5,10 @@
   legacy HTTP+SSE transport; tools are named `server__tool`.
 - mcpo (PyPI, open-webui): stdio server -> OpenAPI REST, one POST route per tool.
 
-Every peer runs at WARNING where it has the option, as the proxy does here.
+Each is driven twice: with the MCP SDK client (mcpo: an httpx REST client), and
+with the bench's minimal client (`bench/minimal_client.py`) over the same
+transport, which takes the client's cost out of the comparison. Every peer runs
+at WARNING where it has the option, as the proxy does here.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from typing import Any, Final
 import httpx2
 import trio
 
-from bench.clients import ECHO_ARGV, MESSAGE, CallOpener, Transport, open_mcp_call, open_rest_call
+from bench import minimal_client
+from bench.clients import ECHO, ECHO_ARGV, MESSAGE, CallOpener, Transport, open_mcp_call, open_rest_call
+from bench.cpu import ECHO_SERVER
 from bench.peer_install import Installed, NpmPackage, PythonPackage, ensure_npm, ensure_python
-from bench.processes import open_tree
+from bench.processes import cmdline, open_tree
 from tests.proxyctl import free_port
 
 READY_DEADLINE_S: Final = 60.0
@@ -49,7 +54,11 @@ class Peer:
     ready: Callable[[httpx2.Response], bool]
     ready_path: str
     caller: Callable[[str], CallOpener]
-    """base URL -> opener of an echo call."""
+    """base URL -> opener of an echo call with the SDK client (mcpo: a REST client)."""
+    minimal: Callable[[str], CallOpener]
+    """base URL -> opener of the same echo call with the minimal client."""
+    minimal_wire: str
+    """How the minimal client talks to it, for the table."""
     env: Callable[[Path], dict[str, str]] = lambda directory: {}
 
 
@@ -91,6 +100,8 @@ PEERS: Final = (
         ready=lambda response: response.status_code == 200,
         ready_path="/status",
         caller=lambda base: partial(open_mcp_call, f"{base}/mcp/", "echo", MESSAGE),
+        minimal=lambda base: partial(minimal_client.open_session_call, f"{base}/mcp/", "echo"),
+        minimal_wire="2025 session, answers application/json",
     ),
     Peer(
         name="mcp-hub",
@@ -102,6 +113,9 @@ PEERS: Final = (
         ready=_mcp_hub_ready,
         ready_path="/api/health",
         caller=lambda base: partial(open_mcp_call, f"{base}/mcp", "echo__echo", MESSAGE, Transport.SSE),
+        # It has no streamable HTTP: the answer to each POST (202) comes on the GET event stream.
+        minimal=lambda base: partial(minimal_client.open_sse_call, f"{base}/mcp", "echo__echo"),
+        minimal_wire="HTTP+SSE: POST /messages, answer on the GET /mcp stream",
         # Its state and logs go under XDG dirs: keep them in the scratch directory.
         env=lambda directory: {
             "XDG_STATE_HOME": str(directory / "state"),
@@ -122,6 +136,8 @@ PEERS: Final = (
         ready=_mcpo_ready,
         ready_path="/openapi.json",
         caller=lambda base: partial(open_rest_call, f"{base}/echo", MESSAGE),
+        minimal=lambda base: partial(minimal_client.open_rest_call, f"{base}/echo"),
+        minimal_wire="REST POST /echo",
     ),
 )
 
@@ -148,9 +164,19 @@ async def _wait_ready(peer: Peer, base: str, running: Callable[[], bool], log_pa
     raise PeerError(f"{peer.name} {what}; end of its log:\n{tail}")
 
 
+@dataclass(frozen=True)
+class RunningPeer:
+    """A started peer: openers of an echo call through it, and its processes by name."""
+
+    sdk: CallOpener
+    minimal: CallOpener
+    processes: dict[str, int]
+    """The peer's own process, and the echo server it runs."""
+
+
 @asynccontextmanager
-async def open_peer(peer: Peer, installed: Installed, directory: Path) -> AsyncIterator[CallOpener]:
-    """Start the peer in front of one echo server; once it is ready, yield the opener of an echo call."""
+async def open_peer(peer: Peer, installed: Installed, directory: Path) -> AsyncIterator[RunningPeer]:
+    """Start the peer in front of one echo server; once it is ready, yield what calls through it."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -158,5 +184,8 @@ async def open_peer(peer: Peer, installed: Installed, directory: Path) -> AsyncI
     log_path = directory / f"{peer.name}.log"
     async with open_tree(argv, log_path, env=peer.env(directory), cwd=directory) as tree:
         await _wait_ready(peer, base, lambda: tree.running, log_path)
-        tree.remember()
-        yield peer.caller(base)
+        processes = {peer.name: tree.pid}
+        for pid in sorted(tree.remember()):
+            if str(ECHO) in cmdline(pid):
+                processes[ECHO_SERVER] = pid
+        yield RunningPeer(peer.caller(base), peer.minimal(base), processes)

@@ -8,6 +8,7 @@ target that fails is left out with its reason; the others are still measured.
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -17,6 +18,8 @@ from typing import Final, Generic, TypeVar
 import trio
 
 from bench.clients import Call, CallOpener
+from bench.cpu import ECHO_SERVER, CpuTally
+from bench.processes import children
 from bench.samples import Latency, summarize, timed_block
 from bench.throughput import throughput_of
 
@@ -33,6 +36,8 @@ class Outcome(Generic[Figure]):
 
     figures: dict[str, Figure] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    cpu_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per target: milliseconds of CPU per timed call, by process name."""
 
 
 def failure_text(exc: BaseException) -> str:
@@ -45,14 +50,24 @@ def rotated(names: list[str], number: int) -> list[str]:
     return names[shift:] + names[:shift]
 
 
-async def interleaved_latency(openers: Mapping[str, CallOpener], calls: int, rounds: int) -> Outcome[Latency]:
-    """One session per target, all open at once; `calls` sequential calls each, in `rounds` blocks."""
+async def interleaved_latency(
+    openers: Mapping[str, CallOpener],
+    calls: int,
+    rounds: int,
+    processes: Mapping[str, Mapping[str, int]] | None = None,
+) -> Outcome[Latency]:
+    """One session per target, all open at once; `calls` sequential calls each, in `rounds` blocks.
+
+    `processes`: per target, the processes on its call path (name -> pid) whose CPU is tallied.
+    """
     outcome: Outcome[Latency] = Outcome()
     samples: dict[str, list[float]] = {}
+    tallies: dict[str, CpuTally] = {}
     with trio.fail_after(DEADLINE_S):
         async with AsyncExitStack() as stack:
             calls_of: dict[str, Call] = {}
             for name, opener in openers.items():
+                before = children(os.getpid())
                 try:
                     call = await stack.enter_async_context(opener())
                     for _ in range(WARMUP):
@@ -60,17 +75,27 @@ async def interleaved_latency(openers: Mapping[str, CallOpener], calls: int, rou
                 except Exception as exc:  # this target is left out; the others are measured
                     outcome.failures[name] = failure_text(exc)
                     continue
-                calls_of[name], samples[name] = call, []
+                spawned = sorted(children(os.getpid()) - before)
+                watched = dict((processes or {}).get(name, {}))
+                watched.update(
+                    {ECHO_SERVER if len(spawned) == 1 else f"{ECHO_SERVER} {pid}": pid for pid in spawned}
+                )
+                calls_of[name], samples[name], tallies[name] = call, [], CpuTally(watched)
             block = max(1, calls // rounds)
             for number in range(rounds):
                 for name in rotated(list(calls_of), number):
                     if name in outcome.failures:
                         continue
                     try:
+                        await calls_of[name]()
+                        tallies[name].start()
                         samples[name] += await timed_block(calls_of[name], block)
+                        tallies[name].stop(block)
                     except Exception as exc:  # as above
                         outcome.failures[name] = failure_text(exc)
-    outcome.figures = {name: summarize(s) for name, s in samples.items() if name not in outcome.failures}
+    kept = [name for name in samples if name not in outcome.failures]
+    outcome.figures = {name: summarize(samples[name]) for name in kept}
+    outcome.cpu_ms = {name: tallies[name].per_call_ms() for name in kept}
     return outcome
 
 

@@ -1,0 +1,155 @@
+"""Rows of a fair comparison: one minimal client for every proxy, the SDK client in both eras, CPU per call.
+
+The latency rounds (`bench/rounds.py`) measure every target side by side; this
+module turns their figures into rows against the targets of issue 20:
+
+- minimal client: ours adds at most 0.5 ms p50 over the direct stdio call (made
+  with the same minimal client), and less p50 and p99 than every HTTP peer;
+- SDK client: ours adds less p50 than mcp-proxy and mcp-hub, in both eras;
+- gateway + worker CPU per call at most the best peer's single process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from bench.cpu import CLIENT, ECHO_SERVER
+from bench.report import Row
+from bench.samples import Latency
+
+TARGET_MINIMAL_ADDED_P50_MS: Final = 0.5
+SDK_RIVALS: Final = ("mcp-proxy", "mcp-hub")
+"""The peers an MCP client reaches with the SDK, whom ours must beat at p50 in both eras."""
+
+MINIMAL_BASELINE: Final = "direct stdio, minimal client"
+MINIMAL_SESSION: Final = "proxy /mcp/all, minimal client, 2025-11-25 session"
+MINIMAL_STATELESS: Final = "proxy /mcp/all, minimal client, 2026-07-28 stateless"
+CLIENT_LEGACY: Final = 'proxy /mcp/all, SDK Client(url, mode="legacy")'
+CLIENT_MODERN: Final = 'proxy /mcp/all, SDK Client(url, mode="2026-07-28")'
+OUR_MINIMAL: Final = {
+    MINIMAL_SESSION: "initialize + notifications/initialized, then POSTs with Mcp-Session-Id",
+    MINIMAL_STATELESS: "no session; `_meta` envelope, Mcp-Protocol-Version / Mcp-Method / Mcp-Name headers",
+}
+
+
+def minimal_name(peer: str) -> str:
+    """The latency target of a peer under the minimal client."""
+    return f"{peer}, minimal client"
+
+
+@dataclass(frozen=True)
+class PeerShown:
+    """What the rows say of a peer: its name and version, and how the minimal client talks to it."""
+
+    name: str
+    version: str
+    wire: str
+
+
+def _ms(value: float) -> str:
+    return f"{value:+.2f} ms"
+
+
+def _added(measured: Latency, baseline: Latency) -> str:
+    added_p50, added_p99 = measured.added_over(baseline)
+    return f"{_ms(added_p50)} / {_ms(added_p99)} (p50 {measured.p50_ms:.2f} ms, p99 {measured.p99_ms:.2f} ms)"
+
+
+def minimal_rows(
+    figures: Mapping[str, Latency], peers: Sequence[PeerShown], calls: int, rounds: int
+) -> list[Row]:
+    """The proxy's own cost: ours and every peer under one minimal client, over its direct stdio call."""
+    baseline = figures.get(MINIMAL_BASELINE)
+    if baseline is None:
+        return []
+    rows = [
+        Row(
+            f"direct stdio echo call, minimal client (baseline of the minimal-client rows): p50 / p99, {calls} calls in {rounds} rounds",
+            f"{baseline.p50_ms:.2f} / {baseline.p99_ms:.2f} ms ({baseline.rate:.0f} calls/s back to back)",
+        )
+    ]
+    rivals = [
+        (peer, figures[minimal_name(peer.name)]) for peer in peers if minimal_name(peer.name) in figures
+    ]
+    best_p50 = min((latency.added_over(baseline)[0] for _, latency in rivals), default=None)
+    best_p99 = min((latency.added_over(baseline)[1] for _, latency in rivals), default=None)
+    target = f"≤ +{TARGET_MINIMAL_ADDED_P50_MS:.1f} ms p50; p50 and p99 below every peer's"
+    if best_p50 is not None and best_p99 is not None:
+        target += f" ({_ms(best_p50)} / {_ms(best_p99)})"
+    for name, wire in OUR_MINIMAL.items():
+        measured = figures.get(name)
+        if measured is None:
+            continue
+        added_p50, added_p99 = measured.added_over(baseline)
+        met = added_p50 <= TARGET_MINIMAL_ADDED_P50_MS and all(
+            added_p50 < peer.added_over(baseline)[0] and added_p99 < peer.added_over(baseline)[1]
+            for _, peer in rivals
+        )
+        rows.append(Row(f"{name} ({wire}): added p50 / p99", _added(measured, baseline), target, met))
+    for peer, latency in rivals:
+        rows.append(
+            Row(
+                f"peer {peer.name} {peer.version}, minimal client ({peer.wire}): added p50 / p99",
+                _added(latency, baseline),
+            )
+        )
+    return rows
+
+
+def sdk_era_rows(figures: Mapping[str, Latency], baseline: Latency | None) -> list[Row]:
+    """The SDK's `Client` against ours in both eras, over the SDK's direct stdio call; the rivals' p50 beside."""
+    if baseline is None:
+        return []
+    rivals = {name: figures[name].added_over(baseline)[0] for name in SDK_RIVALS if name in figures}
+    target = "p50 below " + (
+        ", ".join(f"{name}'s ({_ms(added)})" for name, added in rivals.items()) or "mcp-proxy's and mcp-hub's"
+    )
+    rows = []
+    for name in (CLIENT_LEGACY, CLIENT_MODERN):
+        measured = figures.get(name)
+        if measured is None:
+            continue
+        added_p50 = measured.added_over(baseline)[0]
+        met = bool(rivals) and all(added_p50 < rival for rival in rivals.values())
+        rows.append(Row(f"{name}: added p50 / p99", _added(measured, baseline), target, met))
+    return rows
+
+
+def _processes(used: Mapping[str, float]) -> str:
+    """`gateway 0.80 + worker 0.40 = 1.20 ms; client 0.30; echo server 0.20`."""
+    own = {name: ms for name, ms in used.items() if name not in (CLIENT, ECHO_SERVER)}
+    text = " + ".join(f"{name} {ms:.2f}" for name, ms in own.items())
+    if len(own) > 1:
+        text += f" = {sum(own.values()):.2f}"
+    parts = [f"{text} ms"] if own else []
+    parts += [f"{name} {used[name]:.2f}" for name in (CLIENT, ECHO_SERVER) if name in used]
+    return "; ".join(parts) + ("" if own else " ms")
+
+
+def cpu_rows(
+    cpu_ms: Mapping[str, Mapping[str, float]], peers: Sequence[PeerShown], ours: Sequence[str]
+) -> list[Row]:
+    """CPU per call of every process on each target's path; ours under the minimal client against the best peer."""
+    best = min(
+        (
+            (cpu_ms[minimal_name(peer.name)][peer.name], peer.name)
+            for peer in peers
+            if peer.name in cpu_ms.get(minimal_name(peer.name), {})
+        ),
+        default=None,
+    )
+    rows = []
+    for target, used in cpu_ms.items():
+        row = Row(f"CPU per call, {target}", _processes(used))
+        if target in OUR_MINIMAL and best is not None:
+            own = sum(ms for name, ms in used.items() if name in ours)
+            row = Row(
+                row.what,
+                row.figure,
+                f"{' + '.join(ours)} ≤ best peer's process ({best[1]} {best[0]:.2f} ms)",
+                own <= best[0],
+            )
+        rows.append(row)
+    return rows
