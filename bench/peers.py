@@ -186,6 +186,6 @@ async def open_peer(peer: Peer, installed: Installed, directory: Path) -> AsyncI
         await _wait_ready(peer, base, lambda: tree.running, log_path)
         processes = {peer.name: tree.pid}
         for pid in sorted(tree.remember()):
-            if str(ECHO) in cmdline(pid):
-                processes[ECHO_SERVER] = pid
+            # A helper process of the peer's own (none today) counts as the peer's cost too.
+            processes[ECHO_SERVER if str(ECHO) in cmdline(pid) else f"{peer.name} {pid}"] = pid
         yield RunningPeer(peer.caller(base), peer.minimal(base), processes)

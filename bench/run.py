@@ -4,7 +4,11 @@
 
 Measures, on this machine and in this run: echo-call latency directly over
 stdio (the baseline) and through the proxy's /mcp/all and /mcp
-(call_tool_read); concurrent throughput (10 and 50 sessions); PSS of the
+(call_tool_read), with the MCP SDK client (also its `Client` in both protocol
+eras) and with one minimal keep-alive JSON-RPC client used for ours and every
+HTTP peer alike (the proxy's own cost, client cost out of the comparison);
+CPU per call of each process on the path (client, gateway, worker, each
+peer's process, the echo server); concurrent throughput (10 and 50 sessions); PSS of the
 proxy's processes with 1 and with 50 upstreams; launch to ready; time to
 run 50 stdio upstreams; stop time with 50 upstreams; `retrieve_tools` search
 at 1,000 and 10,000 tools. The peers mcp-proxy, mcp-hub and mcpo run in front

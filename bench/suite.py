@@ -221,7 +221,7 @@ class Suite:
                 self.add(Section.LATENCY, row)
             for row in minimal_rows(latency.figures, shown, self.counts.calls, self.counts.latency_rounds):
                 self.add(Section.OWN_COST, row)
-            for row in cpu_rows(latency.cpu_ms, shown, ("gateway", "worker")):
+            for row in cpu_rows(latency.cpu_ms, shown):
                 self.add(Section.CPU, row)
             for name, reason in latency.failures.items():
                 if name not in (BASELINE, ALL_TOOLS, READ_TOOL, *peers):
