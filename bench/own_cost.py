@@ -16,12 +16,17 @@ from dataclasses import dataclass
 from typing import Final
 
 from bench.cpu import CLIENT, ECHO_SERVER
+from bench.proxy import Role
 from bench.report import Row
 from bench.samples import Latency
 
 TARGET_MINIMAL_ADDED_P50_MS: Final = 0.5
 SDK_RIVALS: Final = ("mcp-proxy", "mcp-hub")
 """The peers an MCP client reaches with the SDK, whom ours must beat at p50 in both eras."""
+
+OFF_PATH_ROLES: Final = (Role.SERVE, Role.SUPERVISOR, Role.ZYGOTE)
+"""Our processes that a call does not pass through: shown, to prove it, but not in the per-call sum."""
+OFF_PATH: Final = tuple(role.value for role in OFF_PATH_ROLES)
 
 MINIMAL_BASELINE: Final = "direct stdio, minimal client"
 MINIMAL_SESSION: Final = "proxy /mcp/all, minimal client, 2025-11-25 session"
@@ -118,18 +123,18 @@ def sdk_era_rows(figures: Mapping[str, Latency], baseline: Latency | None) -> li
 
 
 def _own_ms(used: Mapping[str, float]) -> dict[str, float]:
-    """The proxy's own processes: all but the client and the echo server."""
-    return {name: ms for name, ms in used.items() if name not in (CLIENT, ECHO_SERVER)}
+    """The processes a call passes through, the client and the echo server apart (ours: gateway, worker)."""
+    return {name: ms for name, ms in used.items() if name not in (CLIENT, ECHO_SERVER, *OFF_PATH)}
 
 
 def _processes(used: Mapping[str, float]) -> str:
-    """`gateway 0.80 + worker 0.40 = 1.20 ms; client 0.30; echo server 0.20`."""
+    """`gateway 0.80 + worker 0.40 = 1.20 ms; client 0.30; echo server 0.20; supervisor 0.00`."""
     own = _own_ms(used)
     text = " + ".join(f"{name} {ms:.2f}" for name, ms in own.items())
     if len(own) > 1:
         text += f" = {sum(own.values()):.2f}"
     parts = [f"{text} ms"] if own else []
-    parts += [f"{name} {used[name]:.2f}" for name in (CLIENT, ECHO_SERVER) if name in used]
+    parts += [f"{name} {used[name]:.2f}" for name in (CLIENT, ECHO_SERVER, *OFF_PATH) if name in used]
     return "; ".join(parts) + ("" if own else " ms")
 
 

@@ -37,6 +37,7 @@ from bench.own_cost import (
     MINIMAL_BASELINE,
     MINIMAL_SESSION,
     MINIMAL_STATELESS,
+    OFF_PATH_ROLES,
     PeerShown,
     cpu_rows,
     minimal_name,
@@ -198,8 +199,9 @@ class Suite:
                 MINIMAL_STATELESS: partial(minimal_client.open_stateless_call, all_url, "echo__echo"),
             }
             roles = proxy.processes()
-            on_path = {"gateway": Role.GATEWAY, "worker": Role.WORKER, ECHO_SERVER: Role.UPSTREAM}
-            ours = {name: roles[role][0] for name, role in on_path.items() if roles[role]}
+            watched = {"gateway": Role.GATEWAY, "worker": Role.WORKER, ECHO_SERVER: Role.UPSTREAM}
+            watched.update({role.value: role for role in OFF_PATH_ROLES})
+            ours = {name: roles[role][0] for name, role in watched.items() if roles[role]}
             processes = {name: ours for name in openers if name not in (BASELINE, MINIMAL_BASELINE)}
             peers: dict[str, tuple[Peer, str]] = {}
             for peer in PEERS:
