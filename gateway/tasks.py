@@ -40,7 +40,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND
 
 from bus.errors import PeerGoneError, ProxyError
-from bus.messages import AskMethod, ToolInfo, UpstreamNotified
+from bus.messages import AskMethod, ToolInfo, UpstreamNotified, worker_identity
 from gateway.asks import Asking, is_modern, session_asking
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.registry import Registry
@@ -127,6 +127,8 @@ class Tasks:
         self.caller = caller
         self._tasks: dict[str, _Task] = {}
         self._status_send, self._status = trio.open_memory_channel[UpstreamNotified](STATUS_BUFFER)
+        self._lost_send, self._lost_tasks = trio.open_memory_channel[str](STATUS_BUFFER)
+        registry.listeners.append(self._on_server_change)
 
     def install(self, server: Server[Any], surface: str, start: StartTask) -> Server[Any]:
         """Serve tasks on `server`: task-augmented calls (through `start`) and the tasks/* methods."""
@@ -196,7 +198,7 @@ class Tasks:
             server=started.server,
             task_id=task.task_id,
             tool=started.tool,
-            worker=self.upstreams.live_worker(started.server) or b"",
+            worker=self._current_worker(started.server) or b"",
             session_id=context.session_id,
             session=ctx.session if context.session_id else None,
             expires=time.monotonic() + min(ttl_s, KEEP_S),
@@ -225,16 +227,31 @@ class Tasks:
             raise MCPError(INVALID_PARAMS, f"unknown task {shown!r}: no server is named {server!r}")
         return server, task_id, self._tasks.get(shown)
 
+    def _current_worker(self, server: str) -> bytes | None:
+        """The worker identity serving `server` now (as the supervisor reported it), if it runs."""
+        status = self.registry.servers.get(server)
+        running = status is not None and status.state == "running"
+        return worker_identity(server, status.generation) if status is not None and running else None
+
     def _lost(self, task: _Task | None) -> str | None:
         """Why `task` is gone with its worker (None while that worker still runs)."""
         if task is None:
             return None
-        if task.lost is None and self.upstreams.live_worker(task.server) != task.worker:
+        if task.lost is None and self._current_worker(task.server) != task.worker:
             status = self.registry.servers.get(task.server)
             reason = status.last_error if status is not None and status.last_error else None
             state = status.state if status is not None else "removed"
             self._lose(task, f"the worker of server {task.server!r} went away ({reason or state})")
         return task.lost
+
+    def _on_server_change(self, server: str) -> None:
+        """A server changed: tasks whose worker is gone are lost now, and their sessions are told."""
+        for shown, task in self._tasks.items():
+            if task.server == server and task.lost is None and self._lost(task) is not None:
+                try:
+                    self._lost_send.send_nowait(shown)
+                except trio.WouldBlock:
+                    logger.warning("did not tell a session that task %s failed: too many at once", shown)
 
     def _lose(self, task: _Task, why: str) -> None:
         if task.lost is None:
@@ -361,25 +378,38 @@ class Tasks:
             logger.warning("dropped a task status from %s: clients are not keeping up", notice.server)
 
     async def run(self) -> None:
-        """Relay task status notifications, until cancelled."""
-        async for notice in self._status:
-            params = json.loads(notice.params)
-            shown = shown_id(notice.server, str(params.get("taskId", "")))
+        """Relay the upstreams' task status notifications, and tell sessions of their lost tasks
+        (status `failed`), until cancelled."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._tell_lost)
+            async for notice in self._status:
+                params = json.loads(notice.params)
+                shown = shown_id(notice.server, str(params.get("taskId", "")))
+                task = self._tasks.get(shown)
+                if task is None or task.lost is not None:
+                    continue
+                task.last = {key: value for key, value in params.items() if key != "_meta"}
+                await self._tell(shown, task)
+
+    async def _tell_lost(self) -> None:
+        async for shown in self._lost_tasks:
             task = self._tasks.get(shown)
-            if task is None or task.lost is not None:
-                continue
-            task.last = {key: value for key, value in params.items() if key != "_meta"}
-            if task.session is None:
-                continue
-            state = self._scrubbed(notice.server, self._state(shown, task))
-            notification = types.TaskStatusNotification(
-                params=types.TaskStatusNotificationParams.model_validate(state)
-            )
-            try:
-                with trio.move_on_after(SEND_TIMEOUT_S):
-                    await task.session.send_notification(cast(Any, notification))
-            except Exception:  # a closed session: no one to tell
-                task.session = None
+            if task is not None:
+                await self._tell(shown, task)
+
+    async def _tell(self, shown: str, task: _Task) -> None:
+        """`notifications/tasks/status` to the session that created the task (if it has one)."""
+        if task.session is None:
+            return
+        state = self._scrubbed(task.server, self._state(shown, task))
+        notification = types.TaskStatusNotification(
+            params=types.TaskStatusNotificationParams.model_validate(state)
+        )
+        try:
+            with trio.move_on_after(SEND_TIMEOUT_S):
+                await task.session.send_notification(cast(Any, notification))
+        except Exception:  # a closed session: no one to tell
+            task.session = None
 
 
 def _naming_task(asking: Asking | None, shown: str) -> Asking | None:

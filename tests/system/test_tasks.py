@@ -291,6 +291,15 @@ async def test_a_task_whose_worker_dies_fails_naming_its_server(tmp_path: Path) 
                 with trio.fail_after(10):  # a dead worker's waiters are answered at once, never hang
                     while not waiting:
                         await trio.sleep(POLL_S)
+            # The session that created the task is told it failed (it need not poll to find out).
+            with trio.fail_after(10):
+                while not any(
+                    n["method"] == "notifications/tasks/status"
+                    and n["params"]["taskId"] == doomed["taskId"]
+                    and n["params"]["status"] == "failed"
+                    for n in session.notifications
+                ):
+                    await session.notified.wait()
             result = waiting["result"]
             assert result["isError"] is True
             assert result["_meta"]["mcpproxy/error"] == {"kind": "unavailable", "server": "alpha"}
