@@ -204,10 +204,6 @@ class Upstreams:
                         waiter[1].append(message)
                         waiter[0].set()
 
-    def live_worker(self, server: str) -> bytes | None:
-        """The worker identity (`w/<server>/<generation>`) serving `server` now, if it runs."""
-        return self._live.get(server)
-
     def _track(self, status: ServerStatus) -> None:
         identity = worker_identity(status.name, status.generation)
         old = self._live.get(status.name)
