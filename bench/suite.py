@@ -226,8 +226,10 @@ class Suite:
             for row in cpu_rows(latency.cpu_ms, shown):
                 self.add(Section.CPU, row)
             for name, reason in latency.failures.items():
-                if name not in (BASELINE, ALL_TOOLS, READ_TOOL, *peers):
-                    self.failed(Section.OWN_COST, f"latency, {name}", reason)
+                if name in (CLIENT_LEGACY, CLIENT_MODERN):
+                    self.failed(Section.LATENCY, f"added latency, {name}", reason)
+                elif name not in (BASELINE, ALL_TOOLS, READ_TOOL, *peers):
+                    self.failed(Section.OWN_COST, f"added latency, {name}", reason)
             rates = await self._throughput_rows({name: openers[name] for name in (ALL_TOOLS, *peers)})
             for name, (peer, version) in peers.items():
                 self._peer_rows(peer, version, baseline, latency.figures.get(name), rates.get(name))
