@@ -17,7 +17,8 @@ pytestmark = pytest.mark.system
 
 
 async def manage(proxy: Proxy, **arguments: Any) -> tuple[bool, str]:
-    async with proxy.mcp("/mcp") as session:
+    """upstream_servers as an agent with the management right (the API key) calls it."""
+    async with proxy.mcp("/mcp", headers=proxy.headers) as session:
         result = await session.call_tool("upstream_servers", arguments)
     text = result.content[0].text if result.content and result.content[0].type == "text" else ""
     return result.is_error, text
