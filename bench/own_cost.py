@@ -7,6 +7,10 @@ module turns their figures into rows against the targets of issue 20:
   with the same minimal client), and less p50 and p99 than every HTTP peer;
 - SDK client: ours adds less p50 than mcp-proxy and mcp-hub, in both eras;
 - gateway + worker CPU per call at most the best peer's single process.
+
+CPU rows name every process on a target's path (ours also by thread: main,
+ZeroMQ's I/O thread, trio's worker threads), the client, the echo server, and
+our processes off the path, so that a reader sees where a call's time goes.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from bench.cpu import CLIENT, ECHO_SERVER
+from bench.cpu import CLIENT, ECHO_SERVER, MAIN_THREAD
 from bench.proxy import Role
 from bench.report import Row
 from bench.samples import Latency
@@ -23,6 +27,14 @@ from bench.samples import Latency
 TARGET_MINIMAL_ADDED_P50_MS: Final = 0.5
 SDK_RIVALS: Final = ("mcp-proxy", "mcp-hub")
 """The peers an MCP client reaches with the SDK, whom ours must beat at p50 in both eras."""
+
+SPLIT: Final = ("gateway", "worker")
+"""Our processes on the call path, whose CPU is also shown by thread."""
+ZMQ_IO_THREAD: Final = "ZMQbg/IO/"
+"""libzmq names its I/O threads so (its reaper thread, `ZMQbg/Reaper`, counts with the others)."""
+TRIO_THREAD: Final = "Trio thread"
+"""trio names the threads of `trio.to_thread` so."""
+SHOWN_MS: Final = 0.005
 
 OFF_PATH_ROLES: Final = (Role.SERVE, Role.SUPERVISOR, Role.ZYGOTE)
 """Our processes that a call does not pass through: shown, to prove it, but not in the per-call sum."""
@@ -127,10 +139,28 @@ def _own_ms(used: Mapping[str, float]) -> dict[str, float]:
     return {name: ms for name, ms in used.items() if name not in (CLIENT, ECHO_SERVER, *OFF_PATH)}
 
 
-def _processes(used: Mapping[str, float]) -> str:
-    """`gateway 0.80 + worker 0.40 = 1.20 ms; client 0.30; echo server 0.20; supervisor 0.00`."""
+def _threads(threads: Mapping[str, float]) -> str:
+    """` (main 1.40, ZeroMQ I/O 0.30, trio worker threads 0.10)`: where a process's CPU went."""
+    if not threads:
+        return ""
+    groups = {MAIN_THREAD: 0.0, "ZeroMQ I/O": 0.0, "trio worker threads": 0.0, "other threads": 0.0}
+    for name, ms in threads.items():
+        if name == MAIN_THREAD:
+            groups[MAIN_THREAD] += ms
+        elif name.startswith(ZMQ_IO_THREAD):
+            groups["ZeroMQ I/O"] += ms
+        elif name.startswith(TRIO_THREAD):
+            groups["trio worker threads"] += ms
+        else:
+            groups["other threads"] += ms
+    shown = [f"{group} {ms:.2f}" for group, ms in groups.items() if group == MAIN_THREAD or ms >= SHOWN_MS]
+    return f" ({', '.join(shown)})"
+
+
+def _processes(used: Mapping[str, float], threads: Mapping[str, Mapping[str, float]]) -> str:
+    """`gateway 0.80 (main 0.60, ZeroMQ I/O 0.20) + worker 0.40 (...) = 1.20 ms; client 0.30; echo server 0.20; ...`."""
     own = _own_ms(used)
-    text = " + ".join(f"{name} {ms:.2f}" for name, ms in own.items())
+    text = " + ".join(f"{name} {ms:.2f}{_threads(threads.get(name, {}))}" for name, ms in own.items())
     if len(own) > 1:
         text += f" = {sum(own.values()):.2f}"
     parts = [f"{text} ms"] if own else []
@@ -138,8 +168,13 @@ def _processes(used: Mapping[str, float]) -> str:
     return "; ".join(parts) + ("" if own else " ms")
 
 
-def cpu_rows(cpu_ms: Mapping[str, Mapping[str, float]], peers: Sequence[PeerShown]) -> list[Row]:
-    """CPU per call of every process on each target's path; ours under the minimal client against the best peer."""
+def cpu_rows(
+    cpu_ms: Mapping[str, Mapping[str, float]],
+    threads_ms: Mapping[str, Mapping[str, Mapping[str, float]]],
+    peers: Sequence[PeerShown],
+) -> list[Row]:
+    """CPU per call of every process on each target's path (ours by thread too); ours under the minimal
+    client against the best peer."""
     best = min(
         (
             (sum(_own_ms(cpu_ms[minimal_name(peer.name)]).values()), peer.name)
@@ -150,7 +185,7 @@ def cpu_rows(cpu_ms: Mapping[str, Mapping[str, float]], peers: Sequence[PeerShow
     )
     rows = []
     for target, used in cpu_ms.items():
-        row = Row(f"CPU per call, {target}", _processes(used))
+        row = Row(f"CPU per call, {target}", _processes(used, threads_ms.get(target, {})))
         if target in OUR_MINIMAL and best is not None:
             own = _own_ms(used)
             row = Row(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
@@ -38,6 +38,8 @@ class Outcome(Generic[Figure]):
     failures: dict[str, str] = field(default_factory=dict)
     cpu_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per target: milliseconds of CPU per timed call, by process name."""
+    threads_ms: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    """Per target: of the processes split by thread, milliseconds per timed call by thread name."""
 
 
 def failure_text(exc: BaseException) -> str:
@@ -55,10 +57,12 @@ async def interleaved_latency(
     calls: int,
     rounds: int,
     processes: Mapping[str, Mapping[str, int]] | None = None,
+    split: Collection[str] = (),
 ) -> Outcome[Latency]:
     """One session per target, all open at once; `calls` sequential calls each, in `rounds` blocks.
 
-    `processes`: per target, the processes on its call path (name -> pid) whose CPU is tallied.
+    `processes`: per target, the processes on its call path (name -> pid) whose CPU is tallied;
+    those named in `split` are also tallied by thread.
     """
     outcome: Outcome[Latency] = Outcome()
     samples: dict[str, list[float]] = {}
@@ -80,7 +84,7 @@ async def interleaved_latency(
                 watched.update(
                     {ECHO_SERVER if len(spawned) == 1 else f"{ECHO_SERVER} {pid}": pid for pid in spawned}
                 )
-                calls_of[name], samples[name], tallies[name] = call, [], CpuTally(watched)
+                calls_of[name], samples[name], tallies[name] = call, [], CpuTally(watched, split)
             block = max(1, calls // rounds)
             for number in range(rounds):
                 for name in rotated(list(calls_of), number):
@@ -96,6 +100,7 @@ async def interleaved_latency(
     kept = [name for name in samples if name not in outcome.failures]
     outcome.figures = {name: summarize(samples[name]) for name in kept}
     outcome.cpu_ms = {name: tallies[name].per_call_ms() for name in kept}
+    outcome.threads_ms = {name: tallies[name].threads_per_call_ms() for name in kept}
     return outcome
 
 

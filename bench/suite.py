@@ -38,6 +38,7 @@ from bench.own_cost import (
     MINIMAL_SESSION,
     MINIMAL_STATELESS,
     OFF_PATH_ROLES,
+    SPLIT,
     PeerShown,
     cpu_rows,
     minimal_name,
@@ -215,7 +216,7 @@ class Suite:
                 f"call latency: {len(openers)} targets in {self.counts.latency_rounds} interleaved rounds"
             )
             latency = await interleaved_latency(
-                openers, self.counts.calls, self.counts.latency_rounds, processes
+                openers, self.counts.calls, self.counts.latency_rounds, processes, SPLIT
             )
             baseline = self._latency_rows(latency.figures, latency.failures)
             shown = [PeerShown(name, version, peer.minimal_wire) for name, (peer, version) in peers.items()]
@@ -223,7 +224,7 @@ class Suite:
                 self.add(Section.LATENCY, row)
             for row in minimal_rows(latency.figures, shown, self.counts.calls, self.counts.latency_rounds):
                 self.add(Section.OWN_COST, row)
-            for row in cpu_rows(latency.cpu_ms, shown):
+            for row in cpu_rows(latency.cpu_ms, latency.threads_ms, shown):
                 self.add(Section.CPU, row)
             for name, reason in latency.failures.items():
                 if name in (CLIENT_LEGACY, CLIENT_MODERN):
