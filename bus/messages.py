@@ -20,8 +20,11 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-PROTOCOL_VERSION: Final = 3
-"""3: calls carry what the caller can answer (UpstreamAsked / AskAnswered); 2: typed actions, states
+from bus.access import ClientAction, ClientGrant, ClientInfo, Profile, Tier
+
+PROTOCOL_VERSION: Final = 4
+"""4: access control (AccessPolicy, ClientCommand / ClientResult); 3: calls carry what the caller can
+answer (UpstreamAsked / AskAnswered); 2: typed actions, states
 and kinds (1 carried them as free strings)."""
 
 
@@ -378,7 +381,47 @@ class ConfigCommand(Message, frozen=True, kw_only=True):
     keyed: bool = False
 
 
+class ClientCommand(Message, frozen=True, kw_only=True):
+    """Gateway -> supervisor: list, add, rotate or revoke a client credential; answered by ClientResult.
+
+    The gateway makes the credential and sends only its SHA-256 (`token_sha256`, for add and rotate):
+    the credential itself never crosses the bus and is never stored.
+    """
+
+    request_id: int
+    action: ClientAction
+    name: str = ""
+    profile: str = ""
+    token_sha256: str = ""
+    expires_at: float | None = None
+
+
 # --- supervisor -> gateway ---------------------------------------------------
+
+
+class AccessPolicy(Message, frozen=True, kw_only=True):
+    """Supervisor -> gateway: tool tier overrides, profiles, MCP auth settings and client grants.
+
+    Sent after Snapshot, whenever the config is applied, and before the ClientResult of a change to
+    the clients (so the change holds from the next request on).
+    """
+
+    tool_tiers: dict[str, Tier] = msgspec.field(default_factory=dict)
+    profiles: list[Profile] = msgspec.field(default_factory=list)
+    require_mcp_auth: bool | None = None
+    """None: the default (required unless the proxy listens on loopback)."""
+    anonymous_profile: str | None = None
+    clients: list[ClientGrant] = msgspec.field(default_factory=list)
+
+
+class ClientResult(Message, frozen=True, kw_only=True):
+    """Supervisor -> gateway: the answer to a ClientCommand (the clients, never a credential or hash)."""
+
+    request_id: int
+    ok: bool
+    status: int = 200
+    error: str | None = None
+    clients: list[ClientInfo] = msgspec.field(default_factory=list)
 
 
 class ConfigResult(Message, frozen=True, kw_only=True):
@@ -615,7 +658,7 @@ WorkerToSupervisor = (
     | Heartbeat
     | UpstreamHealth
 )
-GatewayToSupervisor = Subscribe | ControlCommand | SecretCommand | ConfigCommand
+GatewayToSupervisor = Subscribe | ControlCommand | SecretCommand | ConfigCommand | ClientCommand
 ToSupervisor = WorkerToSupervisor | GatewayToSupervisor
 SupervisorToWorker = StartUpstream | Shutdown
 SupervisorToGateway = (
@@ -629,6 +672,8 @@ SupervisorToGateway = (
     | ConfigResult
     | Notice
     | KnownSecrets
+    | AccessPolicy
+    | ClientResult
 )
 GatewayToWorker = Attached | CallTool | ForwardRequest | CancelCall | AskAnswered
 WorkerToGateway = (

@@ -16,6 +16,7 @@ from cli.installation import refuse_foreign_packages
 LAZY_COMMANDS: Final = {
     "activity": "cli.activity_cmd:activity_group",
     "auth": "cli.auth_cmd:auth_group",
+    "clients": "cli.clients_cmd:clients_group",
     "doctor": "cli.doctor_cmd:doctor",
     "import": "cli.import_cmd:import_servers",
     "prompts": "cli.catalog_cmd:prompts_group",

@@ -31,6 +31,7 @@ from cli.client import (
     target_options,
 )
 from cli.output import emit_json, output_option, print_table
+from services.access import CALL_VARIANT, annotated_tier
 
 if TYPE_CHECKING:
     from mcp.client.session import ClientSession
@@ -42,13 +43,9 @@ DESCRIPTION_WIDTH: Final = 80
 
 
 def call_with(annotations: dict[str, Any] | None) -> str:
-    """The call variant a tool needs, by the proxy's rule (used when search does not say)."""
-    annotations = annotations or {}
-    if annotations.get("destructiveHint") is True:
-        return "call_tool_destructive"
-    if annotations.get("readOnlyHint") is False:
-        return "call_tool_write"
-    return "call_tool_read"
+    """The call variant a tool needs by the MCP defaults (used when the proxy does not say, which
+    one of this version always does; `tool_tiers` in the config may change it)."""
+    return CALL_VARIANT[annotated_tier(annotations).tier]
 
 
 def first_line(text: str | None, width: int = DESCRIPTION_WIDTH) -> str:
@@ -93,7 +90,7 @@ def list_tools(
     tools = []
     for name in names:
         for tool in target.call("GET", f"/api/v1/servers/{name}/tools")["tools"]:
-            tools.append({"server": name, **tool, "call_with": call_with(tool.get("annotations"))})
+            tools.append({"server": name, "call_with": call_with(tool.get("annotations")), **tool})
     if output == "json":
         emit_json(tools)
         return
@@ -101,6 +98,7 @@ def list_tools(
         [
             f"{t['server']}:{t['name']}",
             t.get("approval", "approved"),
+            f"{t.get('tier', '?')} ({t.get('tier_source', '?')})",
             t["call_with"],
             first_line(t.get("description")),
         ]
@@ -109,7 +107,7 @@ def list_tools(
     empty = (
         f"{server} has no tools (is it running? `mcpproxy upstream show {server}`)" if server else "no tools"
     )
-    print_table(("TOOL", "APPROVAL", "CALL WITH", "DESCRIPTION"), rows, empty=empty)
+    print_table(("TOOL", "APPROVAL", "TIER (SOURCE)", "CALL WITH", "DESCRIPTION"), rows, empty=empty)
     held = sorted({t["server"] for t in tools if t.get("approval", "approved") != "approved"})
     for name in held:
         click.echo(

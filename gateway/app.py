@@ -21,6 +21,7 @@ from gateway import mcp_direct, mcp_proxy, openapi
 from gateway.asks import InputRounds
 from gateway.calling import Caller
 from gateway.catalog import CatalogFront
+from gateway.clients import ClientsApi
 from gateway.events import EventHub, activity_event
 from gateway.fastpath import FastPath
 from gateway.frontdoor import FrontDoor, allowed_host_names
@@ -155,6 +156,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         Route("/", root),
         *ui_routes(),
         *rest.routes(),
+        *ClientsApi(registry, upstreams).routes(),
         Route("/events", events.stream, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
         Route("/mcp", proxy_endpoint, methods=["GET", "POST", "DELETE"]),
@@ -172,4 +174,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         return fail(request, 502, str(exc))
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={ProxyError: proxy_error})
-    return FrontDoor(app, settings.api_key, settings.listen_host, settings.trusted_hosts), upstreams
+    door = FrontDoor(
+        app, settings.api_key, settings.listen_host, settings.trusted_hosts, access=lambda: registry.access
+    )
+    return door, upstreams

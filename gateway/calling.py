@@ -1,8 +1,10 @@
 """One call path for every surface: check, call, record.
 
 `/mcp` (call_tool_*), `/mcp/all` and REST all come through `Caller.call`:
-quarantine and pinning are checked (`guard`), a destructive tool must be
-called as destructive, the upstream result is returned unchanged but for the
+the caller's profile is checked (gateway/access.py: a tool outside it is
+unknown), then quarantine and pinning (`guard`), and a tool must be called with
+the `call_tool_*` variant of its tier or a higher one (services/access.py: a
+tool without annotations is destructive); the upstream result is returned unchanged but for the
 secret values the proxy injected (`secret_echo`, unless the server allows
 them), and every outcome — ok, error, blocked, timeout — lands in the
 activity log.
@@ -24,10 +26,12 @@ from mcp_types import LOG_LEVEL_META_KEY
 from bus.errors import PeerGoneError, ProxyError
 from bus.messages import AskMethod, ToolInfo
 from gateway import guard
+from gateway.access import NOBODY, Identity, identity_of_request
 from gateway.asks import Asking, AskRefusedError, ToolAnswer, is_modern
 from gateway.registry import Registry
 from gateway.secret_echo import EchoGuard
 from gateway.upstreams import CallOptions, CallTimeoutError, Progress, Upstreams
+from services.access import RANK, VARIANT_TIER
 from services.activity import ActivityLog, CallRecord
 
 Log = Callable[[Any, Any, str | None], Awaitable[None]]
@@ -58,6 +62,8 @@ class CallContext:
     input_responses: bytes | None = None
     request_state: str | None = None
     """A 2026-era client's retry of a call a 2026-era upstream asked something in."""
+    identity: Identity = NOBODY
+    """Who is calling: the profile whose view it gets (gateway/access.py)."""
 
 
 def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -> CallContext:
@@ -78,6 +84,7 @@ def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -
         request_id=None if request_id is None else str(request_id),
         intent_reason=intent_reason,
         keyed=bool(request.scope.get("state", {}).get("api_key_ok")) if request is not None else False,
+        identity=identity_of_request(request),
         log=_request_log(ctx)
         if is_modern(ctx) and isinstance(meta, dict) and meta.get(LOG_LEVEL_META_KEY)
         else None,
@@ -91,22 +98,14 @@ def _request_log(ctx: Any) -> Log:
     return log
 
 
-def call_with(tool: ToolInfo) -> str:
-    """Which call variant a tool needs, from its annotations."""
-    annotations = tool.annotations or {}
-    if annotations.get("destructiveHint") is True:
-        return "call_tool_destructive"
-    if annotations.get("readOnlyHint") is False:
-        return "call_tool_write"
-    return "call_tool_read"
-
-
 CallErrorKind = guard.RefusalKind | Literal["timeout", "upstream_error"]
 """What went wrong with a call the proxy answered itself, as clients read it from the result's `_meta`.
 
 A tool that ran and failed (the upstream's own `isError`) carries no kind: only the proxy's errors do."""
 ERROR_META_KEY: Final = "mcpproxy/error"
-BLOCKED_KINDS: Final[frozenset[CallErrorKind]] = frozenset({"quarantined", "held", "destructive_variant"})
+BLOCKED_KINDS: Final[frozenset[CallErrorKind]] = frozenset(
+    {"quarantined", "held", "destructive_variant", "write_variant"}
+)
 
 
 def error_result(
@@ -186,7 +185,7 @@ class Caller:
         """`known`: the names to suggest from when the tool is unknown (a callable is only called then)."""
         started = time.monotonic()
         arguments_text = json.dumps(arguments, ensure_ascii=False)
-        checked = self._admit(server, tool_name, shown_name, known, variant)
+        checked = self._admit(server, tool_name, shown_name, known, variant, context.identity)
         if isinstance(checked, guard.Refusal):
             status = activity_status(checked.kind)
             self._record(server, tool_name, context, status, started, arguments_text, error=checked.message)
@@ -241,15 +240,36 @@ class Caller:
         shown_name: str,
         known: Iterable[str] | Callable[[], Iterable[str]],
         variant: str | None,
+        identity: Identity = NOBODY,
     ) -> ToolInfo | guard.Refusal:
-        """The tool, if quarantine, pinning and the destructive check let it be called."""
-        names = known if callable(known) else lambda: known
-        checked = guard.check(self.registry, server, tool_name, shown_name, names)
-        destructive = isinstance(checked, ToolInfo) and call_with(checked) == "call_tool_destructive"
-        if destructive and variant not in (None, "call_tool_destructive"):
+        """The tool, if the caller's profile, quarantine, pinning and its tier let it be called."""
+        view = self.registry.view(identity)
+        profile = identity.profile_name
+        if profile is not None:
+            # Nothing beyond the profile is named, not even as a suggestion.
+            outside = guard.Refusal("unknown_tool", f"unknown tool {shown_name!r} in profile {profile!r}")
+            if not view.has_server(server):
+                return outside
+            checked = guard.check(self.registry, server, tool_name, shown_name, list)
+            if isinstance(checked, ToolInfo) and not view.has_tool(server, checked):
+                return outside
+            if isinstance(checked, guard.Refusal) and checked.kind in ("unknown_server", "unknown_tool"):
+                return outside
+        else:
+            names = known if callable(known) else lambda: known
+            checked = guard.check(self.registry, server, tool_name, shown_name, names)
+        if not isinstance(checked, ToolInfo) or variant is None:
+            return checked
+        tier = view.tier(server, checked)
+        if RANK[VARIANT_TIER.get(variant, "destructive")] < RANK[tier.tier]:
+            how = {
+                "mcp_default": "has no annotations, so it is destructive (the MCP default)",
+                "config": f"is {tier.tier} (tool_tiers in the config)",
+                "annotations": f"is annotated {tier.tier}",
+            }[tier.source]
             return guard.Refusal(
-                "destructive_variant",
-                f"{shown_name} is annotated destructive: call it with call_tool_destructive",
+                "destructive_variant" if tier.tier == "destructive" else "write_variant",
+                f"{shown_name} {how}: call it with call_tool_{tier.tier}",
             )
         return checked
 
@@ -269,7 +289,7 @@ class Caller:
         any call; the upstream's `CreateTaskResult` (its own task id), or an `isError` result."""
         started = time.monotonic()
         arguments_text = json.dumps(arguments, ensure_ascii=False)
-        checked = self._admit(server, tool_name, shown_name, known, variant)
+        checked = self._admit(server, tool_name, shown_name, known, variant, context.identity)
         if isinstance(checked, guard.Refusal):
             status = activity_status(checked.kind)
             self._record(server, tool_name, context, status, started, arguments_text, error=checked.message)

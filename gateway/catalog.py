@@ -36,6 +36,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bus.errors import PeerGoneError, ProxyError
 from bus.messages import UpstreamNotified
+from gateway.access import Handler, as_requested, current_identity
 from gateway.calling import context_from_mcp
 from gateway.listen import ListenStreams
 from gateway.registry import Registry
@@ -129,8 +130,9 @@ class CatalogFront:
         registry.listeners.append(lambda server: self._changed.set())
 
     def handlers(self) -> dict[str, Any]:
-        """The `Server(...)` keyword arguments of the catalog methods."""
-        return {
+        """The `Server(...)` keyword arguments of the catalog methods, each seeing what the request's
+        profile may see (gateway/access.py)."""
+        handlers: dict[str, Handler] = {
             "on_list_prompts": self.list_prompts,
             "on_get_prompt": self.get_prompt,
             "on_list_resources": self.list_resources,
@@ -141,10 +143,13 @@ class CatalogFront:
             "on_completion": self.complete,
             "on_subscriptions_listen": self.listen.serve,
         }
+        return {name: as_requested(handler) for name, handler in handlers.items()}
 
     def install(self, server: Server[Any]) -> Server[Any]:
         # logging/setLevel is deprecated in 2026-07-28; added here, not in the constructor, which warns.
-        server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self.set_level)
+        server.add_request_handler(
+            "logging/setLevel", types.SetLevelRequestParams, as_requested(self.set_level)
+        )
         return server
 
     def remember(self, session_id: str, session: Any) -> None:
@@ -169,8 +174,16 @@ class CatalogFront:
 
     # --- what is listed -------------------------------------------------------
 
+    def _sees(self, server: str) -> bool:
+        """The server's prompts and resources are visible, to this request's profile too."""
+        return self.registry.visible(server) and self.registry.view(current_identity()).has_server(server)
+
     def _visible(self) -> list[str]:
-        return [s for s in sorted(self.registry.servers) if self.registry.visible(s)]
+        return [s for s in sorted(self.registry.servers) if self._sees(s)]
+
+    def _prompt(self, name: str) -> tuple[str, str] | None:
+        target = self.prompt_names.get(name)
+        return target if target is not None and self._sees(target[0]) else None
 
     def _prompt_entries(self) -> list[tuple[tuple[str, str], dict[str, Any]]]:
         names: dict[str, tuple[str, str]] = {}
@@ -301,10 +314,10 @@ class CatalogFront:
 
     async def get_prompt(self, ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
         self._remember(ctx)
-        target = self.prompt_names.get(params.name)
+        target = self._prompt(params.name)
         if target is None:
             self._prompt_entries()
-            target = self.prompt_names.get(params.name)
+            target = self._prompt(params.name)
         if target is None:
             raise MCPError(
                 INVALID_PARAMS,
@@ -351,7 +364,7 @@ class CatalogFront:
         if qualified is None:
             return self.owners(uri), uri, False
         server, original = qualified
-        return ([server] if self.registry.visible(server) else []), original, True
+        return ([server] if self._sees(server) else []), original, True
 
     async def read_resource(
         self, ctx: Any, params: types.ReadResourceRequestParams
@@ -381,10 +394,10 @@ class CatalogFront:
         body.pop("_meta", None)
         ref = params.ref
         if isinstance(ref, types.PromptReference):
-            target = self.prompt_names.get(ref.name)
+            target = self._prompt(ref.name)
             if target is None:
                 self._prompt_entries()
-                target = self.prompt_names.get(ref.name)
+                target = self._prompt(ref.name)
             if target is None:
                 message = self._held_message(ref.name) or unknown_message(
                     "prompt", ref.name, self.prompt_names
@@ -404,7 +417,7 @@ class CatalogFront:
                 if not owners:
                     raise MCPError(INVALID_PARAMS, f"no running server has the resource template {ref.uri!r}")
                 server = owners[0]
-            if not self.registry.visible(server):
+            if not self._sees(server):
                 raise MCPError(INVALID_PARAMS, f"no running server has the resource template {ref.uri!r}")
         if "completions" not in self.registry.catalog_of(server).capabilities:
             return types.CompleteResult(completion=types.Completion(values=[]))

@@ -64,6 +64,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from gateway.access import Identity, identity_of
 from gateway.asks import offered
 from gateway.calling import CallContext
 from gateway.fastpath_wire import (
@@ -223,9 +224,7 @@ class FastPath:
             await manager.handle_request(scope, receive, send)
             return
         with holding_session(transport):
-            response = await self._answer(
-                call, session_id, info, bool(scope.get("state", {}).get("api_key_ok"))
-            )
+            response = await self._answer(call, session_id, info, identity_of(scope))
         await send(
             {
                 "type": "http.response.start",
@@ -260,6 +259,7 @@ class FastPath:
             client_version=client.get("version") if isinstance(client, dict) else None,
             request_id=str(call.request_id),
             keyed=bool(scope.get("state", {}).get("api_key_ok")),
+            identity=identity_of(scope),
             input_required=True,
         )
         status = 200
@@ -286,14 +286,15 @@ class FastPath:
         has_json, has_sse = check_accept_headers(request)
         return has_json and has_sse and await self.security.validate_request(request, is_post=True) is None
 
-    async def _answer(self, call: PlainCall, session_id: str, info: SessionInfo, keyed: bool) -> bytes:
+    async def _answer(self, call: PlainCall, session_id: str, info: SessionInfo, identity: Identity) -> bytes:
         context = CallContext(
             surface=self.surface,
             client_name=info.client_name,
             client_version=info.client_version,
             session_id=session_id,
             request_id=str(call.request_id),
-            keyed=keyed,
+            keyed=identity.admin,
+            identity=identity,
         )
         key = (session_id, coerce_request_id(call.request_id))
         with trio.CancelScope() as cancel:

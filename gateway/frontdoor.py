@@ -1,8 +1,9 @@
 """The front door: request ids, the API key, and the JSON error envelope.
 
 Every response carries `X-Request-Id`. `/api/v1/*` and `/events` always need
-the API key; `/mcp*` needs it only when the proxy listens on a non-loopback
-address (like mcpproxy-go). The key may come as `X-API-Key`,
+the API key; `/mcp*` takes the API key or a client credential and needs one
+unless the proxy listens on loopback and `require_mcp_auth` is off (who gets
+what: gateway/access.py). The key may come as `X-API-Key`,
 `Authorization: Bearer ...` or `?apikey=`. A client that sends too many wrong
 keys is answered 429 for a while (gateway/lockout.py).
 
@@ -21,14 +22,17 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qs
 
 import trio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bus.messages import AccessPolicy
+from gateway.access import Refused, decide, requires_auth, split_profile_path
 from gateway.lockout import KeyLockout, client_of
+from services.access import find_grant
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +121,11 @@ class FrontDoor:
         listen_host: str,
         trusted_hosts: tuple[str, ...] = (),
         max_body_bytes: int = MAX_BODY_BYTES,
+        access: Callable[[], AccessPolicy] = AccessPolicy,
     ) -> None:
         self.app = app
+        self.access = access
+        """The supervisor's latest AccessPolicy (profiles, client grants, `require_mcp_auth`)."""
         self.api_key = api_key
         self.mcp_needs_key = not is_loopback_host(listen_host)
         self.max_body_bytes = max_body_bytes
@@ -157,12 +164,10 @@ class FrontDoor:
             return
         is_mcp = path.startswith(MCP_PREFIX)
         key = presented_key(scope)
-        # On loopback /mcp a key is optional, but one that is sent must be right: it grants the
-        # management right (supervisor/agent_changes.py), and a stale key should say so, not degrade.
-        needs_key = path.startswith(ALWAYS_PROTECTED) or (is_mcp and (self.mcp_needs_key or key is not None))
         if is_mcp:
-            scope["state"]["api_key_ok"] = needs_key
-        if needs_key and not await self._admit_key(scope, key, send, request_id):
+            if not await self._admit_mcp(scope, key, send, request_id):
+                return
+        elif path.startswith(ALWAYS_PROTECTED) and not await self._admit_key(scope, key, send, request_id):
             return
 
         async def send_with_id(message: Message) -> None:
@@ -213,24 +218,71 @@ class FrontDoor:
                     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         raise _SlowBodyError
 
-    async def _admit_key(self, scope: Scope, key: str | None, send: Send, request_id: str) -> bool:
-        """The API key check; a refusal is sent here: 401 for a wrong key, 429 while locked out."""
+    async def _admit_mcp(self, scope: Scope, key: str | None, send: Send, request_id: str) -> bool:
+        """Who an MCP request comes from (gateway/access.py), in `scope["state"]["identity"]`; a
+        `/mcp/p/<name>` path is served as `/mcp` in that profile. A refusal is sent here.
+
+        On loopback a credential is optional (unless `require_mcp_auth`), but one that is sent must
+        be right: a stale one should say so, not quietly get the anonymous view."""
+        policy = self.access()
+        path_profile, inner = split_profile_path(scope["path"])
+        if path_profile is not None:
+            scope["path"] = inner
+            scope["raw_path"] = inner.encode()
+        admin = credential = None
+        if key is not None:
+            if await self._locked_out(scope, send, request_id):
+                return False
+            admin = self._key_ok(key)
+            if not admin and find_grant(key, policy.clients) is None:
+                await self._wrong_key(scope, key, send, request_id)
+                return False
+            credential = None if admin else key
+        try:
+            identity = decide(
+                policy,
+                admin=bool(admin),
+                credential=credential,
+                path_profile=path_profile,
+                auth_required=requires_auth(policy, not self.mcp_needs_key),
+            )
+        except Refused as refused:
+            await send_json_error(send, refused.status, refused.message, request_id)
+            return False
+        scope["state"]["identity"] = identity
+        scope["state"]["api_key_ok"] = identity.admin
+        return True
+
+    async def _locked_out(self, scope: Scope, send: Send, request_id: str) -> bool:
+        """While the client is locked out, answer 429 (after a delay) and say so."""
         client = client_of((scope.get("client") or ("",))[0])
         locked_for = self.lockout.locked_for(client, trio.current_time())
-        if locked_for > 0:
-            # The key is not looked at, so a locked-out guesser learns nothing (gateway/lockout.py).
-            await trio.sleep(LOCKED_OUT_DELAY_S)
-            retry_after = math.ceil(max(locked_for - LOCKED_OUT_DELAY_S, 1.0))
-            await send_json_error(
-                send,
-                429,
-                f"too many wrong API keys from {client}: try again in {retry_after} s",
-                request_id,
-                headers=[(b"retry-after", str(retry_after).encode())],
-            )
+        if locked_for <= 0:
+            return False
+        # The key is not looked at, so a locked-out guesser learns nothing (gateway/lockout.py).
+        await trio.sleep(LOCKED_OUT_DELAY_S)
+        retry_after = math.ceil(max(locked_for - LOCKED_OUT_DELAY_S, 1.0))
+        await send_json_error(
+            send,
+            429,
+            f"too many wrong API keys from {client}: try again in {retry_after} s",
+            request_id,
+            headers=[(b"retry-after", str(retry_after).encode())],
+        )
+        return True
+
+    async def _admit_key(self, scope: Scope, key: str | None, send: Send, request_id: str) -> bool:
+        """The API key check; a refusal is sent here: 401 for a wrong key, 429 while locked out."""
+        if await self._locked_out(scope, send, request_id):
             return False
         if self._key_ok(key):
             return True
+        await self._wrong_key(scope, key, send, request_id)
+        return False
+
+    async def _wrong_key(self, scope: Scope, key: str | None, send: Send, request_id: str) -> None:
+        """Count a wrong key against its client (gateway/lockout.py) and answer 401."""
+        client = client_of((scope.get("client") or ("",))[0])
         # A missing key is no guess (a browser before sign-in, a probe): only wrong keys count.
         if key is not None and (locked_for := self.lockout.failed(client, trio.current_time())) > 0:
             logger.warning(
@@ -246,7 +298,6 @@ class FrontDoor:
             "missing or invalid API key: send X-API-Key, Authorization: Bearer, or ?apikey=",
             request_id,
         )
-        return False
 
     def _key_ok(self, key: str | None) -> bool:
         return (

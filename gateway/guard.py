@@ -32,7 +32,13 @@ def approve_tool_hint(server: str, tool: str) -> str:
 
 
 RefusalKind = Literal[
-    "unknown_server", "unknown_tool", "quarantined", "held", "destructive_variant", "unavailable"
+    "unknown_server",
+    "unknown_tool",
+    "quarantined",
+    "held",
+    "destructive_variant",
+    "write_variant",
+    "unavailable",
 ]
 """Why a call was refused before it reached an upstream (see CallErrorKind in gateway/calling.py)."""
 

@@ -15,6 +15,7 @@ import mcp.types as types
 import trio
 from mcp.server.lowlevel import Server
 
+from gateway.access import Identity, View, identity_of_request
 from gateway.asks import InputRounds, ToolAnswer
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.catalog import CatalogFront, CatalogServer
@@ -96,7 +97,21 @@ class DirectTools:
         self, ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         self._remember(ctx)
-        return types.ListToolsResult(tools=self._tools())
+        tools = self._tools()
+        view = self.registry.view(identity_of_request(getattr(ctx, "request", None)))
+        if view.profile is not None:
+            tools = [tool for tool in tools if self._in_view(view, tool.name)]
+        return types.ListToolsResult(tools=tools)
+
+    def _in_view(self, view: View, name: str) -> bool:
+        server, tool_name = self.names[name]
+        tool = self.registry.find_tool(server, tool_name)
+        return tool is not None and view.has_tool(server, tool)
+
+    def _unknown(self, name: str, identity: Identity) -> types.CallToolResult:
+        if identity.profile is not None:  # nothing beyond the profile is named, not even as a suggestion
+            return error_result(f"unknown tool {name!r} in profile {identity.profile.name!r}")
+        return error_result(unknown_message("tool", name, self.names))
 
     async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> ToolAnswer:
         self._remember(ctx)
@@ -112,7 +127,7 @@ class DirectTools:
         """`tools/call` on /mcp/all, from the SDK's handler or the fast lane."""
         target = self._target(name)
         if target is None:
-            return error_result(unknown_message("tool", name, self.names))
+            return self._unknown(name, context.identity)
         server, tool = target
         return await self.caller.call(
             server, tool, arguments, context, shown_name=name, known=lambda: list(self.names)
@@ -124,7 +139,7 @@ class DirectTools:
         """A task-augmented `tools/call` on /mcp/all (gateway/tasks.py)."""
         target = self._target(name)
         if target is None:
-            return error_result(unknown_message("tool", name, self.names))
+            return self._unknown(name, context.identity)
         server, tool = target
         require_task_support(self.registry.find_tool(server, tool), name)
         created = await self.caller.start_task(

@@ -18,6 +18,7 @@ from typing import Any, Final
 import mcp.types as types
 
 from bus.errors import ProxyError
+from gateway.access import Identity
 from gateway.calling import CallContext
 from gateway.guard import approve_hint
 from gateway.registry import Registry
@@ -100,6 +101,11 @@ MANAGEMENT_TOOLS: Final = [
     ),
 ]
 
+NO_MANAGEMENT_RIGHT: Final = (
+    "{what} needs the management right: the API key, or a client credential whose profile has "
+    "`management: true` (a caller without a credential has none unless `anonymous_profile` grants it)"
+)
+
 
 class ArgumentError(ValueError):
     pass
@@ -143,29 +149,36 @@ class ManagementTools:
     async def call(self, name: str, arguments: dict[str, Any], context: CallContext) -> types.CallToolResult:
         try:
             if name == "describe_tool":
-                return self._describe(arguments)
+                return self._describe(arguments, context.identity)
             if name == "upstream_servers":
+                if arguments.get("operation") != "list" and not context.identity.management:
+                    return _result(
+                        NO_MANAGEMENT_RIGHT.format(what="upstream_servers beyond `list`"), error=True
+                    )
                 return await self._upstream_servers(arguments, context.keyed)
+            if not context.identity.management:
+                return _result(NO_MANAGEMENT_RIGHT.format(what="quarantine_security"), error=True)
             return self._quarantine_security(arguments)
         except ArgumentError as exc:
             return _result(f"{name}: {exc}", error=True)
         except ProxyError as exc:
             return _result(f"{name}: {exc}", error=True)
 
-    def _describe(self, arguments: dict[str, Any]) -> types.CallToolResult:
+    def _describe(self, arguments: dict[str, Any], identity: Identity) -> types.CallToolResult:
         ids = arguments.get("tool_ids")
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
             raise ArgumentError("tool_ids: expected a list of 'server:tool' names")
         if len(ids) > MAX_DESCRIBE:
             raise ArgumentError(f"tool_ids: at most {MAX_DESCRIBE} at a time")
         found, missing = [], []
+        view = self.registry.view(identity)
         for tool_id in ids:
             parsed = split_qualified(tool_id)
             tool = self.registry.find_tool(*parsed) if parsed else None
-            if tool is None:
+            if parsed is None or tool is None or not view.has_tool(parsed[0], tool):
                 missing.append(tool_id)
                 continue
-            found.append(tool_definition(tool, tool_id))
+            found.append({**tool_definition(tool, tool_id), **view.tier(parsed[0], tool).shown()})
         return _result({"tools": found, "not_found": missing})
 
     async def _upstream_servers(self, arguments: dict[str, Any], keyed: bool) -> types.CallToolResult:

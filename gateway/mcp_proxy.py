@@ -18,8 +18,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import METHOD_NOT_FOUND
 
 from bus.messages import ToolInfo
+from gateway.access import Identity, identity_of_request
 from gateway.asks import InputRounds, ToolAnswer
-from gateway.calling import CallContext, Caller, call_with, context_from_mcp, error_result
+from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.catalog import CatalogFront, CatalogServer
 from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
 from gateway.registry import Registry
@@ -27,6 +28,7 @@ from gateway.tasks import Started, Tasks, require_task_support
 from gateway.tool_names import split_qualified, unknown_message
 from gateway.tool_views import tool_definition
 from gateway.upstreams import Upstreams
+from services.access import RANK, VARIANT_TIER
 
 if TYPE_CHECKING:
     from services.search import ToolIndex
@@ -139,16 +141,24 @@ class SearchService:
             self.index.remove_server(server)
             self._indexed.pop(server, None)
 
-    def search(self, query: str, limit: int) -> list[dict[str, Any]]:
+    def search(self, query: str, limit: int, identity: Identity) -> list[dict[str, Any]]:
+        """The best `limit` tools for `query` among those `identity`'s profile holds."""
         if not self._indexed:
             return []  # nothing indexed yet: no need to build the index to find nothing
-        hits = []
-        for hit in self.index.search(query, limit):
+        view = self.registry.view(identity)
+        # A profile's tools are a subset: rank them all, keep its own best.
+        wanted = limit if view.profile is None else sum(len(t) for t in self._indexed.values())
+        hits: list[dict[str, Any]] = []
+        for hit in self.index.search(query, wanted):
             tool = self.registry.find_tool(hit.server, hit.tool)
-            if tool is None:
+            if tool is None or not view.has_tool(hit.server, tool):
                 continue
             entry = tool_definition(tool, f"{hit.server}:{tool.name}", full=False)
-            hits.append({**entry, "server": hit.server, "score": hit.score, "call_with": call_with(tool)})
+            hits.append(
+                {**entry, "server": hit.server, "score": hit.score, **view.tier(hit.server, tool).shown()}
+            )
+            if len(hits) == limit:
+                break
         return hits
 
 
@@ -200,7 +210,16 @@ class ProxyTools:
     async def list_tools(
         self, ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=self.menu)
+        return types.ListToolsResult(tools=self.menu_for(identity_of_request(getattr(ctx, "request", None))))
+
+    def menu_for(self, identity: Identity) -> list[types.Tool]:
+        """The menu less what the caller may not use: call variants above its profile's `max_tier`,
+        and `quarantine_security` without the management right."""
+        profile = identity.profile
+        hidden = set() if identity.management else {"quarantine_security"}
+        if profile is not None:
+            hidden |= {v for v in CALL_VARIANTS if RANK[VARIANT_TIER[v]] > RANK[profile.max_tier]}
+        return [tool for tool in self.menu if tool.name not in hidden]
 
     async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> ToolAnswer:
         arguments = params.arguments or {}
@@ -214,21 +233,21 @@ class ProxyTools:
     async def call(self, name: str, arguments: dict[str, Any], context: CallContext) -> ToolAnswer:
         """`tools/call` on /mcp, from the SDK's handler or the fast lane."""
         if name == "retrieve_tools":
-            return self._retrieve(arguments)
+            return self._retrieve(arguments, context.identity)
         if name in CALL_VARIANTS:
             return await self._call(name, arguments, context)
         if name in MANAGEMENT_NAMES:
             return await self.management.call(name, arguments, context)
         return error_result(unknown_message("tool", name, [t.name for t in self.menu]))
 
-    def _retrieve(self, arguments: dict[str, Any]) -> types.CallToolResult:
+    def _retrieve(self, arguments: dict[str, Any], identity: Identity) -> types.CallToolResult:
         query = arguments.get("query")
         if not isinstance(query, str) or not query.strip():
             return error_result("retrieve_tools: `query` must be a non-empty string")
         limit = arguments.get("limit", DEFAULT_LIMIT)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             return error_result("retrieve_tools: `limit` must be a positive integer")
-        return structured_result({"tools": self.search.search(query, min(limit, MAX_LIMIT))})
+        return structured_result({"tools": self.search.search(query, min(limit, MAX_LIMIT), identity)})
 
     async def _call(self, variant: str, arguments: dict[str, Any], context: CallContext) -> ToolAnswer:
         target = self._target(variant, arguments, context)

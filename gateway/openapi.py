@@ -222,6 +222,33 @@ def document() -> dict[str, Any]:
             ),
         },
         "/api/v1/secrets/{name}": {"delete": _op("Delete a secret", params=name)},
+        "/api/v1/profiles": {"get": _op("Profiles, `anonymous_profile` and `require_mcp_auth` (issue 21)")},
+        "/api/v1/clients": {
+            "get": _op("Clients: name, profile, created_at, expires_at (never a credential)"),
+            "post": _op(
+                "Make a client credential bound to a profile; `data.credential` is shown this once",
+                body={
+                    "type": "object",
+                    "required": ["name", "profile"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "profile": {"type": "string"},
+                        "expires": {"type": "string", "description": "90m, 12h, 30d, 2w"},
+                    },
+                },
+                codes=(201, 409),
+            ),
+        },
+        "/api/v1/clients/{name}/rotate": {
+            "post": _op(
+                "A new credential for the client (shown once); the old one is refused from now on",
+                params=name,
+                body={"type": "object", "properties": {"expires": {"type": "string"}}},
+            )
+        },
+        "/api/v1/clients/{name}": {
+            "delete": _op("Revoke a client: refused from the next request on", params=name)
+        },
         "/api/v1/docker/status": {
             "get": _op("Docker isolation: engine availability and version, this instance's containers")
         },

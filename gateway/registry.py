@@ -6,7 +6,9 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
-from bus.messages import Catalog, ServerStatus, ToolInfo
+from bus.messages import AccessPolicy, Catalog, ServerStatus, ToolInfo
+from gateway.access import Identity, View
+from services.access import TierInfo, tier_of
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ class Registry:
         self._catalogs: dict[str, Catalog] = {}
         self.listeners: list[Listener] = []
         self.synced = False
+        self.access = AccessPolicy()
+        """Tier overrides, profiles and client grants, from the supervisor (gateway/access.py)."""
 
     def replace_all(
         self,
@@ -104,6 +108,13 @@ class Registry:
         return next(
             (t for t in self.all_tools_of(server) if t.name == tool and t.approval != "approved"), None
         )
+
+    def tier(self, server: str, tool: ToolInfo) -> TierInfo:
+        """The tool's tier and where it came from (annotations, MCP defaults, `tool_tiers`)."""
+        return tier_of(server, tool.name, tool.annotations, self.access.tool_tiers)
+
+    def view(self, identity: Identity) -> View:
+        return View(self.access, identity)
 
     def _notify(self, name: str) -> None:
         for listener in list(self.listeners):

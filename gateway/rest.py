@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bus.messages import ConfigResult, ServerStatus, ToolInfo
-from gateway.calling import CallContext, Caller, call_with
+from gateway.calling import CallContext, Caller
 from gateway.registry import Registry
 from gateway.resource_uris import qualify
 from gateway.tool_names import direct_name, split_qualified
@@ -242,7 +242,7 @@ class RestApi:
         tools = []
         for tool in self.registry.all_tools_of(name):
             view = msgspec.to_builtins(tool)
-            view["call_with"] = call_with(tool)
+            view.update(self.registry.tier(name, tool).shown())
             if tool.previous is not None:
                 view["diff"] = definition_diff(tool.previous, tool)
             tools.append(view)

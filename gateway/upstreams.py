@@ -22,6 +22,7 @@ import trio
 from bus.codec import TO_GATEWAY, WORKER_TO_GATEWAY
 from bus.errors import BusError, PeerGoneError, UnknownToolError, UpstreamError
 from bus.messages import (
+    AccessPolicy,
     AskAnswered,
     Attach,
     Attached,
@@ -29,6 +30,8 @@ from bus.messages import (
     CallProgress,
     CallTool,
     CancelCall,
+    ClientCommand,
+    ClientResult,
     CommandResult,
     ConfigAction,
     ConfigCommand,
@@ -72,7 +75,7 @@ LOG_FLUSH_S: Final = 1.0
 SUBSCRIBE_RETRY_S: Final = 2.0
 
 
-Reply = CommandResult | SecretResult | ConfigResult
+Reply = CommandResult | SecretResult | ConfigResult | ClientResult
 
 
 class CallTimeoutError(UpstreamError):
@@ -191,6 +194,8 @@ class Upstreams:
                     self.on_notice(event, json.loads(data))
                 case KnownSecrets(values=values):
                     self.on_known_secrets(values)
+                case AccessPolicy():
+                    self.registry.access = message
                 case ServerRemoved(name=name):
                     self.registry.remove(name)
                     self._fail_identity(self._live.pop(name, b""), f"server {name!r} was removed")
@@ -198,6 +203,7 @@ class Upstreams:
                     CommandResult(request_id=request_id)
                     | SecretResult(request_id=request_id)
                     | ConfigResult(request_id=request_id)
+                    | ClientResult(request_id=request_id)
                 ):
                     waiter = self._commands.get(request_id)
                     if waiter is not None:
@@ -273,6 +279,12 @@ class Upstreams:
             lambda rid: SecretCommand(request_id=rid, action=action, name=name, value=value)
         )
         assert isinstance(result, SecretResult)
+        return result
+
+    async def client(self, command: Callable[[int], ClientCommand]) -> ClientResult:
+        """List, add, rotate or revoke a client credential through the supervisor (gateway/clients.py)."""
+        result = await self._request(command)
+        assert isinstance(result, ClientResult)
         return result
 
     # --- workers -------------------------------------------------------------

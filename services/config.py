@@ -22,8 +22,10 @@ from typing import Any, Final
 
 import msgspec
 
+from bus.access import Profile, Tier
 from bus.errors import ConfigError
 from bus.messages import Transport
+from services.access_config import validate_access
 from services.isolation import (
     IsolationValueError,
     check_image,
@@ -212,6 +214,13 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
     docker_isolation: DockerIsolationConfig = msgspec.field(default_factory=DockerIsolationConfig)
     max_concurrent_starts: int | None = None
     """How many servers may be between spawn and initialized at once; default STARTS_PER_CORE per core."""
+    tool_tiers: dict[str, Tier] = msgspec.field(default_factory=dict)
+    """Tier overrides by `server:tool` glob (services/access.py)."""
+    profiles: list[Profile] = msgspec.field(default_factory=list)
+    require_mcp_auth: bool | None = None
+    """None: required unless the proxy listens on loopback."""
+    anonymous_profile: str | None = None
+    """The profile of a caller without a credential on /mcp (None: every server, no management)."""
 
     def server(self, name: str) -> ServerConfig | None:
         return next((s for s in self.mcpServers if s.name == name), None)
@@ -539,6 +548,7 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
         raise _config_error(file, "max_concurrent_starts", "expected 1 or more")
     _warn_unknown_keys(data.get("docker_isolation"), DockerIsolationConfig, file, "docker_isolation")
     validate_docker_isolation(config.docker_isolation, file)
+    validate_access(config.tool_tiers, config.profiles, config.anonymous_profile, file)
     return config
 
 

@@ -19,8 +19,10 @@ from bus.codec import TO_SUPERVISOR
 from bus.errors import BusError, ConfigError, PeerGoneError, ProxyError
 from bus.messages import (
     PROTOCOL_VERSION,
+    AccessPolicy,
     Catalog,
     CatalogChanged,
+    ClientCommand,
     CommandResult,
     ConfigCommand,
     ConfigResult,
@@ -48,6 +50,7 @@ from bus.messages import (
 )
 from bus.transport import RouterChannel, bind_router
 from services import process
+from services.clients import ClientStore
 from services.config import ProxyConfig, ServerConfig
 from services.config_doc import ConfigDocument, redact_server
 from services.pinning import PinStore, approve_prompts
@@ -95,6 +98,7 @@ class ControlPlane:
         self.known = KnownValues()
         """Scrubs every published error text and masks config views by value (supervisor/known_values.py)."""
         self.known.learn(config)
+        self.clients = ClientStore(data_dir)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind, start every server, and route messages until cancelled."""
@@ -192,6 +196,7 @@ class ControlPlane:
                 case Subscribe():
                     self.subscribers.add(peer)
                     await self._send(peer, self._snapshot())
+                    await self._send(peer, self._access_policy())
                     self._nursery.start_soon(self._share_known_secrets)
                     # The gateway is about to serve: warm the zygote up now (if no worker did),
                     # so that a server added later starts at once.
@@ -200,6 +205,11 @@ class ControlPlane:
                     await self._command(peer, message)
                 case ConfigCommand():
                     self._nursery.start_soon(self._config_command, peer, message)
+                case ClientCommand():
+                    result = self.clients.handle(message, self.config.profiles)
+                    if result.ok and message.action != "list":
+                        await self._share_access_policy()  # before the answer: the next request sees it
+                    await self._send(peer, result)
                 case SecretCommand():
                     # Store calls block in a thread; a slow keyring must not stall routing.
                     self._nursery.start_soon(self._secret_command, peer, message)
@@ -252,6 +262,21 @@ class ControlPlane:
         logger.info("config applied (%s): %d server(s)", source, len(config.mcpServers))
         self.known.learn(config)
         self._nursery.start_soon(self._share_known_secrets)
+        await self._share_access_policy()
+
+    def _access_policy(self) -> AccessPolicy:
+        return AccessPolicy(
+            tool_tiers=self.config.tool_tiers,
+            profiles=self.config.profiles,
+            require_mcp_auth=self.config.require_mcp_auth,
+            anonymous_profile=self.config.anonymous_profile,
+            clients=list(self.clients.grants.values()),
+        )
+
+    async def _share_access_policy(self) -> None:
+        policy = self._access_policy()
+        for peer in list(self.subscribers):
+            await self._send(peer, policy)
 
     async def _share_known_secrets(self) -> None:
         """Read the store anew, and tell the gateway every secret value we know (for the activity log

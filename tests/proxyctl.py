@@ -191,6 +191,12 @@ class Proxy:
                         await session.initialize()
                     yield session
 
+    async def credential(self, client: str, profile: str) -> dict[str, str]:
+        """Headers with a new client credential bound to `profile` (issue 21)."""
+        response = await self.post("/api/v1/clients", json={"name": client, "profile": profile})
+        assert response.status_code == 201, response.text
+        return {"Authorization": f"Bearer {response.json()['data']['credential']}"}
+
     def child(self, module: str) -> int:
         """The pid of serve's child `python -m <module>` (the gateway, the supervisor)."""
         for entry in os.scandir("/proc"):

@@ -30,9 +30,21 @@ def build() -> Server[Any]:
         schema = {"type": "object", "properties": {"action": {"type": "string"}}, "required": ["action"]}
         return types.ListToolsResult(
             tools=[
-                types.Tool(name="confirm", input_schema=schema),
-                types.Tool(name="chatty", input_schema={"type": "object"}),
-                types.Tool(name="roots", input_schema={"type": "object"}),
+                types.Tool(
+                    name="confirm",
+                    input_schema=schema,
+                    annotations=types.ToolAnnotations(read_only_hint=True),
+                ),
+                types.Tool(
+                    name="chatty",
+                    input_schema={"type": "object"},
+                    annotations=types.ToolAnnotations(read_only_hint=True),
+                ),
+                types.Tool(
+                    name="roots",
+                    input_schema={"type": "object"},
+                    annotations=types.ToolAnnotations(read_only_hint=True),
+                ),
             ]
         )
 

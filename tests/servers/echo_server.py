@@ -55,6 +55,7 @@ TOOLS = [
         name="fail",
         description="Return a tool error result carrying the given message.",
         input_schema={"type": "object", "properties": {"message": {"type": "string"}}},
+        annotations=types.ToolAnnotations(read_only_hint=True),
     ),
     types.Tool(
         name="whoami",

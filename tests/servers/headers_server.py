@@ -34,16 +34,19 @@ TOOLS = [
         name="headers",
         description="Report the HTTP request headers this call arrived with.",
         input_schema={"type": "object", "properties": {}},
+        annotations=types.ToolAnnotations(read_only_hint=True),
     ),
     types.Tool(
         name="request_url",
         description="Report the URL (path and query string) of the HTTP request this call arrived with.",
         input_schema={"type": "object", "properties": {}},
+        annotations=types.ToolAnnotations(read_only_hint=True),
     ),
     types.Tool(
         name="echo",
         description="Echo a message back.",
         input_schema={"type": "object", "properties": {"message": {"type": "string"}}},
+        annotations=types.ToolAnnotations(read_only_hint=True),
     ),
 ]
 LAST_HEADERS: dict[str, str] = {}

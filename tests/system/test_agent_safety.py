@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import mcp.types as types
 import pytest
@@ -45,12 +45,16 @@ async def call(session: Any, tool: str, **arguments: Any) -> types.CallToolResul
     return result
 
 
+OPS: Final = [{"name": "ops", "management": True}]
+"""A profile with the management right (without it, an MCP caller has no management tools)."""
+
+
 async def test_a_server_added_by_an_agent_stays_inert_until_a_human_approves_it(tmp_path: Path) -> None:
     marker = f"agent-added-{os.getpid()}"
-    async with running_proxy(tmp_path, [echo_server()]) as proxy:
+    async with running_proxy(tmp_path, [echo_server()], profiles=OPS) as proxy:
         await proxy.wait_for("echo", "running")
         template = marked_server("sneaky", marker)
-        async with proxy.mcp() as session:
+        async with proxy.mcp(headers=await proxy.credential("agent", "ops")) as session:
             added = await call(
                 session,
                 "upstream_servers",
@@ -101,9 +105,9 @@ async def test_a_server_added_by_an_agent_stays_inert_until_a_human_approves_it(
 
 
 async def test_no_mcp_operation_lifts_quarantine(tmp_path: Path) -> None:
-    async with running_proxy(tmp_path, [echo_server("held", quarantined=True)]) as proxy:
+    async with running_proxy(tmp_path, [echo_server("held", quarantined=True)], profiles=OPS) as proxy:
         await proxy.wait_for("held", "stopped", quarantined=True)
-        async with proxy.mcp() as session:
+        async with proxy.mcp(headers=await proxy.credential("agent", "ops")) as session:
             for operation in ("enable", "restart"):
                 await call(session, "upstream_servers", operation=operation, name="held")
             patched = await call(session, "upstream_servers", operation="patch", name="held", env={"A": "1"})
