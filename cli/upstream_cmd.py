@@ -346,6 +346,11 @@ def _simple_action(action: str, done: str, doc: str, *, waits: bool = True) -> A
             outcome = _wait(target, name, "POST", path, timeout_s, needs_move=action == "restart")
             _finish_wait(name, outcome, output)
             return
+        if action in ("enable", "disable") and output != "json":
+            server = target.call("GET", f"/api/v1/servers/{name}")["server"]
+            if bool(server.get("enabled", True)) == (action == "enable"):
+                click.echo(f"{name}: already {done}; nothing changed")
+                return
         data = target.call("POST", path)
         if output == "json":
             emit_json(data)

@@ -90,6 +90,17 @@ async def test_patch_and_add_say_what_changes_and_refuse_flags_that_would_never_
         assert added.returncode == 0, added.stderr
         assert on_disk(proxy, "slow")["call_tool_timeout"] == 300
 
+        # Enabling what is enabled (disabling what is disabled) says so and writes nothing.
+        unchanged = proxy.config_path.read_text()
+        for action, name, state in (("enable", "echo", "enabled"), ("disable", "slow", "disabled")):
+            again = await mcpproxy(proxy, "upstream", action, name)
+            assert (
+                again.returncode == 0 and again.stdout.strip() == f"{name}: already {state}; nothing changed"
+            )
+        assert proxy.config_path.read_text() == unchanged
+        nothing_pending = await mcpproxy(proxy, "upstream", "reject", "echo")
+        assert nothing_pending.returncode == 1 and "has no pending change to reject" in nothing_pending.stderr
+
 
 async def test_secrets_set_without_a_terminal_says_how_to_pass_the_value(tmp_path: Path) -> None:
     async with running_proxy(tmp_path, []) as proxy:
