@@ -162,6 +162,10 @@ class CatalogFront:
             for gone in [s for s in self.sessions if not self.alive(s)]:
                 self._forget(gone)
 
+    def forget(self, session_id: str) -> None:
+        """A session that has ended (a send to it failed): drop it and its subscriptions."""
+        self._forget(session_id)
+
     def _forget(self, session_id: str) -> None:
         self.sessions.pop(session_id, None)
         for subscribers in self.subscriptions.values():

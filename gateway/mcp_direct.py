@@ -2,7 +2,7 @@
 and every upstream's prompts and resources (`gateway/catalog.py`).
 
 Clients are told about changes with `notifications/tools/list_changed`: 2025-era sessions directly
-(we keep a strong reference to every session that listed tools so we can reach it), 2026-era clients
+(the catalog keeps a strong reference to every live session so we can reach it), 2026-era clients
 on their `subscriptions/listen` streams (`gateway/listen.py`).
 """
 
@@ -54,8 +54,6 @@ class DirectTools:
         self.registry = registry
         self.upstreams = upstreams
         self.names: dict[str, tuple[str, str]] = {}
-        self.sessions: dict[str, Any] = {}
-        """One `ServerSession` per MCP session id (any of them reaches the session's standalone stream)."""
         self._changed = trio.Event()
         self._signature: tuple[str, ...] = ()
         registry.listeners.append(self._on_registry_change)
@@ -156,8 +154,8 @@ class DirectTools:
         return target
 
     def remember(self, session_id: str, session: Any) -> None:
-        """A session to tell about changes; its first `ServerSession` is kept (requests each make one)."""
-        self.sessions.setdefault(session_id, session)
+        """A session to tell about changes: the catalog keeps its first `ServerSession` (requests each
+        make one) and forgets it once the SDK has (so ended sessions do not pile up under churn)."""
         self.catalog.remember(session_id, session)
 
     def _remember(self, ctx: Any) -> None:
@@ -182,9 +180,9 @@ class DirectTools:
                 continue
             self._signature = signature
             await self.catalog.listen.tools_changed()
-            for session_id, session in list(self.sessions.items()):
+            for session_id, session in list(self.catalog.sessions.items()):
                 try:
                     with trio.move_on_after(1.0):
                         await session.send_tool_list_changed()
                 except Exception:  # a closed session: forget it
-                    self.sessions.pop(session_id, None)
+                    self.catalog.forget(session_id)
