@@ -23,10 +23,8 @@ from gateway.calling import Caller
 from gateway.catalog import CatalogFront
 from gateway.clients import ClientsApi
 from gateway.events import EventHub, activity_event
-from gateway.explain import ExplainApi
-from gateway.ext_tasks import ExtTasks
 from gateway.fastpath import FastPath
-from gateway.frontdoor import FrontDoor, allowed_host_names, is_loopback_host
+from gateway.frontdoor import FrontDoor, allowed_host_names
 from gateway.mcp_direct import DirectTools
 from gateway.mcp_management import ManagementTools
 from gateway.mcp_proxy import ProxyTools, SearchService
@@ -39,8 +37,6 @@ from services.activity import ActivityLog, CallRecord
 
 DIRECT_ALIAS: Final = "/mcp/all/mcp"
 """Direct mode (`/mcp/all`) at a path that ends in /mcp."""
-PROXY_ALIAS: Final = "/mcp/mcp"
-"""The menu (`/mcp`) again: what a profile's `/mcp/p/<name>/mcp` is served as (gateway/access.py)."""
 
 
 @dataclass
@@ -77,7 +73,6 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     proxy_catalog = CatalogFront(registry, upstreams, mcp_proxy.SURFACE)
     direct_catalog = CatalogFront(registry, upstreams, mcp_direct.SURFACE)
     rounds = InputRounds()
-    ext_tasks = ExtTasks(registry)
     tasks = Tasks(registry, upstreams, caller)
     proxy = ProxyTools(registry, upstreams, search, management, caller, proxy_catalog, rounds, tasks)
     direct = DirectTools(registry, upstreams, caller, direct_catalog, rounds, tasks)
@@ -124,17 +119,12 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Managers run once per instance: build fresh ones on every start.
-        proxy_manager = proxy_endpoint.open_manager(
-            ext_tasks.install(proxy.server(), mcp_proxy.SURFACE, proxy.call, mcp_proxy.target_of)
-        )
-        direct_manager = direct_endpoint.open_manager(
-            ext_tasks.install(direct.server(), mcp_direct.SURFACE, direct.call, direct.target)
-        )
+        proxy_manager = proxy_endpoint.open_manager(proxy.server())
+        direct_manager = direct_endpoint.open_manager(direct.server())
         async with trio.open_nursery() as nursery:
             await nursery.start(activity.run)
             await nursery.start(upstreams.serve)
             await nursery.start(rounds.run)
-            await nursery.start(ext_tasks.run)
             nursery.start_soon(direct.run_notifier)
             nursery.start_soon(proxy_catalog.run)
             nursery.start_soon(direct_catalog.run)
@@ -167,20 +157,16 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         *ui_routes(),
         *rest.routes(),
         *ClientsApi(registry, upstreams).routes(),
-        *ExplainApi(registry, is_loopback_host(settings.listen_host)).routes(),
         Route("/events", events.stream, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
         Route("/mcp", proxy_endpoint, methods=["GET", "POST", "DELETE"]),
         Route("/mcp/", proxy_endpoint, methods=["GET", "POST", "DELETE"]),
         Route("/mcp/all", direct_endpoint, methods=["GET", "POST", "DELETE"]),
         Route("/mcp/all/", direct_endpoint, methods=["GET", "POST", "DELETE"]),
-        # Both modes again at a path ending in /mcp, for a profile's endpoints too: some clients (MCP
-        # Inspector's CLI) pick their transport, or rewrite the path, by that ending. Under /mcp, so
-        # the front door's rules hold.
+        # Direct mode again at a path ending in /mcp: some clients (MCP Inspector's CLI) pick their
+        # transport, or rewrite the path, by that ending. Under /mcp, so the front door's rules hold.
         Route(DIRECT_ALIAS, direct_endpoint, methods=["GET", "POST", "DELETE"]),
         Route(f"{DIRECT_ALIAS}/", direct_endpoint, methods=["GET", "POST", "DELETE"]),
-        Route(PROXY_ALIAS, proxy_endpoint, methods=["GET", "POST", "DELETE"]),
-        Route(f"{PROXY_ALIAS}/", proxy_endpoint, methods=["GET", "POST", "DELETE"]),
     ]
 
     async def proxy_error(request: Request, exc: Exception) -> Response:
