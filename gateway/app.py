@@ -37,6 +37,8 @@ from services.activity import ActivityLog, CallRecord
 
 DIRECT_ALIAS: Final = "/mcp/all/mcp"
 """Direct mode (`/mcp/all`) at a path that ends in /mcp."""
+PROXY_ALIAS: Final = "/mcp/mcp"
+"""The menu (`/mcp`) again: what a profile's `/mcp/p/<name>/mcp` is served as (gateway/access.py)."""
 
 
 @dataclass
@@ -163,10 +165,13 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         Route("/mcp/", proxy_endpoint, methods=["GET", "POST", "DELETE"]),
         Route("/mcp/all", direct_endpoint, methods=["GET", "POST", "DELETE"]),
         Route("/mcp/all/", direct_endpoint, methods=["GET", "POST", "DELETE"]),
-        # Direct mode again at a path ending in /mcp: some clients (MCP Inspector's CLI) pick their
-        # transport, or rewrite the path, by that ending. Under /mcp, so the front door's rules hold.
+        # Both modes again at a path ending in /mcp, for a profile's endpoints too: some clients (MCP
+        # Inspector's CLI) pick their transport, or rewrite the path, by that ending. Under /mcp, so
+        # the front door's rules hold.
         Route(DIRECT_ALIAS, direct_endpoint, methods=["GET", "POST", "DELETE"]),
         Route(f"{DIRECT_ALIAS}/", direct_endpoint, methods=["GET", "POST", "DELETE"]),
+        Route(PROXY_ALIAS, proxy_endpoint, methods=["GET", "POST", "DELETE"]),
+        Route(f"{PROXY_ALIAS}/", proxy_endpoint, methods=["GET", "POST", "DELETE"]),
     ]
 
     async def proxy_error(request: Request, exc: Exception) -> Response:

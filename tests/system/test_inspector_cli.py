@@ -12,7 +12,7 @@ from typing import Any, Final
 import pytest
 import trio
 
-from tests.proxyctl import FIXTURES, echo_server, running_proxy
+from tests.proxyctl import API_KEY, FIXTURES, echo_server, running_proxy
 
 pytestmark = [
     pytest.mark.system,
@@ -58,3 +58,20 @@ async def test_the_inspector_cli_lists_and_calls_direct_mode_tools_at_the_path_e
         # The proxy's own endpoint, for comparison: the small menu, not the upstream tools.
         menu = await inspector(f"{proxy.base_url}/mcp", "--method", "tools/list")
         assert "retrieve_tools" in {tool["name"] for tool in menu["tools"]}
+
+
+async def test_a_profiles_endpoints_also_answer_at_paths_ending_in_mcp(tmp_path: Path) -> None:
+    if not INSPECTOR.exists():
+        pytest.fail(f"{INSPECTOR} is missing: run `npm ci --prefix tests/fixtures`")
+    profiles = [{"name": "reader", "servers": ["alpha"], "max_tier": "read"}]
+    servers = [echo_server("alpha"), echo_server("beta")]
+    async with running_proxy(tmp_path, servers, profiles=profiles) as proxy:
+        await proxy.wait_for("alpha", "running")
+        await proxy.wait_for("beta", "running")
+        key = ["--header", f"X-API-Key: {API_KEY}"]  # the admin key: on a profile's path, its view
+        direct = await inspector(f"{proxy.base_url}/mcp/p/reader/all/mcp", "--method", "tools/list", *key)
+        names = {tool["name"] for tool in direct["tools"]}
+        assert "alpha__echo" in names and not any(name.startswith("beta__") for name in names)
+        menu = await inspector(f"{proxy.base_url}/mcp/p/reader/mcp", "--method", "tools/list", *key)
+        menu_names = {tool["name"] for tool in menu["tools"]}
+        assert "retrieve_tools" in menu_names and "call_tool_write" not in menu_names  # read-capped
