@@ -10,6 +10,7 @@ adopts them once trio is imported.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import socket
@@ -70,10 +71,9 @@ def preflight(listen: str, data_dir: Path) -> str | None:
             probe.bind(address)
         except OSError as exc:
             shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            return (
-                f"cannot listen on {shown}: {exc.strerror or exc}; stop what listens there or "
-                "choose another address with --listen HOST:PORT"
-            )
+            fix = "stop what listens there or " if exc.errno == errno.EADDRINUSE else ""
+            reason = exc.strerror or str(exc)
+            return f"cannot listen on {shown}: {reason}; {fix}choose another address with --listen HOST:PORT"
     return None
 
 

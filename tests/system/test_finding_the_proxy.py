@@ -82,6 +82,14 @@ async def test_a_second_serve_on_the_same_data_dir_or_port_says_so_in_one_line_a
             f"mcpproxy: cannot listen on {listen}: Address already in use; stop what listens there "
             "or choose another address with --listen HOST:PORT"
         ]
+        elsewhere = await mcpproxy(
+            "serve", "--config", str(config), "--data-dir", str(other / "data"), "--listen", "192.0.2.7:8080"
+        )
+        assert elsewhere.returncode == 1 and elsewhere.stdout == ""
+        assert elsewhere.stderr.splitlines() == [  # 192.0.2.0/24 is TEST-NET-1: no machine's address
+            "mcpproxy: cannot listen on 192.0.2.7:8080: Cannot assign requested address; choose another "
+            "address with --listen HOST:PORT"
+        ]
         # The first proxy is untouched.
         assert (await first.servers())["echo"]["state"] in ("starting", "running")
 
