@@ -23,6 +23,7 @@ from gateway.calling import Caller
 from gateway.catalog import CatalogFront
 from gateway.clients import ClientsApi
 from gateway.events import EventHub, activity_event
+from gateway.ext_tasks import ExtTasks
 from gateway.fastpath import FastPath
 from gateway.frontdoor import FrontDoor, allowed_host_names
 from gateway.mcp_direct import DirectTools
@@ -75,6 +76,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     proxy_catalog = CatalogFront(registry, upstreams, mcp_proxy.SURFACE)
     direct_catalog = CatalogFront(registry, upstreams, mcp_direct.SURFACE)
     rounds = InputRounds()
+    ext_tasks = ExtTasks(registry)
     tasks = Tasks(registry, upstreams, caller)
     proxy = ProxyTools(registry, upstreams, search, management, caller, proxy_catalog, rounds, tasks)
     direct = DirectTools(registry, upstreams, caller, direct_catalog, rounds, tasks)
@@ -121,12 +123,17 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Managers run once per instance: build fresh ones on every start.
-        proxy_manager = proxy_endpoint.open_manager(proxy.server())
-        direct_manager = direct_endpoint.open_manager(direct.server())
+        proxy_manager = proxy_endpoint.open_manager(
+            ext_tasks.install(proxy.server(), mcp_proxy.SURFACE, proxy.call, mcp_proxy.target_of)
+        )
+        direct_manager = direct_endpoint.open_manager(
+            ext_tasks.install(direct.server(), mcp_direct.SURFACE, direct.call, direct.target)
+        )
         async with trio.open_nursery() as nursery:
             await nursery.start(activity.run)
             await nursery.start(upstreams.serve)
             await nursery.start(rounds.run)
+            await nursery.start(ext_tasks.run)
             nursery.start_soon(direct.run_notifier)
             nursery.start_soon(proxy_catalog.run)
             nursery.start_soon(direct_catalog.run)

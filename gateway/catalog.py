@@ -58,16 +58,20 @@ PRUNE_EVERY: Final = 64
 """Sessions the endpoint no longer has are forgotten once this many new ones have been remembered."""
 """Upstream log messages and resource updates waiting to be relayed; more are dropped."""
 
+TASKS_EXTENSION: Final = "io.modelcontextprotocol/tasks"
 RECORDED: Final = frozenset({"prompts/get", "resources/read"})
 """Forwarded methods that land in the activity log, as the tool `"<method> <prompt or URI>"`."""
 
 
 class CatalogServer(Server[Any]):
     """A low-level Server that announces prompt and resource list changes (and tools', if `tools_changed`),
-    and the `tasks` capability to 2025-era clients while `task_capability` gives one."""
+    and the `tasks` capability to 2025-era clients while `task_capability` gives one (the Tasks
+    extension to 2026-era clients while `task_extension` says so)."""
 
     tools_changed = False
     task_capability: Callable[[], types.ServerTasksCapability | None] | None = None
+    task_extension: Callable[[], bool] | None = None
+    """Whether to advertise the 2026-07-28 Tasks extension (gateway/ext_tasks.py) to that era."""
 
     def get_capabilities(
         self,
@@ -80,8 +84,13 @@ class CatalogServer(Server[Any]):
         capabilities = super().get_capabilities(
             notification_options, experimental_capabilities, extensions, protocol_version=protocol_version
         )
-        if self.task_capability is None or protocol_version in MODERN_PROTOCOL_VERSIONS:
-            return capabilities  # (2026-07-28 moved tasks out of the core protocol, into an extension)
+        if protocol_version in MODERN_PROTOCOL_VERSIONS:  # (2026-07-28 moved tasks into an extension)
+            if self.task_extension is not None and self.task_extension():
+                extensions = {**(capabilities.extensions or {}), TASKS_EXTENSION: {}}
+                return capabilities.model_copy(update={"extensions": extensions})
+            return capabilities
+        if self.task_capability is None:
+            return capabilities
         tasks = self.task_capability()
         return capabilities if tasks is None else capabilities.model_copy(update={"tasks": tasks})
 

@@ -121,7 +121,7 @@ def parse_modern_call(message: Any, headers: dict[str, str]) -> ModernCall | Non
         capabilities = types.ClientCapabilities.model_validate(route.client_capabilities or {})
     except ValidationError:
         return None
-    if offered(capabilities):
+    if offered(capabilities) or capabilities.extensions:  # (extensions: e.g. tasks, gateway/ext_tasks.py)
         return None
     return ModernCall(PlainCall(request_id, name, arguments or {}), route)
 

@@ -145,6 +145,10 @@ class DirectTools:
         )
         return created if isinstance(created, types.CallToolResult) else Started(server, tool, created)
 
+    def target(self, name: str, arguments: object = None) -> tuple[str, str] | None:
+        """(server, tool) a call of `name` reaches (gateway/ext_tasks.py asks, before it runs it)."""
+        return self._target(name)
+
     def _target(self, name: str) -> tuple[str, str] | None:
         """(server, tool) of a direct name."""
         target = self.names.get(name)

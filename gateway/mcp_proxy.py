@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import mcp.types as types
@@ -105,6 +106,12 @@ def structured_result(data: dict[str, Any]) -> types.CallToolResult:
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=json.dumps(data))], structured_content=data
     )
+
+
+def target_of(name: str, arguments: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(server, tool) a `call_tool_*` call reaches (gateway/ext_tasks.py asks, before it runs it)."""
+    qualified = arguments.get("name")
+    return split_qualified(qualified) if name in CALL_VARIANTS and isinstance(qualified, str) else None
 
 
 class SearchService:
