@@ -414,3 +414,28 @@ async def test_a_callers_roots_reach_only_its_own_call(tmp_path: Path) -> None:
             assert text_of(mine) == "file:///client/own/root", (mode, text_of(mine))
             assert text_of(theirs) == configured.as_uri(), (mode, text_of(theirs))
             assert answers.asked == ["roots"], mode
+
+
+async def test_url_mode_elicitation_reaches_the_caller_with_its_url_as_it_is(tmp_path: Path) -> None:
+    url = "https://example.com/authorize?state=abc&scope=read%20write"
+    async with running_proxy(tmp_path, [everything_server()]) as proxy:
+        await proxy.wait_for("everything", "running")
+        for mode in MODES:
+            seen: list[types.ElicitRequestParams] = []
+
+            async def opens_nothing(
+                context: ClientRequestContext,
+                params: types.ElicitRequestParams,
+                seen: list[types.ElicitRequestParams] = seen,
+            ) -> types.ElicitResult:
+                seen.append(params)
+                return types.ElicitResult(action="accept")
+
+            async with through(proxy, "/mcp/all", mode, elicitation_callback=opens_nothing) as client:
+                result = await call(
+                    client, "/mcp/all", "trigger-url-elicitation", {"url": url, "message": "sign in"}
+                )
+            assert not result.is_error, (mode, text_of(result))
+            (asked,) = seen
+            assert isinstance(asked, types.ElicitRequestURLParams), mode
+            assert asked.url == url and asked.message == "sign in", mode
