@@ -225,15 +225,11 @@ class _HeldCall:
         }
 
 
-class InputRounds:
-    """2026-era calls whose upstream asks something, held between the client's rounds.
-
-    Shared by both MCP endpoints; `run` (in the gateway's lifespan) owns the calls' tasks, so a
-    call outlives the HTTP request that returned its first `InputRequiredResult`.
-    """
+class Background:
+    """Calls that outlive the request that started them run in `run`'s nursery (the gateway's
+    lifespan runs it): held input rounds here, extension tasks (gateway/ext_tasks.py)."""
 
     def __init__(self) -> None:
-        self._held: dict[str, _HeldCall] = {}
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -241,6 +237,18 @@ class InputRounds:
             self._nursery = nursery
             task_status.started()
             await trio.sleep_forever()
+
+
+class InputRounds(Background):
+    """2026-era calls whose upstream asks something, held between the client's rounds.
+
+    Shared by both MCP endpoints; a call outlives the HTTP request that returned its first
+    `InputRequiredResult`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._held: dict[str, _HeldCall] = {}
 
     async def call(
         self,

@@ -32,7 +32,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, SERVER_INFO_META_KEY
 
 from bus.messages import AskMethod
-from gateway.asks import Asking, AskRefusedError, ToolAnswer, is_modern, offered
+from gateway.asks import Asking, AskRefusedError, Background, ToolAnswer, is_modern, offered
 from gateway.calling import CallContext, context_from_mcp
 from gateway.catalog import TASKS_EXTENSION, CatalogServer
 from gateway.registry import Registry
@@ -133,19 +133,13 @@ class _Task:
         return body
 
 
-class ExtTasks:
+class ExtTasks(Background):
     """Every extension task the proxy holds; shared by both MCP endpoints."""
 
     def __init__(self, registry: Registry) -> None:
+        super().__init__()
         self.registry = registry
         self._tasks: dict[str, _Task] = {}
-        self._nursery: trio.Nursery | None = None
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            await trio.sleep_forever()
 
     def offered(self) -> bool:
         """Whether to advertise the extension: some visible upstream tool runs as a task."""

@@ -53,6 +53,16 @@ def parse_plain_call(message: Any) -> PlainCall | None:
     `_meta` beyond what the call ignores — a progress token needs the SDK's
     per-request event stream, and a 2026-era envelope its own entry point.
     """
+    shaped = _call_shape(message)
+    if shaped is None:
+        return None
+    call, meta = shaped
+    return call if meta is None or (isinstance(meta, dict) and not meta) else None
+
+
+def _call_shape(message: Any) -> tuple[PlainCall, Any] | None:
+    """A single well-formed `tools/call` request with only the keys a plain call has: the call and its
+    params' `_meta` (as sent), else None."""
     if (
         not isinstance(message, dict)
         or message.get("method") != "tools/call"
@@ -69,14 +79,10 @@ def parse_plain_call(message: Any) -> PlainCall | None:
         or params.keys() - _CALL_PARAM_KEYS
     ):
         return None
-    name = params.get("name")
-    arguments = params.get("arguments")
-    meta = params.get("_meta")
+    name, arguments = params.get("name"), params.get("arguments")
     if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)):
         return None
-    if meta is not None and (not isinstance(meta, dict) or meta):
-        return None
-    return PlainCall(request_id, name, arguments or {})
+    return PlainCall(request_id, name, arguments or {}), params.get("_meta")
 
 
 @dataclass(frozen=True)
@@ -93,25 +99,10 @@ def parse_modern_call(message: Any, headers: dict[str, str]) -> ModernCall | Non
     `headers`: the request's, lowercase names. The SDK's validation ladder runs here: a request it
     would refuse is left to it, so the refusal is the SDK's own.
     """
-    if (
-        not isinstance(message, dict)
-        or message.keys() - _REQUEST_KEYS
-        or message.get("method") != "tools/call"
-    ):
+    shaped = _call_shape(message)
+    if shaped is None:
         return None
-    request_id = message.get("id")
-    params = message.get("params")
-    if (
-        message.get("jsonrpc") != "2.0"
-        or not isinstance(request_id, str | int)
-        or isinstance(request_id, bool)
-        or not isinstance(params, dict)
-        or params.keys() - _CALL_PARAM_KEYS
-    ):
-        return None
-    name, arguments, meta = params.get("name"), params.get("arguments"), params.get("_meta")
-    if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)):
-        return None
+    call, meta = shaped
     if not isinstance(meta, dict) or meta.keys() - _MODERN_META_KEYS:
         return None
     route = classify_inbound_request(message, headers=headers)
@@ -123,7 +114,7 @@ def parse_modern_call(message: Any, headers: dict[str, str]) -> ModernCall | Non
         return None
     if offered(capabilities) or capabilities.extensions:  # (extensions: e.g. tasks, gateway/ext_tasks.py)
         return None
-    return ModernCall(PlainCall(request_id, name, arguments or {}), route)
+    return ModernCall(call, route)
 
 
 def declares_param_headers(schema: Any) -> bool:
