@@ -14,6 +14,7 @@ import click
 from cli.installation import refuse_foreign_packages
 
 LAZY_COMMANDS: Final = {
+    "access": "cli.clients_cmd:access_group",
     "activity": "cli.activity_cmd:activity_group",
     "auth": "cli.auth_cmd:auth_group",
     "clients": "cli.clients_cmd:clients_group",

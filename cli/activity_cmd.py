@@ -29,6 +29,8 @@ def _when(epoch: float) -> str:
 @click.option("--status", type=click.Choice(["ok", "error", "blocked", "timeout"]), default=None)
 @click.option("--session", default=None, help="MCP session id.")
 @click.option("--request-id", default=None)
+@click.option("--client", default=None, help="A client credential's name (`mcpproxy clients list`).")
+@click.option("--profile", default=None, help="The profile the caller was served.")
 @click.option("--since", type=float, default=None, help="Epoch seconds.")
 @click.option("--until", type=float, default=None, help="Epoch seconds.")
 @click.option("--limit", type=int, default=50, show_default=True)
@@ -55,12 +57,15 @@ def list_activity(
     if output == "json":
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(f"{'ID':>6}  {'TIME':<19}  {'SERVER:TOOL':<36} {'STATUS':<8} {'MS':>8}  SURFACE")
+    click.echo(f"{'ID':>6}  {'TIME':<19}  {'SERVER:TOOL':<36} {'STATUS':<8} {'MS':>8}  {'SURFACE':<8} CLIENT")
     for record in data["records"]:
         name = f"{record['server']}:{record['tool']}"
+        client = record.get("client") or "-"
+        if record.get("profile"):
+            client += f" ({record['profile']})"
         click.echo(
             f"{record['id']:>6}  {_when(record['time']):<19}  {name:<36} {record['status']:<8} "
-            f"{record['duration_ms']:>8.1f}  {record['surface']}"
+            f"{record['duration_ms']:>8.1f}  {record['surface']:<8} {client}"
         )
     click.echo(f"({len(data['records'])} of {data['total']})")
 

@@ -1,4 +1,5 @@
-"""`mcpproxy clients add | list | rotate | revoke`: credentials for MCP clients, each bound to a profile.
+"""`mcpproxy clients add | list | rotate | revoke`: credentials for MCP clients, each bound to a profile;
+`mcpproxy access explain`: why a client may or may not call a tool.
 
 A credential is printed once, when it is made (add, rotate); the proxy keeps only its hash.
 """
@@ -136,3 +137,41 @@ def list_clients(
         rows,
         empty="no clients: add one with `mcpproxy clients add`",
     )
+
+
+@click.group("access")
+def access_group() -> None:
+    """Who may call what: profiles, clients and tiers (see `mcpproxy clients`)."""
+
+
+@access_group.command("explain")
+@click.argument("tool")
+@click.option("--client", default=None, help="The client's name (default: a caller without a credential).")
+@output_option
+@target_options
+def explain_access(
+    tool: str,
+    client: str | None,
+    output: str,
+    config_path: Path | None,
+    data_dir: Path | None,
+    url: str | None,
+    api_key: str | None,
+) -> None:
+    """The checks a call of TOOL (`server:tool`) would meet, in order, and the fix for the first that fails.
+
+    Example: mcpproxy access explain memory:delete_entities --client chat-app
+    """
+    target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
+    params = {"tool": tool, **({"client": client} if client else {})}
+    data = target.call("GET", "/api/v1/access/explain", params=params)
+    if output == "json":
+        emit_json(data)
+        return
+    for check in data["checks"]:
+        click.echo(f"{'ok  ' if check['ok'] else 'FAIL'}  {check['check']:<13} {check['detail']}")
+        if not check["ok"]:
+            click.echo(f"      fix: {check['fix']}")
+    who = f"client {client}" if client else "a caller without a credential"
+    verdict = "may call" if data["allowed"] else "may not call"
+    click.echo(f"{who} {verdict} {tool}")

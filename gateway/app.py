@@ -23,9 +23,10 @@ from gateway.calling import Caller
 from gateway.catalog import CatalogFront
 from gateway.clients import ClientsApi
 from gateway.events import EventHub, activity_event
+from gateway.explain import ExplainApi
 from gateway.ext_tasks import ExtTasks
 from gateway.fastpath import FastPath
-from gateway.frontdoor import FrontDoor, allowed_host_names
+from gateway.frontdoor import FrontDoor, allowed_host_names, is_loopback_host
 from gateway.mcp_direct import DirectTools
 from gateway.mcp_management import ManagementTools
 from gateway.mcp_proxy import ProxyTools, SearchService
@@ -166,6 +167,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         *ui_routes(),
         *rest.routes(),
         *ClientsApi(registry, upstreams).routes(),
+        *ExplainApi(registry, is_loopback_host(settings.listen_host)).routes(),
         Route("/events", events.stream, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
         Route("/mcp", proxy_endpoint, methods=["GET", "POST", "DELETE"]),

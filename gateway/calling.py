@@ -404,6 +404,7 @@ class Caller:
             duration_ms=(time.monotonic() - started) * 1000, arguments=arguments, result=result, error=error,
             client_name=context.client_name, client_version=context.client_version,
             session_id=context.session_id, request_id=context.request_id, intent_reason=context.intent_reason,
+            client=context.identity.client, profile=context.identity.profile_name,
         )  # fmt: skip
         self.activity.record_nowait(record)
         if self.on_recorded is not None:

@@ -322,6 +322,7 @@ class CatalogFront:
                 duration_ms=(time.monotonic() - started) * 1000, arguments=arguments, result=result,
                 error=error, client_name=context.client_name, client_version=context.client_version,
                 session_id=context.session_id, request_id=context.request_id,
+                client=context.identity.client, profile=context.identity.profile_name,
             )
         )  # fmt: skip
 

@@ -139,7 +139,7 @@ class DirectTools:
         if target is None:
             return self._unknown(name, context.identity)
         server, tool = target
-        require_task_support(self.registry.find_tool(server, tool), name)
+        require_task_support(self.registry.find_visible(context.identity, server, tool), name)
         created = await self.caller.start_task(
             server, tool, arguments, context, task, shown_name=name, known=lambda: list(self.names)
         )

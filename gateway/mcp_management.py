@@ -151,7 +151,12 @@ class ManagementTools:
             if name == "describe_tool":
                 return self._describe(arguments, context.identity)
             if name == "upstream_servers":
-                if arguments.get("operation") != "list" and not context.identity.management:
+                if arguments.get("operation") == "list":  # a profile's servers only: nothing beyond it
+                    view = self.registry.view(context.identity)
+                    return _result(
+                        {"servers": [v for v in self.server_views() if view.has_server(v["name"])]}
+                    )
+                if not context.identity.management:
                     return _result(
                         NO_MANAGEMENT_RIGHT.format(what="upstream_servers beyond `list`"), error=True
                     )

@@ -281,7 +281,9 @@ class ProxyTools:
         if isinstance(target, types.CallToolResult):
             return target
         server, tool_name, args, context = target
-        require_task_support(self.registry.find_tool(server, tool_name), str(arguments["name"]))
+        require_task_support(
+            self.registry.find_visible(context.identity, server, tool_name), str(arguments["name"])
+        )
         created = await self.caller.start_task(
             server,
             tool_name,

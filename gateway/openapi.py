@@ -173,6 +173,8 @@ def document() -> dict[str, Any]:
                         "session",
                         "request_id",
                         "surface",
+                        "client",
+                        "profile",
                         "since",
                         "until",
                         "limit",
@@ -222,6 +224,15 @@ def document() -> dict[str, Any]:
             ),
         },
         "/api/v1/secrets/{name}": {"delete": _op("Delete a secret", params=name)},
+        "/api/v1/access/explain": {
+            "get": _op(
+                "The checks a call of `tool` by `client` meets, in order; the first failing one says the fix",
+                params=[
+                    {"name": "tool", "in": "query", "required": True, "schema": {"type": "string"}},
+                    {"name": "client", "in": "query", "schema": {"type": "string"}},
+                ],
+            )
+        },
         "/api/v1/profiles": {"get": _op("Profiles, `anonymous_profile` and `require_mcp_auth` (issue 21)")},
         "/api/v1/clients": {
             "get": _op("Clients: name, profile, created_at, expires_at (never a credential)"),

@@ -116,6 +116,11 @@ class Registry:
     def view(self, identity: Identity) -> View:
         return View(self.access, identity)
 
+    def find_visible(self, identity: Identity, server: str, tool: str) -> ToolInfo | None:
+        """`find_tool`, but None as well for a tool outside the caller's profile."""
+        found = self.find_tool(server, tool)
+        return found if found is not None and self.view(identity).has_tool(server, found) else None
+
     def _notify(self, name: str) -> None:
         for listener in list(self.listeners):
             listener(name)

@@ -55,7 +55,9 @@ CREATE TABLE IF NOT EXISTS tool_calls (
     duration_ms REAL NOT NULL DEFAULT 0,
     status TEXT NOT NULL,
     error TEXT,
-    intent_reason TEXT
+    intent_reason TEXT,
+    client TEXT,
+    profile TEXT
 );
 CREATE INDEX IF NOT EXISTS tool_calls_time ON tool_calls (time);
 CREATE INDEX IF NOT EXISTS tool_calls_server_tool ON tool_calls (server, tool);
@@ -64,11 +66,14 @@ CREATE INDEX IF NOT EXISTS tool_calls_session ON tool_calls (session_id);
 COLUMNS: Final = (
     "id", "time", "server", "tool", "surface", "client_name", "client_version", "session_id", "request_id",
     "arguments", "arguments_size", "result", "result_size", "duration_ms", "status", "error", "intent_reason",
+    "client", "profile",
 )  # fmt: skip
+ADDED_COLUMNS: Final = ("client", "profile")
+"""Columns newer than the first schema: added to an older database when it is opened."""
 _INSERT: Final = (
     f"INSERT INTO tool_calls ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * (len(COLUMNS) - 1))})"
 )
-FILTERS: Final = ("server", "tool", "status", "session_id", "request_id", "surface")
+FILTERS: Final = ("server", "tool", "status", "session_id", "request_id", "surface", "client", "profile")
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,10 @@ class CallRecord:
     request_id: str | None = None
     intent_reason: str | None = None
     time: float = 0.0
+    client: str | None = None
+    """The client credential's name (issue 21); None for the API key or no credential."""
+    profile: str | None = None
+    """The profile the caller was served (None: every server)."""
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
@@ -124,6 +133,10 @@ class ActivityDb:
             keep_private(path.with_name(path.name + companion), create=False)
         self._conn = sqlite3.connect(path, check_same_thread=False, timeout=2.0, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
+        existing = {row[1] for row in self._conn.execute("PRAGMA table_info(tool_calls)")}
+        for column in ADDED_COLUMNS:
+            if existing and column not in existing:
+                self._conn.execute(f"ALTER TABLE tool_calls ADD COLUMN {column} TEXT")
         self._conn.executescript(_SCHEMA)
 
     def insert(self, rows: list[tuple[Any, ...]]) -> None:
@@ -229,6 +242,7 @@ class ActivityLog:
             cap(arguments, self.max_payload_bytes), len(record.arguments.encode()),
             cap(result, self.max_payload_bytes), len(record.result.encode()),
             round(record.duration_ms, 3), record.status, error, record.intent_reason,
+            record.client, record.profile,
         )  # fmt: skip
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

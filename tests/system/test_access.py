@@ -283,7 +283,9 @@ async def test_the_anonymous_loopback_caller_cannot_add_patch_or_restart_a_serve
             async with mcp_client(proxy, "/mcp", headers) as client:
                 assert "quarantine_security" not in await direct_names(client)
                 listed = await client.call_tool("upstream_servers", {"operation": "list"})
-                assert not listed.is_error
+                assert listed.structured_content is not None
+                names = {server["name"] for server in listed.structured_content["servers"]}
+                assert names == ({"alpha", "docs_a"} if headers else set(SERVERS))
                 for operation in ("add", "patch", "restart", "disable"):
                     arguments = {
                         "operation": operation,
@@ -379,3 +381,75 @@ async def test_the_clients_commands_issue_list_rotate_and_revoke_and_tools_list_
         assert (tools["echo"]["tier"], tools["echo"]["tier_source"]) == ("read", "annotations")
         table = ok(await cli(proxy, "tools", "list", "alpha")).stdout
         assert "TIER (SOURCE)" in table
+
+
+async def test_every_activity_record_carries_the_client_and_profile_and_can_be_filtered_by_them(
+    tmp_path: Path,
+) -> None:
+    async with two_profiles(tmp_path) as proxy:
+        reader = bearer(await add_client(proxy, "chat-app", "reader"))
+        async with mcp_client(proxy, "/mcp", reader) as client:
+            await client.call_tool("call_tool_read", {"name": "alpha:echo", "args": {"message": "mine"}})
+        async with mcp_client(proxy, "/mcp/all", proxy.headers) as client:
+            await client.call_tool("beta__echo", {"message": "admin's"})
+        with trio.fail_after(DEADLINE_S):
+            while True:
+                records = (await proxy.get("/api/v1/activity", params={"tool": "echo"})).json()["data"][
+                    "records"
+                ]
+                if len(records) == 2:
+                    break
+                await trio.sleep(0.1)
+        by_server = {r["server"]: r for r in records}
+        assert (by_server["alpha"]["client"], by_server["alpha"]["profile"]) == ("chat-app", "reader")
+        assert (by_server["beta"]["client"], by_server["beta"]["profile"]) == (None, None)
+        mine = (await proxy.get("/api/v1/activity", params={"client": "chat-app"})).json()["data"]["records"]
+        assert [r["server"] for r in mine] == ["alpha"]
+        by_profile = (await proxy.get("/api/v1/activity", params={"profile": "reader"})).json()["data"]
+        assert by_profile["total"] == 1
+
+
+async def test_explain_names_the_check_a_call_then_fails_and_the_calls_agree(tmp_path: Path) -> None:
+    from tests.system.test_cli import cli, ok
+
+    async with two_profiles(tmp_path) as proxy:
+        reader = bearer(await add_client(proxy, "chat-app", "reader"))
+
+        async def explained(tool: str, client: str | None = "chat-app") -> dict[str, Any]:
+            params = {"tool": tool, **({"client": client} if client else {})}
+            response = await proxy.get("/api/v1/access/explain", params=params)
+            assert response.status_code == 200, response.text
+            data: dict[str, Any] = response.json()["data"]
+            return data
+
+        cases = {"alpha:echo": None, "alpha:add": "tier", "beta:echo": "server", "alpha:nope": "approval"}
+        async with mcp_client(proxy, "/mcp/all", reader) as client:
+            for tool, failed in cases.items():
+                data = await explained(tool)
+                assert data["failed"] == failed and data["allowed"] == (failed is None), data
+                checks = [c["check"] for c in data["checks"]]
+                assert checks[:2] == ["credential", "profile"]
+                result = await client.call_tool(tool.replace(":", "__"), {"message": "hi", "a": 1, "b": 2})
+                assert result.is_error == (failed is not None), (tool, text_of(result))
+        tier = next(c for c in (await explained("alpha:add"))["checks"] if c["check"] == "tier")
+        assert "write (config)" in tier["detail"] and "max_tier" in tier["fix"]
+        assert (await explained("alpha:echo", "ghost"))["failed"] == "credential"
+        anonymous = await explained("beta:delete_everything", None)
+        assert anonymous["allowed"] and "call_tool_destructive" in anonymous["checks"][-1]["detail"]
+        shown = ok(await cli(proxy, "access", "explain", "alpha:add", "--client", "chat-app")).stdout
+        assert "FAIL  tier" in shown and "may not call alpha:add" in shown
+
+
+async def test_a_profile_edited_in_the_config_file_narrows_its_clients_view(tmp_path: Path) -> None:
+    async with two_profiles(tmp_path) as proxy:
+        reader = bearer(await add_client(proxy, "chat-app", "reader"))
+        async with mcp_client(proxy, "/mcp/all", reader) as client:
+            assert "alpha__echo" in await direct_names(client)
+            config = json.loads(proxy.config_path.read_text())
+            config["profiles"][0]["tools"] = {"deny": ["alpha:*"]}
+            proxy.config_path.write_text(json.dumps(config))
+            with trio.fail_after(DEADLINE_S):
+                while any(name.startswith("alpha__") for name in await direct_names(client)):
+                    await trio.sleep(0.1)
+            refused = await client.call_tool("alpha__echo", {"message": "x"})
+            assert refused.is_error and "in profile 'reader'" in text_of(refused)

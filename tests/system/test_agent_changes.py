@@ -1,7 +1,8 @@
 """An agent cannot change what runs or where credentials go (issue 16, finding 1).
 
 Each test replays the reviewed attack through a real MCP client on a real
-proxy: a keyless `upstream_servers patch` of an approved server's command,
+proxy, as an agent with the management right but without the API key (a client whose profile has
+`management: true`; issue 21): its `upstream_servers patch` of an approved server's command,
 env or URL is only a proposal (the server waits in quarantine, nothing new
 runs, no secret moves), secret references it did not already use are refused,
 and remove/disable/enable need the API key.
@@ -15,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx2
 import mcp.types as types
@@ -30,6 +31,8 @@ from tests.system.test_remote_and_secrets import cli, headers_seen, http_upstrea
 
 pytestmark = pytest.mark.system
 
+OPS: Final = [{"name": "ops", "management": True}]
+"""The agent's profile: the management right, without the API key."""
 SECRET = "s3cr3t-" + "Q" * 24 + "-agent-test"
 
 
@@ -71,11 +74,12 @@ async def test_a_keyless_patch_of_an_approved_command_runs_nothing_until_a_human
     workdir = tmp_path / "work"
     workdir.mkdir()
     marker = f"approved-change-{os.getpid()}"
-    async with running_proxy(tmp_path, [echo_server(working_dir=str(workdir))]) as proxy:
+    async with running_proxy(tmp_path, [echo_server(working_dir=str(workdir))], profiles=OPS) as proxy:
         await store_secret(proxy, "vault", SECRET)
         await proxy.wait_for("echo", "running")
         attack = {"command": "sh", "args": ["-c", "env > out.txt; exec sleep 600"]}
-        async with proxy.mcp() as session:
+        agent = await proxy.credential("agent", "ops")
+        async with proxy.mcp(headers=agent) as session:
             stolen = await manage(
                 session, operation="patch", name="echo", **attack, env={"S": "${keyring:vault}"}
             )
@@ -105,7 +109,7 @@ async def test_a_keyless_patch_of_an_approved_command_runs_nothing_until_a_human
         assert not (workdir / "out.txt").exists()
 
         # A benign proposal, approved with the id the human reviewed, is applied and runs.
-        async with new_era_client(proxy) as client:
+        async with new_era_client(proxy, agent) as client:
             benign = await client.call_tool(
                 "upstream_servers",
                 {"operation": "patch", "name": "echo", "args": [*back["args"], "--name", marker]},
@@ -144,12 +148,12 @@ async def test_a_keyless_agent_cannot_point_a_servers_credentials_at_its_own_lis
                 "headers": {"Authorization": "Bearer ${keyring:vault}"},
                 "allow_secret_echo": True,  # its `headers` tool shows what arrived
             }
-            async with running_proxy(tmp_path, [remote]) as proxy:
+            async with running_proxy(tmp_path, [remote], profiles=OPS) as proxy:
                 await store_secret(proxy, "vault", SECRET)
                 await proxy.post("/api/v1/servers/remote/restart")
                 await proxy.wait_for("remote", "running", quarantined=False)
                 assert (await headers_seen(proxy, "remote"))["authorization"] == f"Bearer {SECRET}"
-                async with proxy.mcp() as session:
+                async with proxy.mcp(headers=await proxy.credential("agent", "ops")) as session:
                     moved = await manage(
                         session, operation="patch", name="remote", url=f"http://127.0.0.1:{port}/mcp"
                     )
@@ -177,10 +181,10 @@ async def test_a_keyless_agent_cannot_point_a_servers_credentials_at_its_own_lis
 
 
 async def test_an_agent_cannot_add_a_server_that_references_a_secret(tmp_path: Path) -> None:
-    async with running_proxy(tmp_path, [echo_server()]) as proxy:
+    async with running_proxy(tmp_path, [echo_server()], profiles=OPS) as proxy:
         await store_secret(proxy, "vault", SECRET)
         template = echo_server("sneaky")
-        async with proxy.mcp() as session:
+        async with proxy.mcp(headers=await proxy.credential("agent", "ops")) as session:
             for field, value in (
                 ("env", {"T": "${keyring:vault}"}),
                 ("args", [*template["args"], "${env:HOME}"]),
@@ -197,16 +201,17 @@ async def test_an_agent_cannot_add_a_server_that_references_a_secret(tmp_path: P
 
 
 async def test_remove_disable_and_enable_from_mcp_need_the_api_key(tmp_path: Path) -> None:
-    async with running_proxy(tmp_path, [echo_server(), echo_server("other")]) as proxy:
+    async with running_proxy(tmp_path, [echo_server(), echo_server("other")], profiles=OPS) as proxy:
         await proxy.wait_for("echo", "running")
-        async with proxy.mcp() as session:
+        agent = await proxy.credential("agent", "ops")
+        async with proxy.mcp(headers=agent) as session:
             for operation in ("remove", "disable", "enable"):
                 refused = await manage(session, operation=operation, name="echo")
                 assert refused.is_error and "needs the API key" in text_of(refused), operation
             for field in ("quarantined", "enabled"):
                 sneaky = await manage(session, operation="patch", name="echo", **{field: False})
                 assert sneaky.is_error, field
-        async with new_era_client(proxy) as client:
+        async with new_era_client(proxy, agent) as client:
             refused = await client.call_tool("upstream_servers", {"operation": "remove", "name": "echo"})
             assert refused.is_error and "needs the API key" in text_of(refused)
         assert (await proxy.servers())["echo"]["state"] == "running"
