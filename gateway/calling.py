@@ -28,9 +28,10 @@ from bus.messages import AskMethod, ToolInfo
 from gateway import guard
 from gateway.access import NOBODY, Identity, identity_of_request
 from gateway.asks import Asking, AskRefusedError, ToolAnswer, is_modern
+from gateway.in_flight import CallOptions, Progress
 from gateway.registry import Registry
 from gateway.secret_echo import EchoGuard
-from gateway.upstreams import CallOptions, CallTimeoutError, Progress, Upstreams
+from gateway.upstreams import CallTimeoutError, Upstreams
 from services.access import RANK, VARIANT_TIER
 from services.activity import ActivityLog, CallRecord
 

@@ -14,7 +14,6 @@ import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import trio
@@ -63,15 +62,20 @@ from bus.messages import (
 )
 from bus.transport import DealerChannel, RouterChannel, bind_router, connect_dealer
 from gateway.asks import Asking, AskRefusedError
+from gateway.in_flight import (
+    LOG_BACKLOG,
+    LOG_FLUSH_S,
+    NO_OPTIONS,
+    CallOptions,
+    Pending,
+    Progress,
+    deliver_logs,
+)
 from gateway.registry import Registry
 
 logger = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S: Final = 10.0
-LOG_BACKLOG: Final = 100
-"""Log messages of one call waiting for its client; more are dropped (with a warning)."""
-LOG_FLUSH_S: Final = 1.0
-"""How long a call's answer waits for its log messages to reach its client first."""
 SUBSCRIBE_RETRY_S: Final = 2.0
 
 
@@ -90,41 +94,6 @@ class UpstreamReplyError(UpstreamError):
         self.code = code
 
 
-Progress = Callable[[float, float | None, str | None], Awaitable[None]]
-
-
-@dataclass
-class _Pending:
-    identity: bytes
-    on_progress: Progress | None = None
-    asking: Asking | None = None
-    on_log: Callable[[bytes], Awaitable[None]] | None = None
-    done: trio.Event = field(default_factory=trio.Event)
-    reply: ToolResult | ForwardResult | CallFailed | None = None
-    gone: str | None = None
-    questions: set[trio.CancelScope] = field(default_factory=set)
-    """The upstream's questions being put to the caller; they end with the call."""
-    logs: trio.MemorySendChannel[bytes] | None = None
-    logs_sent: trio.Event | None = None
-
-
-@dataclass(frozen=True)
-class CallOptions:
-    """How a call reaches its upstream beyond the tool and its arguments."""
-
-    timeout_s: float | None = None
-    progress: Progress | None = None
-    asking: Asking | None = None
-    """Puts the upstream's questions (elicitation, sampling, roots) to the caller."""
-    on_log: Callable[[bytes], Awaitable[None]] | None = None
-    """Gets the upstream's log messages sent while this was its one call in flight (JSON params)."""
-    input_required: bool = False
-    input_responses: bytes | None = None
-    request_state: str | None = None
-    task: bytes | None = None
-    """A task-augmented call (the caller's `task` params, JSON): the answer is a `CreateTaskResult`."""
-
-
 class Upstreams:
     """Routes tool calls to workers and keeps the registry in sync with the supervisor."""
 
@@ -133,7 +102,7 @@ class Upstreams:
         self.control_endpoint = control_endpoint
         self.calls_endpoint = calls_endpoint
         self._ids = itertools.count(1)
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, Pending] = {}
         self._commands: dict[int, tuple[trio.Event, list[Reply]]] = {}
         self.on_notice: Callable[[str, Any], None] = lambda event, data: None
         self.on_tools: Callable[[str, int], None] = lambda server, count: None
@@ -333,20 +302,20 @@ class Upstreams:
                                 peer, AskAnswered(ask_id=message.ask_id, error="no such call", code=-32600)
                             )
 
-    def _log(self, pending: _Pending, params: bytes) -> None:
+    def _log(self, pending: Pending, params: bytes) -> None:
         """A call's log message, to its caller: in order, by one task per call, which the call's
         answer waits for (`_exchange`), so a log line never arrives after the result it preceded."""
         assert pending.on_log is not None
         if pending.logs is None:
             send, receive = trio.open_memory_channel[bytes](LOG_BACKLOG)
             pending.logs, pending.logs_sent = send, trio.Event()
-            self._nursery.start_soon(_deliver_logs, pending.on_log, receive, pending.logs_sent)
+            self._nursery.start_soon(deliver_logs, pending.on_log, receive, pending.logs_sent)
         try:
             pending.logs.send_nowait(params)
         except (trio.WouldBlock, trio.ClosedResourceError):
             logger.warning("dropped a log message for a call: its client is not keeping up")
 
-    async def _put_question(self, peer: bytes, pending: _Pending, question: UpstreamAsked) -> None:
+    async def _put_question(self, peer: bytes, pending: Pending, question: UpstreamAsked) -> None:
         """Ask the caller (from its own task: a slow client must not stall the calls loop)."""
         assert self._calls is not None
         scope = trio.CancelScope()
@@ -377,7 +346,7 @@ class Upstreams:
                 pending.done.set()
 
     async def call(
-        self, server: str, tool: str, arguments: bytes, options: CallOptions = CallOptions()
+        self, server: str, tool: str, arguments: bytes, options: CallOptions = NO_OPTIONS
     ) -> bytes:
         """Call `tool` on `server`; return the upstream's result JSON bytes, unchanged (a
         CallToolResult, or an InputRequiredResult for a 2026-era caller)."""
@@ -463,7 +432,7 @@ class Upstreams:
             )
         timeout = status.call_timeout_s if timeout_s is None else timeout_s
         request_id = next(self._ids)
-        pending = _Pending(identity, on_progress=progress, asking=asking, on_log=on_log)
+        pending = Pending(identity, on_progress=progress, asking=asking, on_log=on_log)
         self._pending[request_id] = pending
         try:
             try:
@@ -492,14 +461,3 @@ class Upstreams:
             raise PeerGoneError(pending.gone)
         assert pending.reply is not None
         return pending.reply
-
-
-async def _deliver_logs(
-    on_log: Callable[[bytes], Awaitable[None]], logs: trio.MemoryReceiveChannel[bytes], sent: trio.Event
-) -> None:
-    try:
-        async with logs:
-            async for params in logs:
-                await on_log(params)
-    finally:
-        sent.set()
