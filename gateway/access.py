@@ -59,7 +59,7 @@ def identity_of_request(request: Any) -> Identity:
     return identity_of(request.scope) if request is not None else NOBODY
 
 
-class Refused(Exception):
+class AccessRefusedError(Exception):
     """The request is refused before any MCP handling: `status` and a message for the caller."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -114,25 +114,29 @@ def decide(
     auth_required: bool,
     now: float | None = None,
 ) -> Identity:
-    """The identity of an MCP request, or Refused (401 for a credential, 403/404 for a profile)."""
+    """The identity of an MCP request, or AccessRefusedError (401 for a credential, 403/404 for a profile)."""
     profiles = {p.name: p for p in policy.profiles}
     if path_profile is not None and path_profile not in profiles:
-        raise Refused(404, f"no profile named {path_profile!r}")
+        raise AccessRefusedError(404, f"no profile named {path_profile!r}")
     wanted = profiles.get(path_profile) if path_profile is not None else None
     if admin:
         return Identity(admin=True, profile=wanted, management=True)
     if credential is not None:
         grant = find_grant(credential, policy.clients)
         if grant is None or expired(grant, time.time() if now is None else now):
-            raise Refused(401, "invalid, revoked or expired credential: ask the proxy's owner for a new one")
+            raise AccessRefusedError(
+                401, "invalid, revoked or expired credential: ask the proxy's owner for a new one"
+            )
         profile = profiles.get(grant.profile)
         if profile is None:
-            raise Refused(403, f"the profile of client {grant.name!r} is no longer configured")
+            raise AccessRefusedError(403, f"the profile of client {grant.name!r} is no longer configured")
         if wanted is not None and wanted.name != profile.name:
-            raise Refused(403, f"client {grant.name!r} may use only /mcp/p/{profile.name}")
+            raise AccessRefusedError(403, f"client {grant.name!r} may use only /mcp/p/{profile.name}")
         return Identity(client=grant.name, profile=profile, management=profile.management)
     if auth_required:
-        raise Refused(401, "this endpoint needs a credential: send Authorization: Bearer or X-API-Key")
+        raise AccessRefusedError(
+            401, "this endpoint needs a credential: send Authorization: Bearer or X-API-Key"
+        )
     if wanted is not None:
         return Identity(profile=wanted)
     anonymous = profiles.get(policy.anonymous_profile) if policy.anonymous_profile else None

@@ -30,7 +30,7 @@ import trio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bus.messages import AccessPolicy
-from gateway.access import Refused, decide, requires_auth, split_profile_path
+from gateway.access import AccessRefusedError, decide, requires_auth, split_profile_path
 from gateway.lockout import KeyLockout, client_of
 from services.access import find_grant
 
@@ -246,7 +246,7 @@ class FrontDoor:
                 path_profile=path_profile,
                 auth_required=requires_auth(policy, not self.mcp_needs_key),
             )
-        except Refused as refused:
+        except AccessRefusedError as refused:
             await send_json_error(send, refused.status, refused.message, request_id)
             return False
         scope["state"]["identity"] = identity

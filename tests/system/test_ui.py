@@ -544,7 +544,9 @@ def test_tools_tab_shows_tier_annotations_and_schema_and_try_it_calls_through_th
     browser: Any, tmp_path: Path
 ) -> None:
     expect = playwright_sync.expect
-    with sync_proxy(tmp_path, [echo_server("echo")]) as proxy:
+    spec = tmp_path / "tools.json"
+    spec.write_text(json.dumps({"extra_tools": ["scribble"]}))  # a tool without annotations
+    with sync_proxy(tmp_path, [echo_server("echo", env={"ECHO_SERVER_TOOLS_FILE": str(spec)})]) as proxy:
         wait_state(proxy, "echo", "running")
         with open_page(browser, proxy, "#/server/echo/tools") as page:
             add = page.locator('#tools tr[data-tool="add"]')
@@ -555,7 +557,10 @@ def test_tools_tab_shows_tier_annotations_and_schema_and_try_it_calls_through_th
             expect(wipe.locator(".tier")).to_have_text("destructive")
             expect(wipe.locator(".cell-tier")).to_contain_text("call_tool_destructive")
             expect(wipe.locator(".annotations")).to_contain_text("destructive")
-            expect(page.locator('#tools tr[data-tool="fail"] .annotations')).to_have_text("no annotations")
+            scribble = page.locator('#tools tr[data-tool="scribble"]')
+            expect(scribble.locator(".annotations")).to_have_text("no annotations")
+            expect(scribble.locator(".tier")).to_have_text("destructive")  # the MCP defaults (issue 21)
+            expect(scribble.locator(".tier")).to_have_attribute("title", re.compile("no annotations"))
             add.locator("summary", has_text="Input schema").click()
             expect(add.locator(".input-schema pre")).to_contain_text('"required"')
 
@@ -877,8 +882,9 @@ def test_sign_in_button_runs_the_oauth_flow_in_a_new_tab(browser: Any, tmp_path:
 
 
 def agent_patch(proxy: Proxy, name: str, **fields: Any) -> dict[str, Any]:
-    """`upstream_servers patch` as a keyless MCP client sends it (JSON-RPC over streamable HTTP)."""
-    accept = {"Accept": "application/json, text/event-stream"}
+    """`upstream_servers patch` as an MCP client with the management right sends it (JSON-RPC over
+    streamable HTTP; a launch change is still only proposed)."""
+    accept = {"Accept": "application/json, text/event-stream", "X-API-Key": proxy.api_key}
 
     def post(body: dict[str, Any], session: str | None = None) -> httpx2.Response:
         headers = {**accept, **({"Mcp-Session-Id": session} if session else {})}

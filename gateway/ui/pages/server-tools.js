@@ -8,7 +8,7 @@ import { tryPanel } from "./try-tool.js";
 const TIERS = {
   call_tool_read: ["read", "Reads only: agents call it with call_tool_read."],
   call_tool_write: ["write", "Changes something: agents call it with call_tool_write."],
-  call_tool_destructive: ["destructive", "Annotated destructive: agents must call it with call_tool_destructive."],
+  call_tool_destructive: ["destructive", "Destructive: agents must call it with call_tool_destructive."],
 };
 
 // MCP's ToolAnnotations hints, as the words a person would use.
@@ -19,9 +19,17 @@ const HINTS = [
   ["openWorldHint", "open world", "closed world", "Interacts with an open world of external entities."],
 ];
 
+// Where a tool's tier came from (tier_source, issue 21).
+const SOURCES = {
+  annotations: "Tier from its annotations.",
+  mcp_default: "It has no annotations, so it is destructive by the MCP defaults; if it only reads, say so with tool_tiers in the config.",
+  config: "Tier set by tool_tiers in the config.",
+};
+
 function tierBadge(tool) {
   const [label, title] = TIERS[tool.call_with] || ["?", "unknown"];
-  return h("span", { class: `badge tier tier-${label}`, title }, label);
+  const source = SOURCES[tool.tier_source];
+  return h("span", { class: `badge tier tier-${label}`, title: source ? `${title} ${source}` : title }, label);
 }
 
 function annotationsView(annotations) {
