@@ -7,6 +7,7 @@ import { closeModal } from "./lib/modal.js";
 import { leavePage, onServers, refreshServers, setServers, state } from "./lib/state.js";
 import { activityPage } from "./pages/activity.js";
 import { activityRecordPage } from "./pages/activity-record.js";
+import { clientsPage } from "./pages/clients.js";
 import { dashboardPage } from "./pages/dashboard.js";
 import { loginPage } from "./pages/login.js";
 import { quarantinePage } from "./pages/quarantine.js";
@@ -20,6 +21,7 @@ const PAGES = {
   server: serverPage,
   quarantine: quarantinePage,
   secrets: secretsPage,
+  clients: clientsPage,
   activity: (...args) => (args.length ? activityRecordPage(...args) : activityPage()),
 };
 

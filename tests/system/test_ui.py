@@ -991,3 +991,42 @@ def test_a_changed_prompt_shows_its_diff_and_is_approved_and_resources_are_liste
             expect(page.locator("#panel-resources")).not_to_contain_text("null")
             shot(page, "server-resources")
         wait_prompts(proxy, "docs", {"greet": "approved", "farewell": "approved"})
+
+
+def test_the_clients_page_issues_a_credential_once_and_revokes_it(browser: Any, tmp_path: Path) -> None:
+    expect = playwright_sync.expect
+    profiles = [{"name": "reader", "title": "Read only", "max_tier": "read"}]
+    with sync_proxy(tmp_path, [echo_server("echo")], profiles=profiles) as proxy:
+        wait_state(proxy, "echo", "running")
+        with open_page(browser, proxy, "#/clients") as page:
+            expect(page.locator("#client-new-profile option")).to_have_text("reader (Read only)")
+            page.fill("#client-new-name", "chat-app")
+            page.fill("#client-new-expires", "30d")
+            page.click('#add-client button[type="submit"]')
+            credential = page.locator("#client-credential pre").inner_text().strip()
+            assert credential.startswith("mcpp_")
+            row = page.locator('#clients tr[data-client="chat-app"]')
+            expect(row).to_contain_text("reader")
+            tools = httpx2.post(
+                f"{proxy.base_url}/mcp/all",
+                json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                headers={
+                    "Authorization": f"Bearer {credential}",
+                    "Accept": "application/json, text/event-stream",
+                },
+                timeout=30,
+            )
+            assert tools.status_code != 401
+            page.reload()
+            expect(row).to_contain_text("reader")
+            assert credential not in page.content()
+            page.click('button[aria-label="Revoke chat-app"]')
+            page.locator("dialog#modal").locator('button:has-text("Revoke")').click()
+            expect(row).to_have_count(0)
+            refused = httpx2.post(
+                f"{proxy.base_url}/mcp/all",
+                json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                headers={"Authorization": f"Bearer {credential}"},
+                timeout=30,
+            )
+            assert refused.status_code == 401
