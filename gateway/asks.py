@@ -136,12 +136,18 @@ def session_asking(ctx: Any) -> Asking | None:
 
 
 @dataclass
-class _Question:
+class Question:
+    """An upstream's question waiting for a 2026-era client, who answers it in a later request."""
+
     method: AskMethod
     params: dict[str, Any]
     done: trio.Event = field(default_factory=trio.Event)
     answer: dict[str, Any] | None = None
     error: str | None = None
+
+    def as_input_request(self) -> dict[str, Any]:
+        """The entry of `inputRequests` that asks it."""
+        return {"method": self.method, "params": self.params} if self.params else {"method": self.method}
 
 
 class _HeldCall:
@@ -152,7 +158,7 @@ class _HeldCall:
         self.capabilities = capabilities
         self.token = ""
         self._keys = itertools.count(1)
-        self._asked: dict[str, _Question] = {}
+        self._asked: dict[str, Question] = {}
         """Questions waiting for the client, by their `inputRequests` key."""
         self._unsent: list[str] = []
         self._changed = trio.Event()
@@ -165,7 +171,7 @@ class _HeldCall:
         if (reason := refusal(self.capabilities, method, params)) is not None:
             raise AskRefusedError(INVALID_REQUEST, reason)
         key = f"{method.partition('/')[0]}-{next(self._keys)}"
-        question = _Question(method, params)
+        question = Question(method, params)
         self._asked[key] = question
         self._unsent.append(key)
         self._changed.set()
@@ -214,15 +220,9 @@ class _HeldCall:
             self._changed = trio.Event()
 
     def pending_requests(self) -> dict[str, Any]:
-        requests = {
-            key: {"method": self._asked[key].method, "params": self._asked[key].params}
-            for key in self._unsent
-            if key in self._asked
-        }
+        requests = {key: self._asked[key].as_input_request() for key in self._unsent if key in self._asked}
         self._unsent.clear()
-        return {
-            key: value if value["params"] else {"method": value["method"]} for key, value in requests.items()
-        }
+        return requests
 
 
 class Background:

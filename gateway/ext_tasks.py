@@ -21,7 +21,6 @@ import itertools
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import mcp.types as types
@@ -32,10 +31,11 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, SERVER_INFO_META_KEY
 
 from bus.messages import AskMethod
-from gateway.asks import Asking, AskRefusedError, Background, ToolAnswer, is_modern, offered
+from gateway.asks import Asking, AskRefusedError, Background, Question, ToolAnswer, is_modern, offered
 from gateway.calling import CallContext, context_from_mcp
 from gateway.catalog import TASKS_EXTENSION, CatalogServer
 from gateway.registry import Registry
+from gateway.tasks import now_iso
 
 EXTENSION: Final = TASKS_EXTENSION
 TTL_MS: Final = 3_600_000
@@ -50,20 +50,8 @@ Target = Callable[[str, Mapping[str, Any]], tuple[str, str] | None]
 """(server, tool) a `tools/call` of an endpoint reaches, by the name and arguments it was called with."""
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def declares_extension(capabilities: types.ClientCapabilities | None) -> bool:
     return capabilities is not None and EXTENSION in (capabilities.extensions or {})
-
-
-@dataclass
-class _Question:
-    method: AskMethod
-    params: dict[str, Any]
-    done: trio.Event = field(default_factory=trio.Event)
-    answer: dict[str, Any] | None = None
 
 
 @dataclass
@@ -72,24 +60,24 @@ class _Task:
     owner: tuple[str | None, str | None]
     """(client, profile) of the credential that created it: only it may see or steer the task."""
     expires: float
-    created_at: str = field(default_factory=_now)
+    created_at: str = field(default_factory=now_iso)
     updated_at: str = ""
     status: str = "working"
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
-    questions: dict[str, _Question] = field(default_factory=dict)
+    questions: dict[str, Question] = field(default_factory=dict)
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     keys: Any = field(default_factory=lambda: itertools.count(1))
 
     def touch(self, status: str | None = None) -> None:
         if status is not None:
             self.status = status
-        self.updated_at = _now()
+        self.updated_at = now_iso()
 
     async def ask(self, method: AskMethod, params: dict[str, Any]) -> dict[str, Any]:
         """An upstream's question while the task works: outstanding until `tasks/update` answers it."""
         key = f"{method.partition('/')[0]}-{next(self.keys)}"  # unique over the task's life
-        question = _Question(method, params)
+        question = Question(method, params)
         self.questions[key] = question
         self.touch("input_required")
         try:
@@ -123,8 +111,7 @@ class _Task:
             return body
         if self.status == "input_required":
             body["inputRequests"] = {
-                key: {"method": q.method, "params": q.params} if q.params else {"method": q.method}
-                for key, q in self.questions.items()
+                key: question.as_input_request() for key, question in self.questions.items()
             }
         elif self.status == "completed":
             body["result"] = self.result

@@ -70,7 +70,8 @@ def split_id(shown: str) -> tuple[str, str] | None:
     return (server, task_id) if separator and server and task_id else None
 
 
-def _now() -> str:
+def now_iso() -> str:
+    """Now, as task timestamps are written (ISO 8601, UTC, milliseconds)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -256,7 +257,7 @@ class Tasks:
     def _lose(self, task: _Task, why: str) -> None:
         if task.lost is None:
             task.lost = f"{why}: the task is lost with it; call {task.tool} again"
-            task.lost_at = _now()
+            task.lost_at = now_iso()
 
     def _state(self, shown: str, task: _Task) -> dict[str, Any]:
         state = {**task.last, "taskId": shown}
