@@ -11,8 +11,14 @@ from typing import Any, Final
 
 import click
 
-from cli.client import EXIT_FAILURE, die, name_argument, run_async, target_options
-from cli.client import management_target as _target
+from cli.client import (
+    EXIT_FAILURE,
+    die,
+    management_target as _target,
+    name_argument,
+    run_async,
+    target_options,
+)
 from cli.output import console, emit_json, output_option, print_table, state_text
 from cli.waiting import act_and_wait, timeout_option
 

@@ -13,11 +13,11 @@ from cli.client import (
     EXIT_FAILURE,
     Target,
     die,
+    management_target as _target,
     name_argument,
     run_async,
     target_options,
 )
-from cli.client import management_target as _target
 from cli.output import console, emit_json, output_option, print_table
 from cli.patch_flags import (
     build_patch,

@@ -11,8 +11,7 @@ from typing import Final
 
 import click
 
-from cli.client import management_target as _target
-from cli.client import name_argument, target_options
+from cli.client import management_target as _target, name_argument, target_options
 from cli.output import emit_json, output_option
 
 FOLLOW_POLL_S: Final = 1.0

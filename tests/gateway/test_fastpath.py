@@ -7,8 +7,7 @@ from typing import Any, Final
 
 import mcp.types as types
 import pytest
-from mcp_types import JSONRPCResponse
-from mcp_types import methods as spec_methods
+from mcp_types import JSONRPCResponse, methods as spec_methods
 
 from gateway.fastpath_wire import (
     PlainCall,

@@ -13,8 +13,7 @@ from typing import Any, Final
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
-from authlib.oauth2.rfc9207 import AuthorizationServerMetadata as IssuerParameterMetadata
-from authlib.oauth2.rfc9207 import IssuerParameter
+from authlib.oauth2.rfc9207 import AuthorizationServerMetadata as IssuerParameterMetadata, IssuerParameter
 from starlette.responses import HTMLResponse, Response
 
 from .grants import CodeGrant, RefreshGrant, Registration, Revocation, S256Challenge
