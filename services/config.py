@@ -10,7 +10,6 @@ Unknown keys are logged as warnings and kept.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import math
@@ -26,14 +25,24 @@ from bus.access import Profile, Tier
 from bus.errors import ConfigError
 from bus.messages import Transport
 from services.access_config import validate_access
-from services.isolation import (
-    IsolationValueError,
-    check_image,
-    check_network_mode,
-    parse_cpus,
-    parse_extra_args,
-    parse_memory,
+from services.config_values import (
+    LISTEN_HINT as LISTEN_HINT,
+    TYPE_NAMES,
+    config_error,
+    convert_value,
+    known_fields,
+    parse_duration as parse_duration,
+    parse_listen as parse_listen,
+    warn_unknown_keys,
 )
+from services.isolation_config import (
+    DOCKER_TIMEOUT_S as DOCKER_TIMEOUT_S,
+    DockerIsolationConfig as DockerIsolationConfig,
+    IsolationConfig as IsolationConfig,
+    validate_docker_isolation,
+    validate_isolation,
+)
+from services.private_files import write_atomically as write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -51,44 +60,8 @@ CLOSE_TIMEOUT_S: Final = 10.0
 KILL_TIMEOUT_S: Final = 9.0
 HEALTH_CHECK_INTERVAL_S: Final = 10.0
 SECRETS_BACKENDS: Final = ("auto", "keyring", "file")
-DOCKER_TIMEOUT_S: Final = 30.0
 LOGIN_TIMEOUT_S: Final = 300.0
 """How long a person-led OAuth sign-in waits for the person to finish in the browser."""
-
-
-# --- Docker isolation (issue 12): schema --------------------------------------------------
-
-
-class IsolationConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
-    """`mcpServers[i].isolation`: this stdio server in a container; each value set here wins over
-    `docker_isolation`. `enabled` unset follows `docker_isolation.enabled`."""
-
-    enabled: bool | None = None
-    image: str | None = None
-    network_mode: str | None = None
-    memory_limit: str | int | None = None
-    cpu_limit: float | str | None = None
-    extra_args: list[str] = msgspec.field(default_factory=list)
-
-
-class DockerIsolationConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
-    """`docker_isolation`: the defaults of every isolated stdio server (see services/isolation.py)."""
-
-    enabled: bool = False
-    memory_limit: str | int = "512m"
-    cpu_limit: float | str = 1.0
-    network_mode: str = "bridge"
-    default_images: dict[str, str] = msgspec.field(default_factory=dict)
-    """Merged over the built-in map (npx/node/npm -> a Node image, uvx/python/pip -> a Python image)."""
-    timeout: float | str = DOCKER_TIMEOUT_S
-    """Bounds starting the container: engine checks, pulling a missing image, create, start."""
-    extra_args: list[str] = msgspec.field(default_factory=list)
-
-    def timeout_s(self) -> float:
-        return parse_duration(self.timeout)
-
-
-# --- end of Docker isolation schema ---------------------------------------------------------
 
 
 class OAuthConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
@@ -237,133 +210,36 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
         return parse_duration(self.kill_timeout)
 
 
-_DURATION_RE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: float | str) -> float:
-    """Seconds from a number or a Go-style duration string ("30s", "2m", "500ms"); more than 0.
-
-    Every duration here is a timeout or an interval: 0 or less would fail every start or call at
-    once (or spin), and NaN or infinity never fires.
-    """
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION_RE.match(value)
-        if not match:
-            raise ConfigError(f"invalid duration {value!r}: use seconds or a string like '30s', '2m'")
-        seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ConfigError(f"invalid duration {value!r}: it must be a number of seconds greater than 0")
-    return seconds
-
-
-_HOST_NAME_RE: Final = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
-LISTEN_HINT: Final = "expected HOST:PORT, e.g. 127.0.0.1:8080, [::1]:8080 or localhost:8080"
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """`HOST:PORT` -> (host, port); an IPv6 host goes in brackets; no host means 127.0.0.1.
-
-    Port 0 asks the kernel for a free one. ConfigError saying what is wrong otherwise.
-    """
-    host, sep, port = listen.rpartition(":")
-    if not sep:
-        raise ConfigError(f"{listen!r}: {LISTEN_HINT}")
-    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
-        raise ConfigError(f"{listen!r}: the port must be a number from 0 to 65535 ({LISTEN_HINT})")
-    if host.startswith("[") and host.endswith("]"):
-        try:
-            return str(ipaddress.IPv6Address(host[1:-1])), int(port)
-        except ValueError:
-            raise ConfigError(f"{listen!r}: {host[1:-1]!r} is not an IPv6 address") from None
-    if ":" in host or "[" in host or "]" in host:
-        raise ConfigError(f"{listen!r}: an IPv6 address goes in brackets, e.g. [::1]:8080")
-    if not host:
-        return "127.0.0.1", int(port)
-    if host.replace(".", "").isdigit():
-        try:
-            return str(ipaddress.IPv4Address(host)), int(port)
-        except ValueError:
-            raise ConfigError(f"{listen!r}: {host!r} is not an IPv4 address") from None
-    if not _HOST_NAME_RE.fullmatch(host):
-        raise ConfigError(f"{listen!r}: {host!r} is not an IP address or a host name ({LISTEN_HINT})")
-    return host, int(port)
-
-
-_TYPE_NAMES: Final = {
-    "str": "string",
-    "int": "integer",
-    "float": "number",
-    "bool": "boolean",
-    "array": "array",
-    "object": "object",
-    "null": "null",
-}
-_MSGSPEC_ERROR_RE: Final = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
-
-
-def _readable_type_error(message: str) -> str:
-    """msgspec says "Expected `array`, got `str`"; users read "expected array, got string"."""
-    match = re.match(r"Expected `([^`]+)`, got `([^`]+)`", message)
-    if not match:
-        return message[:1].lower() + message[1:]
-    want = " or ".join(_TYPE_NAMES.get(t.strip(), t.strip()) for t in match.group(1).split("|"))
-    got = _TYPE_NAMES.get(match.group(2), match.group(2))
-    return f"expected {want}, got {got}"
-
-
-def _config_error(file: str, path: str, problem: str) -> ConfigError:
-    where = f"{file}: {path}: " if path else f"{file}: "
-    return ConfigError(where + problem)
-
-
-def _convert(data: Any, target: type[Any], file: str, prefix: str) -> Any:
-    try:
-        return msgspec.convert(data, target)
-    except msgspec.ValidationError as exc:
-        match = _MSGSPEC_ERROR_RE.match(str(exc))
-        assert match is not None
-        sub = (match.group("path") or "").lstrip(".")
-        path = prefix + ("." + sub if sub and not sub.startswith("[") else sub)
-        raise _config_error(file, path.lstrip("."), _readable_type_error(match.group("msg"))) from None
-
-
-def _known_fields(struct: type[msgspec.Struct]) -> frozenset[str]:
-    return frozenset(struct.__struct_fields__)
-
-
 def _servers_as_list(raw: Any, file: str) -> list[Any]:
     if isinstance(raw, dict):
         # Claude Desktop style: {"name": {...}}; the key is the name.
         return [{"name": name, **body} if isinstance(body, dict) else body for name, body in raw.items()]
     if isinstance(raw, list):
         return raw
-    got = _TYPE_NAMES.get(type(raw).__name__, "object" if raw is None else type(raw).__name__)
-    raise _config_error(file, "mcpServers", f"expected array, got {got}")
+    got = TYPE_NAMES.get(type(raw).__name__, "object" if raw is None else type(raw).__name__)
+    raise config_error(file, "mcpServers", f"expected array, got {got}")
 
 
 def validate_server(server: ServerConfig, file: str, path: str) -> None:
     """Rules msgspec types cannot say: names, protocols, which fields each transport needs."""
     if not SERVER_NAME_RE.fullmatch(server.name):
-        raise _config_error(
+        raise config_error(
             file,
             f"{path}.name",
             f"invalid server name {server.name!r}: use 1-64 of A-Z a-z 0-9 _ . - (no ':')",
         )
     if server.protocol not in PROTOCOLS:
-        raise _config_error(
+        raise config_error(
             file,
             f"{path}.protocol",
             f"unknown protocol {server.protocol!r}: use one of {', '.join(PROTOCOLS)}",
         )
     if server.protocol == "auto" and not server.command and not server.url:
-        raise _config_error(file, path, "a server needs a command (stdio) or a url (HTTP)")
+        raise config_error(file, path, "a server needs a command (stdio) or a url (HTTP)")
     if server.transport == "stdio" and not server.command:
-        raise _config_error(file, f"{path}.command", "a stdio server needs a command")
+        raise config_error(file, f"{path}.command", "a stdio server needs a command")
     if server.transport != "stdio" and not server.url:
-        raise _config_error(file, f"{path}.url", f"an {server.protocol} server needs a url")
+        raise config_error(file, f"{path}.url", f"an {server.protocol} server needs a url")
     for index, arg in enumerate(server.args):
         if "${keyring:" in arg or "${env:" in arg:
             logger.warning(
@@ -379,20 +255,20 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
             try:
                 parse_duration(value)
             except ConfigError as exc:
-                raise _config_error(file, f"{path}.{field}", str(exc)) from None
+                raise config_error(file, f"{path}.{field}", str(exc)) from None
     if server.protocol_version not in MCP_ERAS:
-        raise _config_error(
+        raise config_error(
             file,
             f"{path}.protocol_version",
             f"unknown protocol_version {server.protocol_version!r}: use one of {', '.join(MCP_ERAS)}",
         )
     for index, root in enumerate(server.roots):
         if not (root.startswith("/") or root.startswith("file://")):
-            raise _config_error(
+            raise config_error(
                 file, f"{path}.roots[{index}]", f"{root!r}: use an absolute path or a file:// URI"
             )
     if server.pending_change is not None and not server.quarantined:
-        raise _config_error(
+        raise config_error(
             file,
             f"{path}.pending_change",
             "a server with a pending change stays quarantined until a human approves or rejects it "
@@ -417,83 +293,25 @@ def validate_restart(restart: RestartConfig, file: str) -> None:
     for field in ("initial_backoff", "max_backoff", "failure_window", "stable_after"):
         value = getattr(restart, field)
         if not (math.isfinite(value) and value > 0):
-            raise _config_error(file, f"restart.{field}", f"{value!r}: expected seconds greater than 0")
+            raise config_error(file, f"restart.{field}", f"{value!r}: expected seconds greater than 0")
     if restart.max_failures < 1:
-        raise _config_error(file, "restart.max_failures", "expected 1 or more")
+        raise config_error(file, "restart.max_failures", "expected 1 or more")
 
 
 def validate_oauth(oauth: OAuthConfig, transport: str, file: str, path: str) -> None:
     if transport == "stdio":
-        raise _config_error(file, path, "oauth applies to servers with a url, not stdio servers")
+        raise config_error(file, path, "oauth applies to servers with a url, not stdio servers")
     if oauth.redirect_port is not None and not 1024 <= oauth.redirect_port <= 65535:
-        raise _config_error(file, f"{path}.redirect_port", "expected a port between 1024 and 65535")
+        raise config_error(file, f"{path}.redirect_port", "expected a port between 1024 and 65535")
     if oauth.client_secret and not oauth.client_id:
-        raise _config_error(file, f"{path}.client_secret", "a client_secret needs a client_id")
+        raise config_error(file, f"{path}.client_secret", "a client_secret needs a client_id")
     for key in oauth.extra_params:
         if key in OAUTH_RESERVED_PARAMS:
-            raise _config_error(
+            raise config_error(
                 file,
                 f"{path}.extra_params.{key}",
                 f"{key!r} is set by the sign-in flow and cannot be overridden",
             )
-
-
-# --- Docker isolation (issue 12): validation ----------------------------------------------
-
-
-def _isolation_value(file: str, path: str, check: Any, value: Any) -> None:
-    try:
-        check(value)
-    except IsolationValueError as exc:
-        raise _config_error(file, path, str(exc)) from None
-
-
-def _check_extra_args(file: str, path: str, args: list[str]) -> None:
-    try:
-        parse_extra_args(args)
-    except IsolationValueError as exc:
-        where = f"{path}[{exc.index}]" if exc.index is not None else path
-        raise _config_error(file, where, str(exc)) from None
-
-
-def validate_isolation(isolation: IsolationConfig, transport: str, file: str, path: str) -> None:
-    """`mcpServers[i].isolation`: every value that is set must be usable by Docker."""
-    if transport != "stdio":
-        logger.warning("%s: %s applies only to stdio servers; ignored", file, path)
-    if isolation.image is not None:
-        _isolation_value(file, f"{path}.image", check_image, isolation.image)
-    if isolation.network_mode is not None:
-        _isolation_value(file, f"{path}.network_mode", check_network_mode, isolation.network_mode)
-    if isolation.memory_limit is not None:
-        _isolation_value(file, f"{path}.memory_limit", parse_memory, isolation.memory_limit)
-    if isolation.cpu_limit is not None:
-        _isolation_value(file, f"{path}.cpu_limit", parse_cpus, isolation.cpu_limit)
-    _check_extra_args(file, f"{path}.extra_args", isolation.extra_args)
-
-
-def validate_docker_isolation(docker: DockerIsolationConfig, file: str) -> None:
-    """`docker_isolation`: the global defaults."""
-    path = "docker_isolation"
-    _isolation_value(file, f"{path}.memory_limit", parse_memory, docker.memory_limit)
-    _isolation_value(file, f"{path}.cpu_limit", parse_cpus, docker.cpu_limit)
-    _isolation_value(file, f"{path}.network_mode", check_network_mode, docker.network_mode)
-    for key, image in docker.default_images.items():
-        _isolation_value(file, f"{path}.default_images.{key}", check_image, image)
-    _check_extra_args(file, f"{path}.extra_args", docker.extra_args)
-    try:
-        if docker.timeout_s() <= 0:
-            raise ConfigError(f"invalid duration {docker.timeout!r}: it must be greater than 0")
-    except ConfigError as exc:
-        raise _config_error(file, f"{path}.timeout", str(exc)) from None
-
-
-def _warn_unknown_keys(raw: Any, struct: type[msgspec.Struct], file: str, path: str) -> None:
-    if isinstance(raw, dict):
-        for key in sorted(set(raw) - _known_fields(struct)):
-            logger.warning("%s: %s: unknown key %r kept as is", file, path, key)
-
-
-# --- end of Docker isolation validation -----------------------------------------------------
 
 
 def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
@@ -501,12 +319,12 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _config_error(
+        raise config_error(
             file, "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
     if not isinstance(data, dict):
-        raise _config_error(file, "", "expected a JSON object at the top level")
-    for key in sorted(set(data) - _known_fields(ProxyConfig)):
+        raise config_error(file, "", "expected a JSON object at the top level")
+    for key in sorted(set(data) - known_fields(ProxyConfig)):
         logger.warning("%s: unknown key %r kept as is", file, key)
     servers_raw = _servers_as_list(data.get("mcpServers", []), file)
     servers: list[ServerConfig] = []
@@ -514,22 +332,22 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
     for index, raw in enumerate(servers_raw):
         path = f"mcpServers[{index}]"
         if not isinstance(raw, dict):
-            raise _config_error(file, path, "expected object")
-        for key in sorted(set(raw) - _known_fields(ServerConfig)):
+            raise config_error(file, path, "expected object")
+        for key in sorted(set(raw) - known_fields(ServerConfig)):
             logger.warning("%s: %s: unknown key %r kept as is", file, path, key)
-        _warn_unknown_keys(raw.get("isolation"), IsolationConfig, file, f"{path}.isolation")
-        _warn_unknown_keys(raw.get("oauth"), OAuthConfig, file, f"{path}.oauth")
-        server = _convert(raw, ServerConfig, file, path)
+        warn_unknown_keys(raw.get("isolation"), IsolationConfig, file, f"{path}.isolation")
+        warn_unknown_keys(raw.get("oauth"), OAuthConfig, file, f"{path}.oauth")
+        server = convert_value(raw, ServerConfig, file, path)
         validate_server(server, file, path)
         if server.name in seen:
-            raise _config_error(file, f"{path}.name", f"duplicate server name {server.name!r}")
+            raise config_error(file, f"{path}.name", f"duplicate server name {server.name!r}")
         seen.add(server.name)
         servers.append(server)
     top = {k: v for k, v in data.items() if k != "mcpServers"}
-    config: ProxyConfig = _convert(top, ProxyConfig, file, "")
+    config: ProxyConfig = convert_value(top, ProxyConfig, file, "")
     config.mcpServers = servers
     if config.secrets_backend not in SECRETS_BACKENDS:
-        raise _config_error(
+        raise config_error(
             file,
             "secrets_backend",
             f"unknown backend {config.secrets_backend!r}: use {', '.join(SECRETS_BACKENDS)}",
@@ -537,16 +355,16 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
     try:
         parse_listen(config.listen)
     except ConfigError as exc:
-        raise _config_error(file, "listen", str(exc)) from None
+        raise config_error(file, "listen", str(exc)) from None
     for field in ("close_timeout", "kill_timeout"):
         try:
             parse_duration(getattr(config, field))
         except ConfigError as exc:
-            raise _config_error(file, field, str(exc)) from None
+            raise config_error(file, field, str(exc)) from None
     validate_restart(config.restart, file)
     if config.max_concurrent_starts is not None and config.max_concurrent_starts < 1:
-        raise _config_error(file, "max_concurrent_starts", "expected 1 or more")
-    _warn_unknown_keys(data.get("docker_isolation"), DockerIsolationConfig, file, "docker_isolation")
+        raise config_error(file, "max_concurrent_starts", "expected 1 or more")
+    warn_unknown_keys(data.get("docker_isolation"), DockerIsolationConfig, file, "docker_isolation")
     validate_docker_isolation(config.docker_isolation, file)
     validate_access(config.tool_tiers, config.profiles, config.anonymous_profile, file)
     return config
@@ -556,33 +374,6 @@ def default_config_path() -> Path:
     """`$MCPPROXY_CONFIG`, else `~/.mcpproxy/mcp_config.json`."""
     from_env = os.environ.get(CONFIG_ENV)
     return Path(from_env).expanduser() if from_env else DEFAULT_HOME.expanduser() / CONFIG_FILE_NAME
-
-
-def write_atomically(path: Path, text: str, mode: int = 0o600, *, durable: bool = True) -> None:
-    """Temporary file, fsync, rename: readers see the old file or the new one, never a torn one.
-
-    `durable=False` skips both fsyncs: still atomic for every reader, but a machine crash may
-    bring the old file back.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            if durable:
-                os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if not durable:
-        return
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def create_default(path: Path) -> None:

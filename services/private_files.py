@@ -47,3 +47,30 @@ def keep_private(path: Path, *, create: bool = True) -> None:
 def private_opener(path: str, flags: int) -> int:
     """For `open(..., opener=private_opener)`: a file it creates gets mode 0600."""
     return os.open(path, flags | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+
+
+def write_atomically(path: Path, text: str, mode: int = 0o600, *, durable: bool = True) -> None:
+    """Temporary file, fsync, rename: readers see the old file or the new one, never a torn one.
+
+    `durable=False` skips both fsyncs: still atomic for every reader, but a machine crash may
+    bring the old file back.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            if durable:
+                os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if not durable:
+        return
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
