@@ -11,7 +11,7 @@ import trio
 
 from bus.transport import terminate_context
 from services import process
-from services.worker.actor import run_worker
+from services.worker.entry import run_worker
 from services.worker.log_format import configure_worker_logging
 
 

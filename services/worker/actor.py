@@ -12,8 +12,7 @@ import contextlib
 import json
 import logging
 import os
-import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,19 +21,18 @@ import trio
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import JSONRPCNotification
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from bus.codec import GATEWAY_TO_WORKER, TO_WORKER
+from bus.codec import GATEWAY_TO_WORKER
 from bus.errors import BusError, LoginRequiredError, ProxyError
 from bus.messages import (
     AskAnswered,
+    AskMethod,
     Attach,
     Attached,
     CallFailed,
     CallProgress,
     CallTool,
     CancelCall,
-    Catalog,
     CatalogChanged,
     ForwardRequest,
     ForwardResult,
@@ -44,7 +42,6 @@ from bus.messages import (
     Shutdown,
     StartUpstream,
     SupervisorToWorker,
-    ToolInfo,
     ToolResult,
     ToolsChanged,
     UpstreamAsked,
@@ -62,9 +59,18 @@ from services.references import resolve
 from services.secrets import SecretStore
 from services.upstream_log import RotatingLog
 from services.worker.asks import AskRelay, call_answering
-from services.worker.catalog import CATALOG_CHANGES, RELAYED, forward, list_catalog, method_of, params_of
+from services.worker.catalog import (
+    CATALOG_CHANGES,
+    RELAYED,
+    brief,
+    catalog_or_empty,
+    forward,
+    method_of,
+    params_of,
+)
+from services.worker.health import watch_health
 from services.worker.log_format import hide_in_log
-from services.worker.raw_calls import fits_a_line, plain_tools
+from services.worker.raw_calls import raw_lane, takes_raw
 from services.worker.tasks import required_tasks, run_as_task, start_task
 from services.worker.upstream import (
     Upstream,
@@ -80,12 +86,7 @@ LOG_MESSAGE: Final = "notifications/message"
 HELLO_TIMEOUT_S: Final = 10.0
 ATTACH_TIMEOUT_S: Final = 10.0
 HEARTBEAT_INTERVAL_S: Final = 1.0
-PING_TIMEOUT_S: Final = 5.0
-CATALOG_TIMEOUT_S: Final = 10.0
-"""Listing prompts, resources and templates may take this long; an upstream that hangs on it still
-starts (with its tools) rather than failing its start on a feature it barely has."""
 EXIT_FAILED: Final = 1
-FINAL_LINGER_MS: Final = 1000
 
 
 class Worker:
@@ -200,9 +201,9 @@ class Worker:
                 if upstream.auth is not None:  # OAuth tokens are scrubbed from errors like any secret
                     self._scrub = upstream.auth.scrubber(resolution.scrub)
                 tools = await list_all_tools(upstream.session)
-                self.raw_tools = self._raw_lane(tools)
+                self.raw_tools = raw_lane(self.upstream.session, tools)
                 self.task_required = required_tasks(tools)
-                catalog = await self._catalog()
+                catalog = await catalog_or_empty(upstream.session, self.server, self._scrub)
                 info = upstream.session.server_info
                 await self._attach(start.calls_endpoint)
                 await self.control.send(
@@ -220,7 +221,9 @@ class Worker:
                     nursery.start_soon(self._calls_loop, nursery)
                     nursery.start_soon(self._relist_on_change)
                     nursery.start_soon(self._relist_catalog_on_change)
-                    nursery.start_soon(self._ping_loop)
+                    nursery.start_soon(
+                        watch_health, upstream, self.ping_interval_s, self._scrub, self._report_health
+                    )
                     stop_waiter = trio.Event()
 
                     async def _wait_stop() -> None:
@@ -301,113 +304,83 @@ class Worker:
                     pass
 
     async def _call(self, call: CallTool) -> None:
-        assert self.upstream is not None and self.calls is not None
-        reply: ToolResult | CallFailed
-        with trio.CancelScope() as scope, self.asks.serving(call.request_id, call.asks):
-            self.in_flight[call.request_id] = scope
-            try:
-                stdio = self.upstream.stdio
-                if call.task is not None:
-                    with trio.fail_after(call.timeout_s):
-                        body = await start_task(self.upstream.session, call)
-                elif call.tool in self.task_required:
-                    with trio.fail_after(call.timeout_s):
-                        body = await run_as_task(self.upstream.session, call)
-                elif stdio is not None and self._takes_raw(call):
-                    with trio.fail_after(call.timeout_s):
-                        body = await stdio.raw.call(stdio.write_stream, call.tool, call.arguments)
-                else:
-                    progress = self._progress_relay(call.request_id) if call.want_progress else None
-                    with trio.fail_after(call.timeout_s):
-                        result = await call_answering(self.upstream.session, call, self.asks, progress)
-                    body = result.model_dump_json(by_alias=True, exclude_unset=True).encode()
-                reply = ToolResult(request_id=call.request_id, result=body)
-            except trio.TooSlowError:
-                reply = CallFailed(
-                    request_id=call.request_id,
-                    kind="timeout",
-                    error=f"upstream did not answer within call_tool_timeout ({call.timeout_s:g}s)",
-                )
-            except Exception as exc:  # task boundary: every failure becomes a reply
-                reply = CallFailed(
-                    request_id=call.request_id, kind="upstream", error=self._scrub(describe_error(exc))
-                )
-            finally:
-                self.in_flight.pop(call.request_id, None)
-        if scope.cancelled_caught:
-            reply = CallFailed(request_id=call.request_id, kind="gone", error="call cancelled")
-        try:
-            await self.calls.send(reply)
-        except BusError as exc:
-            logger.warning("could not deliver a call result: %s", exc)
+        await self._answer(
+            call.request_id,
+            call.asks,
+            call.timeout_s,
+            lambda: self._call_body(call),
+            lambda body: ToolResult(request_id=call.request_id, result=body),
+            what="call",
+            too_slow=f"upstream did not answer within call_tool_timeout ({call.timeout_s:g}s)",
+        )
+
+    async def _call_body(self, call: CallTool) -> bytes:
+        """The upstream's answer to `call` as JSON bytes, by the lane the call takes."""
+        assert self.upstream is not None
+        session, stdio = self.upstream.session, self.upstream.stdio
+        if call.task is not None:
+            return await start_task(session, call)
+        if call.tool in self.task_required:
+            return await run_as_task(session, call)
+        if stdio is not None and takes_raw(call, self.raw_tools):
+            return await stdio.raw.call(stdio.write_stream, call.tool, call.arguments)
+        progress = self._progress_relay(call.request_id) if call.want_progress else None
+        result = await call_answering(session, call, self.asks, progress)
+        return result.model_dump_json(by_alias=True, exclude_unset=True).encode()
 
     async def _forward(self, request: ForwardRequest) -> None:
-        assert self.upstream is not None and self.calls is not None
-        reply: ForwardResult | CallFailed
-        with trio.CancelScope() as scope, self.asks.serving(request.request_id, request.asks):
-            self.in_flight[request.request_id] = scope
+        assert self.upstream is not None
+        session = self.upstream.session
+        await self._answer(
+            request.request_id,
+            request.asks,
+            request.timeout_s,
+            lambda: forward(session, request.method, request.params),
+            lambda body: ForwardResult(request_id=request.request_id, result=body),
+            what="request",
+            too_slow=f"upstream did not answer {request.method} within {request.timeout_s:g}s",
+            error_codes=True,
+        )
+
+    async def _answer(
+        self,
+        request_id: int,
+        asks: tuple[AskMethod, ...],
+        timeout_s: float,
+        work: Callable[[], Awaitable[bytes]],
+        reply: Callable[[bytes], ToolResult | ForwardResult],
+        *,
+        what: str,
+        too_slow: str,
+        error_codes: bool = False,
+    ) -> None:
+        """Run one request from the gateway within its deadline and send the answer, whatever happens:
+        the result, or a CallFailed (`error_codes`: with the upstream's JSON-RPC error code)."""
+        assert self.calls is not None
+        answer: ToolResult | ForwardResult | CallFailed
+        with trio.CancelScope() as scope, self.asks.serving(request_id, asks):
+            self.in_flight[request_id] = scope
             try:
-                with trio.fail_after(request.timeout_s):
-                    body = await forward(self.upstream.session, request.method, request.params)
-                reply = ForwardResult(request_id=request.request_id, result=body)
+                with trio.fail_after(timeout_s):
+                    answer = reply(await work())
             except trio.TooSlowError:
-                reply = CallFailed(
-                    request_id=request.request_id,
-                    kind="timeout",
-                    error=f"upstream did not answer {request.method} within {request.timeout_s:g}s",
-                )
-            except MCPError as exc:
-                reply = CallFailed(
-                    request_id=request.request_id,
-                    kind="upstream",
-                    error=self._scrub(exc.message),
-                    code=exc.code,
-                )
+                answer = CallFailed(request_id=request_id, kind="timeout", error=too_slow)
             except Exception as exc:  # task boundary: every failure becomes a reply
-                reply = CallFailed(
-                    request_id=request.request_id, kind="upstream", error=self._scrub(describe_error(exc))
+                if error_codes and isinstance(exc, MCPError):
+                    error, code = exc.message, exc.code
+                else:
+                    error, code = describe_error(exc), None
+                answer = CallFailed(
+                    request_id=request_id, kind="upstream", error=self._scrub(error), code=code
                 )
             finally:
-                self.in_flight.pop(request.request_id, None)
+                self.in_flight.pop(request_id, None)
         if scope.cancelled_caught:
-            reply = CallFailed(request_id=request.request_id, kind="gone", error="request cancelled")
+            answer = CallFailed(request_id=request_id, kind="gone", error=f"{what} cancelled")
         try:
-            await self.calls.send(reply)
+            await self.calls.send(answer)
         except BusError as exc:
-            logger.warning("could not deliver a forwarded result: %s", exc)
-
-    async def _catalog(self) -> Catalog:
-        """The upstream's prompts, resources and templates; one that fails to list them still serves tools."""
-        assert self.upstream is not None
-        try:
-            with trio.fail_after(CATALOG_TIMEOUT_S):
-                return await list_catalog(self.upstream.session)
-        except Exception as exc:  # an upstream error (or TooSlowError) here must not end the worker
-            logger.warning(
-                "server %s: listing prompts and resources failed: %s",
-                self.server,
-                self._scrub(_describe(exc)),
-            )
-            return Catalog()
-
-    def _raw_lane(self, tools: list[ToolInfo]) -> frozenset[str]:
-        """The raw lane writes 2025-era requests: a 2026-era session (every request carries its
-        era in `_meta`) takes none."""
-        assert self.upstream is not None
-        if self.upstream.session.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            return frozenset()
-        return plain_tools(tools)
-
-    def _takes_raw(self, call: CallTool) -> bool:
-        """A call the raw lane answers as the session would: no progress, no output schema to check."""
-        return (
-            not call.want_progress
-            and not call.want_logs
-            and call.request_state is None
-            and call.input_responses is None
-            and call.tool in self.raw_tools
-            and fits_a_line(call.arguments)
-        )
+            logger.warning("could not deliver the answer to a %s: %s", what, exc)
 
     def _progress_relay(self, request_id: int) -> ProgressFnT:
         async def relay(progress: float, total: float | None, message: str | None) -> None:
@@ -469,11 +442,9 @@ class Worker:
             try:
                 tools = await list_all_tools(self.upstream.session)
             except Exception as exc:  # task boundary
-                logger.warning(
-                    "server %s: re-listing tools failed: %s", self.server, self._scrub(_describe(exc))
-                )
+                logger.warning("server %s: re-listing tools failed: %s", self.server, self._scrub(brief(exc)))
                 continue
-            self.raw_tools = self._raw_lane(tools)
+            self.raw_tools = raw_lane(self.upstream.session, tools)
             self.task_required = required_tasks(tools)
             await self.control.send(ToolsChanged(server=self.server, generation=self.generation, tools=tools))
 
@@ -481,38 +452,16 @@ class Worker:
         while True:
             await self.catalog_changed.wait()
             self.catalog_changed = trio.Event()
-            catalog = await self._catalog()
+            assert self.upstream is not None
+            catalog = await catalog_or_empty(self.upstream.session, self.server, self._scrub)
             await self.control.send(
                 CatalogChanged(server=self.server, generation=self.generation, catalog=catalog)
             )
 
-    async def _ping_loop(self) -> None:
-        """An upstream that is alive but silent (hung, stopped) is reported unhealthy, and back again."""
-        upstream = self.upstream
-        assert upstream is not None
-        healthy = True
-        while True:
-            await trio.sleep(self.ping_interval_s)
-            error: str | None = None
-            with trio.move_on_after(min(PING_TIMEOUT_S, self.ping_interval_s)) as scope:
-                try:
-                    await upstream.session.send_ping()
-                except MCPError:
-                    pass  # an answer, even an error (2026-era upstreams have no ping), means alive
-                except Exception as exc:  # task boundary: any failure means unhealthy
-                    error = f"ping failed: {self._scrub(describe_error(exc))}"
-                    if upstream.stdio is None:
-                        upstream.fail(f"remote went away: {self._scrub(describe_error(exc))}")
-                        return
-            if scope.cancelled_caught:
-                error = f"upstream did not answer a ping within {PING_TIMEOUT_S:g}s"
-            if (error is None) != healthy:
-                healthy = error is None
-                await self.control.send(
-                    UpstreamHealth(
-                        server=self.server, generation=self.generation, healthy=healthy, error=error
-                    )
-                )
+    async def _report_health(self, healthy: bool, error: str | None) -> None:
+        await self.control.send(
+            UpstreamHealth(server=self.server, generation=self.generation, healthy=healthy, error=error)
+        )
 
     async def _heartbeats(self) -> None:
         beat = Heartbeat(server=self.server, generation=self.generation)
@@ -547,32 +496,3 @@ class Worker:
 async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) < 2000 else text[:2000] + "..."
-
-
-async def run_worker(server: str, generation: int, control_endpoint: str, lifeline_fd: int | None) -> int:
-    """Entry point of a worker process."""
-    process.become_subreaper()
-    identity = worker_identity(server, generation)
-    control = connect_dealer(control_endpoint, identity, TO_WORKER)
-    worker = Worker(server, generation, control)
-    # SIGTERM from the supervisor (or PDEATHSIG) means: stop politely.
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-
-            async def _on_signal() -> None:
-                async for _ in signals:
-                    worker.stop_requested.set()
-
-            nursery.start_soon(_on_signal)
-            code = await worker.run(lifeline_fd)
-            nursery.cancel_scope.cancel()
-    # The last words (WorkerFailed, a call result) must reach their peers before the process ends.
-    control.close(linger_ms=FINAL_LINGER_MS)
-    if worker.calls is not None:
-        worker.calls.close(linger_ms=FINAL_LINGER_MS)
-    return code

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import mcp.types as types
+import trio
 from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import METHOD_NOT_FOUND
@@ -23,6 +24,10 @@ from bus.messages import Catalog
 from services.worker.tasks import TASK_REQUESTS, TASK_STATUS
 
 logger = logging.getLogger(__name__)
+
+CATALOG_TIMEOUT_S: Final = 10.0
+"""Listing prompts, resources and templates may take this long; an upstream that hangs on it still
+starts (with its tools) rather than failing its start on a feature it barely has."""
 
 FORWARDED: Final[dict[str, tuple[type[BaseModel], type[BaseModel]]]] = {
     "prompts/get": (types.GetPromptRequest, types.GetPromptResult),
@@ -97,6 +102,23 @@ async def forward(session: ClientSession, method: str, params: bytes) -> bytes:
     request = request_type.model_validate({"method": method, "params": json.loads(params or b"{}")})
     result = await session.send_request(request, result_type)  # type: ignore[arg-type]
     return result.model_dump_json(by_alias=True, exclude_unset=True).encode()
+
+
+def brief(exc: BaseException) -> str:
+    """An exception as one log line's worth (at most 2000 characters)."""
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 2000 else text[:2000] + "..."
+
+
+async def catalog_or_empty(session: ClientSession, server: str, scrub: Callable[[str], str]) -> Catalog:
+    """The upstream's catalog; one that fails to list it (or takes over CATALOG_TIMEOUT_S) still
+    starts, with its tools and an empty catalog, rather than failing on a feature it barely has."""
+    try:
+        with trio.fail_after(CATALOG_TIMEOUT_S):
+            return await list_catalog(session)
+    except Exception as exc:  # an upstream error (or TooSlowError) here must not end the worker
+        logger.warning("server %s: listing prompts and resources failed: %s", server, scrub(brief(exc)))
+        return Catalog()
 
 
 def method_of(notification: Any) -> str | None:

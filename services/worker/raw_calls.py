@@ -28,10 +28,12 @@ import anyio
 import msgspec
 import trio
 from anyio.streams.memory import MemoryObjectSendStream
+from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bus.errors import UpstreamError
-from bus.messages import ToolInfo
+from bus.messages import CallTool, ToolInfo
 
 ID_PREFIX: Final = "mcpproxy-"
 _MARK: Final = b'"' + ID_PREFIX.encode()
@@ -82,6 +84,27 @@ def fits_a_line(arguments: bytes) -> bool:
 def plain_tools(tools: list[ToolInfo]) -> frozenset[str]:
     """Tools whose results the session would not check against an output schema."""
     return frozenset(tool.name for tool in tools if tool.output_schema is None)
+
+
+def raw_lane(session: ClientSession, tools: list[ToolInfo]) -> frozenset[str]:
+    """The tools a stdio upstream is called through the raw lane for. It writes 2025-era requests: a
+    2026-era session (every request carries its era in `_meta`) takes none."""
+    if session.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        return frozenset()
+    return plain_tools(tools)
+
+
+def takes_raw(call: CallTool, raw_tools: frozenset[str]) -> bool:
+    """A call the raw lane answers as the session would: no progress or logs wanted, no output schema
+    to check, no 2026-era retry."""
+    return (
+        not call.want_progress
+        and not call.want_logs
+        and call.request_state is None
+        and call.input_responses is None
+        and call.tool in raw_tools
+        and fits_a_line(call.arguments)
+    )
 
 
 class RawCalls:

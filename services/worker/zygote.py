@@ -38,7 +38,7 @@ import trio
 from bus.transport import terminate_context
 from services import process
 from services.secrets import keyring_works
-from services.worker.actor import run_worker
+from services.worker.entry import run_worker
 from services.worker.log_format import configure_worker_logging
 
 REPARENT_TIMEOUT_S: Final = 2.0
