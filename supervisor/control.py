@@ -62,7 +62,14 @@ from supervisor.config_admin import ConfigAdmin, watch_file
 from supervisor.containers import ContainerJanitor
 from supervisor.inbox import Command
 from supervisor.known_values import KnownValues, read_stored
-from supervisor.ledger import REFRESH_INTERVAL_S, Ledger, lock_data_dir, refresh_descendants, wait_gone
+from supervisor.ledger import (
+    REFRESH_INTERVAL_S,
+    WORKER_STOP_MARGIN_S,
+    Ledger,
+    lock_data_dir,
+    refresh_descendants,
+    wait_gone,
+)
 from supervisor.policy import RestartPolicy
 from supervisor.runner import RunnerContext, ServerRunner
 from supervisor.spawn import Spawner
@@ -107,6 +114,9 @@ class ControlPlane:
         self._lock_fd = lock_data_dir(run_dir)
         process.become_subreaper()
         ledger = Ledger(run_dir)
+        await ledger.let_workers_finish(
+            self.config.close_timeout_s() + self.config.kill_timeout_s() + WORKER_STOP_MARGIN_S
+        )
         leftovers = ledger.sweep_leftovers()
         if leftovers:
             await wait_gone(leftovers)

@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 REFRESH_INTERVAL_S: Final = 5.0
 SWEEP_TERM_GRACE_S: Final = 2.0
+WORKER_STOP_MARGIN_S: Final = 1.0
+"""Beyond its staged stop (close + kill timeouts), how long a previous run's worker is waited for."""
 
 
 class AlreadyRunningError(ProxyError):
@@ -86,15 +88,37 @@ class Ledger:
             write_atomically(self.path, text + "\n", durable=durable)
             self._written = text
 
-    def sweep_leftovers(self) -> list[int]:
-        """Kill whatever a previous, crashed run left behind. Returns the pids found alive."""
+    def _recorded(self) -> Recorded | None:
+        """What a previous run wrote down (None: it wrote nothing)."""
         try:
-            recorded = parse_ledger(json.loads(self.path.read_text()))
+            return parse_ledger(json.loads(self.path.read_text()))
         except FileNotFoundError:
-            return []
+            return None
         except ValueError as exc:  # JSONDecodeError too
             logger.warning("%s: not a ledger this version can read (%s); nothing swept", self.path, exc)
-            recorded = Recorded(set(), set())
+            return Recorded(set(), set())
+
+    async def let_workers_finish(self, grace_s: float) -> None:
+        """A previous run's workers still alive were told to stop when their supervisor died (their
+        parent-death signal): give them `grace_s` to finish their staged stops, which also end the
+        orphans they adopted (a daemon its upstream double-forked, say, which the ledger may not have
+        recorded yet), before `sweep_leftovers` SIGKILLs whatever is left."""
+        recorded = self._recorded()
+        table = process.process_table()
+        workers = {
+            key
+            for key in (recorded.workers if recorded is not None else ())
+            if (info := table.get(key[0])) and info[3] == key[1] and info[0] != "Z"
+        }
+        if workers:
+            logger.info("waiting up to %gs for %d worker(s) of a previous run to stop", grace_s, len(workers))
+            await process.wait_all_gone(workers, grace_s)
+
+    def sweep_leftovers(self) -> list[int]:
+        """Kill whatever a previous, crashed run left behind. Returns the pids found alive."""
+        recorded = self._recorded()
+        if recorded is None:
+            return []
         alive, skipped = leftovers(recorded, process.process_table(), os.getpid())
         for pgid, why in sorted(skipped.items()):
             logger.warning(
@@ -122,20 +146,25 @@ class Recorded:
 
     keys: set[process.ProcKey]
     groups: set[process.ProcKey]
+    workers: frozenset[process.ProcKey] = frozenset()
+    """The workers among `keys`: a previous run's that still live are stopping, and are let finish."""
 
 
 def parse_ledger(data: Any) -> Recorded:
     """The ledger file's JSON as keys and groups; ValueError when it has another shape."""
     keys: set[process.ProcKey] = set()
     groups: set[process.ProcKey] = set()
+    workers: set[process.ProcKey] = set()
     try:
         for entry in data.values():
             for kind, items in entry.items():
                 pairs = {(int(first), int(second)) for first, second in items}
                 (groups if kind == "pgids" else keys).update(pairs)
+                if kind == "worker":
+                    workers |= pairs
     except (AttributeError, TypeError, ValueError) as exc:
         raise ValueError(f"expected {{server: {{kind: [[pid, start], ...]}}}}: {exc}") from None
-    return Recorded(keys, groups)
+    return Recorded(keys, groups, frozenset(workers))
 
 
 def leftovers(
