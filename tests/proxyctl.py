@@ -176,6 +176,15 @@ class Proxy:
                 await trio.sleep(POLL_S)
         raise AssertionError(f"server {name} did not reach {state} {fields} in {timeout_s}s; last: {last}")
 
+    async def roots_settled(self, server: str = "everything") -> None:
+        """server-everything asks its client for roots 350 ms after it starts, whoever is calling then
+        (over stdio nothing ties the question to a call). One `get-roots-list` call by a client that
+        declares no roots settles it — the proxy answers with the server's configured roots and the
+        upstream caches them — so afterwards a test's clients are asked only their own questions."""
+        async with self.mcp("/mcp/all") as session:
+            with trio.fail_after(30):
+                await session.call_tool(f"{server}__get-roots-list", {})
+
     def remember_pids(self) -> None:
         self.seen_pids |= descendants(self.process.pid)
 

@@ -87,6 +87,7 @@ class Answers:
 async def test_elicitation_and_sampling_reach_the_calling_client_in_both_eras(tmp_path: Path) -> None:
     async with running_proxy(tmp_path, [everything_server()]) as proxy:
         await proxy.wait_for("everything", "running")
+        await proxy.roots_settled()
         for path in PATHS:
             for mode in MODES:
                 answers = Answers()
@@ -160,6 +161,7 @@ async def test_two_callers_at_once_never_get_each_others_questions(tmp_path: Pat
 
     async with running_proxy(tmp_path, [everything_server()]) as proxy:
         await proxy.wait_for("everything", "running")
+        await proxy.roots_settled()
         results: dict[str, types.CallToolResult] = {}
         async with (
             through(proxy, "/mcp/all", "legacy", elicitation_callback=slow_elicitation) as one,

@@ -98,6 +98,7 @@ async def test_typescript_sdk_client_is_asked_what_its_calls_upstreams_ask(tmp_p
     ) as proxy:
         await proxy.wait_for("everything", "running")
         await proxy.wait_for("new", "running")
+        await proxy.roots_settled()
         tools = [
             "everything__trigger-elicitation-request",
             "everything__trigger-sampling-request",
