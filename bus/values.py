@@ -53,6 +53,11 @@ ConfigAction = Literal[
     "unquarantine",
     "reject",
     "config_to_secret",
+    "set_profile",
+    "remove_profile",
+    "set_tool_tier",
+    "clear_tool_tier",
+    "set_access",
 ]
 ConfigSource = Literal["rest", "mcp", "file"]
 """Who changed the config: a person (REST, which the CLI and the UI use), an AI client, a hand edit."""

@@ -20,6 +20,7 @@ LAZY_COMMANDS: Final = {
     "clients": "cli.clients_cmd:clients_group",
     "doctor": "cli.doctor_cmd:doctor",
     "import": "cli.import_cmd:import_servers",
+    "profiles": "cli.profiles_cmd:profiles_group",
     "prompts": "cli.catalog_cmd:prompts_group",
     "resources": "cli.catalog_cmd:resources_group",
     "secrets": "cli.secrets_cmd:secrets_group",

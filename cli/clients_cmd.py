@@ -175,3 +175,45 @@ def explain_access(
     who = f"client {client}" if client else "a caller without a credential"
     verdict = "may call" if data["allowed"] else "may not call"
     click.echo(f"{who} {verdict} {tool}")
+
+
+@access_group.command("set")
+@click.option(
+    "--require-mcp-auth",
+    type=click.Choice(["true", "false", "default"]),
+    default=None,
+    help="Must every MCP caller present a credential? default: yes unless the proxy listens on loopback.",
+)
+@click.option(
+    "--anonymous-profile",
+    default=None,
+    metavar="PROFILE",
+    help="The profile of a loopback caller without a credential; 'none' for the default view.",
+)
+@target_options
+def set_access(
+    require_mcp_auth: str | None,
+    anonymous_profile: str | None,
+    config_path: Path | None,
+    data_dir: Path | None,
+    url: str | None,
+    api_key: str | None,
+) -> None:
+    """Set `require_mcp_auth` and `anonymous_profile` in the config.
+
+    Example: mcpproxy access set --require-mcp-auth true
+    """
+    body: dict[str, Any] = {}
+    if require_mcp_auth is not None:
+        body["require_mcp_auth"] = {"true": True, "false": False, "default": None}[require_mcp_auth]
+    if anonymous_profile is not None:
+        body["anonymous_profile"] = None if anonymous_profile == "none" else anonymous_profile
+    if not body:
+        raise click.UsageError("give --require-mcp-auth, --anonymous-profile or both")
+    target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
+    data = target.call("PATCH", "/api/v1/access", json=body)
+    required = data.get("require_mcp_auth")
+    click.echo(
+        f"require_mcp_auth: {'default' if required is None else str(required).lower()}; "
+        f"anonymous_profile: {data.get('anonymous_profile') or 'none'}"
+    )

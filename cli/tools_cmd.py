@@ -1,4 +1,5 @@
-"""`mcpproxy tools list | search | call`: the upstream tools, as an MCP client of the proxy sees them.
+"""`mcpproxy tools list | search | call | approve | tier`: the upstream tools, as an MCP client of the
+proxy sees them, and the tier overrides.
 
 `list` reads REST; `search` and `call` go through the proxy's own `/mcp`
 endpoint with the MCP SDK client (`retrieve_tools`, `call_tool_*`), exactly
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
 
 import click
 import httpx2
@@ -163,6 +165,42 @@ def approve_tools(
         click.echo(f"{server}: no tools were held; nothing changed")
     if data.get("still_held"):
         click.echo(f"{server}: still held: {', '.join(data['still_held'])}")
+
+
+@tools_group.command("tier")
+@click.argument("pattern", metavar="SERVER:TOOL")
+@click.argument("tier", type=click.Choice(["read", "write", "destructive"]), required=False)
+@click.option("--clear", is_flag=True, help="Drop the override: the tools' annotations decide again.")
+@target_options
+def set_tier(
+    pattern: str,
+    tier: str | None,
+    clear: bool,
+    config_path: Path | None,
+    data_dir: Path | None,
+    url: str | None,
+    api_key: str | None,
+) -> None:
+    """Override the tier of the tools matching SERVER:TOOL (globs allowed), or --clear the override.
+
+    A tool's tier says which `call_tool_*` calls it and which profiles may: read < write < destructive.
+
+    \b
+    Examples:
+      mcpproxy tools tier memory:read_graph read
+      mcpproxy tools tier 'git:git_log*' read
+      mcpproxy tools tier memory:read_graph --clear
+    """
+    if (tier is None) == (not clear):
+        die("give a tier (read, write or destructive) or --clear, not both", EXIT_FAILURE)
+    target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
+    path = f"/api/v1/tool-tiers/{quote(pattern, safe=':*?[]')}"
+    if clear:
+        target.call("DELETE", path)
+        click.echo(f"{pattern}: override removed; the tier comes from the tools' annotations")
+    else:
+        target.call("PUT", path, json={"tier": tier})
+        click.echo(f"{pattern}: tier {tier} (override in tool_tiers)")
 
 
 @asynccontextmanager

@@ -1,4 +1,5 @@
-"""`/api/v1/clients` and `/api/v1/profiles`: client credentials, each bound to a profile (issue 21).
+"""`/api/v1/clients`, `/api/v1/profiles`, `/api/v1/tool-tiers`, `/api/v1/access`: client credentials,
+each bound to a profile, and the access settings a person edits (issue 21).
 
 The gateway makes a credential (`mcpp_` and 32 random bytes), answers it once, and sends the
 supervisor only its SHA-256, which is all the clients file keeps (services/clients.py). The
@@ -19,8 +20,9 @@ from starlette.routing import Route
 
 from bus.access import ClientAction
 from bus.messages import ClientCommand, ClientResult
+from bus.values import ConfigAction
 from gateway.registry import Registry
-from gateway.rest import fail, json_body, ok
+from gateway.rest import answer, fail, json_body, ok
 from gateway.upstreams import Upstreams
 from services.access import CREDENTIAL_PREFIX, credential_hash, parse_expiry
 
@@ -37,6 +39,12 @@ class ClientsApi:
     def routes(self) -> list[Route]:
         return [
             Route("/api/v1/profiles", self.profiles, methods=["GET"]),
+            Route("/api/v1/profiles/{name}", self.set_profile, methods=["PUT"]),
+            Route("/api/v1/profiles/{name}", self.remove_profile, methods=["DELETE"]),
+            Route("/api/v1/tool-tiers", self.tool_tiers, methods=["GET"]),
+            Route("/api/v1/tool-tiers/{pattern:path}", self.set_tool_tier, methods=["PUT"]),
+            Route("/api/v1/tool-tiers/{pattern:path}", self.clear_tool_tier, methods=["DELETE"]),
+            Route("/api/v1/access", self.set_access, methods=["PATCH"]),
             Route("/api/v1/clients", self.list, methods=["GET"]),
             Route("/api/v1/clients", self.add, methods=["POST"]),
             Route("/api/v1/clients/{name}/rotate", self.rotate, methods=["POST"]),
@@ -50,8 +58,39 @@ class ClientsApi:
                 "profiles": [msgspec.to_builtins(p) for p in policy.profiles],
                 "anonymous_profile": policy.anonymous_profile,
                 "require_mcp_auth": policy.require_mcp_auth,
+                "tool_tiers": policy.tool_tiers,
             }
         )
+
+    async def set_profile(self, request: Request) -> Response:
+        """Create (201) or replace (200) a profile; the change holds from the next request on."""
+        return await self._config(request, "set_profile", request.path_params["name"], with_body=True)
+
+    async def remove_profile(self, request: Request) -> Response:
+        return await self._config(request, "remove_profile", request.path_params["name"])
+
+    async def tool_tiers(self, request: Request) -> Response:
+        return ok({"tool_tiers": self.registry.access.tool_tiers})
+
+    async def set_tool_tier(self, request: Request) -> Response:
+        return await self._config(request, "set_tool_tier", request.path_params["pattern"], with_body=True)
+
+    async def clear_tool_tier(self, request: Request) -> Response:
+        return await self._config(request, "clear_tool_tier", request.path_params["pattern"])
+
+    async def set_access(self, request: Request) -> Response:
+        return await self._config(request, "set_access", with_body=True)
+
+    async def _config(
+        self, request: Request, action: ConfigAction, name: str = "", *, with_body: bool = False
+    ) -> Response:
+        body = None
+        if with_body:
+            try:
+                body = await json_body(request)
+            except ValueError as exc:
+                return fail(request, 400, str(exc))
+        return answer(request, await self.upstreams.config(action, name, body))
 
     async def list(self, request: Request) -> Response:
         result = await self._send("list")

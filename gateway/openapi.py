@@ -51,6 +51,29 @@ ENVELOPE: Final = {
         "request_id": {"type": "string"},
     },
 }
+PROFILE: Final = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string"},
+        "servers": {"type": ["array", "null"], "items": {"type": "string"}},
+        "max_tier": {"type": "string", "enum": ["read", "write", "destructive"]},
+        "tools": {
+            "type": "object",
+            "properties": {
+                "allow": {"type": "array", "items": {"type": "string"}},
+                "deny": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "management": {"type": "boolean"},
+    },
+}
+PATTERN_PARAM: Final = {
+    "name": "pattern",
+    "in": "path",
+    "required": True,
+    "description": "`server:tool`, globs allowed (`memory:*`), URL-encoded",
+    "schema": {"type": "string"},
+}
 NAME_PARAM: Final = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -233,7 +256,51 @@ def document() -> dict[str, Any]:
                 ],
             )
         },
-        "/api/v1/profiles": {"get": _op("Profiles, `anonymous_profile` and `require_mcp_auth` (issue 21)")},
+        "/api/v1/profiles": {
+            "get": _op("Profiles, `anonymous_profile`, `require_mcp_auth` and `tool_tiers` (issue 21)")
+        },
+        "/api/v1/profiles/{name}": {
+            "put": _op(
+                "Create or replace a profile (written to the config; holds from the next request on)",
+                params=name,
+                body=PROFILE,
+                codes=(201,),
+            ),
+            "delete": _op(
+                "Remove a profile (409 while a client is bound to it or it is the anonymous_profile)",
+                params=name,
+                codes=(404, 409),
+            ),
+        },
+        "/api/v1/tool-tiers": {"get": _op("The tier overrides: `server:tool` glob -> tier")},
+        "/api/v1/tool-tiers/{pattern}": {
+            "put": _op(
+                "Override the tier of the tools matching a `server:tool` glob",
+                params=[PATTERN_PARAM],
+                body={
+                    "type": "object",
+                    "required": ["tier"],
+                    "properties": {"tier": {"type": "string", "enum": ["read", "write", "destructive"]}},
+                },
+            ),
+            "delete": _op(
+                "Drop an override: the tier comes from the tools' annotations again",
+                params=[PATTERN_PARAM],
+                codes=(404,),
+            ),
+        },
+        "/api/v1/access": {
+            "patch": _op(
+                "Set `require_mcp_auth` (null: the default) and `anonymous_profile` (null: none)",
+                body={
+                    "type": "object",
+                    "properties": {
+                        "require_mcp_auth": {"type": ["boolean", "null"]},
+                        "anonymous_profile": {"type": ["string", "null"]},
+                    },
+                },
+            )
+        },
         "/api/v1/clients": {
             "get": _op("Clients: name, profile, created_at, expires_at (never a credential)"),
             "post": _op(

@@ -48,6 +48,10 @@ class ClientStore:
         data = _ClientsFile(clients=sorted(self.grants.values(), key=lambda g: g.name))
         write_atomically(self.path, msgspec.json.format(msgspec.json.encode(data)).decode() + "\n")
 
+    def bound_to(self, profile: str) -> list[str]:
+        """The clients whose credential is bound to `profile`."""
+        return sorted(g.name for g in self.grants.values() if g.profile == profile)
+
     def infos(self) -> list[ClientInfo]:
         return [
             ClientInfo(name=g.name, profile=g.profile, created_at=g.created_at, expires_at=g.expires_at)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, assert_never
 
@@ -23,7 +23,7 @@ from services.config import ProxyConfig, parse_config, write_atomically
 from services.config_doc import ConfigDocument, PatchError, redact_document, redact_server
 from services.references import is_reference
 from services.secrets import SecretStore, secret_name_problem
-from supervisor import agent_changes
+from supervisor import access_admin, agent_changes
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,10 @@ FileStamp = tuple[int, int, int]
 
 Apply = Callable[[ProxyConfig, str], Awaitable[None]]
 Notify = Callable[[str, dict[str, Any]], Awaitable[None]]
+ClientsOf = Callable[[str], Sequence[str]]
+ACCESS_ACTIONS: Final = frozenset(
+    {"set_profile", "remove_profile", "set_tool_tier", "clear_tool_tier", "set_access"}
+)
 
 
 def file_stamp(path: Path) -> FileStamp | None:
@@ -44,9 +48,16 @@ def file_stamp(path: Path) -> FileStamp | None:
 
 class ConfigAdmin:
     def __init__(
-        self, path: Path, doc: ConfigDocument, secrets: SecretStore, apply: Apply, notify: Notify
+        self,
+        path: Path,
+        doc: ConfigDocument,
+        secrets: SecretStore,
+        apply: Apply,
+        notify: Notify,
+        clients_of: ClientsOf = lambda profile: (),
     ) -> None:
         self.path = path
+        self._clients_of = clients_of
         self.doc = doc
         self.secrets = secrets
         self._apply = apply
@@ -81,7 +92,8 @@ class ConfigAdmin:
                 return result(False, exc.status, str(exc))
             except ProxyError as exc:
                 return result(False, 400, str(exc))
-        return result(True, 201 if command.action == "add" else 200, body=body)
+        created = command.action == "add" or (isinstance(body, dict) and body.pop("created", False))
+        return result(True, 201 if created else 200, body=body)
 
     async def _carry_out(self, command: ConfigCommand, payload: Any) -> Any:
         action, name = command.action, command.server
@@ -93,6 +105,8 @@ class ConfigAdmin:
             parse_config(json.dumps(payload))
             return {"valid": True}
         new = self.doc.copy()
+        if action in ACCESS_ACTIONS:
+            return await self._change_access(command, new, payload)
         agent = command.source == "mcp"
         outcome = None
         if agent:
@@ -129,6 +143,8 @@ class ConfigAdmin:
                 await self._config_to_secret(new, name, payload)
             case "get" | "validate":  # answered above, without a change
                 raise AssertionError(action)
+            case "set_profile" | "remove_profile" | "set_tool_tier" | "clear_tool_tier" | "set_access":
+                raise AssertionError(action)  # _change_access
             case _:
                 assert_never(action)
         if outcome != "unchanged":
@@ -147,6 +163,28 @@ class ConfigAdmin:
         elif outcome == "unchanged":
             shown["note"] = f"nothing changed: {name} already has these settings"
         return shown
+
+    async def _change_access(self, command: ConfigCommand, new: ConfigDocument, payload: Any) -> Any:
+        if command.source == "mcp":
+            raise agent_changes.AgentRefusedError(
+                "access settings are changed by a person: the Web UI, the CLI or REST with the API key"
+            )
+        name, created = command.server, False
+        match command.action:
+            case "set_profile":
+                created = access_admin.set_profile(new, name, payload)
+            case "remove_profile":
+                access_admin.remove_profile(new, name, self._clients_of(name))
+            case "set_tool_tier":
+                access_admin.set_tool_tier(new, name, payload)
+            case "clear_tool_tier":
+                access_admin.clear_tool_tier(new, name)
+            case "set_access":
+                access_admin.set_access(new, payload)
+            case _:
+                raise AssertionError(command.action)
+        await self.commit(new, command.source)
+        return {**access_admin.access_view(new), "created": created}
 
     async def _config_to_secret(self, new: ConfigDocument, name: str, payload: Any) -> None:
         if not isinstance(payload, dict):

@@ -130,7 +130,12 @@ class ControlPlane:
                 if self.config_path is not None:
                     doc = ConfigDocument.from_text(self.config_path.read_text())
                     self.admin = ConfigAdmin(
-                        self.config_path, doc, self.secrets, self.apply_config, self._notice
+                        self.config_path,
+                        doc,
+                        self.secrets,
+                        self.apply_config,
+                        self._notice,
+                        clients_of=self.clients.bound_to,
                     )
                     nursery.start_soon(watch_file, self.admin)
                 ctx = RunnerContext(
