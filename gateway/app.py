@@ -98,6 +98,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         caller.echo_guard.learn(values)
 
     upstreams.on_known_secrets = on_known_secrets
+    upstreams.on_access = events.access_changed
 
     def on_recorded(record: CallRecord) -> None:
         if events.subscribers:  # every call lands here: build the event only for someone listening

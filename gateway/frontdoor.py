@@ -1,7 +1,7 @@
 """The front door: request ids, the API key, and the JSON error envelope.
 
-Every response carries `X-Request-Id`. `/api/v1/*` and `/events` always need
-the API key; `/mcp*` takes the API key or a client credential and needs one
+Every response carries `X-Request-Id`. `/api/v1/*` always needs the API key,
+`/events` the API key or a client credential; `/mcp*` takes the API key or a client credential and needs one
 unless the proxy listens on loopback and `require_mcp_auth` is off (who gets
 what: gateway/access.py). The key may come as `X-API-Key`,
 `Authorization: Bearer ...` or `?apikey=`. A client that sends too many wrong
@@ -30,14 +30,15 @@ import trio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bus.messages import AccessPolicy
-from gateway.access import AccessRefusedError, decide, requires_auth, split_profile_path
+from gateway.access import AccessRefusedError, Identity, decide, requires_auth, split_profile_path
 from gateway.lockout import KeyLockout, client_of
-from services.access import find_grant
+from services.access import credential_hash, find_grant
 
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
 ALWAYS_PROTECTED: Final = ("/api/", "/events")
+EVENTS_PATH: Final = "/events"
 MCP_PREFIX: Final = "/mcp"
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 BODY_TIMEOUT_S: Final = 30.0
@@ -167,6 +168,9 @@ class FrontDoor:
         if is_mcp:
             if not await self._admit_mcp(scope, key, send, request_id):
                 return
+        elif path == EVENTS_PATH:
+            if not await self._admit_events(scope, key, send, request_id):
+                return
         elif path.startswith(ALWAYS_PROTECTED) and not await self._admit_key(scope, key, send, request_id):
             return
 
@@ -251,6 +255,27 @@ class FrontDoor:
             return False
         scope["state"]["identity"] = identity
         scope["state"]["api_key_ok"] = identity.admin
+        return True
+
+    async def _admit_events(self, scope: Scope, key: str | None, send: Send, request_id: str) -> bool:
+        """`/events` takes the API key (everything) or a client credential (what its profile may see,
+        gateway/events.py), never nothing."""
+        if await self._locked_out(scope, send, request_id):
+            return False
+        if self._key_ok(key):
+            scope["state"]["identity"] = Identity(admin=True, management=True)
+            return True
+        policy = self.access()
+        if key is None or find_grant(key, policy.clients) is None:
+            await self._wrong_key(scope, key, send, request_id)
+            return False
+        try:
+            identity = decide(policy, admin=False, credential=key, path_profile=None, auth_required=True)
+        except AccessRefusedError as refused:
+            await send_json_error(send, refused.status, refused.message, request_id)
+            return False
+        scope["state"]["identity"] = identity
+        scope["state"]["token_sha256"] = credential_hash(key)
         return True
 
     async def _locked_out(self, scope: Scope, send: Send, request_id: str) -> bool:

@@ -107,6 +107,7 @@ class Upstreams:
         self.on_notice: Callable[[str, Any], None] = lambda event, data: None
         self.on_tools: Callable[[str, int], None] = lambda server, count: None
         self.on_known_secrets: Callable[[list[str]], None] = lambda values: None
+        self.on_access: Callable[[], None] = lambda: None
         self.on_upstream_notice: Callable[[UpstreamNotified], None] = lambda notice: None
         """An upstream's log message or resource update, to relay to MCP clients (from the calls loop)."""
         self.secrets_backend = ""
@@ -165,6 +166,7 @@ class Upstreams:
                     self.on_known_secrets(values)
                 case AccessPolicy():
                     self.registry.access = message
+                    self.on_access()
                 case ServerRemoved(name=name):
                     self.registry.remove(name)
                     self._fail_identity(self._live.pop(name, b""), f"server {name!r} was removed")

@@ -24,6 +24,7 @@ from tests.system.test_access import (
     two_profiles,
 )
 from tests.system.test_cli import cli, ok
+from tests.system.test_management_api import event_stream, wait_event
 
 pytestmark = pytest.mark.system
 
@@ -149,3 +150,49 @@ async def test_access_set_requires_a_credential_or_narrows_the_anonymous_caller(
         config = on_disk(proxy)
         assert "require_mcp_auth" not in config and "anonymous_profile" not in config
         assert await refused_status(proxy, {}) == 200
+
+
+async def test_a_client_credential_on_events_sees_its_profiles_servers_and_own_calls_until_revoked(
+    tmp_path: Any,
+) -> None:
+    async with two_profiles(tmp_path) as proxy:
+        reader = bearer(await add_client(proxy, "chat-app", "reader"))
+        other = bearer(await add_client(proxy, "coder", "writer"))
+        async with httpx2.AsyncClient(base_url=proxy.base_url, timeout=DEADLINE_S) as http:
+            assert (await http.get("/events")).status_code == 401
+        async with event_stream(proxy) as everything, event_stream(proxy, reader) as mine:
+            first = mine[0]
+            assert first[0] == "servers.changed"
+            assert {s["name"] for s in first[1]["servers"]} == {"alpha", "docs_a"}
+            async with mcp_client(proxy, "/mcp/all", other) as client:
+                await client.call_tool("beta__echo", {"message": "theirs"})
+            async with mcp_client(proxy, "/mcp/all", reader) as client:
+                await client.call_tool("alpha__echo", {"message": "mine"})
+            call = await wait_event(mine, "activity.tool_call.completed")
+            assert (call["server"], call["client"], call["profile"]) == ("alpha", "chat-app", "reader")
+            ok(await cli(proxy, "upstream", "restart", "beta"))
+            ok(await cli(proxy, "upstream", "restart", "alpha"))
+            await wait_event(mine, "server.state_changed")
+            await proxy.wait_for("alpha", "running")
+            await proxy.wait_for("beta", "running")
+            ok(await cli(proxy, "tools", "tier", "alpha:add", "destructive"))  # a config change
+            await wait_event(everything, "config.saved")
+            ok(await cli(proxy, "clients", "revoke", "chat-app"))
+            closed = await wait_event(mine, "closed")
+            assert "revoked" in closed["reason"]
+        assert all(data.get("client") == "chat-app" for event, data in mine if event.startswith("activity."))
+        assert all(
+            (data.get("name") or data.get("server")) == "alpha"
+            for event, data in mine
+            if event in ("server.state_changed", "tools.changed")
+        )
+        assert all(
+            {s["name"] for s in data["servers"]} <= {"alpha", "docs_a"}
+            for event, data in mine
+            if event == "servers.changed"
+        )
+        assert not any(event.startswith(("config.", "secrets.")) for event, _ in mine)
+        assert {data.get("client") for event, data in everything if event.startswith("activity.")} >= {
+            "chat-app",
+            "coder",
+        }

@@ -38,15 +38,17 @@ def disk_server(proxy: Proxy, name: str) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def event_stream(proxy: Proxy) -> AsyncIterator[list[tuple[str, Any]]]:
-    """Collect /events into a list while the block runs."""
+async def event_stream(
+    proxy: Proxy, headers: dict[str, str] | None = None
+) -> AsyncIterator[list[tuple[str, Any]]]:
+    """Collect /events (as the API key, or `headers`) into a list while the block runs."""
     seen: list[tuple[str, Any]] = []
     async with trio.open_nursery() as nursery:
 
         async def reader() -> None:
             async with (
                 httpx2.AsyncClient(base_url=proxy.base_url, timeout=None) as client,
-                client.stream("GET", "/events", headers=proxy.headers) as response,
+                client.stream("GET", "/events", headers=headers or proxy.headers) as response,
             ):
                 assert response.status_code == 200
                 event = ""
