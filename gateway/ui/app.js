@@ -10,6 +10,7 @@ import { activityRecordPage } from "./pages/activity-record.js";
 import { clientsPage } from "./pages/clients.js";
 import { dashboardPage } from "./pages/dashboard.js";
 import { loginPage } from "./pages/login.js";
+import { profilesPage } from "./pages/profiles.js";
 import { quarantinePage } from "./pages/quarantine.js";
 import { secretsPage } from "./pages/secrets.js";
 import { serverPage } from "./pages/server.js";
@@ -22,6 +23,7 @@ const PAGES = {
   quarantine: quarantinePage,
   secrets: secretsPage,
   clients: clientsPage,
+  profiles: profilesPage,
   activity: (...args) => (args.length ? activityRecordPage(...args) : activityPage()),
 };
 

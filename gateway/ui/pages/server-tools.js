@@ -1,5 +1,6 @@
-// Server -> Tools: each tool's tier (the call_tool_* variant its annotations require), approval (a
-// changed one with its diff), annotations and input schema; approve one or all; try one.
+// Server -> Tools: each tool's tier (the call_tool_* variant it requires) and where the tier came from,
+// with an override of it (tool_tiers in the config); approval (a changed one with its diff),
+// annotations and input schema; approve one or all; try one.
 import { api, enc } from "../lib/api.js";
 import { busy, dash, diffView, errorBox, grid, h, plural, showError, srOnly } from "../lib/dom.js";
 import { prettyJson } from "../lib/tool-result.js";
@@ -25,11 +26,35 @@ const SOURCES = {
   mcp_default: "It has no annotations, so it is destructive by the MCP defaults; if it only reads, say so with tool_tiers in the config.",
   config: "Tier set by tool_tiers in the config.",
 };
+const SOURCE_LABELS = { annotations: "from annotations", mcp_default: "MCP default", config: "tool_tiers" };
+const TIER_NAMES = ["read", "write", "destructive"];
 
 function tierBadge(tool) {
   const [label, title] = TIERS[tool.call_with] || ["?", "unknown"];
   const source = SOURCES[tool.tier_source];
   return h("span", { class: `badge tier tier-${label}`, title: source ? `${title} ${source}` : title }, label);
+}
+
+// Override the tool's tier with its own `server:tool` entry in tool_tiers, or drop that entry so the
+// tier comes from its annotations (or from a glob entry that matches it) again.
+function tierOverride(server, tool, overrides, box, reload) {
+  const pattern = `${server}:${tool.name}`;
+  const own = overrides[pattern] || "";
+  const inherited = !own && tool.tier_source === "config";
+  const select = h("select", { class: "tier-override", "data-tier-override": tool.name, "aria-label": `Tier override for ${tool.name}` },
+    h("option", { value: "" }, inherited ? "from a tool_tiers glob" : "from annotations"),
+    TIER_NAMES.map((tier) => h("option", { value: tier, selected: tier === own }, `override: ${tier}`)));
+  select.addEventListener("change", async () => {
+    const path = `/api/v1/tool-tiers/${enc(pattern)}`;
+    const done = await busy(select, box, async () => {
+      if (select.value) await api("PUT", path, { tier: select.value });
+      else await api("DELETE", path);
+      return true;
+    });
+    if (done) await reload();
+    else select.value = own;
+  });
+  return select;
 }
 
 function annotationsView(annotations) {
@@ -62,13 +87,15 @@ export async function toolsTab(name, panel) {
   };
   const load = async () => {
     try {
-      draw((await api("GET", `/api/v1/servers/${enc(name)}/tools`)).tools);
+      const [listed, tiers] = await Promise.all([
+        api("GET", `/api/v1/servers/${enc(name)}/tools`), api("GET", "/api/v1/tool-tiers")]);
+      draw(listed.tools, tiers.tool_tiers);
     } catch (error) {
       panel.replaceChildren(box);
       showError(box, error);
     }
   };
-  const draw = (tools) => {
+  const draw = (tools, overrides) => {
     const held = tools.filter((t) => t.approval !== "approved");
     const allBox = errorBox();
     const approveAll = h("button", { type: "button", class: "btn primary small", id: "approve-all" }, `Approve all (${held.length})`);
@@ -90,7 +117,10 @@ export async function toolsTab(name, panel) {
       tryIt.addEventListener("click", () => openTry(t));
       return h("tr", { "data-tool": t.name },
         h("th", { scope: "row" }, h("code", {}, t.name), t.title ? h("div", { class: "muted" }, t.title) : null),
-        h("td", { class: "cell-tier", "data-label": "Tier" }, tierBadge(t), h("div", {}, h("code", { class: "muted small" }, t.call_with))),
+        h("td", { class: "cell-tier", "data-label": "Tier" }, tierBadge(t),
+          h("div", { class: "muted small tier-source" }, SOURCE_LABELS[t.tier_source] || t.tier_source),
+          h("div", {}, h("code", { class: "muted small" }, t.call_with)),
+          tierOverride(name, t, overrides, rowBox, load)),
         h("td", { "data-label": "Approval" }, h("span", { class: `badge approval approval-${t.approval}` }, t.approval)),
         h("td", { class: "cell-description" }, h("p", { class: "description" }, t.description || dash()),
           annotationsView(t.annotations),
