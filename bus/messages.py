@@ -248,6 +248,19 @@ class AccessPolicy(Message, frozen=True, kw_only=True):
     clients: list[ClientGrant] = msgspec.field(default_factory=list)
 
 
+class ResultLimits(Message, frozen=True, kw_only=True):
+    """Supervisor -> gateway: how long a tool result may be before it is cut (gateway/large_results.py).
+
+    Sent after Snapshot and whenever the config is applied. Characters; 0 = no limit.
+    """
+
+    tool_response_limit: int = 20_000
+    server_limits: dict[str, int] = msgspec.field(default_factory=dict)
+    """The servers whose own `tool_response_limit` overrides the global one."""
+    max_result_size_chars: int = 100_000
+    """Advertised on every tool as `_meta["anthropic/maxResultSizeChars"]` (0: not advertised)."""
+
+
 class ClientResult(Message, frozen=True, kw_only=True):
     """Supervisor -> gateway: the answer to a ClientCommand (the clients, never a credential or hash)."""
 
@@ -373,6 +386,7 @@ SupervisorToGateway = (
     | KnownSecrets
     | AccessPolicy
     | ClientResult
+    | ResultLimits
 )
 GatewayToWorker = Attached | CallTool | ForwardRequest | CancelCall | AskAnswered
 WorkerToGateway = (

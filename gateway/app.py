@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from bus.errors import ProxyError
-from bus.messages import UpstreamNotified
+from bus.messages import ResultLimits, UpstreamNotified
 from gateway import mcp_direct, mcp_proxy, openapi
 from gateway.asks import InputRounds
 from gateway.calling import Caller
@@ -27,6 +27,7 @@ from gateway.explain import ExplainApi
 from gateway.ext_tasks import ExtTasks
 from gateway.fastpath import FastPath
 from gateway.frontdoor import FrontDoor, allowed_host_names, is_loopback_host
+from gateway.large_results import LargeResults
 from gateway.mcp_direct import DirectTools
 from gateway.mcp_management import ManagementTools
 from gateway.mcp_proxy import ProxyTools, SearchService
@@ -36,6 +37,7 @@ from gateway.tasks import TASK_STATUS, Tasks
 from gateway.ui_routes import ui_routes
 from gateway.upstreams import Upstreams
 from services.activity import ActivityLog, CallRecord
+from services.result_cache import CACHE_DIR_NAME, ResultCache
 
 DIRECT_ALIAS: Final = "/mcp/all/mcp"
 """Direct mode (`/mcp/all`) at a path that ends in /mcp."""
@@ -71,6 +73,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     search = SearchService(registry)
     activity = ActivityLog(settings.data_dir / "activity.db")
     caller = Caller(registry, upstreams, activity)
+    caller.large = large = LargeResults(ResultCache(settings.data_dir / CACHE_DIR_NAME))
     rest = RestApi(registry, upstreams, settings.data_dir, f"{settings.listen_host}:{settings.listen_port}")
     rest.activity, rest.caller = activity, caller
     management = ManagementTools(registry, upstreams, rest.server_views, settings.data_dir)
@@ -96,8 +99,14 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     def on_known_secrets(values: list[str]) -> None:
         activity.secrets = set(values)
         caller.echo_guard.learn(values)
+        large.cache.learn(values)
 
     upstreams.on_known_secrets = on_known_secrets
+
+    def on_result_limits(limits: ResultLimits) -> None:
+        large.limits = limits
+
+    upstreams.on_result_limits = on_result_limits
     upstreams.on_access = events.access_changed
 
     def on_recorded(record: CallRecord) -> None:

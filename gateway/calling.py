@@ -6,8 +6,8 @@ unknown), then quarantine and pinning (`guard`), and a tool must be called with
 the `call_tool_*` variant of its tier or a higher one (services/access.py: a
 tool without annotations is destructive); the upstream result is returned unchanged but for the
 secret values the proxy injected (`secret_echo`, unless the server allows
-them), and every outcome — ok, error, blocked, timeout — lands in the
-activity log.
+them) and, for agents, text beyond the server's limit (`large_results`); and every outcome — ok,
+error, blocked, timeout — lands in the activity log.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from gateway import guard
 from gateway.access import NOBODY, Identity, identity_of_request
 from gateway.asks import Asking, AskRefusedError, ToolAnswer, is_modern
 from gateway.in_flight import CallOptions, Progress
+from gateway.large_results import LargeResults
 from gateway.registry import Registry
 from gateway.secret_echo import EchoGuard
 from gateway.upstreams import CallTimeoutError, Upstreams
@@ -171,6 +172,8 @@ class Caller:
         self.activity = activity
         self.on_recorded: Any = None
         self.echo_guard = EchoGuard()
+        self.large: LargeResults | None = None
+        """Cuts long results for agents (gateway/app.py sets it)."""
 
     async def call(
         self,
@@ -232,7 +235,18 @@ class Caller:
         self._record(
             server, tool.name, context, status, started, arguments_text, result=raw.decode(errors="replace")
         )
-        return result if echo_allowed else self.echo_guard.scrub(result)
+        return await self.shorten(
+            result if echo_allowed else self.echo_guard.scrub(result), server, tool, context
+        )
+
+    async def shorten(
+        self, result: types.CallToolResult, server: str, tool: ToolInfo | None, context: CallContext
+    ) -> types.CallToolResult:
+        """A result as the caller gets it: text beyond the server's limit cut and cached
+        (gateway/large_results.py), on every path of every MCP endpoint, fast lane included."""
+        if self.large is None:
+            return result
+        return await self.large.shorten(result, server, tool, context.surface, context.identity)
 
     def _admit(
         self,

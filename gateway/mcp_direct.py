@@ -19,6 +19,7 @@ from gateway.access import Identity, View, identity_of_request
 from gateway.asks import InputRounds, ToolAnswer
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.catalog import CatalogFront, CatalogServer
+from gateway.large_results import READ_CACHE, READ_CACHE_TOOL
 from gateway.registry import Registry
 from gateway.tasks import Started, Tasks, require_task_support
 from gateway.tool_names import direct_name, unknown_message
@@ -99,6 +100,9 @@ class DirectTools:
         view = self.registry.view(identity_of_request(getattr(ctx, "request", None)))
         if view.profile is not None:
             tools = [tool for tool in tools if self._in_view(view, tool.name)]
+        large = self.caller.large
+        if large is not None:  # `read_cache` cannot collide: every upstream tool's name holds `__`
+            tools = large.advertise([*tools, READ_CACHE_TOOL])
         return types.ListToolsResult(tools=tools)
 
     def _in_view(self, view: View, name: str) -> bool:
@@ -123,6 +127,8 @@ class DirectTools:
 
     async def call(self, name: str, arguments: dict[str, Any], context: CallContext) -> ToolAnswer:
         """`tools/call` on /mcp/all, from the SDK's handler or the fast lane."""
+        if name == READ_CACHE and self.caller.large is not None:
+            return await self.caller.large.read(arguments, context.identity)
         target = self._target(name)
         if target is None:
             return self._unknown(name, context.identity)

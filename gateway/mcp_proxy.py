@@ -23,6 +23,7 @@ from gateway.access import Identity, identity_of_request
 from gateway.asks import InputRounds, ToolAnswer
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.catalog import CatalogFront, CatalogServer
+from gateway.large_results import READ_CACHE, READ_CACHE_TOOL
 from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
 from gateway.registry import Registry
 from gateway.tasks import Started, Tasks, require_task_support
@@ -191,7 +192,7 @@ class ProxyTools:
         self.upstreams = upstreams
         self.search = search
         self.management = management
-        self.menu = [*MENU, *MANAGEMENT_TOOLS]
+        self.menu = [*MENU, READ_CACHE_TOOL, *MANAGEMENT_TOOLS]
         self.schemas = {tool.name: tool.input_schema for tool in self.menu}
 
     def server(self) -> Server[Any]:
@@ -217,7 +218,9 @@ class ProxyTools:
     async def list_tools(
         self, ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=self.menu_for(identity_of_request(getattr(ctx, "request", None))))
+        menu = self.menu_for(identity_of_request(getattr(ctx, "request", None)))
+        large = self.caller.large
+        return types.ListToolsResult(tools=large.advertise(menu) if large is not None else menu)
 
     def menu_for(self, identity: Identity) -> list[types.Tool]:
         """The menu less what the caller may not use: call variants above its profile's `max_tier`,
@@ -245,6 +248,8 @@ class ProxyTools:
             return await self._call(name, arguments, context)
         if name in MANAGEMENT_NAMES:
             return await self.management.call(name, arguments, context)
+        if name == READ_CACHE and self.caller.large is not None:
+            return await self.caller.large.read(arguments, context.identity)
         return error_result(unknown_message("tool", name, [t.name for t in self.menu]))
 
     def _retrieve(self, arguments: dict[str, Any], identity: Identity) -> types.CallToolResult:

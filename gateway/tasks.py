@@ -330,6 +330,9 @@ class Tasks:
                 raise
             else:
                 result = self.caller.task_result(server, tool, context, started, json.dumps(raw).encode())
+                result = await self.caller.shorten(
+                    result, server, self.registry.find_tool(server, tool), context
+                )
                 return _related(result, shown)
         assert task is not None and task.lost is not None
         self.caller.record_failure(server, f"tasks/result {tool}", context, "unavailable", started, task.lost)

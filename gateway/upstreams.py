@@ -43,6 +43,7 @@ from bus.messages import (
     KnownSecrets,
     Message,
     Notice,
+    ResultLimits,
     SecretAction,
     SecretCommand,
     SecretResult,
@@ -108,6 +109,7 @@ class Upstreams:
         self.on_tools: Callable[[str, int], None] = lambda server, count: None
         self.on_known_secrets: Callable[[list[str]], None] = lambda values: None
         self.on_access: Callable[[], None] = lambda: None
+        self.on_result_limits: Callable[[ResultLimits], None] = lambda limits: None
         self.on_upstream_notice: Callable[[UpstreamNotified], None] = lambda notice: None
         """An upstream's log message or resource update, to relay to MCP clients (from the calls loop)."""
         self.secrets_backend = ""
@@ -167,6 +169,8 @@ class Upstreams:
                 case AccessPolicy():
                     self.registry.access = message
                     self.on_access()
+                case ResultLimits():
+                    self.on_result_limits(message)
                 case ServerRemoved(name=name):
                     self.registry.remove(name)
                     self._fail_identity(self._live.pop(name, b""), f"server {name!r} was removed")

@@ -62,6 +62,11 @@ HEALTH_CHECK_INTERVAL_S: Final = 10.0
 SECRETS_BACKENDS: Final = ("auto", "keyring", "file")
 LOGIN_TIMEOUT_S: Final = 300.0
 """How long a person-led OAuth sign-in waits for the person to finish in the browser."""
+TOOL_RESPONSE_LIMIT: Final = 20_000
+"""Characters of a text result sent to an agent; the rest waits in the result cache (0: no limit)."""
+MAX_RESULT_SIZE_CHARS: Final = 100_000
+"""Advertised on every tool as `_meta["anthropic/maxResultSizeChars"]`: Claude Code cuts results at ~25k
+tokens unless a tool says more; above the default limit, so what the proxy sends arrives whole."""
 
 
 class OAuthConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
@@ -132,6 +137,8 @@ class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkn
     roots: list[str] = msgspec.field(default_factory=list)
     """What the proxy answers this server's `roots/list` with when no single calling client can
     (e.g. at start-up): absolute paths or `file://` URIs. Default none: never another client's roots."""
+    tool_response_limit: int | None = None
+    """Characters of a text result before it is cut (gateway/large_results.py); None: the global one."""
 
     @property
     def transport(self) -> Transport:
@@ -194,6 +201,8 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
     """None: required unless the proxy listens on loopback."""
     anonymous_profile: str | None = None
     """The profile of a caller without a credential on /mcp (None: every server, no management)."""
+    tool_response_limit: int = TOOL_RESPONSE_LIMIT
+    max_result_size_chars: int = MAX_RESULT_SIZE_CHARS
 
     def server(self, name: str) -> ServerConfig | None:
         return next((s for s in self.mcpServers if s.name == name), None)
@@ -267,6 +276,10 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
             raise config_error(
                 file, f"{path}.roots[{index}]", f"{root!r}: use an absolute path or a file:// URI"
             )
+    if server.tool_response_limit is not None and server.tool_response_limit < 0:
+        raise config_error(
+            file, f"{path}.tool_response_limit", "expected characters, 0 or more (0: no limit)"
+        )
     if server.pending_change is not None and not server.quarantined:
         raise config_error(
             file,
@@ -362,6 +375,9 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
         except ConfigError as exc:
             raise config_error(file, field, str(exc)) from None
     validate_restart(config.restart, file)
+    for field in ("tool_response_limit", "max_result_size_chars"):
+        if getattr(config, field) < 0:
+            raise config_error(file, field, "expected characters, 0 or more (0: off)")
     if config.max_concurrent_starts is not None and config.max_concurrent_starts < 1:
         raise config_error(file, "max_concurrent_starts", "expected 1 or more")
     warn_unknown_keys(data.get("docker_isolation"), DockerIsolationConfig, file, "docker_isolation")

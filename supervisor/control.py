@@ -32,6 +32,7 @@ from bus.messages import (
     LoginStarted,
     Message,
     Notice,
+    ResultLimits,
     SecretCommand,
     SecretResult,
     ServerCatalog,
@@ -212,6 +213,7 @@ class ControlPlane:
                     self.subscribers.add(peer)
                     await self._send(peer, self._snapshot())
                     await self._send(peer, self._access_policy())
+                    await self._send(peer, self._result_limits())
                     self._nursery.start_soon(self._share_known_secrets)
                     # The gateway is about to serve: warm the zygote up now (if no worker did),
                     # so that a server added later starts at once.
@@ -278,6 +280,20 @@ class ControlPlane:
         self.known.learn(config)
         self._nursery.start_soon(self._share_known_secrets)
         await self._share_access_policy()
+        limits = self._result_limits()
+        for peer in list(self.subscribers):
+            await self._send(peer, limits)
+
+    def _result_limits(self) -> ResultLimits:
+        return ResultLimits(
+            tool_response_limit=self.config.tool_response_limit,
+            server_limits={
+                s.name: s.tool_response_limit
+                for s in self.config.mcpServers
+                if s.tool_response_limit is not None
+            },
+            max_result_size_chars=self.config.max_result_size_chars,
+        )
 
     def _access_policy(self) -> AccessPolicy:
         return AccessPolicy(

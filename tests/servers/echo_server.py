@@ -2,7 +2,8 @@
 
     python tests/servers/echo_server.py [--name NAME] [--startup-cpu SECONDS]
 
-Tools: echo, add, sleep, fail, whoami, delete_everything (annotated destructive).
+Tools: echo, add, sleep, fail, whoami, delete_everything (annotated destructive); with
+ECHO_SERVER_LARGE=1 also `large`, which answers with a long text, JSON array or image (issue 22).
 """
 
 from __future__ import annotations
@@ -72,6 +73,55 @@ TOOLS = [
 ]
 
 
+LARGE_TOOL = types.Tool(
+    name="large",
+    description="Answer with a long result: text, a JSON array of records, or an image beside a long text.",
+    input_schema={
+        "type": "object",
+        "properties": {
+            "kind": {"type": "string", "enum": ["text", "json", "image"]},
+            "size": {"type": "integer", "description": "Characters of text, or records of the array."},
+            "env": {"type": "string", "description": "An environment variable whose value the text holds."},
+        },
+        "required": ["kind", "size"],
+    },
+    annotations=types.ToolAnnotations(read_only_hint=True),
+)
+PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+def long_text(size: int, planted: str = "") -> str:
+    """`size` characters of numbered lines, with multi-byte characters and CRLFs, `planted` near the end."""
+    lines, total, number = [], 0, 0
+    while total < size:
+        line = (
+            f"line {number:06d}: caf\u00e9 \u20ac \U0001f600 "
+            + "x" * (number % 37)
+            + ("\r\n" if number % 5 else "\n")
+        )
+        lines.append(line)
+        total += len(line)
+        number += 1
+    body = "".join(lines)[:size]
+    return body if not planted else body[: size - len(planted) - 10] + planted + body[size - 10 :]
+
+
+def large_result(args: dict[str, Any]) -> types.CallToolResult:
+    size = int(args.get("size", 0))
+    planted = os.environ.get(args["env"], "") if isinstance(args.get("env"), str) else ""
+    match args.get("kind"):
+        case "json":
+            records = [
+                {"id": i, "name": f"record {i}", "tags": ["a", "\u00e9"], "ok": i % 2 == 0}
+                for i in range(size)
+            ]
+            return types.CallToolResult(content=text(json.dumps(records, indent=1)))
+        case "image":
+            image = types.ImageContent(type="image", data=PIXEL_PNG * 2000, mime_type="image/png")
+            return types.CallToolResult(content=[image, *text(long_text(size, planted))])
+    return types.CallToolResult(content=text(long_text(size, planted)))
+
+
 def text(value: str) -> list[types.ContentBlock]:
     return [types.TextContent(type="text", text=value)]
 
@@ -80,6 +130,8 @@ def current_tools() -> list[types.Tool]:
     """TOOLS, changed by the JSON file named in ECHO_SERVER_TOOLS_FILE if there is one (for rug-pull tests):
     {"echo_description": "...", "extra_tools": ["name", ...]}."""
     path = os.environ.get("ECHO_SERVER_TOOLS_FILE")
+    if os.environ.get("ECHO_SERVER_LARGE"):
+        return [*TOOLS, LARGE_TOOL]
     if not path or not os.path.exists(path):
         return TOOLS
     with open(path) as handle:
@@ -135,6 +187,8 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
             return types.CallToolResult(content=text(json.dumps(report)))
         case "delete_everything":
             return types.CallToolResult(content=text("nothing deleted"))
+        case "large" if os.environ.get("ECHO_SERVER_LARGE"):
+            return large_result(args)
     if any(t.name == params.name for t in current_tools()):
         return types.CallToolResult(content=text(f"{params.name} called"))
     return types.CallToolResult(content=text(f"unknown tool {params.name}"), is_error=True)
