@@ -11,7 +11,9 @@ CPU per call of each process on the path (client, gateway, worker, each
 peer's process, the echo server); concurrent throughput (10 and 50 sessions); PSS of the
 proxy's processes with 1 and with 50 upstreams; launch to ready; time to
 run 50 stdio upstreams; stop time with 50 upstreams; `retrieve_tools` search
-at 1,000 and 10,000 tools. The peers mcp-proxy, mcp-hub and mcpo run in front
+at 1,000 and 10,000 tools; tokens per `retrieve_tools` answer, compact vs full,
+and per `/mcp/all` listing, deferred vs full (bench/context_tokens.py, with the
+seven reference servers of the public eval set). The peers mcp-proxy, mcp-hub and mcpo run in front
 of the same echo server, side by side with the proxy: baseline, proxy and
 peers are measured in interleaved rounds, so that load from other work on the
 machine weighs on all of them alike. Peers are installed on first use under

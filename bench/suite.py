@@ -6,7 +6,8 @@ proxy with one echo upstream and every peer are up side by side and measured
 in interleaved rounds (`bench/rounds.py`), with the MCP SDK client and with
 one minimal client for all (`bench/minimal_client.py`), and the CPU per call
 of every process on the path (`bench/own_cost.py` makes those rows); empty
-proxies (launch to ready); a proxy with a fleet of echo upstreams (all running, memory, stop); tool search.
+proxies (launch to ready); a proxy with a fleet of echo upstreams (all running, memory, stop); tool search;
+tokens the agent reads (bench/context_tokens.py).
 A stage that fails becomes a failed row; the others still run.
 """
 
@@ -27,7 +28,7 @@ from typing import Final
 
 import trio
 
-from bench import echo, minimal_client, search_speed
+from bench import context_tokens, echo, minimal_client, search_speed
 from bench.clients import MESSAGE, CallOpener, open_client_call, open_mcp_call, open_stdio_call
 from bench.cpu import ECHO_SERVER
 from bench.memory import ProxyMemory, measure_proxy
@@ -168,6 +169,7 @@ class Suite:
             Section.STOP, f"proxy with {fleet} upstreams: start, memory, stop", self.fleet_stage
         )
         await self._stage(Section.SEARCH, "tool search", self.search_stage)
+        await self._stage(Section.SEARCH, "tokens the agent reads", self.context_stage)
 
     async def echo_stage(self) -> None:
         self.echo_start_s = await echo.start_s(self.counts.echo_repeats)
@@ -437,3 +439,17 @@ class Suite:
                 f"p99 ≤ {TARGET_SEARCH_P99_MS:.0f} ms" if has_target else "—",
                 figures["p99"] <= TARGET_SEARCH_P99_MS if has_target else None,
             ))  # fmt: skip
+
+    async def context_stage(self) -> None:
+        """Tokens per `retrieve_tools` answer and per `/mcp/all` listing (bench/context_tokens.py)."""
+        problem = context_tokens.missing_inputs()
+        if problem is None:
+            problem = await trio.to_thread.run_sync(context_tokens.install_servers)
+        if problem is not None:
+            self.add(
+                Section.SEARCH, Row("retrieve_tools answer tokens, compact vs full", f"not run: {problem}")
+            )
+            return
+        tokens = await context_tokens.measure(self.scratch / "context")
+        for what, figure, target, met in context_tokens.describe(tokens):
+            self.add(Section.SEARCH, Row(what, figure, target, met))

@@ -159,6 +159,8 @@ def main() -> None:
         control_endpoint=endpoints.control,
         calls_endpoint=endpoints.calls,
         trusted_hosts=tuple(config.trusted_hosts),
+        tool_response_mode=config.tool_response_mode,
+        direct_mode=config.direct_mode,
     )
     try:
         trio.run(run, settings)

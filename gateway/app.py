@@ -30,10 +30,11 @@ from gateway.frontdoor import FrontDoor, allowed_host_names, is_loopback_host
 from gateway.large_results import LargeResults
 from gateway.mcp_direct import DirectTools
 from gateway.mcp_management import ManagementTools
-from gateway.mcp_proxy import ProxyTools, SearchService
+from gateway.mcp_proxy import ProxyTools
 from gateway.registry import Registry
 from gateway.rest import RestApi, fail
 from gateway.tasks import TASK_STATUS, Tasks
+from gateway.tool_search import SearchService
 from gateway.ui_routes import ui_routes
 from gateway.upstreams import Upstreams
 from services.activity import ActivityLog, CallRecord
@@ -54,6 +55,10 @@ class GatewaySettings:
     control_endpoint: str
     calls_endpoint: str
     trusted_hosts: tuple[str, ...] = ()
+    tool_response_mode: str = "compact"
+    """What `retrieve_tools` hits carry unless a call says (`detail`): `compact` or `full`."""
+    direct_mode: str = "full"
+    """How `/mcp/all` lists tools: `full` (their schemas) or `deferred` (a one-line signature)."""
 
 
 def _security(settings: GatewaySettings) -> TransportSecuritySettings:
@@ -84,6 +89,8 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     tasks = Tasks(registry, upstreams, caller)
     proxy = ProxyTools(registry, upstreams, search, management, caller, proxy_catalog, rounds, tasks)
     direct = DirectTools(registry, upstreams, caller, direct_catalog, rounds, tasks)
+    proxy.default_detail = "full" if settings.tool_response_mode == "full" else "compact"
+    direct.deferred = settings.direct_mode == "deferred"
 
     def on_upstream_notice(notice: UpstreamNotified) -> None:
         if notice.method == TASK_STATUS:  # for the session that created the task, not every session

@@ -1,6 +1,10 @@
 """The `/mcp/all` endpoint (direct mode): every upstream tool as `server__tool`, schemas unchanged,
 and every upstream's prompts and resources (`gateway/catalog.py`).
 
+With `direct_mode: "deferred"` each tool is listed with any object as its input schema and its
+parameters as one line at the end of its description (gateway/tool_views.py), `describe_tool`
+gives whole definitions, and a call whose arguments do not fit gets the schema in its error.
+
 Clients are told about changes with `notifications/tools/list_changed`: 2025-era sessions directly
 (the catalog keeps a strong reference to every live session so we can reach it), 2026-era clients
 on their `subscriptions/listen` streams (`gateway/listen.py`).
@@ -8,6 +12,7 @@ on their `subscriptions/listen` streams (`gateway/listen.py`).
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Final
 
@@ -16,20 +21,39 @@ import trio
 from mcp.server.lowlevel import Server
 
 from gateway.access import Identity, View, identity_of_request
+from gateway.argument_errors import with_schema
 from gateway.asks import InputRounds, ToolAnswer
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.catalog import CatalogFront, CatalogServer
 from gateway.large_results import READ_CACHE, READ_CACHE_TOOL
+from gateway.mcp_management import MAX_DESCRIBE
 from gateway.registry import Registry
 from gateway.tasks import Started, Tasks, require_task_support
-from gateway.tool_names import direct_name, unknown_message
-from gateway.tool_views import tool_definition
+from gateway.tool_names import direct_name, split_qualified, unknown_message
+from gateway.tool_views import DEFERRED_SCHEMA, deferred_definition, tool_definition
 from gateway.upstreams import Upstreams
 
 logger = logging.getLogger(__name__)
 
 NOTIFY_DEBOUNCE_S: Final = 0.05
 SURFACE: Final = "mcp_all"
+DESCRIBE: Final = "describe_tool"
+DESCRIBE_TOOL: Final = types.Tool(
+    name=DESCRIBE,
+    description=(
+        f"Full definitions (input schema, output schema, annotations) of up to {MAX_DESCRIBE} tools of "
+        "this list, named as listed. Tools here are listed with their arguments as one line "
+        "(`name?` is optional); call this when you need the whole inputSchema."
+    ),
+    input_schema={
+        "type": "object",
+        "properties": {"tool_ids": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_DESCRIBE}},
+        "required": ["tool_ids"],
+    },
+    annotations=types.ToolAnnotations(read_only_hint=True),
+)
+"""Listed in deferred mode only. It cannot collide with an upstream tool: every direct name holds `__`
+or ends in a hash suffix (gateway/tool_names.py)."""
 
 
 class _DirectServer(CatalogServer):
@@ -55,6 +79,8 @@ class DirectTools:
         self.registry = registry
         self.upstreams = upstreams
         self.names: dict[str, tuple[str, str]] = {}
+        self.deferred = False
+        """`direct_mode: "deferred"` in the config: tools listed without their schemas."""
         self._changed = trio.Event()
         self._signature: tuple[str, ...] = ()
         registry.listeners.append(self._on_registry_change)
@@ -75,11 +101,16 @@ class DirectTools:
 
     def input_schema(self, name: str) -> dict[str, Any] | None:
         """Lets the SDK check 2026-era request headers without listing every tool on each call."""
+        if self.deferred and name == DESCRIBE:
+            return DESCRIBE_TOOL.input_schema
         target = self.names.get(name)
         if target is None:
             return None
         tool = self.registry.find_tool(*target)
-        return tool.input_schema if tool else None
+        if tool is None:
+            return None
+        # The schema the client was shown: it mirrors arguments into headers by that one.
+        return dict(DEFERRED_SCHEMA) if self.deferred else tool.input_schema
 
     def _tools(self) -> list[types.Tool]:
         tools = []
@@ -88,7 +119,8 @@ class DirectTools:
             for tool in self.registry.tools_of(server):
                 name = direct_name(server, tool.name)
                 names[name] = (server, tool.name)
-                tools.append(types.Tool.model_validate(tool_definition(tool, name)))
+                shown = deferred_definition(tool, name) if self.deferred else tool_definition(tool, name)
+                tools.append(types.Tool.model_validate(shown))
         self.names = names
         return tools
 
@@ -100,6 +132,8 @@ class DirectTools:
         view = self.registry.view(identity_of_request(getattr(ctx, "request", None)))
         if view.profile is not None:
             tools = [tool for tool in tools if self._in_view(view, tool.name)]
+        if self.deferred:
+            tools.append(DESCRIBE_TOOL)
         large = self.caller.large
         if large is not None:  # `read_cache` cannot collide: every upstream tool's name holds `__`
             tools = large.advertise([*tools, READ_CACHE_TOOL])
@@ -129,12 +163,38 @@ class DirectTools:
         """`tools/call` on /mcp/all, from the SDK's handler or the fast lane."""
         if name == READ_CACHE and self.caller.large is not None:
             return await self.caller.large.read(arguments, context.identity)
+        if self.deferred and name == DESCRIBE:
+            return self._describe(arguments, context.identity)
         target = self._target(name)
         if target is None:
             return self._unknown(name, context.identity)
         server, tool = target
-        return await self.caller.call(
+        answer = await self.caller.call(
             server, tool, arguments, context, shown_name=name, known=lambda: list(self.names)
+        )
+        if not self.deferred:
+            return answer
+        return with_schema(answer, self.registry.find_tool(server, tool), arguments, name)
+
+    def _describe(self, arguments: dict[str, Any], identity: Identity) -> types.CallToolResult:
+        """`describe_tool` on /mcp/all: whole definitions by direct name (or `server:tool`)."""
+        ids = arguments.get("tool_ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or not ids:
+            return error_result(f"{DESCRIBE}: `tool_ids` must list tool names as listed")
+        if len(ids) > MAX_DESCRIBE:
+            return error_result(f"{DESCRIBE}: at most {MAX_DESCRIBE} tools at a time")
+        view = self.registry.view(identity)
+        found, missing = [], []
+        for tool_id in ids:
+            target = self._target(tool_id) or split_qualified(tool_id)
+            tool = self.registry.find_tool(*target) if target else None
+            if target is None or tool is None or not view.has_tool(target[0], tool):
+                missing.append(tool_id)
+                continue
+            found.append(tool_definition(tool, direct_name(target[0], tool.name)))
+        data = {"tools": found, "not_found": missing}
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=json.dumps(data))], structured_content=data
         )
 
     async def start_task(

@@ -1,8 +1,10 @@
 """The `/mcp` endpoint: a small fixed menu (search + call) in front of every upstream tool.
 
-- `retrieve_tools(query, limit)`: ranked search over all running servers' tools.
+- `retrieve_tools(query, limit, detail, filters)`: ranked search over all running servers' tools,
+  compact hits by default (gateway/tool_search.py).
 - `call_tool_read` / `call_tool_write` / `call_tool_destructive`: call `server:tool`
-  with `args` (or `args_json`); the upstream's result is returned unchanged.
+  with `args` (or `args_json`); the upstream's result is returned unchanged, but for an error about
+  the arguments, which also carries the tool's input schema (gateway/argument_errors.py).
 """
 
 from __future__ import annotations
@@ -11,15 +13,15 @@ import dataclasses
 import json
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, cast
 
 import mcp.types as types
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import METHOD_NOT_FOUND
 
-from bus.messages import ToolInfo
 from gateway.access import Identity, identity_of_request
+from gateway.argument_errors import with_schema
 from gateway.asks import InputRounds, ToolAnswer
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.catalog import CatalogFront, CatalogServer
@@ -28,18 +30,16 @@ from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
 from gateway.registry import Registry
 from gateway.tasks import Started, Tasks, require_task_support
 from gateway.tool_names import split_qualified, unknown_message
-from gateway.tool_views import tool_definition
+from gateway.tool_search import Detail, Filters, SearchService
 from gateway.upstreams import Upstreams
 from services.access import RANK, VARIANT_TIER
-
-if TYPE_CHECKING:
-    from services.search import ToolIndex
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LIMIT: Final = 15
 MAX_LIMIT: Final = 100
 CALL_VARIANTS: Final = ("call_tool_read", "call_tool_write", "call_tool_destructive")
+DETAILS: Final = ("compact", "full")
 SURFACE: Final = "mcp"
 
 _CALL_INPUT: Final[dict[str, Any]] = {
@@ -64,13 +64,31 @@ MENU: Final = [
         name="retrieve_tools",
         description=(
             "Search the tools of every connected upstream MCP server. Describe what you want to do in plain "
-            "words; results are ranked best first and each says which call_tool_* variant to use."
+            "words, or name a tool; results are ranked best first and each says which call_tool_* variant "
+            "to use. A compact hit gives the tool's parameters as one line (`name?` is optional); "
+            "describe_tool, or detail: full, gives its whole inputSchema."
         ),
         input_schema={
             "type": "object",
             "properties": {
                 "query": {"type": "string", "description": "What you want to do, in natural language."},
                 "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+                "detail": {
+                    "type": "string",
+                    "enum": list(DETAILS),
+                    "description": "compact: name, first sentence, one-line signature; full: whole "
+                    "definitions with inputSchema. Default: the proxy's tool_response_mode (compact).",
+                },
+                "read_only_only": {"type": "boolean", "description": "Only tools that just read."},
+                "exclude_destructive": {
+                    "type": "boolean",
+                    "description": "Leave out tools that may delete or overwrite data.",
+                },
+                "servers": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Only tools of these servers.",
+                },
             },
             "required": ["query"],
         },
@@ -115,61 +133,6 @@ def target_of(name: str, arguments: Mapping[str, Any]) -> tuple[str, str] | None
     return split_qualified(qualified) if name in CALL_VARIANTS and isinstance(qualified, str) else None
 
 
-class SearchService:
-    """Keeps a ToolIndex in step with the registry: a server's tools are re-indexed when they change.
-
-    The index is built when the first tools arrive, not at startup: importing numpy and loading the
-    embeddings takes ~0.5 s of CPU, and until some server runs there is nothing to search.
-    """
-
-    def __init__(self, registry: Registry, index: ToolIndex | None = None) -> None:
-        self.registry = registry
-        self._index = index
-        self._indexed: dict[str, list[ToolInfo]] = {}
-        registry.listeners.append(self._reindex)
-
-    @property
-    def index(self) -> ToolIndex:
-        if self._index is None:
-            from services.search import StaticEmbedder, ToolIndex
-
-            self._index = ToolIndex(StaticEmbedder.load())
-        return self._index
-
-    def _reindex(self, server: str) -> None:
-        tools = self.registry.tools_of(server)
-        if tools == self._indexed.get(server, []):
-            return  # a state change that left the tools as they were
-        if tools:
-            self.index.replace_server(
-                server, [(t.name, t.description, t.input_schema, t.title) for t in tools]
-            )
-            self._indexed[server] = tools
-        else:
-            self.index.remove_server(server)
-            self._indexed.pop(server, None)
-
-    def search(self, query: str, limit: int, identity: Identity) -> list[dict[str, Any]]:
-        """The best `limit` tools for `query` among those `identity`'s profile holds."""
-        if not self._indexed:
-            return []  # nothing indexed yet: no need to build the index to find nothing
-        view = self.registry.view(identity)
-        # A profile's tools are a subset: rank them all, keep its own best.
-        wanted = limit if view.profile is None else sum(len(t) for t in self._indexed.values())
-        hits: list[dict[str, Any]] = []
-        for hit in self.index.search(query, wanted):
-            tool = self.registry.find_tool(hit.server, hit.tool)
-            if tool is None or not view.has_tool(hit.server, tool):
-                continue
-            entry = tool_definition(tool, f"{hit.server}:{tool.name}", full=False)
-            hits.append(
-                {**entry, "server": hit.server, "score": hit.score, **view.tier(hit.server, tool).shown()}
-            )
-            if len(hits) == limit:
-                break
-        return hits
-
-
 class ProxyTools:
     """Handlers of the /mcp server."""
 
@@ -194,6 +157,8 @@ class ProxyTools:
         self.management = management
         self.menu = [*MENU, READ_CACHE_TOOL, *MANAGEMENT_TOOLS]
         self.schemas = {tool.name: tool.input_schema for tool in self.menu}
+        self.default_detail: Detail = "compact"
+        """`tool_response_mode` in the config: what a `retrieve_tools` call that names no `detail` gets."""
 
     def server(self) -> Server[Any]:
         instructions = (
@@ -259,14 +224,32 @@ class ProxyTools:
         limit = arguments.get("limit", DEFAULT_LIMIT)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             return error_result("retrieve_tools: `limit` must be a positive integer")
-        return structured_result({"tools": self.search.search(query, min(limit, MAX_LIMIT), identity)})
+        detail = arguments.get("detail", self.default_detail)
+        if detail not in DETAILS:
+            return error_result(f"retrieve_tools: `detail` must be one of {', '.join(DETAILS)}")
+        flags = {key: arguments.get(key, False) for key in ("read_only_only", "exclude_destructive")}
+        for key, value in flags.items():
+            if not isinstance(value, bool):
+                return error_result(f"retrieve_tools: `{key}` must be true or false")
+        servers = arguments.get("servers")
+        if servers is not None and (
+            not isinstance(servers, list) or not all(isinstance(s, str) for s in servers)
+        ):
+            return error_result("retrieve_tools: `servers` must be a list of server names")
+        filters = Filters(
+            servers=None if servers is None else frozenset(servers),
+            read_only_only=flags["read_only_only"],
+            exclude_destructive=flags["exclude_destructive"],
+        )
+        found = self.search.search(query, min(limit, MAX_LIMIT), identity, cast(Detail, detail), filters)
+        return structured_result(found)
 
     async def _call(self, variant: str, arguments: dict[str, Any], context: CallContext) -> ToolAnswer:
         target = self._target(variant, arguments, context)
         if isinstance(target, types.CallToolResult):
             return target
         server, tool_name, args, context = target
-        return await self.caller.call(
+        answer = await self.caller.call(
             server,
             tool_name,
             args,
@@ -275,6 +258,8 @@ class ProxyTools:
             known=lambda: [f"{server}:{t.name}" for t in self.registry.tools_of(server)],
             variant=variant,
         )
+        # A compact hit showed the signature, not the schema: a wrong call gets the schema.
+        return with_schema(answer, self.registry.find_tool(server, tool_name), args, str(arguments["name"]))
 
     async def start_task(
         self, name: str, arguments: dict[str, Any], context: CallContext, task: bytes

@@ -60,6 +60,10 @@ CLOSE_TIMEOUT_S: Final = 10.0
 KILL_TIMEOUT_S: Final = 9.0
 HEALTH_CHECK_INTERVAL_S: Final = 10.0
 SECRETS_BACKENDS: Final = ("auto", "keyring", "file")
+TOOL_RESPONSE_MODES: Final = ("compact", "full")
+"""`tool_response_mode`: what a `retrieve_tools` hit carries when the call does not say (`detail`)."""
+DIRECT_MODES: Final = ("full", "deferred")
+"""`direct_mode`: `/mcp/all` lists tools with their schemas, or with a one-line signature instead."""
 LOGIN_TIMEOUT_S: Final = 300.0
 """How long a person-led OAuth sign-in waits for the person to finish in the browser."""
 TOOL_RESPONSE_LIMIT: Final = 20_000
@@ -201,6 +205,8 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
     """None: required unless the proxy listens on loopback."""
     anonymous_profile: str | None = None
     """The profile of a caller without a credential on /mcp (None: every server, no management)."""
+    tool_response_mode: str = "compact"
+    direct_mode: str = "full"
     tool_response_limit: int = TOOL_RESPONSE_LIMIT
     max_result_size_chars: int = MAX_RESULT_SIZE_CHARS
 
@@ -375,6 +381,11 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
         except ConfigError as exc:
             raise config_error(file, field, str(exc)) from None
     validate_restart(config.restart, file)
+    for field, allowed in (("tool_response_mode", TOOL_RESPONSE_MODES), ("direct_mode", DIRECT_MODES)):
+        if getattr(config, field) not in allowed:
+            raise config_error(
+                file, field, f"unknown mode {getattr(config, field)!r}: use {' or '.join(allowed)}"
+            )
     for field in ("tool_response_limit", "max_result_size_chars"):
         if getattr(config, field) < 0:
             raise config_error(file, field, "expected characters, 0 or more (0: off)")

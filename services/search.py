@@ -14,6 +14,9 @@ token vectors (mean-pooled, cosine) give every tool a similarity to the query
 that catches paraphrases sharing no word with the tool. The final score blends
 it with the max-normalized BM25 score. Without the package, search is BM25 only.
 
+A query that names a tool (`server:tool`, `server__tool`, `tool`, without regard to case, `-`
+or `_`; services/search_names.py) has that tool first, whatever the scores say.
+
 The index is incremental: replacing one server's tools updates only the postings
 of the terms those tools contain; a term's posting is turned into numpy arrays
 for scoring on its first query after it changed.
@@ -34,6 +37,8 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 import Stemmer
+
+from services.search_names import NameTable
 
 logger = logging.getLogger(__name__)
 
@@ -287,6 +292,7 @@ class ToolIndex:
         self._lengths: FloatArray = np.zeros(0, np.float32)
         self._vectors: FloatArray = np.zeros((0, embedder.dim if embedder else 0), np.float32)
         self._total_length = 0.0
+        self._names = NameTable()
 
     def __len__(self) -> int:
         return len(self._slot_of)
@@ -306,6 +312,7 @@ class ToolIndex:
                 self._postings.setdefault(term, {})[slot] = weight
                 self._arrays.pop(term, None)
             slots.append(slot)
+        self._names.add(server, [doc.name for doc in docs])
         if slots:
             self._by_server[server] = slots
             if self.embedder is not None:
@@ -341,7 +348,14 @@ class ToolIndex:
         if len(candidates) > limit:
             candidates = candidates[np.argpartition(-scores[candidates], limit - 1)[:limit]]
         ranked = sorted((-float(scores[slot]), self._keys[slot], int(slot)) for slot in candidates)
-        return [Hit(key[0], key[1], round(-negative, 4)) for negative, key, _ in ranked if key is not None]
+        hits = [Hit(key[0], key[1], round(-negative, 4)) for negative, key, _ in ranked if key is not None]
+        named = self._names.named(query)
+        if not named:
+            return hits
+        first = [Hit(*key, round(float(scores[self._slot_of[key]]), 4)) for key in named]
+        taken = set(named)
+        rest = [hit for hit in hits if (hit.server, hit.tool) not in taken]
+        return (first + rest)[:limit]
 
     def _allocate(self, key: tuple[str, str]) -> int:
         if self._free:
@@ -364,6 +378,7 @@ class ToolIndex:
         for slot in self._by_server.pop(server, []):
             key = self._keys[slot]
             assert key is not None
+            self._names.remove(*key)
             del self._slot_of[key]
             self._keys[slot] = None
             self._free.append(slot)

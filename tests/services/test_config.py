@@ -211,3 +211,14 @@ def test_the_seeds_oauth_example_loads() -> None:
     oauth = parse_config(json.dumps({"mcpServers": [server]})).mcpServers[0].oauth
     assert oauth is not None
     assert (oauth.client_id, oauth.scopes, oauth.redirect_port) == ("your-client-id", ["repo", "user"], None)
+
+
+def test_the_context_modes_default_to_compact_search_and_full_listings_and_refuse_others() -> None:
+    config = parse_config("{}")
+    assert (config.tool_response_mode, config.direct_mode) == ("compact", "full")
+    config = parse_config(json.dumps({"tool_response_mode": "full", "direct_mode": "deferred"}))
+    assert (config.tool_response_mode, config.direct_mode) == ("full", "deferred")
+    with pytest.raises(ConfigError, match="direct_mode: unknown mode 'lazy': use full or deferred"):
+        parse_config(json.dumps({"direct_mode": "lazy"}))
+    with pytest.raises(ConfigError, match="tool_response_mode: unknown mode 'tiny'"):
+        parse_config(json.dumps({"tool_response_mode": "tiny"}))

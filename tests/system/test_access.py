@@ -168,14 +168,14 @@ async def test_two_credentials_bound_to_different_profiles_see_different_tools_p
                 prompts = {p.name for p in (await client.list_prompts()).prompts}
                 assert prompts == {"docs_b__greet"}
             async with mcp_client(proxy, "/mcp", reader, mode) as client:
-                found = {h["server"] for h in await search(client, "echo a message back")}
+                found = {h["name"].split(":")[0] for h in await search(client, "echo a message back")}
                 assert "alpha" in found and found <= {"alpha", "docs_a"}
                 refused = await client.call_tool(
                     "call_tool_read", {"name": "beta:echo", "args": {"message": "x"}}
                 )
                 assert refused.is_error and "unknown tool 'beta:echo' in profile 'reader'" in text_of(refused)
             async with mcp_client(proxy, "/mcp", writer, mode) as client:
-                found = {h["server"] for h in await search(client, "echo a message back")}
+                found = {h["name"].split(":")[0] for h in await search(client, "echo a message back")}
                 assert "beta" in found and found <= {"beta", "docs_b"}
             # The profile's own endpoint serves the same view without a credential (on loopback).
             async with mcp_client(proxy, "/mcp/p/reader/all", None, mode) as client:

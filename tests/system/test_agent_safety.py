@@ -74,7 +74,7 @@ async def test_a_server_added_by_an_agent_stays_inert_until_a_human_approves_it(
             refused = await call(session, "call_tool_read", name="sneaky:echo", args={"message": "x"})
             assert refused.is_error and "quarantined" in text_of(refused) and "approve" in text_of(refused)
             found = await call(session, "retrieve_tools", query="echo a message back")
-            assert all(t["server"] != "sneaky" for t in found.structured_content["tools"])
+            assert all(not t["name"].startswith("sneaky:") for t in found.structured_content["tools"])
 
             patched = await call(
                 session, "upstream_servers", operation="patch", name="sneaky", env={"X": "1"}

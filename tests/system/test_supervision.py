@@ -341,7 +341,7 @@ async def test_a_down_server_leaves_retrieve_tools_and_direct_mode_and_returns_a
                     "retrieve_tools", {"query": "echo a message back", "limit": 50}
                 )
                 assert found.structured_content is not None
-                return {t["server"] for t in found.structured_content["tools"]}
+                return {t["name"].split(":")[0] for t in found.structured_content["tools"]}
 
             async def direct_servers() -> set[str]:
                 return {t.name.split("__")[0] for t in (await direct.list_tools()).tools}

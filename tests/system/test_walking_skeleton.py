@@ -30,7 +30,9 @@ async def test_a_client_searches_and_calls_tools_of_two_real_servers_through_mcp
             menu = {t.name for t in (await session.list_tools()).tools}
             assert {"retrieve_tools", "call_tool_read", "call_tool_write", "call_tool_destructive"} <= menu
 
-            found = await session.call_tool("retrieve_tools", {"query": "echo back the input message"})
+            found = await session.call_tool(
+                "retrieve_tools", {"query": "echo back the input message", "detail": "full"}
+            )
             assert not found.is_error
             assert found.structured_content is not None
             names = [t["name"] for t in found.structured_content["tools"]]
