@@ -97,6 +97,8 @@ class WorkerReady(Message, frozen=True, kw_only=True):
     """The connection carries an OAuth access token."""
     catalog: Catalog = msgspec.field(default_factory=Catalog)
     """Its prompts, resources and resource templates (for the capabilities it advertised)."""
+    summary: str = ""
+    """One line on what the upstream is for, from its own instructions or description (may be empty)."""
 
 
 class ToolsChanged(Message, frozen=True, kw_only=True):

@@ -205,6 +205,9 @@ class ServerStatus(msgspec.Struct, frozen=True, kw_only=True):
     """Tool results may carry the secret values the proxy gave this server (else they are scrubbed)."""
     condition: Condition | None = None
     """While in backoff (or retrying): "retrying", "crash-looping" or "unreachable" (supervisor/policy.py)."""
+    summary: str = ""
+    """One line on what the server is for: the config's `description`, else the upstream's own words
+    from its last start (gateway/instructions.py tells agents)."""
 
 
 class SecretInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,6 +15,7 @@ from cli.installation import refuse_foreign_packages
 
 LAZY_COMMANDS: Final = {
     "access": "cli.clients_cmd:access_group",
+    "agent-instructions": "cli.agent_cmd:agent_instructions",
     "activity": "cli.activity_cmd:activity_group",
     "auth": "cli.auth_cmd:auth_group",
     "clients": "cli.clients_cmd:clients_group",

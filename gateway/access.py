@@ -89,8 +89,15 @@ def as_requested(handler: Handler) -> Handler:
 
 
 def current_identity() -> Identity:
-    """Inside a handler wrapped by `as_requested`: its request's identity (else NOBODY's full view)."""
+    """Inside a handler wrapped by `as_requested`, or anywhere under an MCP request the front door
+    admitted (`serving`): its request's identity (else NOBODY's full view)."""
     return _REQUESTER.get()
+
+
+def serving(identity: Identity) -> None:
+    """The front door admitted an MCP request from `identity`: what runs for it from here on, and the
+    tasks it starts (a 2025-era session's, which answers `initialize`), see it as current_identity()."""
+    _REQUESTER.set(identity)
 
 
 def requires_auth(policy: AccessPolicy, loopback: bool) -> bool:

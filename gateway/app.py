@@ -153,6 +153,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
             await nursery.start(rounds.run)
             await nursery.start(ext_tasks.run)
             nursery.start_soon(direct.run_notifier)
+            nursery.start_soon(proxy.run_notifier)
             nursery.start_soon(proxy_catalog.run)
             nursery.start_soon(direct_catalog.run)
             nursery.start_soon(tasks.run)

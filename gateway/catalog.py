@@ -36,7 +36,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bus.errors import PeerGoneError, ProxyError
 from bus.messages import UpstreamNotified
-from gateway.access import Handler, as_requested, current_identity
+from gateway.access import Handler, Identity, as_requested, current_identity
 from gateway.calling import context_from_mcp
 from gateway.listen import ListenStreams
 from gateway.registry import Registry
@@ -72,6 +72,21 @@ class CatalogServer(Server[Any]):
     task_capability: Callable[[], types.ServerTasksCapability | None] | None = None
     task_extension: Callable[[], bool] | None = None
     """Whether to advertise the 2026-07-28 Tasks extension (gateway/ext_tasks.py) to that era."""
+    instructions_for: Callable[[Identity], str] | None = None
+    """The instructions for a caller (gateway/instructions.py); None: the fixed ones."""
+    _fixed_instructions: str | None = None
+
+    @property
+    def instructions(self) -> str | None:
+        """Asked for by `initialize` and `server/discover`, without the request: written now for
+        the caller the front door admitted (gateway/access.py `serving`)."""
+        if self.instructions_for is not None:
+            return self.instructions_for(current_identity())
+        return self._fixed_instructions
+
+    @instructions.setter
+    def instructions(self, value: str | None) -> None:
+        self._fixed_instructions = value
 
     def get_capabilities(
         self,
@@ -137,6 +152,17 @@ class CatalogFront:
         self._signatures: tuple[str, str] = ("", "")
         self._notices_send, self._notices = trio.open_memory_channel[UpstreamNotified](NOTICE_BUFFER)
         registry.listeners.append(lambda server: self._changed.set())
+
+    async def announce_tools_changed(self) -> None:
+        """`notifications/tools/list_changed` to this endpoint's 2025-era sessions and 2026-era listen
+        streams; a session that cannot be reached is forgotten."""
+        await self.listen.tools_changed()
+        for session_id, session in list(self.sessions.items()):
+            try:
+                with trio.move_on_after(1.0):
+                    await session.send_tool_list_changed()
+            except Exception:  # a closed session: forget it
+                self.forget(session_id)
 
     def handlers(self) -> dict[str, Any]:
         """The `Server(...)` keyword arguments of the catalog methods, each seeing what the request's

@@ -30,7 +30,14 @@ import trio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bus.messages import AccessPolicy
-from gateway.access import AccessRefusedError, Identity, decide, requires_auth, split_profile_path
+from gateway.access import (
+    AccessRefusedError,
+    Identity,
+    decide,
+    requires_auth,
+    serving,
+    split_profile_path,
+)
 from gateway.lockout import KeyLockout, client_of
 from services.access import credential_hash, find_grant
 
@@ -255,6 +262,7 @@ class FrontDoor:
             return False
         scope["state"]["identity"] = identity
         scope["state"]["api_key_ok"] = identity.admin
+        serving(identity)
         return True
 
     async def _admit_events(self, scope: Scope, key: str | None, send: Send, request_id: str) -> bool:

@@ -25,6 +25,7 @@ from gateway.argument_errors import with_schema
 from gateway.asks import InputRounds, ToolAnswer
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.catalog import CatalogFront, CatalogServer
+from gateway.instructions import direct_instructions
 from gateway.large_results import READ_CACHE, READ_CACHE_TOOL
 from gateway.mcp_management import MAX_DESCRIBE
 from gateway.registry import Registry
@@ -94,6 +95,7 @@ class DirectTools:
             get_tool_input_schema=self.input_schema,
             **self.catalog.handlers(),
         )
+        server.instructions_for = lambda identity: direct_instructions(self.registry, identity)
         if self.tasks is not None:
             server.task_capability = self.tasks.capability
             self.tasks.install(server, SURFACE, self.start_task)
@@ -249,10 +251,4 @@ class DirectTools:
             if signature == self._signature:
                 continue
             self._signature = signature
-            await self.catalog.listen.tools_changed()
-            for session_id, session in list(self.catalog.sessions.items()):
-                try:
-                    with trio.move_on_after(1.0):
-                        await session.send_tool_list_changed()
-                except Exception:  # a closed session: forget it
-                    self.catalog.forget(session_id)
+            await self.catalog.announce_tools_changed()

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Final, cast
 
 import mcp.types as types
+import trio
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import METHOD_NOT_FOUND
@@ -25,6 +26,7 @@ from gateway.argument_errors import with_schema
 from gateway.asks import InputRounds, ToolAnswer
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
 from gateway.catalog import CatalogFront, CatalogServer
+from gateway.instructions import search_instructions, servers_sentence, signature
 from gateway.large_results import READ_CACHE, READ_CACHE_TOOL
 from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
 from gateway.registry import Registry
@@ -36,6 +38,7 @@ from services.access import RANK, VARIANT_TIER
 
 logger = logging.getLogger(__name__)
 
+NOTIFY_DEBOUNCE_S: Final = 0.05
 DEFAULT_LIMIT: Final = 15
 MAX_LIMIT: Final = 100
 CALL_VARIANTS: Final = ("call_tool_read", "call_tool_write", "call_tool_destructive")
@@ -159,6 +162,9 @@ class ProxyTools:
         self.schemas = {tool.name: tool.input_schema for tool in self.menu}
         self.default_detail: Detail = "compact"
         """`tool_response_mode` in the config: what a `retrieve_tools` call that names no `detail` gets."""
+        self._servers_changed = trio.Event()
+        self._servers_signature = signature(registry)
+        registry.listeners.append(lambda server: self._servers_changed.set())
 
     def server(self) -> Server[Any]:
         instructions = (
@@ -175,6 +181,9 @@ class ProxyTools:
             get_tool_input_schema=self.schemas.get,
             **self.catalog.handlers(),
         )
+        # The instructions and retrieve_tools' description name the caller's servers.
+        server.instructions_for = lambda identity: search_instructions(self.registry, identity)
+        server.tools_changed = True
         if self.tasks is not None:  # call_tool_* called as a task creates the task at the upstream
             server.task_capability = self.tasks.capability
             self.tasks.install(server, SURFACE, self.start_task)
@@ -194,7 +203,26 @@ class ProxyTools:
         hidden = set() if identity.management else {"quarantine_security"}
         if profile is not None:
             hidden |= {v for v in CALL_VARIANTS if RANK[VARIANT_TIER[v]] > RANK[profile.max_tier]}
-        return [tool for tool in self.menu if tool.name not in hidden]
+        servers = servers_sentence(self.registry, identity)
+        return [
+            tool.model_copy(update={"description": (tool.description or "") + servers})
+            if tool.name == "retrieve_tools"
+            else tool
+            for tool in self.menu
+            if tool.name not in hidden
+        ]
+
+    async def run_notifier(self) -> None:
+        """`tools/list_changed` when the servers behind the menu change (retrieve_tools' description
+        names them), so an agent re-reads it."""
+        while True:
+            await self._servers_changed.wait()
+            await trio.sleep(NOTIFY_DEBOUNCE_S)
+            self._servers_changed = trio.Event()
+            now = signature(self.registry)
+            if now != self._servers_signature:
+                self._servers_signature = now
+                await self.catalog.announce_tools_changed()
 
     async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> ToolAnswer:
         arguments = params.arguments or {}

@@ -141,6 +141,8 @@ class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkn
     roots: list[str] = msgspec.field(default_factory=list)
     """What the proxy answers this server's `roots/list` with when no single calling client can
     (e.g. at start-up): absolute paths or `file://` URIs. Default none: never another client's roots."""
+    description: str = ""
+    """One line on what the server is for, told to agents (else the upstream's own instructions)."""
     tool_response_limit: int | None = None
     """Characters of a text result before it is cut (gateway/large_results.py); None: the global one."""
 

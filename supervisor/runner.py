@@ -109,6 +109,7 @@ class ServerRunner:
         self.tools: list[ToolInfo] = []
         self.catalog = Catalog()
         self.server_version: str | None = None
+        self.summary = ""
         self.restarts = 0
         self.last_error: str | None = None
         self.last_exit: ExitInfo | None = None
@@ -157,6 +158,7 @@ class ServerRunner:
             next_retry_at=self.next_retry_at,
             call_timeout_s=self.config.call_tool_timeout_s(),
             server_version=self.server_version,
+            summary=self.config.description or self.summary,
             healthy=self.healthy,
             oauth=(
                 self.config.oauth is not None or self.signed_in or self.life.state is WorkerState.NEEDS_LOGIN
@@ -390,6 +392,7 @@ class ServerRunner:
                         self.tools = self.ctx.pins.pin(self.name, tools, trusted=not self.config.quarantined)
                         self.catalog = self._pinned(event.catalog, trusted=not self.config.quarantined)
                         self.server_version = version
+                        self.summary = event.summary
                         self.signed_in = signed_in
                         self.last_error = None
                         self.has_run, self.condition = True, None

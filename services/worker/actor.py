@@ -67,6 +67,7 @@ from services.worker.catalog import (
     forward,
     method_of,
     params_of,
+    summary_of,
 )
 from services.worker.health import watch_health
 from services.worker.log_format import hide_in_log
@@ -214,6 +215,7 @@ class Worker:
                         server_version=info.version if info else None,
                         signed_in=upstream.auth is not None and upstream.auth.signed_in,
                         catalog=catalog,
+                        summary=summary_of(upstream.session),
                     )
                 )
                 logger.info("server %s: ready with %d tools", self.server, len(tools))

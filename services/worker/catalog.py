@@ -121,6 +121,21 @@ async def catalog_or_empty(session: ClientSession, server: str, scrub: Callable[
         return Catalog()
 
 
+SUMMARY_CHARS: Final = 160
+
+
+def summary_of(session: ClientSession) -> str:
+    """One line on what the upstream is for: the first sentence of its instructions, else its
+    description (both optional in MCP), at most SUMMARY_CHARS."""
+    info = session.server_info
+    for text in (session.instructions, info.description if info else None):
+        line = " ".join((text or "").split())
+        if line:
+            sentence = line.split(". ", 1)[0].rstrip(".")
+            return sentence if len(sentence) <= SUMMARY_CHARS else sentence[: SUMMARY_CHARS - 1] + "…"
+    return ""
+
+
 def method_of(notification: Any) -> str | None:
     """The JSON-RPC method of a notification the session handed us (None for anything else)."""
     method = getattr(getattr(notification, "root", notification), "method", None)
