@@ -19,6 +19,8 @@ LAZY_COMMANDS: Final = {
     "activity": "cli.activity_cmd:activity_group",
     "auth": "cli.auth_cmd:auth_group",
     "clients": "cli.clients_cmd:clients_group",
+    "connect": "cli.connect_cmd:connect",
+    "disconnect": "cli.connect_cmd:disconnect",
     "doctor": "cli.doctor_cmd:doctor",
     "import": "cli.import_cmd:import_servers",
     "profiles": "cli.profiles_cmd:profiles_group",
