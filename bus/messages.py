@@ -263,6 +263,29 @@ class ResultLimits(Message, frozen=True, kw_only=True):
     """Advertised on every tool as `_meta["anthropic/maxResultSizeChars"]` (0: not advertised)."""
 
 
+class ServerCallLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """One server's own concurrency settings; None: the global value (CallLimits)."""
+
+    max_concurrent_calls: int | None = None
+    max_queued_calls: int | None = None
+    queue_timeout_s: float | None = None
+
+
+class CallLimits(Message, frozen=True, kw_only=True):
+    """Supervisor -> gateway: how many calls may run at once, per server and across all servers, how
+    many more may wait in FIFO order and for how long (gateway/admission.py).
+
+    Sent after Snapshot and whenever the config is applied. `max_concurrent_calls` None: no limit.
+    """
+
+    max_concurrent_calls: int | None = None
+    """Calls in flight across every server at once."""
+    max_queued_calls: int = 100
+    queue_timeout_s: float = 30.0
+    servers: dict[str, ServerCallLimits] = msgspec.field(default_factory=dict)
+    """The servers with concurrency settings of their own."""
+
+
 class ClientResult(Message, frozen=True, kw_only=True):
     """Supervisor -> gateway: the answer to a ClientCommand (the clients, never a credential or hash)."""
 
@@ -389,6 +412,7 @@ SupervisorToGateway = (
     | AccessPolicy
     | ClientResult
     | ResultLimits
+    | CallLimits
 )
 GatewayToWorker = Attached | CallTool | ForwardRequest | CancelCall | AskAnswered
 WorkerToGateway = (

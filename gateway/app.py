@@ -114,6 +114,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         large.limits = limits
 
     upstreams.on_result_limits = on_result_limits
+    upstreams.on_call_limits = caller.admission.adopt
     upstreams.on_access = events.access_changed
 
     def on_recorded(record: CallRecord) -> None:

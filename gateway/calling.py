@@ -6,8 +6,9 @@ unknown), then quarantine and pinning (`guard`), and a tool must be called with
 the `call_tool_*` variant of its tier or a higher one (services/access.py: a
 tool without annotations is destructive); the upstream result is returned unchanged but for the
 secret values the proxy injected (`secret_echo`, unless the server allows
-them) and, for agents, text beyond the server's limit (`large_results`); and every outcome — ok,
-error, blocked, timeout — lands in the activity log.
+them) and, for agents, text beyond the server's limit (`large_results`); a server's concurrency
+limit may queue or shed the call first (`admission`); and every outcome — ok, error, blocked,
+timeout, rejected — lands in the activity log.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bus.errors import PeerGoneError, ProxyError
 from bus.messages import AskMethod, ToolInfo
 from gateway import guard
 from gateway.access import NOBODY, Identity, identity_of_request
+from gateway.admission import Admission, Ticket, retry_after, shed_result
 from gateway.asks import Asking, AskRefusedError, ToolAnswer, is_modern
 from gateway.in_flight import CallOptions, Progress
 from gateway.large_results import LargeResults
@@ -174,6 +176,8 @@ class Caller:
         self.echo_guard = EchoGuard()
         self.large: LargeResults | None = None
         """Cuts long results for agents (gateway/app.py sets it)."""
+        self.admission = Admission()
+        """How many calls run at once (gateway/admission.py); the supervisor's CallLimits set it."""
 
     async def call(
         self,
@@ -205,6 +209,13 @@ class Caller:
             input_responses=context.input_responses,
             request_state=context.request_state,
         )
+        ticket = self.admission.ticket(server)
+        if ticket is not None and (
+            refused := await self._wait_turn(
+                ticket, server, tool.name, shown_name, context, started, arguments_text
+            )
+        ):
+            return refused
         try:
             raw = await self.upstreams.call(server, tool.name, arguments_text.encode(), options)
         except CallTimeoutError as exc:
@@ -216,6 +227,9 @@ class Caller:
         except ProxyError as exc:
             self._record(server, tool.name, context, "error", started, arguments_text, error=str(exc))
             return error_result(f"{shown_name}: {exc}", "upstream_error", server)
+        finally:
+            if ticket is not None:
+                self.admission.leave(ticket)
         try:  # the one validation of a result (the worker's raw lane relays bytes as they came)
             if context.input_required:
                 answer = _TOOL_ANSWER.validate_json(raw)
@@ -310,6 +324,13 @@ class Caller:
             self._record(server, tool_name, context, status, started, arguments_text, error=checked.message)
             return error_result(checked.message, checked.kind, server)
         options = CallOptions(task=task)
+        ticket = self.admission.ticket(server)
+        if ticket is not None and (
+            refused := await self._wait_turn(
+                ticket, server, checked.name, shown_name, context, started, arguments_text
+            )
+        ):
+            return refused
         try:
             raw = await self.upstreams.call(server, checked.name, arguments_text.encode(), options)
             created = types.CreateTaskResult.model_validate_json(raw)
@@ -324,10 +345,32 @@ class Caller:
             status = activity_status(kind)
             self._record(server, checked.name, context, status, started, arguments_text, error=str(exc))
             return error_result(f"{shown_name}: {exc}", kind, server)
+        finally:
+            if ticket is not None:
+                self.admission.leave(ticket)
         self._record(
             server, checked.name, context, "task_created", started, arguments_text, result=raw.decode()
         )
         return created
+
+    async def _wait_turn(
+        self,
+        ticket: Ticket,
+        server: str,
+        tool: str,
+        shown_name: str,
+        context: CallContext,
+        started: float,
+        arguments_text: str,
+    ) -> types.CallToolResult | None:
+        """Pass the server's concurrency gates (None), or the retryable error of a shed call, recorded
+        as `rejected` (gateway/admission.py)."""
+        shed = await self.admission.enter(ticket)
+        if shed is None:
+            return None
+        refused = shed_result(shown_name, server, *shed)
+        self._record(server, tool, context, "rejected", started, arguments_text, error=retry_after(refused))
+        return refused
 
     def task_result(
         self, server: str, tool: str, context: CallContext, started: float, raw: bytes

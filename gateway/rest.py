@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bus.messages import ConfigResult, ServerStatus, ToolInfo
+from gateway.admission import RETRY_AFTER_S, retry_after
 from gateway.calling import CallContext, Caller
 from gateway.registry import Registry
 from gateway.resource_uris import qualify
@@ -417,6 +418,10 @@ class RestApi:
         result = await self.caller.call(
             *parsed, args, context, shown_name=body["name"], known=known, variant=variant
         )
+        if (shed := retry_after(result)) is not None:  # shed by a concurrency limit (gateway/admission.py)
+            response = fail(request, 429, shed)
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
         return ok({"result": result.model_dump(mode="json", by_alias=True, exclude_none=True)})
 
     async def secrets_list(self, request: Request) -> Response:

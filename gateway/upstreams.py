@@ -26,6 +26,7 @@ from bus.messages import (
     Attach,
     Attached,
     CallFailed,
+    CallLimits,
     CallProgress,
     CallTool,
     CancelCall,
@@ -110,6 +111,7 @@ class Upstreams:
         self.on_known_secrets: Callable[[list[str]], None] = lambda values: None
         self.on_access: Callable[[], None] = lambda: None
         self.on_result_limits: Callable[[ResultLimits], None] = lambda limits: None
+        self.on_call_limits: Callable[[CallLimits], None] = lambda limits: None
         self.on_upstream_notice: Callable[[UpstreamNotified], None] = lambda notice: None
         """An upstream's log message or resource update, to relay to MCP clients (from the calls loop)."""
         self.secrets_backend = ""
@@ -171,6 +173,8 @@ class Upstreams:
                     self.on_access()
                 case ResultLimits():
                     self.on_result_limits(message)
+                case CallLimits():
+                    self.on_call_limits(message)
                 case ServerRemoved(name=name):
                     self.registry.remove(name)
                     self._fail_identity(self._live.pop(name, b""), f"server {name!r} was removed")

@@ -33,9 +33,10 @@ FLUSH_INTERVAL_S: Final = 0.1
 FINAL_FLUSH_S: Final = 2.0
 RETENTION_INTERVAL_S: Final = 600.0
 SCRUBBED: Final = "••••"
-STATUSES: Final = ("ok", "error", "blocked", "timeout", "unavailable", "task_created")
+STATUSES: Final = ("ok", "error", "blocked", "timeout", "unavailable", "task_created", "rejected")
 """`unavailable`: the server was not running or went away (the call never ran, or was cut off);
-`task_created`: a call made as a task, whose result comes later (`tasks/result <tool>`)."""
+`task_created`: a call made as a task, whose result comes later (`tasks/result <tool>`);
+`rejected`: shed by a concurrency limit, never run (gateway/admission.py)."""
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS tool_calls (

@@ -25,6 +25,7 @@ from bus.access import Profile, Tier
 from bus.errors import ConfigError
 from bus.messages import Transport
 from services.access_config import validate_access
+from services.concurrency_config import validate_call_limits
 from services.config_values import (
     LISTEN_HINT as LISTEN_HINT,
     TYPE_NAMES,
@@ -68,6 +69,10 @@ LOGIN_TIMEOUT_S: Final = 300.0
 """How long a person-led OAuth sign-in waits for the person to finish in the browser."""
 TOOL_RESPONSE_LIMIT: Final = 20_000
 """Characters of a text result sent to an agent; the rest waits in the result cache (0: no limit)."""
+MAX_QUEUED_CALLS: Final = 100
+"""Calls that may wait for a slot when `max_concurrent_calls` is reached; more are shed at once."""
+QUEUE_TIMEOUT_S: Final = 30.0
+"""How long a call may wait for a slot before it is shed (it does not count against call_tool_timeout)."""
 MAX_RESULT_SIZE_CHARS: Final = 100_000
 """Advertised on every tool as `_meta["anthropic/maxResultSizeChars"]`: Claude Code cuts results at ~25k
 tokens unless a tool says more; above the default limit, so what the proxy sends arrives whole."""
@@ -145,6 +150,12 @@ class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkn
     """One line on what the server is for, told to agents (else the upstream's own instructions)."""
     tool_response_limit: int | None = None
     """Characters of a text result before it is cut (gateway/large_results.py); None: the global one."""
+    max_concurrent_calls: int | None = None
+    """Calls to this server in flight at once (gateway/admission.py); None: no limit of its own."""
+    max_queued_calls: int | None = None
+    """Calls waiting in FIFO order for one of those slots; None: the global `max_queued_calls`."""
+    queue_timeout: float | str | None = None
+    """How long a call may wait in the queue; None: the global `queue_timeout`."""
 
     @property
     def transport(self) -> Transport:
@@ -211,6 +222,10 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
     direct_mode: str = "full"
     tool_response_limit: int = TOOL_RESPONSE_LIMIT
     max_result_size_chars: int = MAX_RESULT_SIZE_CHARS
+    max_concurrent_calls: int | None = None
+    """Calls in flight across every server at once (gateway/admission.py); None: no limit."""
+    max_queued_calls: int = MAX_QUEUED_CALLS
+    queue_timeout: float | str = QUEUE_TIMEOUT_S
 
     def server(self, name: str) -> ServerConfig | None:
         return next((s for s in self.mcpServers if s.name == name), None)
@@ -288,6 +303,7 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
         raise config_error(
             file, f"{path}.tool_response_limit", "expected characters, 0 or more (0: no limit)"
         )
+    validate_call_limits(server, file, f"{path}.")
     if server.pending_change is not None and not server.quarantined:
         raise config_error(
             file,
@@ -391,6 +407,7 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
     for field in ("tool_response_limit", "max_result_size_chars"):
         if getattr(config, field) < 0:
             raise config_error(file, field, "expected characters, 0 or more (0: off)")
+    validate_call_limits(config, file, "")
     if config.max_concurrent_starts is not None and config.max_concurrent_starts < 1:
         raise config_error(file, "max_concurrent_starts", "expected 1 or more")
     warn_unknown_keys(data.get("docker_isolation"), DockerIsolationConfig, file, "docker_isolation")

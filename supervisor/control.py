@@ -52,6 +52,7 @@ from bus.messages import (
 from bus.transport import RouterChannel, bind_router
 from services import process
 from services.clients import ClientStore
+from services.concurrency_config import call_limits
 from services.config import ProxyConfig, ServerConfig
 from services.config_doc import ConfigDocument, redact_server
 from services.pinning import PinStore, approve_prompts
@@ -214,6 +215,7 @@ class ControlPlane:
                     await self._send(peer, self._snapshot())
                     await self._send(peer, self._access_policy())
                     await self._send(peer, self._result_limits())
+                    await self._send(peer, call_limits(self.config))
                     self._nursery.start_soon(self._share_known_secrets)
                     # The gateway is about to serve: warm the zygote up now (if no worker did),
                     # so that a server added later starts at once.
@@ -281,8 +283,10 @@ class ControlPlane:
         self._nursery.start_soon(self._share_known_secrets)
         await self._share_access_policy()
         limits = self._result_limits()
+        concurrency = call_limits(self.config)
         for peer in list(self.subscribers):
             await self._send(peer, limits)
+            await self._send(peer, concurrency)
 
     def _result_limits(self) -> ResultLimits:
         return ResultLimits(

@@ -3,7 +3,8 @@
     python tests/servers/echo_server.py [--name NAME] [--startup-cpu SECONDS]
 
 Tools: echo, add, sleep, fail, whoami, delete_everything (annotated destructive); with
-ECHO_SERVER_LARGE=1 also `large`, which answers with a long text, JSON array or image (issue 22).
+ECHO_SERVER_LARGE=1 also `large`, which answers with a long text, JSON array or image (issue 22); with
+ECHO_SERVER_GATE=PATH also `gate`, which answers once PATH exists (issue 23).
 """
 
 from __future__ import annotations
@@ -90,6 +91,26 @@ LARGE_TOOL = types.Tool(
 PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 
+GATE_TOOL = types.Tool(
+    name="gate",
+    description="Wait until the file named in ECHO_SERVER_GATE exists (a minute at most); answer 'passed'.",
+    input_schema={"type": "object", "properties": {}},
+    annotations=types.ToolAnnotations(read_only_hint=True),
+)
+GATE_POLL_S = 0.02
+GATE_LIMIT_S = 60.0
+
+
+async def wait_for_gate(path: str) -> types.CallToolResult:
+    """Hold a call until the test opens the gate: how tests keep calls in flight for as long as they need."""
+    print("gate entered", file=sys.stderr, flush=True)
+    with trio.move_on_after(GATE_LIMIT_S):
+        while not os.path.exists(path):
+            await trio.sleep(GATE_POLL_S)
+        return types.CallToolResult(content=text("passed"))
+    return types.CallToolResult(content=text("the gate never opened"), is_error=True)
+
+
 def long_text(size: int, planted: str = "") -> str:
     """`size` characters of numbered lines, with multi-byte characters and CRLFs, `planted` near the end."""
     lines, total, number = [], 0, 0
@@ -132,6 +153,8 @@ def current_tools() -> list[types.Tool]:
     path = os.environ.get("ECHO_SERVER_TOOLS_FILE")
     if os.environ.get("ECHO_SERVER_LARGE"):
         return [*TOOLS, LARGE_TOOL]
+    if os.environ.get("ECHO_SERVER_GATE"):
+        return [*TOOLS, GATE_TOOL]
     if not path or not os.path.exists(path):
         return TOOLS
     with open(path) as handle:
@@ -189,6 +212,8 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
             return types.CallToolResult(content=text("nothing deleted"))
         case "large" if os.environ.get("ECHO_SERVER_LARGE"):
             return large_result(args)
+        case "gate" if os.environ.get("ECHO_SERVER_GATE"):
+            return await wait_for_gate(os.environ["ECHO_SERVER_GATE"])
     if any(t.name == params.name for t in current_tools()):
         return types.CallToolResult(content=text(f"{params.name} called"))
     return types.CallToolResult(content=text(f"unknown tool {params.name}"), is_error=True)
