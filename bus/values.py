@@ -135,6 +135,21 @@ class OAuthSpec(msgspec.Struct, frozen=True, kw_only=True):
     extra_params: dict[str, str] = msgspec.field(default_factory=dict)
 
 
+class ResourceLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """`limits` of a local stdio upstream as the supervisor resolved them (the server's over the global
+    ones); the worker enforces them with a cgroup of its own, else rlimits (services/limits.py)."""
+
+    cgroup: str
+    """Relative to the proxy's own cgroup in each hierarchy: `mcpproxy-<instance>/<server>@<generation>`."""
+    memory: str | None = None
+    """As configured (`512m`), for the error that names it."""
+    memory_bytes: int | None = None
+    cpu: float | None = None
+    """CPUs' worth of time per period (0.5: half of one core)."""
+    pids: int | None = None
+    open_files: int | None = None
+
+
 class UpstreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     """Everything a worker needs to reach its upstream, with references still unresolved."""
 
@@ -166,6 +181,8 @@ class UpstreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     """`file://` URIs: the answer to a `roots/list` no single calling client can answer."""
     protocol_version: Literal["auto", "2025-11-25", "2026-07-28"] = "auto"
     """The MCP era to speak to the upstream (`auto`: the handshake, else `server/discover`)."""
+    limits: ResourceLimits | None = None
+    """Resource caps of a local stdio upstream (Docker isolation keeps its own limits)."""
 
 
 class ExitInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -43,6 +43,7 @@ from services.isolation_config import (
     validate_docker_isolation,
     validate_isolation,
 )
+from services.limits_config import LimitsConfig, validate_limits
 from services.private_files import write_atomically as write_atomically
 
 logger = logging.getLogger(__name__)
@@ -156,6 +157,8 @@ class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkn
     """Calls waiting in FIFO order for one of those slots; None: the global `max_queued_calls`."""
     queue_timeout: float | str | None = None
     """How long a call may wait in the queue; None: the global `queue_timeout`."""
+    limits: LimitsConfig | None = None
+    """Resource caps of a local stdio upstream, each over the global one (services/limits_config.py)."""
 
     @property
     def transport(self) -> Transport:
@@ -226,6 +229,10 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
     """Calls in flight across every server at once (gateway/admission.py); None: no limit."""
     max_queued_calls: int = MAX_QUEUED_CALLS
     queue_timeout: float | str = QUEUE_TIMEOUT_S
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    """Given to every stdio upstream under its own `env` (secret references allowed)."""
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    """Resource caps of every local stdio upstream, under its own `limits`."""
 
     def server(self, name: str) -> ServerConfig | None:
         return next((s for s in self.mcpServers if s.name == name), None)
@@ -315,6 +322,8 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
         validate_isolation(server.isolation, server.transport, file, f"{path}.isolation")
     if server.oauth is not None:
         validate_oauth(server.oauth, server.transport, file, f"{path}.oauth")
+    if server.limits is not None:
+        validate_limits(server.limits, file, f"{path}.limits")
 
 
 MCP_ERAS: Final = ("auto", "2025-11-25", "2026-07-28")
@@ -412,6 +421,7 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
         raise config_error(file, "max_concurrent_starts", "expected 1 or more")
     warn_unknown_keys(data.get("docker_isolation"), DockerIsolationConfig, file, "docker_isolation")
     validate_docker_isolation(config.docker_isolation, file)
+    validate_limits(config.limits, file, "limits")
     validate_access(config.tool_tiers, config.profiles, config.anonymous_profile, file)
     return config
 

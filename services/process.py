@@ -321,6 +321,8 @@ def spawn(
         if exc.errno == errno.ENOENT and cwd:
             raise SpawnError(f"working_dir does not exist: {cwd!r}") from exc
         raise SpawnError(f"cannot start {argv[0]!r}: {exc.strerror}") from exc
+    except subprocess.SubprocessError as exc:  # preexec_fn failed in the child (e.g. joining a cgroup)
+        raise SpawnError(f"cannot start {argv[0]!r}: {exc}") from exc
     return Child(popen)
 
 

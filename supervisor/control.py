@@ -55,6 +55,7 @@ from services.clients import ClientStore
 from services.concurrency_config import call_limits
 from services.config import ProxyConfig, ServerConfig
 from services.config_doc import ConfigDocument, redact_server
+from services.limits_config import stdio_defaults_changed, stdio_fields
 from services.pinning import PinStore, approve_prompts
 from services.private_files import make_private_dir
 from services.runtime import endpoints_for
@@ -165,6 +166,7 @@ class ControlPlane:
                     pins=self.pins,
                     prompt_pins=self.prompt_pins,
                     containers=self.containers,
+                    stdio_fields=lambda server, gen: stdio_fields(self.config, server, self.data_dir, gen),
                     scrub=self.known.scrub,
                     start_slots=trio.CapacityLimiter(self.config.start_slots()),
                 )
@@ -260,7 +262,7 @@ class ControlPlane:
         # Docker isolation: servers whose container a changed `docker_isolation` changes restart too.
         docker_changed = self.containers.adopt(
             config.docker_isolation, self.config.mcpServers, config.mcpServers
-        )
+        ) + stdio_defaults_changed(self.config, config)  # or their upstream, a new global env or limits
         self.config = config
         for server in config.mcpServers:
             previous = old.pop(server.name, None)

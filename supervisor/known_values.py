@@ -89,6 +89,8 @@ class KnownValues:
         values = set(self._stored.values())
         for server in config.mcpServers:
             values |= server_secrets(server, self._stored, os.environ)
+        # The global `env` reaches every stdio upstream, under each one's own.
+        values |= server_secrets(ServerConfig(name="env", env=config.env), self._stored, os.environ)
         if values == self.values:
             return False
         self.values = frozenset(values)

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from bus.errors import ProxyError
-from services import process
+from services import cgroups, process
 from services.config import write_atomically
+from services.limits_config import GENERATION_MARK, cgroup_group
 from services.private_files import make_private_dir
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,14 @@ class Ledger:
         self.path = run_dir / "processes.json"
         self._entries: dict[str, dict[str, list[list[int]]]] = {}
         self._written: str | None = None
+        self.cgroup_group = cgroup_group(run_dir.parent)
+        """The instance's cgroup (`limits`): every upstream cgroup of this data dir is in it."""
+        self._hierarchies: dict[str, cgroups.Hierarchy] | None = None
+
+    def _cgroups(self, prefix: str = "") -> list[Path]:
+        if self._hierarchies is None:
+            self._hierarchies = cgroups.hierarchies()
+        return cgroups.leftovers(self.cgroup_group, prefix, self._hierarchies)
 
     def record(self, server: str, kind: str, keys: set[process.ProcKey] | list[process.ProcKey]) -> None:
         self._entries.setdefault(server, {})[kind] = sorted([pid, start] for pid, start in keys)
@@ -81,6 +90,13 @@ class Ledger:
         # forget each, on the supervisor's event loop: waiting for the disk each time stalled it.
         if self._entries.pop(server, None) is not None:
             self.flush(durable=False)
+
+    async def release_cgroups(self, server: str) -> None:
+        """After `server`'s worker is gone and its upstream's tree was stopped: remove its cgroups
+        (`limits`), which a SIGKILLed worker could not, ending whatever is still in one (only ever
+        ours: a dying upstream, a zombie not yet reaped). One still busy is removed at the next start."""
+        if busy := await cgroups.release(self._cgroups(f"{server}{GENERATION_MARK}")):
+            logger.warning("cgroups still busy; removed at the next start: %s", [str(path) for path in busy])
 
     def flush(self, *, durable: bool = True) -> None:
         text = json.dumps(self._entries, sort_keys=True)
@@ -102,7 +118,8 @@ class Ledger:
         """A previous run's workers still alive were told to stop when their supervisor died (their
         parent-death signal): give them `grace_s` to finish their staged stops, which also end the
         orphans they adopted (a daemon its upstream double-forked, say, which the ledger may not have
-        recorded yet), before `sweep_leftovers` SIGKILLs whatever is left."""
+        recorded yet), before `sweep_leftovers` SIGKILLs whatever is left. Then it ends and removes every
+        cgroup of this instance: no worker of ours runs yet, so each is a previous run's."""
         recorded = self._recorded()
         table = process.process_table()
         workers = {
@@ -113,6 +130,11 @@ class Ledger:
         if workers:
             logger.info("waiting up to %gs for %d worker(s) of a previous run to stop", grace_s, len(workers))
             await process.wait_all_gone(workers, grace_s)
+        # Then whatever their upstreams left in this instance's cgroups (only ever ours) is ended.
+        if stale := self._cgroups():
+            logger.warning("removing %d cgroup(s) left by a previous run", len(stale))
+            if busy := await cgroups.release(stale):
+                logger.error("cgroups of a previous run still busy: %s", [str(path) for path in busy])
 
     def sweep_leftovers(self) -> list[int]:
         """Kill whatever a previous, crashed run left behind. Returns the pids found alive."""

@@ -43,6 +43,7 @@ from bus.messages import (
 )
 from services import process
 from services.config import LOGIN_TIMEOUT_S, ServerConfig, root_uri
+from services.limits_config import StdioFields, own_stdio_fields
 from services.pinning import PinStore, held_prompts
 from services.upstream_log import log_path, with_stderr
 from supervisor import policy
@@ -89,6 +90,8 @@ class RunnerContext:
     """Docker isolation: resolves each server's container and removes what a dead worker left."""
     scrub: Callable[[str], str] = str
     """Every error text the runner publishes passes through this: no secret value, no URL credentials."""
+    stdio_fields: Callable[[ServerConfig, int], StdioFields] = own_stdio_fields
+    """A generation's `env` (over the global one) and `limits` (services/limits_config.py)."""
     start_slots: trio.CapacityLimiter | None = None
     """Bounds how many servers are between spawn and initialized at once (`max_concurrent_starts`), so a
     fleet starting on a few cores does not time out its own `initialize` calls."""
@@ -567,6 +570,7 @@ class ServerRunner:
                 )
         self.upstream_pid = self.upstream_pgid = None
         self.ctx.ledger.forget(self.name)
+        await self.ctx.ledger.release_cgroups(self.name)
         self.tools = []
         self.catalog = Catalog()
         if self.ctx.containers is not None:  # Docker isolation: a SIGKILLed worker removed nothing
@@ -579,7 +583,7 @@ class ServerRunner:
             protocol=c.transport,
             command=c.command,
             args=list(c.args),
-            env=dict(c.env),
+            **self.ctx.stdio_fields(c, self.generation),
             working_dir=c.working_dir,
             url=c.url,
             headers=dict(c.headers),

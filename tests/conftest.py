@@ -1,12 +1,12 @@
 """Declared requirements: test groups that must run here rather than skip (MCPPROXY_REQUIRE).
 
 Some tests need what the repository cannot carry: a Docker engine, Chromium, the WordLlama
-embeddings, the retrieval eval set and its servers. Such a test is marked
-`@pytest.mark.requires("<group>")` and skips, with the reason, where its need is missing.
-MCPPROXY_REQUIRE, a comma list of groups (`.ci/run` names them all), declares which must run:
-a skip in a required group is reported as a failure with the skip's reason, and a required
-group none of whose tests ran fails the session. Unset, skips stay skips, and the terminal
-summary lists them per group.
+embeddings, the retrieval eval set and its servers, a cgroup hierarchy the tests may write.
+Such a test is marked `@pytest.mark.requires("<group>")` and skips, with the reason, where its
+need is missing. MCPPROXY_REQUIRE, a comma list of groups (`.ci/run` names them all), declares
+which must run: a skip in a required group is reported as a failure with the skip's reason, and
+a required group none of whose tests ran fails the session. Unset, skips stay skips, and the
+terminal summary lists them per group.
 
 Skip from a sync fixture (or a sync test): pytest-trio drops the reason of a skip raised inside
 a trio test or fixture, and the failure would then say only "Skipped".
@@ -28,6 +28,8 @@ GROUPS: Final[Mapping[str, str]] = {
     "chromium": "Debian's /usr/bin/chromium, driven by Playwright (tests/system/test_ui.py)",
     "embeddings": "the WordLlama static embeddings of the wordllama package (services/search.py)",
     "eval": "the retrieval eval set (../shared/eval or MCPPROXY_EVAL_SET) and its reference servers",
+    "cgroups": "a writable cgroup hierarchy with the memory and pids controllers (v2, or v1 as root)",
+    "netns": "root and iproute2's `ip`: network namespaces joined by veth pairs (tests/netns.py)",
 }
 
 

@@ -29,7 +29,9 @@ import pydantic
 import trio
 from mcp.shared.message import SessionMessage
 
+from bus.values import ResourceLimits
 from services import process
+from services.limits import Confinement
 from services.upstream_log import RotatingLog
 from services.worker.raw_calls import RawCalls
 
@@ -39,6 +41,12 @@ MAX_LINE_BYTES: Final = 32 * 1024 * 1024
 READ_CHUNK_BYTES: Final = 256 * 1024
 EXIT_REASON_GRACE_S: Final = 0.5
 INHERITED_ENV: Final = ("PATH", "HOME", "LANG", "TMPDIR", "USER", "SHELL", "TERM", "LOGNAME")
+NETWORK_ENV: Final = (
+    *("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"),
+    *("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"),
+    *("http_proxy", "https_proxy", "all_proxy", "no_proxy"),
+)
+"""Behind a corporate proxy or TLS inspection, no upstream reaches the network without these."""
 INHERITED_ENV_PREFIXES: Final = ("LC_", "XDG_")
 _CONTROL_RE: Final = re.compile(r"[\x00-\x08\x0b-\x1f]")
 
@@ -49,7 +57,7 @@ def upstream_environment(own: Mapping[str, str], parent: Mapping[str, str] | Non
     env = {
         key: value
         for key, value in parent.items()
-        if key in INHERITED_ENV or key.startswith(INHERITED_ENV_PREFIXES)
+        if key in INHERITED_ENV or key in NETWORK_ENV or key.startswith(INHERITED_ENV_PREFIXES)
     }
     env.update(own)
     return env
@@ -199,6 +207,7 @@ class StdioUpstream:
         self.read_send, self.read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](16)
         self.write_stream, self.write_receive = anyio.create_memory_object_stream[SessionMessage | bytes](16)
         self.raw = RawCalls()
+        self.confinement = Confinement()
         popen = child.popen
         # Our own spawn (never an adopted process), with a pipe for each of the three streams.
         assert popen is not None and popen.stdin is not None
@@ -251,7 +260,7 @@ class StdioUpstream:
 
     async def watch_exit(self) -> None:
         code = await self.child.wait()
-        self.exit_reason = (
+        self.exit_reason = self.confinement.exit_reason() or (
             f"upstream exited with code {code}" if code >= 0 else f"upstream killed by signal {-code}"
         )
         self.log.note(self.exit_reason)
@@ -294,19 +303,29 @@ async def open_stdio_upstream(
     close_timeout_s: float,
     kill_timeout_s: float,
     on_spawn: Callable[[process.Child], None] = lambda child: None,
+    limits: ResourceLimits | None = None,
 ) -> AsyncIterator[StdioUpstream]:
-    """Spawn the upstream and run its pipes; on exit, stop it with the staged stop."""
-    child = process.spawn(
-        [command, *args],
-        env=upstream_environment(env),
-        cwd=working_dir,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=process.PARENT_DEATH_KILL,
-    )
+    """Spawn the upstream in its cgroup and run its pipes; on exit, stop it with the staged stop and
+    remove the cgroup."""
+    confinement = Confinement.prepare(limits)
+    try:
+        child = process.spawn(
+            [command, *args],
+            env=upstream_environment(env),
+            cwd=working_dir,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=confinement.preexec,
+        )
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await confinement.release()
+        raise
+    confinement.spawned()
     upstream = StdioUpstream(child, log)
-    log.note(f"started pid {child.pid}")
+    upstream.confinement = confinement
+    log.note(f"started pid {child.pid}" + (f" ({confinement.describe()})" if limits is not None else ""))
     on_spawn(child)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(upstream.pump_stdout)
@@ -318,4 +337,5 @@ async def open_stdio_upstream(
         finally:
             with trio.CancelScope(shield=True):
                 await upstream.stop(close_timeout_s, kill_timeout_s)
+                await confinement.release()
             nursery.cancel_scope.cancel()

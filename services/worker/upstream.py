@@ -344,6 +344,7 @@ async def open_upstream(
                         spec.close_timeout_s,
                         spec.kill_timeout_s,
                         on_spawn,
+                        spec.limits,
                     )
                 )
             session = await stack.enter_async_context(
