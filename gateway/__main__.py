@@ -161,6 +161,7 @@ def main() -> None:
         trusted_hosts=tuple(config.trusted_hosts),
         tool_response_mode=config.tool_response_mode,
         direct_mode=config.direct_mode,
+        registries=tuple(config.registries),
     )
     try:
         trio.run(run, settings)

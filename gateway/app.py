@@ -31,6 +31,7 @@ from gateway.large_results import LargeResults
 from gateway.mcp_direct import DirectTools
 from gateway.mcp_management import ManagementTools
 from gateway.mcp_proxy import ProxyTools
+from gateway.mcp_registry_api import RegistryApi
 from gateway.registry import Registry
 from gateway.rest import RestApi, fail
 from gateway.tasks import TASK_STATUS, Tasks
@@ -59,6 +60,8 @@ class GatewaySettings:
     """What `retrieve_tools` hits carry unless a call says (`detail`): `compact` or `full`."""
     direct_mode: str = "full"
     """How `/mcp/all` lists tools: `full` (their schemas) or `deferred` (a one-line signature)."""
+    registries: tuple[str, ...] = ()
+    """The MCP registries `/api/v1/registry/search` asks, in order."""
 
 
 def _security(settings: GatewaySettings) -> TransportSecuritySettings:
@@ -186,6 +189,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         *ui_routes(),
         *rest.routes(),
         *ClientsApi(registry, upstreams).routes(),
+        *RegistryApi(upstreams, settings.registries).routes(),
         *ExplainApi(registry, is_loopback_host(settings.listen_host)).routes(),
         Route("/events", events.stream, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),

@@ -55,6 +55,8 @@ PROTOCOLS: Final = ("stdio", "http", "sse", "streamable-http", "auto")
 SERVER_NAME_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 API_KEY_ENV: Final = "MCPPROXY_API_KEY"
 CONFIG_ENV: Final = "MCPPROXY_CONFIG"
+DEFAULT_REGISTRY: Final = "https://registry.modelcontextprotocol.io"
+"""The official MCP registry (services/mcp_registry.py)."""
 
 INIT_TIMEOUT_S: Final = 30.0
 CALL_TOOL_TIMEOUT_S: Final = 120.0
@@ -216,6 +218,8 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
     """How many servers may be between spawn and initialized at once; default STARTS_PER_CORE per core."""
     tool_tiers: dict[str, Tier] = msgspec.field(default_factory=dict)
     """Tier overrides by `server:tool` glob (services/access.py)."""
+    registries: list[str] = msgspec.field(default_factory=lambda: [DEFAULT_REGISTRY])
+    """MCP registries `registry search` asks, in order (read by the gateway when it starts)."""
     profiles: list[Profile] = msgspec.field(default_factory=list)
     require_mcp_auth: bool | None = None
     """None: required unless the proxy listens on loopback."""
