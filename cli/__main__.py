@@ -25,7 +25,6 @@ LAZY_COMMANDS: Final = {
     "import": "cli.import_cmd:import_servers",
     "profiles": "cli.profiles_cmd:profiles_group",
     "prompts": "cli.catalog_cmd:prompts_group",
-    "registry": "cli.registry_cmd:registry_group",
     "resources": "cli.catalog_cmd:resources_group",
     "secrets": "cli.secrets_cmd:secrets_group",
     "status": "cli.doctor_cmd:status",

@@ -20,6 +20,7 @@ from cli.client import (
     target_options,
     unpack,
 )
+from cli.doctor_limits import env_checks, limits_check
 from cli.output import console, duration, emit_json, output_option, print_table
 from cli.serve_progress import count_of
 from cli.server_table import server_rows
@@ -202,6 +203,8 @@ def run_checks(target: Target) -> tuple[list[Check], list[dict[str, Any]], bool]
             listed = unpack(target.request("GET", "/api/v1/servers"), target.url, "/api/v1/servers")
             servers = listed.data["servers"] if listed.ok else []
     checks.append(docker_check())
+    checks.append(limits_check())
+    checks.extend(env_checks(target.config))
     checks.extend(server_check(s) for s in servers)
     return checks, servers, reachable
 
@@ -212,7 +215,8 @@ def run_checks(target: Target) -> tuple[list[Check], list[dict[str, Any]], bool]
 def doctor(
     output: str, config_path: Path | None, data_dir: Path | None, url: str | None, api_key: str | None
 ) -> None:
-    """Check the config, the proxy, the secrets backend, Docker and every server; suggest fixes.
+    """Check the config, the proxy, the secrets backend, Docker, resource limits, every server, and
+    the variables each stdio upstream gets; suggest fixes.
 
     Exits 0 when all is well, 1 when something needs attention, 3 when no proxy runs.
 

@@ -161,7 +161,8 @@ def main() -> None:
         trusted_hosts=tuple(config.trusted_hosts),
         tool_response_mode=config.tool_response_mode,
         direct_mode=config.direct_mode,
-        registries=tuple(config.registries),
+        metrics_access=config.metrics_access,
+        otlp_endpoint=config.otlp_endpoint,
     )
     try:
         trio.run(run, settings)
