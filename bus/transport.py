@@ -11,28 +11,47 @@ can also consume the edge that announced an inbound message. Hence:
 - any task may send; a send that finds the receiver asleep while inbound
   data is pending wakes it, and a send blocked by the high-water mark waits
   for the receiver to see POLLOUT.
+
+Across hosts the bus runs over tcp://, and only with CurveZMQ (`open_bus_security`):
+every connecting socket pins the bus server key, every bound socket accepts only
+allow-listed client keys (a ZAP handler served by a trio task of this process),
+and ZMTP heartbeats drop a connection whose peer went silent, which a bound
+ROUTER reports through `RouterChannel.disconnected`. ipc:// is unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import logging
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Generic, TypeVar
 
 import trio
 import zmq
+from zmq.utils import z85
 
 from bus.codec import Decoder, encode
-from bus.errors import BusError, PeerGoneError
+from bus.errors import BusError, ConfigError, PeerGoneError
 from bus.messages import Message
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
 HIGH_WATER_MARK: Final = 100_000
+TCP_HEARTBEAT_IVL_S: Final = 1.0
+"""A ZMTP PING on every tcp:// connection each second, so a silent one is noticed."""
+TCP_HEARTBEAT_TIMEOUT_S: Final = 3.0
+"""No traffic for this long after a PING: the connection is dropped (and a DEALER redials). A cut
+link therefore fails the calls in flight over it within IVL + TIMEOUT = 4 s."""
+ZAP_ENDPOINT: Final = "inproc://zeromq.zap.01"
+"""Where libzmq asks a context's authenticator (RFC 27, ZAP) about each CURVE handshake."""
+ZAP_DOMAIN: Final = b"mcpproxy"
 
 
 class Socket:
@@ -117,22 +136,147 @@ class Socket:
                 self._writable = trio.Event()
 
 
-def _configure(sock: zmq.Socket[bytes]) -> None:
+@dataclass(frozen=True)
+class CurveKeys:
+    """One process's CurveZMQ keys for tcp:// bus endpoints, Z85 text (40 characters each).
+
+    `server_public` is pinned by every socket this process connects; `public`/`secret` are the
+    keypair it connects with. A process that binds also has `server_secret` and the client keys
+    it accepts (`allowed`).
+    """
+
+    server_public: str
+    public: str = ""
+    secret: str = ""
+    server_secret: str = ""
+    allowed: frozenset[str] = frozenset()
+
+
+_curve: CurveKeys | None = None
+
+
+def new_curve_keypair() -> tuple[str, str]:
+    """A fresh CurveZMQ keypair, (public, secret), in Z85 text."""
+    public, secret = zmq.curve_keypair()
+    return public.decode("ascii"), secret.decode("ascii")
+
+
+def curve_key_problem(key: str) -> str | None:
+    """Why `key` is not a Z85 CurveZMQ key, or None."""
+    try:
+        decoded = z85.decode(key.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        decoded = b""
+    return None if len(key) == 40 and len(decoded) == 32 else "a CurveZMQ key is 40 characters of Z85 text"
+
+
+@contextlib.asynccontextmanager
+async def open_bus_security(keys: CurveKeys) -> AsyncIterator[None]:
+    """Let this process's bus sockets use tcp://, with `keys`; serve its ZAP authenticator meanwhile.
+
+    libzmq asks the authenticator about every handshake on a bound CURVE socket; without one it
+    would accept any client key, so a process that binds runs it before it binds anything.
+    """
+    global _curve
+    if _curve is not None:
+        raise BusError("bus security is already configured in this process")
+    authenticator: Socket | None = None
+    if keys.server_secret:
+        sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.bind(ZAP_ENDPOINT)
+        authenticator = Socket(sock)
+    _curve = keys
+    try:
+        async with trio.open_nursery() as nursery:
+            if authenticator is not None:
+                nursery.start_soon(_serve_zap, authenticator, keys.allowed)
+            try:
+                yield
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        _curve = None
+        if authenticator is not None:
+            authenticator.close()
+
+
+async def _serve_zap(socket: Socket, allowed: frozenset[str]) -> None:
+    accepted = {z85.decode(key.encode("ascii")) for key in allowed}
+    while True:
+        frames = await socket.receive()
+        # [peer, "", version, request id, domain, address, routing id, mechanism, credentials...]
+        if len(frames) < 8:
+            continue
+        peer, _, version, request_id, domain, address, _, mechanism, *credentials = frames
+        key = credentials[0] if credentials else b""
+        ok = mechanism == b"CURVE" and domain == ZAP_DOMAIN and key in accepted
+        if not ok:
+            shown = z85.encode(key).decode("ascii") if len(key) == 32 else "none"
+            logger.warning(
+                "bus: refused a %s connection from %s: client key %s is not allowed",
+                mechanism.decode("ascii", "replace"),
+                address.decode("ascii", "replace"),
+                shown,
+            )
+        status = (b"200", b"OK") if ok else (b"400", b"client key not allowed")
+        await socket.send((peer, b"", version, request_id, *status, b"", b""))
+
+
+def _is_tcp(endpoint: str) -> bool:
+    return endpoint.startswith("tcp://")
+
+
+def _configure(sock: zmq.Socket[bytes], endpoint: str = "", *, server: bool = False) -> None:
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
     sock.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
     sock.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
+    if not _is_tcp(endpoint):
+        return
+    if _curve is None or not (_curve.server_secret if server else _curve.secret):
+        role = "bind" if server else "connect"
+        raise ConfigError(
+            f"the bus endpoint {endpoint} is tcp:// but this process has no CurveZMQ keys to {role} "
+            "it with; run `mcpproxy keys generate` (or set the MCPPROXY_BUS_* key variables)"
+        )
+    if server:
+        sock.setsockopt(zmq.CURVE_SERVER, 1)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, _curve.server_secret.encode("ascii"))
+        sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
+    else:
+        sock.setsockopt(zmq.CURVE_SERVERKEY, _curve.server_public.encode("ascii"))
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, _curve.public.encode("ascii"))
+        sock.setsockopt(zmq.CURVE_SECRETKEY, _curve.secret.encode("ascii"))
+    sock.setsockopt(zmq.HEARTBEAT_IVL, int(TCP_HEARTBEAT_IVL_S * 1000))
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(TCP_HEARTBEAT_TIMEOUT_S * 1000))
+    sock.setsockopt(zmq.HEARTBEAT_TTL, int(TCP_HEARTBEAT_TIMEOUT_S * 1000))
 
 
 class RouterChannel(Generic[T]):
     """A bound ROUTER: many peers, each known by its routing id; receives messages of `T`."""
 
-    def __init__(self, socket: Socket, decoder: Decoder[T]) -> None:
+    def __init__(self, socket: Socket, decoder: Decoder[T], monitor: Socket | None = None) -> None:
         self._socket = socket
         self._decoder = decoder
+        self._monitor = monitor
 
     async def send(self, peer: bytes, message: Message) -> None:
         await self._socket.send((peer, encode(message)))
+
+    async def disconnected(self) -> None:
+        """Wait until a peer's connection drops (closed, or silent past the tcp:// heartbeat).
+
+        The event does not say which peer: a caller with requests in flight sends each of their
+        peers something harmless and takes PeerGoneError as the answer. One task calls this.
+        """
+        if self._monitor is None:
+            await trio.sleep_forever()
+        assert self._monitor is not None
+        while True:
+            frames = await self._monitor.receive()
+            if frames and int.from_bytes(frames[0][:2], "little") == zmq.EVENT_DISCONNECTED:
+                return
 
     async def receive(self) -> tuple[bytes, T]:
         """Next (peer id, message). A malformed message raises ProtocolError; the channel stays usable."""
@@ -142,6 +286,8 @@ class RouterChannel(Generic[T]):
                 return frames[0], self._decoder.decode(frames[1])
 
     def close(self, linger_ms: int = 0) -> None:
+        if self._monitor is not None:
+            self._monitor.close()
         self._socket.close(linger_ms)
 
 
@@ -168,18 +314,27 @@ class DealerChannel(Generic[T]):
 def bind_router(endpoint: str, decoder: Decoder[T]) -> RouterChannel[T]:
     """Bind a ROUTER that refuses to drop messages for unknown peers silently."""
     sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
-    _configure(sock)
+    try:
+        _configure(sock, endpoint, server=True)
+    except ConfigError:
+        sock.close(linger=0)
+        raise
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     # A restarted peer reusing a routing id takes the route over.
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
     sock.bind(endpoint)
-    return RouterChannel(Socket(sock), decoder)
+    monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED) if _is_tcp(endpoint) else None
+    return RouterChannel(Socket(sock), decoder, Socket(monitor) if monitor is not None else None)
 
 
 def connect_dealer(endpoint: str, identity: bytes, decoder: Decoder[T]) -> DealerChannel[T]:
     """Connect a DEALER that presents `identity` to the ROUTER it talks to."""
     sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
-    _configure(sock)
+    try:
+        _configure(sock, endpoint)
+    except ConfigError:
+        sock.close(linger=0)
+        raise
     sock.setsockopt(zmq.ROUTING_ID, identity)
     sock.connect(endpoint)
     return DealerChannel(Socket(sock), decoder)

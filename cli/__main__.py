@@ -23,6 +23,7 @@ LAZY_COMMANDS: Final = {
     "disconnect": "cli.connect_cmd:disconnect",
     "doctor": "cli.doctor_cmd:doctor",
     "import": "cli.import_cmd:import_servers",
+    "keys": "cli.keys_cmd:keys_group",
     "profiles": "cli.profiles_cmd:profiles_group",
     "prompts": "cli.catalog_cmd:prompts_group",
     "resources": "cli.catalog_cmd:resources_group",

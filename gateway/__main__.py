@@ -24,10 +24,12 @@ import trio  # noqa: E402
 from hypercorn.config import Config as HypercornConfig  # noqa: E402
 from hypercorn.trio import serve  # noqa: E402
 
-from bus.errors import ConfigError  # noqa: E402
+from bus.errors import ConfigError, ProxyError  # noqa: E402
+from bus.transport import CurveKeys, open_bus_security  # noqa: E402
 from gateway import _hypercorn_internals  # noqa: E402
 from gateway.app import GatewaySettings, build_app  # noqa: E402
 from services import process  # noqa: E402
+from services.bus_keys import curve_keys, lookup_from  # noqa: E402
 from services.config import default_config_path, load_config, parse_listen, resolve_data_dir  # noqa: E402
 from services.run_file import RunRecord, remove_run_record, write_run_record  # noqa: E402
 from services.runtime import endpoints_for  # noqa: E402
@@ -65,7 +67,15 @@ def _first_leaf(error: BaseException) -> BaseException:
     return error
 
 
-async def run(settings: GatewaySettings) -> None:
+async def run(settings: GatewaySettings, keys: CurveKeys | None = None) -> None:
+    if keys is None:
+        await _serve(settings)
+        return
+    async with open_bus_security(keys):
+        await _serve(settings)
+
+
+async def _serve(settings: GatewaySettings) -> None:
     app, _upstreams = build_app(settings)
     _hypercorn_internals.install()
     # What startup built (the SDK's models: ~100k objects) lives as long as the process; a full collection
@@ -151,21 +161,30 @@ def main() -> None:
         sys.exit(2)
     data_dir = resolve_data_dir(config, config_path, args.data_dir)
     endpoints = endpoints_for(data_dir)
+    keys: CurveKeys | None = None
+    if endpoints.uses_tcp:
+        # Only a tcp:// bus needs the secrets store here; the ipc:// start does not import it.
+        from services.secrets import SecretStore
+
+        try:
+            store = SecretStore(data_dir, config.secrets_backend)
+            keys = curve_keys("gateway", lookup_from(os.environ, store.get_sync))
+        except ProxyError as exc:
+            print(f"mcpproxy: {exc}", file=sys.stderr)
+            sys.exit(2)
     settings = GatewaySettings(
         listen_host=host,
         listen_port=port,
         api_key=config.api_key,
         data_dir=data_dir,
         control_endpoint=endpoints.control,
-        calls_endpoint=endpoints.calls,
+        calls_endpoint=endpoints.bind_calls(),
         trusted_hosts=tuple(config.trusted_hosts),
         tool_response_mode=config.tool_response_mode,
         direct_mode=config.direct_mode,
-        metrics_access=config.metrics_access,
-        otlp_endpoint=config.otlp_endpoint,
     )
     try:
-        trio.run(run, settings)
+        trio.run(run, settings, keys)
     except ConfigError as exc:
         print(f"mcpproxy: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -74,6 +74,7 @@ from gateway.in_flight import (
     deliver_logs,
 )
 from gateway.registry import Registry
+from services.runtime import gateway_identity
 
 logger = logging.getLogger(__name__)
 
@@ -122,12 +123,13 @@ class Upstreams:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._calls = bind_router(self.calls_endpoint, WORKER_TO_GATEWAY)
-        self._control = connect_dealer(self.control_endpoint, b"gateway", TO_GATEWAY)
+        self._control = connect_dealer(self.control_endpoint, gateway_identity(), TO_GATEWAY)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._calls_loop)
                 nursery.start_soon(self._control_loop)
+                nursery.start_soon(self._fail_unreachable)
                 task_status.started()
         finally:
             self._calls.close()
@@ -348,6 +350,20 @@ class Upstreams:
             return
         with contextlib.suppress(BusError):
             await self._calls.send(peer, answer)
+
+    async def _fail_unreachable(self) -> None:
+        """Over tcp://, a worker's connection can drop while its process lives on (a network partition):
+        the supervisor sees no exit, so the calls in flight to it fail here, once the connection has
+        dropped (at most the bus heartbeat's deadline after the link went silent)."""
+        assert self._calls is not None
+        while True:
+            await self._calls.disconnected()
+            for identity in {p.identity for p in self._pending.values() if not p.done.is_set()}:
+                try:
+                    await self._calls.send(identity, Attached())  # ignored by a worker that is there
+                except PeerGoneError:
+                    server = identity.decode(errors="replace").split("/")[1:2] or ["?"]
+                    self._fail_identity(identity, f"the bus connection to server {server[0]!r} was lost")
 
     def _fail_identity(self, identity: bytes, reason: str) -> None:
         for pending in self._pending.values():

@@ -11,16 +11,28 @@ from pathlib import Path
 
 import trio
 
-from bus.errors import ConfigError
+from bus.errors import ConfigError, ProxyError
+from bus.transport import CurveKeys, open_bus_security
 from services import process
+from services.bus_keys import curve_keys, lookup_from, worker_environment
 from services.config import default_config_path, load_config, resolve_data_dir
+from services.runtime import endpoints_for
+from services.secrets import SecretStore
 from supervisor.control import ControlPlane
 from supervisor.ledger import AlreadyRunningError
 
 logger = logging.getLogger("supervisor")
 
 
-async def run(plane: ControlPlane) -> None:
+async def run(plane: ControlPlane, keys: CurveKeys | None = None) -> None:
+    if keys is None:
+        await _serve(plane)
+        return
+    async with open_bus_security(keys):
+        await _serve(plane)
+
+
+async def _serve(plane: ControlPlane) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(plane.serve)
@@ -49,8 +61,18 @@ def main() -> None:
         print(f"mcpproxy: {exc}", file=sys.stderr)
         sys.exit(2)
     data_dir = resolve_data_dir(config, config_path, args.data_dir)
+    keys: CurveKeys | None = None
+    if endpoints_for(data_dir).uses_tcp:
+        try:
+            lookup = lookup_from(os.environ, SecretStore(data_dir, config.secrets_backend).get_sync)
+            keys = curve_keys("supervisor", lookup)
+            # The workers it spawns (and its zygote) inherit their keys from here.
+            os.environ.update(worker_environment(lookup))
+        except ProxyError as exc:
+            print(f"mcpproxy: {exc}", file=sys.stderr)
+            sys.exit(2)
     try:
-        trio.run(run, ControlPlane(config, data_dir, args.log_level, config_path))
+        trio.run(run, ControlPlane(config, data_dir, args.log_level, config_path), keys)
     except* AlreadyRunningError as group:
         print(f"mcpproxy: {group.exceptions[0]}", file=sys.stderr)
         sys.exit(2)

@@ -96,6 +96,7 @@ class ControlPlane:
         self.log_level = log_level
         endpoints = endpoints_for(data_dir)
         self.control_endpoint = endpoints.control
+        self.control_bind = endpoints.bind_control()
         self.calls_endpoint = endpoints.calls
         self.runners: dict[str, ServerRunner] = {}
         self.subscribers: set[bytes] = set()
@@ -123,7 +124,7 @@ class ControlPlane:
         leftovers = ledger.sweep_leftovers()
         if leftovers:
             await wait_gone(leftovers)
-        self.router = bind_router(self.control_endpoint, TO_SUPERVISOR)
+        self.router = bind_router(self.control_bind, TO_SUPERVISOR)
         spawner = Spawner(self.control_endpoint, self.log_level)
         try:
             async with trio.open_nursery() as nursery:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import Final
 
@@ -10,15 +11,23 @@ import trio
 
 from bus.codec import TO_WORKER
 from bus.messages import worker_identity
-from bus.transport import connect_dealer
+from bus.transport import connect_dealer, open_bus_security
 from services import process
+from services.bus_keys import curve_keys, lookup_from
 from services.worker.actor import Worker
 
 FINAL_LINGER_MS: Final = 1000
 
 
 async def run_worker(server: str, generation: int, control_endpoint: str, lifeline_fd: int | None) -> int:
-    """Entry point of a worker process."""
+    """Entry point of a worker process; over a tcp:// bus, with the worker's CurveZMQ keys."""
+    if not control_endpoint.startswith("tcp://"):
+        return await _run(server, generation, control_endpoint, lifeline_fd)
+    async with open_bus_security(curve_keys("worker", lookup_from(os.environ, None))):
+        return await _run(server, generation, control_endpoint, lifeline_fd)
+
+
+async def _run(server: str, generation: int, control_endpoint: str, lifeline_fd: int | None) -> int:
     process.become_subreaper()
     identity = worker_identity(server, generation)
     control = connect_dealer(control_endpoint, identity, TO_WORKER)
