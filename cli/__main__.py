@@ -26,6 +26,7 @@ LAZY_COMMANDS: Final = {
     "keys": "cli.keys_cmd:keys_group",
     "profiles": "cli.profiles_cmd:profiles_group",
     "prompts": "cli.catalog_cmd:prompts_group",
+    "registry": "cli.registry_cmd:registry_group",
     "resources": "cli.catalog_cmd:resources_group",
     "secrets": "cli.secrets_cmd:secrets_group",
     "status": "cli.doctor_cmd:status",

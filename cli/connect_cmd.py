@@ -18,6 +18,7 @@ from typing import Any, Final
 import click
 
 from cli.client import ProxyUnreachableError, Target, die, resolve_target, target_options, warn
+from cli.connect_move import Move, move_servers
 from cli.connections import (
     Connection,
     Connections,
@@ -122,6 +123,11 @@ def _confirm(yes: bool, what: str) -> None:
 @click.option(
     "--name", "entry", default=ENTRY_NAME, show_default=True, help="The entry's name in the client."
 )
+@click.option(
+    "--move",
+    is_flag=True,
+    help="Also move the client's own servers into the proxy (added quarantined) and out of its file.",
+)
 @click.option("--dry-run", is_flag=True, help="Show the diff; change nothing.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before writing (never asked without a terminal).")
 @file_options
@@ -134,6 +140,7 @@ def connect(
     profile: str | None,
     direct: bool,
     entry: str,
+    move: bool,
     dry_run: bool,
     yes: bool,
     scope: str,
@@ -156,6 +163,7 @@ def connect(
       mcpproxy connect --list
       mcpproxy connect --all --dry-run
       mcpproxy connect cursor --profile coding
+      mcpproxy connect claude-desktop --move
       mcpproxy connect vscode --scope project --project ~/src/app
       mcpproxy connect codex --file ./config.toml
     """
@@ -174,7 +182,9 @@ def connect(
         files = [_client_file(client, scope, project, file_path)]
     endpoint = f"{target.url}/mcp/all" if direct else f"{target.url}/mcp"
     results = [
-        _connect_one(target, f, entry, endpoint, profile, dry_run=dry_run, yes=yes, quiet=output == "json")
+        _connect_one(
+            target, f, entry, endpoint, profile, move, dry_run=dry_run, yes=yes, quiet=output == "json"
+        )
         for f in files
     ]
     if output == "json":
@@ -187,15 +197,16 @@ def _connect_one(
     name: str,
     endpoint: str,
     profile: str | None,
+    move: bool,
     *,
     dry_run: bool,
     yes: bool,
     quiet: bool,
 ) -> dict[str, Any]:
     plan = _plan(file, name)
-    preview = with_entry(
-        file, plan.before or "", name, proxy_entry(file.kind.id, endpoint, profile and PLACEHOLDER)
-    )
+    moving = move_servers(target, file, plan.before or "", name, dry_run=True) if move else None
+    base = moving.text if moving else plan.before or ""
+    preview = with_entry(file, base, name, proxy_entry(file.kind.id, endpoint, profile and PLACEHOLDER))
     diff = unified_diff(plan.path, plan.before, preview)
     result: dict[str, Any] = {
         "client": file.kind.id,
@@ -203,9 +214,12 @@ def _connect_one(
         "file": str(plan.path),
         "diff": diff,
     }
+    if moving:
+        result.update(moved=moving.moved, stayed=moving.stayed)
     if not quiet:
         click.echo(f"{file.kind.title}: {plan.path}")
         click.echo(diff or "  (already connected: nothing to change)\n", nl=False)
+        _report_move(moving, dry_run)
     if dry_run or not diff:
         return {**result, "changed": False}
     _confirm(yes, f"write {plan.path}?")
@@ -215,8 +229,14 @@ def _connect_one(
     credential = (
         _issue(target, credential_client, profile, earlier) if credential_client and profile else None
     )
-    text = with_entry(file, plan.before or "", name, proxy_entry(file.kind.id, endpoint, credential))
+    if move:
+        moving = move_servers(target, file, plan.before or "", name, dry_run=False)
+        result.update(moved=moving.moved, stayed=moving.stayed)
+        base = moving.text
+    text = with_entry(file, base, name, proxy_entry(file.kind.id, endpoint, credential))
     saved = backup(plan.path) if plan.before is not None else None
+    # A file as our last connect left it: its first backup is still what undoing gives back.
+    unchanged = earlier is not None and earlier.written_sha256 == digest(plan.before or "")
     try:
         write_client_file(plan.path, text)
     except OSError as exc:
@@ -232,7 +252,7 @@ def _connect_one(
             credential_client=credential_client,
             created_file=earlier.created_file if earlier else plan.before is None,
             created_container=earlier.created_container if earlier else not plan.container_existed,
-            backup=earlier.backup if earlier and earlier.backup else (str(saved) if saved else None),
+            backup=earlier.backup if unchanged and earlier else (str(saved) if saved else None),
             written_sha256=digest(text),
             connected_at=time.time(),
         )
@@ -249,6 +269,16 @@ def _connect_one(
         "backup": str(saved) if saved else None,
         "credential_client": credential_client,
     }
+
+
+def _report_move(moving: Move | None, dry_run: bool) -> None:
+    if moving is None:
+        return
+    if moving.moved:
+        verb = "would move" if dry_run else "moved"
+        click.echo(f"{verb} into the proxy (quarantined until approved): {', '.join(moving.moved)}")
+    for server, why in moving.stayed.items():
+        click.echo(f"  stays in the client: {server}: {why}")
 
 
 def _credential_client(file: ClientFile) -> str:

@@ -1,10 +1,12 @@
-"""`mcpproxy import PATH`: bring servers over from another MCP client's config file.
+"""`mcpproxy import [PATH | --from CLIENT]`: bring servers over from another MCP client's config file.
 
-Understood shapes:
+Understood shapes (found by content, whatever the file is called):
 
-- Claude Desktop `claude_desktop_config.json` and Cursor `mcp.json`:
-  `{"mcpServers": {"name": {"command", "args", "env"} | {"url", "headers"}}}`
-- VS Code `.vscode/mcp.json`: `{"servers": {"name": {"type", "command", "args", "env", "url", "headers"}}}`
+- Claude Desktop, Claude Code (`~/.claude.json`, `.mcp.json`), Cursor, Windsurf and Gemini CLI:
+  `{"mcpServers": {"name": {"command", "args", "env"} | {"url" | "serverUrl" | "httpUrl", "headers"}}}`
+- VS Code `mcp.json` (JSONC): `{"servers": {"name": {"type", "command", "args", "env", "url", "headers"}}}`
+- Codex CLI `config.toml`: `[mcp_servers.name]` with `command`, `args`, `env`, `cwd` or `url`,
+  `http_headers`, `bearer_token_env_var`
 - mcpproxy-go `mcp_config.json`: `{"mcpServers": [{"name", ...}]}`
 
 Imported servers are quarantined (a human approves each) unless --trust.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -34,9 +37,14 @@ from cli.client import (
     unreachable_message,
 )
 from cli.output import emit_json, output_option, print_table
+from services import jsonc_text
+from services.client_configs import CLIENTS, client_file
 from services.config_doc import redact_server
 from services.redaction import mask
 
+CODEX_FIELDS: Final = frozenset(
+    {"http_headers", "bearer_token_env_var", "env_http_headers", "startup_timeout_sec", "tool_timeout_sec"}
+)
 KNOWN_FIELDS: Final = frozenset(
     {
         "name", "protocol", "command", "args", "env", "working_dir", "url", "headers", "enabled",
@@ -53,6 +61,8 @@ TYPE_TO_PROTOCOL: Final = {
 }
 SECRET_ARG_RE: Final = re.compile(r"(?i)^(--?[\w-]*(?:token|secret|key|password|passwd|auth)[\w-]*=)(.+)$")
 UNRESOLVABLE_RE: Final = re.compile(r"\$\{(?!keyring:|env:)[^}]*\}")
+BARE_VARIABLE_RE: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+"""`${NAME}`: an environment variable for Claude Code and Gemini CLI; ours is `${env:NAME}`."""
 
 
 @dataclass
@@ -66,7 +76,8 @@ class Candidate:
 
 
 def detect_format(data: Any) -> str:
-    """`claude` (an mcpServers map: Claude Desktop, Cursor, Claude Code), `vscode`, or `mcpproxy`."""
+    """`claude` (an mcpServers map: Claude Desktop and Code, Cursor, Windsurf, Gemini), `vscode`,
+    `codex` (TOML `mcp_servers`) or `mcpproxy`."""
     if isinstance(data, dict):
         if isinstance(data.get("mcpServers"), dict):
             return "claude"
@@ -74,10 +85,26 @@ def detect_format(data: Any) -> str:
             return "mcpproxy"
         if isinstance(data.get("servers"), dict):
             return "vscode"
+        if isinstance(data.get("mcp_servers"), dict):
+            return "codex"
     raise ValueError(
-        'not an MCP client config: expected "mcpServers" (Claude Desktop, Cursor, mcpproxy) '
-        'or "servers" (VS Code)'
+        'not an MCP client config: expected "mcpServers" (Claude Desktop and Code, Cursor, Windsurf, '
+        'Gemini, mcpproxy), "servers" (VS Code) or [mcp_servers] (Codex)'
     )
+
+
+def read_config(path: Path) -> Any:
+    """A client's file as data: TOML by its name or content, else JSON with JSONC's comments."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".toml":
+        return tomllib.loads(text)
+    try:
+        return jsonc_text.loads(text)
+    except jsonc_text.JsoncError as json_error:
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            raise json_error from None
 
 
 def safe_name(name: str) -> str:
@@ -100,8 +127,8 @@ def _string_map(value: Any, what: str, notes: list[str]) -> dict[str, str]:
     return result
 
 
-def convert_entry(name: str, entry: Any) -> Candidate:
-    """One server of a Claude/Cursor/VS Code/mcpproxy file as our server object."""
+def convert_entry(name: str, entry: Any, client: str | None = None) -> Candidate:
+    """One server of a client's file as our server object (`client`: whose dialect, if known)."""
     notes: list[str] = []
     cleaned = safe_name(name)
     if cleaned != name:
@@ -109,7 +136,8 @@ def convert_entry(name: str, entry: Any) -> Candidate:
     if not isinstance(entry, dict):
         return Candidate(cleaned, None, notes, skip="not an object")
     server: dict[str, Any] = {"name": cleaned}
-    command, url = entry.get("command"), entry.get("url") or entry.get("serverUrl")
+    command = entry.get("command")
+    url = entry.get("httpUrl") or entry.get("url") or entry.get("serverUrl")
     if isinstance(command, str) and command:
         server["command"] = command
         args = entry.get("args", [])
@@ -123,17 +151,31 @@ def convert_entry(name: str, entry: Any) -> Candidate:
     else:
         return Candidate(cleaned, None, notes, skip="no command and no url")
     kind = entry.get("protocol") or entry.get("type") or entry.get("transport")
+    if kind is None and "url" in server:
+        # Gemini CLI: httpUrl is streamable HTTP and url is SSE.
+        kind = "http" if entry.get("httpUrl") else "sse" if client == "gemini" else None
     if isinstance(kind, str):
         protocol = TYPE_TO_PROTOCOL.get(kind.lower()) or (kind if kind == "auto" else None)
         if protocol is None:
             notes.append(f"type {kind!r} not known: the transport is chosen automatically")
         elif not (protocol == "stdio" and "command" in server):
             server["protocol"] = protocol
-    for source, target in (("env", "env"), ("headers", "headers")):
+    for source, target in (("env", "env"), ("headers", "headers"), ("http_headers", "headers")):
         if source in entry:
             values = _string_map(entry[source], source, notes)
             if values:
-                server[target] = values
+                server[target] = {**server.get(target, {}), **values}
+    if isinstance(token_env := entry.get("bearer_token_env_var"), str) and "url" in server:
+        server.setdefault("headers", {})["Authorization"] = f"Bearer ${{env:{token_env}}}"
+    if isinstance(header_envs := entry.get("env_http_headers"), dict) and "url" in server:
+        for header, variable in header_envs.items():
+            server.setdefault("headers", {})[str(header)] = f"${{env:{variable}}}"
+    for source, target in (
+        ("startup_timeout_sec", "init_timeout"),
+        ("tool_timeout_sec", "call_tool_timeout"),
+    ):
+        if isinstance(entry.get(source), int | float):
+            server[target] = f"{entry[source]}s"
     cwd = entry.get("working_dir") or entry.get("cwd")
     if isinstance(cwd, str) and cwd:
         server["working_dir"] = cwd
@@ -144,11 +186,12 @@ def convert_entry(name: str, entry: Any) -> Candidate:
     for key in ("init_timeout", "call_tool_timeout", "health_check_interval"):
         if isinstance(entry.get(key), int | float | str):
             server[key] = entry[key]
-    used = KNOWN_FIELDS | {"type", "transport", "cwd", "disabled", "serverUrl"}
+    used = KNOWN_FIELDS | {"type", "transport", "cwd", "disabled", "serverUrl", "httpUrl", *CODEX_FIELDS}
     if dropped := sorted(set(entry) - used):
         notes.append(f"not imported: {', '.join(dropped)}")
     if "envFile" in entry:
         notes.append("envFile is not supported: copy its variables into env")
+    _env_references(server, notes)
     text = json.dumps({k: v for k, v in server.items() if k != "name"})
     for found in sorted(set(UNRESOLVABLE_RE.findall(text))):
         notes.append(
@@ -158,7 +201,19 @@ def convert_entry(name: str, entry: Any) -> Candidate:
     return Candidate(cleaned, server, notes)
 
 
-def candidates_of(data: Any) -> tuple[str, list[Candidate]]:
+def _env_references(server: dict[str, Any], notes: list[str]) -> None:
+    """`${NAME}` (Claude Code, Gemini CLI) becomes `${env:NAME}`, which mcpproxy resolves."""
+    text = json.dumps(server)
+    found = sorted(set(BARE_VARIABLE_RE.findall(text)))
+    if not found:
+        return
+    server.update(json.loads(BARE_VARIABLE_RE.sub(r"${env:\1}", text)))
+    notes.append(
+        f"{', '.join('${' + n + '}' for n in found)} read as ${{env:NAME}} from mcpproxy's environment"
+    )
+
+
+def candidates_of(data: Any, client: str | None = None) -> tuple[str, list[Candidate]]:
     fmt = detect_format(data)
     if fmt == "mcpproxy":
         found = []
@@ -169,8 +224,8 @@ def candidates_of(data: Any) -> tuple[str, list[Candidate]]:
                 continue
             found.append(convert_entry(name, {k: v for k, v in entry.items() if k != "name"}))
         return fmt, found
-    servers = data["mcpServers"] if fmt == "claude" else data["servers"]
-    return fmt, [convert_entry(str(name), entry) for name, entry in servers.items()]
+    servers = data[{"claude": "mcpServers", "vscode": "servers", "codex": "mcp_servers"}[fmt]]
+    return fmt, [convert_entry(str(name), entry, client) for name, entry in servers.items()]
 
 
 def plan(candidates: list[Candidate], existing: set[str], *, trust: bool) -> list[Candidate]:
@@ -209,13 +264,36 @@ def shown_command(server: dict[str, Any]) -> str:
 
 
 @click.command("import")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--from",
+    "source",
+    type=click.Choice([c.id for c in CLIENTS]),
+    default=None,
+    help="Read this client's config from its default place (instead of PATH).",
+)
+@click.option(
+    "--scope",
+    type=click.Choice(["user", "project"]),
+    default="user",
+    show_default=True,
+    help="With --from: the user's config or the project's.",
+)
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --scope project: the project (default: the working directory).",
+)
 @click.option("--trust", is_flag=True, help="Add the servers ready to run instead of quarantined.")
 @click.option("--dry-run", is_flag=True, help="Show what would be added; add nothing.")
 @output_option
 @target_options
 def import_servers(
-    path: Path,
+    path: Path | None,
+    source: str | None,
+    scope: str,
+    project: Path | None,
     trust: bool,
     dry_run: bool,
     output: str,
@@ -224,24 +302,38 @@ def import_servers(
     url: str | None,
     api_key: str | None,
 ) -> None:
-    """Add the servers of a Claude Desktop, Cursor, VS Code or mcpproxy-go config file.
+    """Add the servers of another MCP client's config file: Claude Desktop, Claude Code, Cursor,
+    VS Code, Windsurf, Codex (TOML), Gemini CLI or mcpproxy-go; the format is found from the content.
 
     New servers are quarantined until you approve each (`mcpproxy upstream approve NAME`)
     unless --trust; names that already exist are skipped.
 
     \b
     Examples:
-      mcpproxy import ~/.config/Claude/claude_desktop_config.json --dry-run
+      mcpproxy import --from claude-desktop --dry-run
+      mcpproxy import --from codex
+      mcpproxy import --from claude-code --scope project
       mcpproxy import ~/.cursor/mcp.json
       mcpproxy import .vscode/mcp.json --trust
     """
+    if (path is None) == (source is None):
+        raise click.UsageError("give PATH or --from CLIENT")
+    if source is not None:
+        try:
+            path = client_file(source, scope, project).path
+        except ValueError as exc:
+            die(str(exc), EXIT_USAGE)
+        if not path.is_file():
+            die(f"{path}: no such file: is {source} set up here? (or give its file as PATH)", EXIT_USAGE)
+    assert path is not None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        fmt, candidates = candidates_of(data)
+        fmt, candidates = candidates_of(read_config(path), source)
     except (OSError, UnicodeDecodeError) as exc:
         die(f"{path}: cannot read: {exc}", EXIT_USAGE)
-    except json.JSONDecodeError as exc:
-        die(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", EXIT_USAGE)
+    except tomllib.TOMLDecodeError as exc:
+        die(f"{path}: invalid TOML: {exc}", EXIT_USAGE)
+    except jsonc_text.JsoncError as exc:
+        die(f"{path}: invalid JSON: {exc}", EXIT_USAGE)
     except ValueError as exc:
         die(f"{path}: {exc}", EXIT_USAGE)
     target = resolve_target(config_path, data_dir, url, api_key, require_config=False)

@@ -327,6 +327,31 @@ def document() -> dict[str, Any]:
         "/api/v1/clients/{name}": {
             "delete": _op("Revoke a client: refused from the next request on", params=name)
         },
+        "/api/v1/registry/search": {
+            "get": _op(
+                "Servers in the MCP registries (`registries` in the config) and the shipped reference list",
+                params=[
+                    {"name": "q", "in": "query", "schema": {"type": "string"}},
+                    {"name": "offline", "in": "query", "schema": {"type": "boolean"}},
+                ],
+            )
+        },
+        "/api/v1/registry/add": {
+            "post": _op(
+                "Add a registry server, quarantined; `data.needs` lists the secrets and arguments to fill",
+                body={
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {
+                        "id": {"type": "string", "description": "registry name, e.g. io.github.owner/server"},
+                        "name": {"type": "string"},
+                        "remote": {"type": "boolean", "description": "prefer its remote URL to its package"},
+                        "dry_run": {"type": "boolean"},
+                    },
+                },
+                codes=(200, 201, 404, 409),
+            )
+        },
         "/api/v1/docker/status": {
             "get": _op("Docker isolation: engine availability and version, this instance's containers")
         },

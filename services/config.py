@@ -45,6 +45,7 @@ from services.isolation_config import (
 )
 from services.limits_config import LimitsConfig, validate_limits
 from services.private_files import write_atomically as write_atomically
+from services.telemetry_config import validate_telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ PROTOCOLS: Final = ("stdio", "http", "sse", "streamable-http", "auto")
 SERVER_NAME_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 API_KEY_ENV: Final = "MCPPROXY_API_KEY"
 CONFIG_ENV: Final = "MCPPROXY_CONFIG"
+DEFAULT_REGISTRY: Final = "https://registry.modelcontextprotocol.io"
+"""The official MCP registry (services/mcp_registry.py)."""
 
 INIT_TIMEOUT_S: Final = 30.0
 CALL_TOOL_TIMEOUT_S: Final = 120.0
@@ -216,6 +219,8 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
     """How many servers may be between spawn and initialized at once; default STARTS_PER_CORE per core."""
     tool_tiers: dict[str, Tier] = msgspec.field(default_factory=dict)
     """Tier overrides by `server:tool` glob (services/access.py)."""
+    registries: list[str] = msgspec.field(default_factory=lambda: [DEFAULT_REGISTRY])
+    """MCP registries `registry search` asks, in order (read by the gateway when it starts)."""
     profiles: list[Profile] = msgspec.field(default_factory=list)
     require_mcp_auth: bool | None = None
     """None: required unless the proxy listens on loopback."""
@@ -229,6 +234,10 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
     """Calls in flight across every server at once (gateway/admission.py); None: no limit."""
     max_queued_calls: int = MAX_QUEUED_CALLS
     queue_timeout: float | str = QUEUE_TIMEOUT_S
+    metrics_access: str = "api_key"
+    """Who may scrape `/metrics`: `api_key`, or `loopback` (no key from this machine)."""
+    otlp_endpoint: str | None = None
+    """An OTLP/HTTP receiver (`http://host:4318`): traces of every call go there; None: no tracing."""
     env: dict[str, str] = msgspec.field(default_factory=dict)
     """Given to every stdio upstream under its own `env` (secret references allowed)."""
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
@@ -417,6 +426,7 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
         if getattr(config, field) < 0:
             raise config_error(file, field, "expected characters, 0 or more (0: off)")
     validate_call_limits(config, file, "")
+    validate_telemetry(config, file)
     if config.max_concurrent_starts is not None and config.max_concurrent_starts < 1:
         raise config_error(file, "max_concurrent_starts", "expected 1 or more")
     warn_unknown_keys(data.get("docker_isolation"), DockerIsolationConfig, file, "docker_isolation")

@@ -12,6 +12,7 @@ import { dashboardPage } from "./pages/dashboard.js";
 import { loginPage } from "./pages/login.js";
 import { profilesPage } from "./pages/profiles.js";
 import { quarantinePage } from "./pages/quarantine.js";
+import { registryPage } from "./pages/registry.js";
 import { secretsPage } from "./pages/secrets.js";
 import { serverPage } from "./pages/server.js";
 import { serversPage } from "./pages/servers.js";
@@ -21,6 +22,7 @@ const PAGES = {
   servers: serversPage,
   server: serverPage,
   quarantine: quarantinePage,
+  registry: registryPage,
   secrets: secretsPage,
   clients: clientsPage,
   profiles: profilesPage,
