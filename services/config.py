@@ -45,7 +45,6 @@ from services.isolation_config import (
 )
 from services.limits_config import LimitsConfig, validate_limits
 from services.private_files import write_atomically as write_atomically
-from services.telemetry_config import validate_telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -234,10 +233,6 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
     """Calls in flight across every server at once (gateway/admission.py); None: no limit."""
     max_queued_calls: int = MAX_QUEUED_CALLS
     queue_timeout: float | str = QUEUE_TIMEOUT_S
-    metrics_access: str = "api_key"
-    """Who may scrape `/metrics`: `api_key`, or `loopback` (no key from this machine)."""
-    otlp_endpoint: str | None = None
-    """An OTLP/HTTP receiver (`http://host:4318`): traces of every call go there; None: no tracing."""
     env: dict[str, str] = msgspec.field(default_factory=dict)
     """Given to every stdio upstream under its own `env` (secret references allowed)."""
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
@@ -426,7 +421,6 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
         if getattr(config, field) < 0:
             raise config_error(file, field, "expected characters, 0 or more (0: off)")
     validate_call_limits(config, file, "")
-    validate_telemetry(config, file)
     if config.max_concurrent_starts is not None and config.max_concurrent_starts < 1:
         raise config_error(file, "max_concurrent_starts", "expected 1 or more")
     warn_unknown_keys(data.get("docker_isolation"), DockerIsolationConfig, file, "docker_isolation")
