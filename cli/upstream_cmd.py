@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import sys
-from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 import click
 
 from cli.client import (
-    EXIT_FAILURE,
     Target,
-    die,
     management_target as _target,
     name_argument,
-    run_async,
     target_options,
 )
-from cli.output import console, emit_json, output_option, print_table
+from cli.output import emit_json, output_option, print_table
 from cli.patch_flags import (
     build_patch,
     check_fits,
@@ -32,16 +28,9 @@ from cli.patch_flags import (
 )
 from cli.server_table import print_pending_change, print_server, server_rows
 from cli.upstream_logs import logs_command
-from cli.waiting import DEFAULT_WAIT_S, Outcome, act_and_wait, timeout_option
+from cli.waiting import DEFAULT_WAIT_S, check_can_run, finish_wait, wait_for_server, wait_options
 
 PROTOCOLS: Final = ("stdio", "http", "streamable-http", "sse", "auto")
-
-
-def wait_options(func: Any) -> Any:
-    func = timeout_option(DEFAULT_WAIT_S, "Seconds --wait waits at most.")(func)
-    return click.option(
-        "--wait", is_flag=True, help="Wait until the server runs (or report why it does not)."
-    )(func)
 
 
 @click.group("upstream")
@@ -286,8 +275,8 @@ def add_server(
         server["quarantined"] = True
     target = _target(config_path, data_dir, url, api_key)
     if wait and not disabled and not quarantined:
-        outcome = _wait(target, name, "POST", "/api/v1/servers", timeout_s, body=server)
-        _finish_wait(name, outcome, output)
+        outcome = wait_for_server(target, name, "POST", "/api/v1/servers", timeout_s, body=server)
+        finish_wait(name, outcome, output)
         return
     added = target.call("POST", "/api/v1/servers", json=server)["server"]
     if output == "json":
@@ -342,9 +331,9 @@ def _simple_action(action: str, done: str, doc: str, *, waits: bool = True) -> A
         target = _target(config_path, data_dir, url, api_key)
         path = f"/api/v1/servers/{name}/{action}"
         if wait:
-            _check_can_run(target, name, action)
-            outcome = _wait(target, name, "POST", path, timeout_s, needs_move=action == "restart")
-            _finish_wait(name, outcome, output)
+            check_can_run(target, name, action)
+            outcome = wait_for_server(target, name, "POST", path, timeout_s, needs_move=action == "restart")
+            finish_wait(name, outcome, output)
             return
         if action in ("enable", "disable") and output != "json":
             server = target.call("GET", f"/api/v1/servers/{name}")["server"]
@@ -430,8 +419,8 @@ def approve(
         print_pending_change(server)
     path = f"/api/v1/servers/{name}/unquarantine"
     if wait:
-        _check_can_run(target, name, "unquarantine")
-        _finish_wait(name, _wait(target, name, "POST", path, timeout_s, body=body), output)
+        check_can_run(target, name, "unquarantine")
+        finish_wait(name, wait_for_server(target, name, "POST", path, timeout_s, body=body), output)
         return
     data = target.call("POST", path, json=body)
     if output == "json":
@@ -467,64 +456,6 @@ reject = upstream_group.command("reject")(
         waits=False,
     )
 )
-
-
-def _check_can_run(target: Target, name: str, action: str) -> None:
-    """--wait would wait in vain for a server that stays stopped after `action`: say why at once."""
-    server = target.call("GET", f"/api/v1/servers/{name}")["server"]
-    if action != "enable" and not server.get("enabled", True):
-        die(f"{name} is disabled and stays stopped: `mcpproxy upstream enable {name}`")
-    if action != "unquarantine" and server.get("quarantined"):
-        die(f"{name} is quarantined and stays stopped: `mcpproxy upstream approve {name}`")
-
-
-def _wait(
-    target: Target,
-    name: str,
-    method: str,
-    path: str,
-    timeout_s: float,
-    *,
-    body: Any = None,
-    needs_move: bool = False,
-) -> Outcome:
-    err = console(stderr=True)
-
-    def progress(state: str, last_error: str | None, elapsed: float) -> None:
-        failed = state in ("exited", "backoff", "fatal")  # (other states carry the previous error)
-        line = f"  {name}: {state}" + (f" ({last_error})" if last_error and failed else "")
-        err.print(f"{line}  [{elapsed:.1f}s]", markup=False, highlight=False)
-
-    return run_async(
-        partial(
-            act_and_wait,
-            target,
-            name,
-            method,
-            path,
-            body=body,
-            timeout_s=timeout_s,
-            needs_move=needs_move,
-            progress=progress,
-        )
-    )
-
-
-def _finish_wait(name: str, outcome: Outcome, output: str) -> None:
-    if output == "json":
-        emit_json(outcome.summary(name))
-    match outcome.result:
-        case "running":
-            if output != "json":
-                click.echo(f"{name}: running ({outcome.elapsed_s:.1f}s)")
-            return
-        case "failed":
-            die(f"{name}: {outcome.state}: {outcome.last_error or 'no error recorded'}", EXIT_FAILURE)
-        case "removed":
-            die(f"{name}: removed while waiting", EXIT_FAILURE)
-        case _:
-            detail = f"; last error: {outcome.last_error}" if outcome.last_error else ""
-            die(f"{name}: still {outcome.state} after {outcome.elapsed_s:.0f}s{detail}", EXIT_FAILURE)
 
 
 # --- logs --------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 import click
@@ -23,9 +24,12 @@ from cli.client import (
     EXIT_UNREACHABLE,
     CommandError,
     Target,
+    die,
+    run_async,
     unpack,
     unreachable_message,
 )
+from cli.output import console, emit_json
 
 DEFAULT_WAIT_S: Final = 60.0
 ACTION_TIMEOUT_S: Final = 45.0
@@ -174,3 +178,71 @@ class _Watch:
 
     def outcome(self) -> Outcome:
         return Outcome(self.result, self.state, self.last_error, self.answer, time.monotonic() - self.started)
+
+
+# --- the `--wait` of the upstream commands -----------------------------------------------------------
+
+
+def wait_options(func: Any) -> Any:
+    func = timeout_option(DEFAULT_WAIT_S, "Seconds --wait waits at most.")(func)
+    return click.option(
+        "--wait", is_flag=True, help="Wait until the server runs (or report why it does not)."
+    )(func)
+
+
+def check_can_run(target: Target, name: str, action: str) -> None:
+    """--wait would wait in vain for a server that stays stopped after `action`: say why at once."""
+    server = target.call("GET", f"/api/v1/servers/{name}")["server"]
+    if action != "enable" and not server.get("enabled", True):
+        die(f"{name} is disabled and stays stopped: `mcpproxy upstream enable {name}`")
+    if action != "unquarantine" and server.get("quarantined"):
+        die(f"{name} is quarantined and stays stopped: `mcpproxy upstream approve {name}`")
+
+
+def wait_for_server(
+    target: Target,
+    name: str,
+    method: str,
+    path: str,
+    timeout_s: float,
+    *,
+    body: Any = None,
+    needs_move: bool = False,
+) -> Outcome:
+    err = console(stderr=True)
+
+    def progress(state: str, last_error: str | None, elapsed: float) -> None:
+        failed = state in ("exited", "backoff", "fatal")  # (other states carry the previous error)
+        line = f"  {name}: {state}" + (f" ({last_error})" if last_error and failed else "")
+        err.print(f"{line}  [{elapsed:.1f}s]", markup=False, highlight=False)
+
+    return run_async(
+        partial(
+            act_and_wait,
+            target,
+            name,
+            method,
+            path,
+            body=body,
+            timeout_s=timeout_s,
+            needs_move=needs_move,
+            progress=progress,
+        )
+    )
+
+
+def finish_wait(name: str, outcome: Outcome, output: str) -> None:
+    if output == "json":
+        emit_json(outcome.summary(name))
+    match outcome.result:
+        case "running":
+            if output != "json":
+                click.echo(f"{name}: running ({outcome.elapsed_s:.1f}s)")
+            return
+        case "failed":
+            die(f"{name}: {outcome.state}: {outcome.last_error or 'no error recorded'}", EXIT_FAILURE)
+        case "removed":
+            die(f"{name}: removed while waiting", EXIT_FAILURE)
+        case _:
+            detail = f"; last error: {outcome.last_error}" if outcome.last_error else ""
+            die(f"{name}: still {outcome.state} after {outcome.elapsed_s:.0f}s{detail}", EXIT_FAILURE)
