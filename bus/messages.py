@@ -146,10 +146,17 @@ class UpstreamHealth(Message, frozen=True, kw_only=True):
 
 
 class Heartbeat(Message, frozen=True, kw_only=True):
-    """Worker -> supervisor, every HEARTBEAT_INTERVAL_S: the worker's loop is alive."""
+    """Worker -> supervisor, every HEARTBEAT_INTERVAL_S: the worker's loop is alive, and how busy it is
+    (the idle stop and the `max_lifetime` recycle wait for a worker with nothing in flight)."""
 
     server: str
     generation: int
+    busy: int = 0
+    """Calls and forwarded requests in flight."""
+    idle_s: float = 0.0
+    """Seconds since the last of them ended (or since the worker started)."""
+    served: int = 0
+    """Calls and forwarded requests begun by this generation so far."""
 
 
 # --- supervisor -> worker ----------------------------------------------------
@@ -178,7 +185,8 @@ class Subscribe(Message, frozen=True, kw_only=True):
 class ControlCommand(Message, frozen=True, kw_only=True):
     """Gateway -> supervisor: act on one server; answered by CommandResult.
 
-    `action` is one of "restart", "approve_tools", "approve_prompts", "login", "logout".
+    `action` is one of "restart", "approve_tools", "approve_prompts", "login", "logout", "start" (an
+    on-demand server a call needs: answered at once, the server's status then shows the start).
     """
 
     request_id: int

@@ -8,8 +8,9 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-PROTOCOL_VERSION: Final = 4
-"""4: access control (AccessPolicy, ClientCommand / ClientResult); 3: calls carry what the caller can
+PROTOCOL_VERSION: Final = 5
+"""5: on-demand start (ControlCommand `start`, state `idle`); 4: access control (AccessPolicy,
+ClientCommand / ClientResult); 3: calls carry what the caller can
 answer (UpstreamAsked / AskAnswered); 2: typed actions, states
 and kinds (1 carried them as free strings)."""
 
@@ -33,13 +34,16 @@ class ServerState(enum.StrEnum):
     """A local server that never started failed too often; only a human restart brings it back."""
     NEEDS_LOGIN = "needs_login"
     """An OAuth upstream waits for a person to sign in (`login`); it is not retried until then."""
+    IDLE = "idle"
+    """An on-demand server with no worker: not started yet, or stopped after `idle_timeout`. Its tools
+    are listed from the last time it ran; the first call starts it (supervisor/on_demand.py)."""
 
 
 Transport = Literal["stdio", "streamable-http", "sse"]
 Approval = Literal["approved", "pending", "changed"]
 Condition = Literal["retrying", "crash-looping", "unreachable"]
 """Why a server in backoff waits: its first failures, a repeated crash, or a remote out of reach."""
-ControlAction = Literal["restart", "approve_tools", "approve_prompts", "login", "logout"]
+ControlAction = Literal["restart", "approve_tools", "approve_prompts", "login", "logout", "start"]
 SecretAction = Literal["list", "set", "delete"]
 ConfigAction = Literal[
     "get",
@@ -225,6 +229,13 @@ class ServerStatus(msgspec.Struct, frozen=True, kw_only=True):
     summary: str = ""
     """One line on what the server is for: the config's `description`, else the upstream's own words
     from its last start (gateway/instructions.py tells agents)."""
+    on_demand: bool = False
+    """`start: on_demand`: idle until a call needs it, listed meanwhile from its tool cache."""
+    draining: bool = False
+    """The current generation is being stopped politely (after `idle_timeout`, or recycled after
+    `max_lifetime`): its calls in flight finish, new ones wait for the next generation."""
+    init_timeout_s: float = 30.0
+    """How long a start may take; a call that starts an on-demand server waits that long (and a margin)."""
 
 
 class SecretInfo(msgspec.Struct, frozen=True, kw_only=True):

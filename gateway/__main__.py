@@ -182,6 +182,8 @@ def main() -> None:
         trusted_hosts=tuple(config.trusted_hosts),
         tool_response_mode=config.tool_response_mode,
         direct_mode=config.direct_mode,
+        metrics_access=config.metrics_access,
+        otlp_endpoint=config.otlp_endpoint,
         registries=tuple(config.registries),
     )
     try:

@@ -32,6 +32,7 @@ from gateway.mcp_direct import DirectTools
 from gateway.mcp_management import ManagementTools
 from gateway.mcp_proxy import ProxyTools
 from gateway.mcp_registry_api import RegistryApi
+from gateway.metrics import CallStats, Metrics
 from gateway.registry import Registry
 from gateway.rest import RestApi, fail
 from gateway.tasks import TASK_STATUS, Tasks
@@ -60,6 +61,10 @@ class GatewaySettings:
     """What `retrieve_tools` hits carry unless a call says (`detail`): `compact` or `full`."""
     direct_mode: str = "full"
     """How `/mcp/all` lists tools: `full` (their schemas) or `deferred` (a one-line signature)."""
+    metrics_access: str = "api_key"
+    """Who may scrape `/metrics` (gateway/metrics.py): `api_key`, or `loopback`."""
+    otlp_endpoint: str | None = None
+    """Where call traces go (gateway/tracing.py); None: no tracing."""
     registries: tuple[str, ...] = ()
     """The MCP registries `/api/v1/registry/search` asks, in order."""
 
@@ -120,7 +125,11 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     upstreams.on_call_limits = caller.admission.adopt
     upstreams.on_access = events.access_changed
 
+    stats = CallStats()
+    metrics = Metrics(registry, caller.admission, stats, search.indexed)
+
     def on_recorded(record: CallRecord) -> None:
+        stats.observe(record)
         if events.subscribers:  # every call lands here: build the event only for someone listening
             events.publish("activity.tool_call.completed", activity_event(record))
 
@@ -185,6 +194,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics.endpoint, methods=["GET"]),
         Route("/", root),
         *ui_routes(),
         *rest.routes(),
@@ -214,4 +224,5 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     door = FrontDoor(
         app, settings.api_key, settings.listen_host, settings.trusted_hosts, access=lambda: registry.access
     )
+    door.metrics_on_loopback = settings.metrics_access == "loopback"
     return door, upstreams

@@ -32,6 +32,7 @@ from gateway.admission import Admission, Ticket, retry_after, shed_result
 from gateway.asks import Asking, AskRefusedError, ToolAnswer, is_modern
 from gateway.in_flight import CallOptions, Progress
 from gateway.large_results import LargeResults
+from gateway.on_demand import StartRefusedError
 from gateway.registry import Registry
 from gateway.secret_echo import EchoGuard
 from gateway.upstreams import CallTimeoutError, Upstreams
@@ -218,6 +219,12 @@ class Caller:
             return refused
         try:
             raw = await self.upstreams.call(server, tool.name, arguments_text.encode(), options)
+        except StartRefusedError as exc:  # started on demand, its new tool set held by pinning
+            kind = exc.refusal.kind
+            self._record(
+                server, tool.name, context, activity_status(kind), started, arguments_text, error=str(exc)
+            )
+            return error_result(str(exc), kind, server)
         except CallTimeoutError as exc:
             self._record(server, tool.name, context, "timeout", started, arguments_text, error=str(exc))
             return error_result(f"{shown_name}: {exc}", "timeout", server)

@@ -1,6 +1,7 @@
 """The front door: request ids, the API key, and the JSON error envelope.
 
 Every response carries `X-Request-Id`. `/api/v1/*` always needs the API key,
+`/metrics` too (unless `metrics_access` is "loopback": then not from a loopback address),
 `/events` the API key or a client credential; `/mcp*` takes the API key or a client credential and needs one
 unless the proxy listens on loopback and `require_mcp_auth` is off (who gets
 what: gateway/access.py). The key may come as `X-API-Key`,
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 REQUEST_ID_HEADER: Final = b"x-request-id"
 ALWAYS_PROTECTED: Final = ("/api/", "/events")
 EVENTS_PATH: Final = "/events"
+METRICS_PATH: Final = "/metrics"
+"""Needs the API key, unless `metrics_access` is "loopback" and the scraper connects from loopback."""
 MCP_PREFIX: Final = "/mcp"
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 BODY_TIMEOUT_S: Final = 30.0
@@ -139,6 +142,8 @@ class FrontDoor:
         self.max_body_bytes = max_body_bytes
         self.lockout = KeyLockout()
         self.allowed_hosts = allowed_host_names(listen_host, trusted_hosts)
+        self.metrics_on_loopback = False
+        """`metrics_access: "loopback"` (gateway/metrics.py); the default asks for the API key."""
 
     def _host_allowed(self, host: str) -> bool:
         name = host_part(host)
@@ -177,6 +182,9 @@ class FrontDoor:
                 return
         elif path == EVENTS_PATH:
             if not await self._admit_events(scope, key, send, request_id):
+                return
+        elif path == METRICS_PATH:
+            if not self._open_metrics(scope) and not await self._admit_key(scope, key, send, request_id):
                 return
         elif path.startswith(ALWAYS_PROTECTED) and not await self._admit_key(scope, key, send, request_id):
             return
@@ -303,6 +311,11 @@ class FrontDoor:
             headers=[(b"retry-after", str(retry_after).encode())],
         )
         return True
+
+    def _open_metrics(self, scope: Scope) -> bool:
+        """`metrics_access: "loopback"`: a scraper on this machine needs no key (the peer address is
+        the TCP connection's: no header can claim it)."""
+        return self.metrics_on_loopback and is_loopback_host((scope.get("client") or ("",))[0])
 
     async def _admit_key(self, scope: Scope, key: str | None, send: Send, request_id: str) -> bool:
         """The API key check; a refusal is sent here: 401 for a wrong key, 429 while locked out."""

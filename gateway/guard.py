@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bus.messages import ToolInfo
-from gateway.registry import Registry
+from gateway.registry import Registry, serves
 from gateway.tool_names import unknown_message
 
 
@@ -71,7 +71,7 @@ def check(
             "held",
             f"tool {shown_name!r} {why} and is held until {approve_tool_hint(server, tool)}",
         )
-    if status.state != "running":
+    if not serves(status):
         detail = f"; last error: {status.last_error}" if status.last_error else ""
         return Refusal("unavailable", f"server {server!r} is not running (state: {status.state}){detail}")
     return Refusal("unknown_tool", unknown_message("tool", shown_name, known()))

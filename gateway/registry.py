@@ -16,6 +16,18 @@ Listener = Callable[[str], None]
 """Called with a server name whenever its state, tools or catalog change."""
 
 EMPTY: Final = Catalog()
+SERVED_WHILE_STARTING: Final = frozenset({"idle", "starting", "stopping"})
+
+
+def serves(status: ServerStatus) -> bool:
+    """Its tools, prompts and resources are listed: it runs, its generation is being replaced (a
+    recycle), or it is an on-demand server, listed from the supervisor's cache while it is idle and
+    while a call starts it (gateway/on_demand.py)."""
+    return (
+        status.state == "running"
+        or status.draining
+        or (status.on_demand and status.state in SERVED_WHILE_STARTING)
+    )
 
 
 class Registry:
@@ -53,7 +65,7 @@ class Registry:
         old = self.servers.get(status.name)
         self.servers[status.name] = status
         self._callable.pop(status.name, None)
-        if status.state != "running":
+        if not serves(status):
             self._tools.pop(status.name, None)
             self._catalogs.pop(status.name, None)
         if old is None or old != status:
@@ -72,7 +84,7 @@ class Registry:
     def visible(self, server: str) -> bool:
         """Agents may see and use this server's prompts and resources: it runs, enabled, unquarantined."""
         status = self.servers.get(server)
-        return status is not None and status.state == "running" and status.enabled and not status.quarantined
+        return status is not None and serves(status) and status.enabled and not status.quarantined
 
     def catalog_of(self, server: str) -> Catalog:
         """The prompts, resources and templates agents may see (empty unless `visible`)."""
@@ -92,9 +104,14 @@ class Registry:
     def all_tools_of(self, server: str) -> list[ToolInfo]:
         """Every tool of a running server, whatever its approval state (for humans reviewing)."""
         status = self.servers.get(server)
-        if status is None or status.state != "running":
+        if status is None or not serves(status):
             return []
         return self._tools.get(server, [])
+
+    def tools_current(self, server: str) -> bool:
+        """The tools held are those of the server's current generation (not a cache of an earlier one)."""
+        status = self.servers.get(server)
+        return status is not None and self._tool_generation.get(server) == status.generation
 
     def find_tool(self, server: str, tool: str) -> ToolInfo | None:
         """An approved tool of a running server, by name: on every call's path, so a lookup, not a scan."""

@@ -69,6 +69,10 @@ class SearchService:
             self._index = ToolIndex(StaticEmbedder.load())
         return self._index
 
+    def indexed(self) -> dict[str, int]:
+        """How many tools of each server the index holds (`/metrics`)."""
+        return {server: len(tools) for server, tools in self._indexed.items()}
+
     def _reindex(self, server: str) -> None:
         tools = self.registry.tools_of(server)
         if tools == self._indexed.get(server, []):

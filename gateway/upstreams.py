@@ -73,6 +73,7 @@ from gateway.in_flight import (
     Progress,
     deliver_logs,
 )
+from gateway.on_demand import Starter
 from gateway.registry import Registry
 from services.runtime import gateway_identity
 
@@ -119,7 +120,11 @@ class Upstreams:
         self._control: DealerChannel[SupervisorToGateway] | None = None
         self._calls: RouterChannel[WorkerToGateway] | None = None
         self._live: dict[str, bytes] = {}
+        self._draining: dict[str, bytes] = {}
+        """Per server, a generation stopped politely: it takes no new calls, its calls in flight go on."""
         self.synced = trio.Event()
+        self.starter = Starter(registry, self._live.get, lambda server: self.command("start", server))
+        """Starts an on-demand server a call needs (gateway/on_demand.py)."""
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._calls = bind_router(self.calls_endpoint, WORKER_TO_GATEWAY)
@@ -180,6 +185,7 @@ class Upstreams:
                 case ServerRemoved(name=name):
                     self.registry.remove(name)
                     self._fail_identity(self._live.pop(name, b""), f"server {name!r} was removed")
+                    self._fail_identity(self._draining.pop(name, b""), f"server {name!r} was removed")
                 case (
                     CommandResult(request_id=request_id)
                     | SecretResult(request_id=request_id)
@@ -193,11 +199,15 @@ class Upstreams:
 
     def _track(self, status: ServerStatus) -> None:
         identity = worker_identity(status.name, status.generation)
-        old = self._live.get(status.name)
-        if status.state == "running":
+        old = self._live.get(status.name) or self._draining.pop(status.name, None)
+        if status.state == "running" and not status.draining:
             self._live[status.name] = identity
         else:
             self._live.pop(status.name, None)
+        if status.state == "running" and status.draining:
+            # Its calls in flight finish; new ones wait for the next generation (gateway/on_demand.py).
+            self._draining[status.name] = identity
+            return
         if old is not None and old != self._live.get(status.name):
             reason = status.last_error or f"server is {status.state}"
             self._fail_identity(old, f"server {status.name!r} went away during the call: {reason}")
@@ -395,6 +405,7 @@ class Upstreams:
             options.progress,
             options.asking,
             options.on_log,
+            tool=tool,
         )
         if isinstance(reply, CallFailed):
             if reply.kind == "timeout":
@@ -444,18 +455,19 @@ class Upstreams:
         progress: Progress | None,
         asking: Asking | None = None,
         on_log: Callable[[bytes], Awaitable[None]] | None = None,
+        *,
+        tool: str | None = None,
     ) -> ToolResult | ForwardResult | CallFailed:
-        """One request to `server`'s worker, in the in-flight table: a dead worker fails it at once."""
+        """One request to `server`'s worker, in the in-flight table: a dead worker fails it at once.
+        An on-demand server is started first (`tool`: checked again once it runs)."""
         assert self._calls is not None
         status = self.registry.servers.get(server)
         identity = self._live.get(server)
         if status is None:
             raise UnknownToolError(f"unknown server {server!r}")
         if identity is None:
-            raise PeerGoneError(
-                f"server {server!r} is not running (state: {status.state})"
-                + (f"; last error: {status.last_error}" if status.last_error else "")
-            )
+            identity = await self.starter.start(server, status, tool)
+            status = self.registry.servers.get(server, status)
         timeout = status.call_timeout_s if timeout_s is None else timeout_s
         request_id = next(self._ids)
         pending = Pending(identity, on_progress=progress, asking=asking, on_log=on_log)

@@ -45,6 +45,8 @@ from services.isolation_config import (
 )
 from services.limits_config import LimitsConfig, validate_limits
 from services.private_files import write_atomically as write_atomically
+from services.start_config import IDLE_TIMEOUT, validate_start
+from services.telemetry_config import validate_telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +161,12 @@ class ServerConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkn
     """Calls waiting in FIFO order for one of those slots; None: the global `max_queued_calls`."""
     queue_timeout: float | str | None = None
     """How long a call may wait in the queue; None: the global `queue_timeout`."""
+    start: str | None = None
+    """`always` or `on_demand` (services/start_config.py); None: the global `start`."""
+    idle_timeout: float | str | None = None
+    """An on-demand server without calls this long is stopped (0: never); None: the global one."""
+    max_lifetime: float | str | None = None
+    """A generation this old is recycled once its calls finish (0: never); None: the global one."""
     limits: LimitsConfig | None = None
     """Resource caps of a local stdio upstream, each over the global one (services/limits_config.py)."""
 
@@ -233,6 +241,14 @@ class ProxyConfig(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unkno
     """Calls in flight across every server at once (gateway/admission.py); None: no limit."""
     max_queued_calls: int = MAX_QUEUED_CALLS
     queue_timeout: float | str = QUEUE_TIMEOUT_S
+    start: str = "always"
+    """Every server's default: `always` or `on_demand` (services/start_config.py)."""
+    idle_timeout: float | str = IDLE_TIMEOUT
+    max_lifetime: float | str | None = None
+    metrics_access: str = "api_key"
+    """Who may scrape `/metrics`: `api_key`, or `loopback` (no key from this machine)."""
+    otlp_endpoint: str | None = None
+    """An OTLP/HTTP receiver (`http://host:4318`): traces of every call go there; None: no tracing."""
     env: dict[str, str] = msgspec.field(default_factory=dict)
     """Given to every stdio upstream under its own `env` (secret references allowed)."""
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
@@ -315,6 +331,7 @@ def validate_server(server: ServerConfig, file: str, path: str) -> None:
             file, f"{path}.tool_response_limit", "expected characters, 0 or more (0: no limit)"
         )
     validate_call_limits(server, file, f"{path}.")
+    validate_start(server, file, f"{path}.")
     if server.pending_change is not None and not server.quarantined:
         raise config_error(
             file,
@@ -421,6 +438,8 @@ def parse_config(text: str, file: str = CONFIG_FILE_NAME) -> ProxyConfig:
         if getattr(config, field) < 0:
             raise config_error(file, field, "expected characters, 0 or more (0: off)")
     validate_call_limits(config, file, "")
+    validate_start(config, file, "")
+    validate_telemetry(config, file)
     if config.max_concurrent_starts is not None and config.max_concurrent_starts < 1:
         raise config_error(file, "max_concurrent_starts", "expected 1 or more")
     warn_unknown_keys(data.get("docker_isolation"), DockerIsolationConfig, file, "docker_isolation")

@@ -60,6 +60,8 @@ from services.pinning import PinStore, approve_prompts
 from services.private_files import make_private_dir
 from services.runtime import endpoints_for
 from services.secrets import SecretStore, oauth_record_names
+from services.start_config import start_policy
+from services.tool_cache import ToolCache
 from supervisor import secrets_admin
 from supervisor.config_admin import ConfigAdmin, watch_file
 from supervisor.containers import ContainerJanitor
@@ -76,10 +78,11 @@ from supervisor.ledger import (
 from supervisor.policy import RestartPolicy
 from supervisor.runner import RunnerContext, ServerRunner
 from supervisor.spawn import Spawner
+from supervisor.states import WorkerState
 
 logger = logging.getLogger(__name__)
 
-COMMANDS: Final = frozenset({"restart", "approve_tools", "approve_prompts", "login", "logout"})
+COMMANDS: Final = frozenset({"restart", "approve_tools", "approve_prompts", "login", "logout", "start"})
 LOGIN_URL_TIMEOUT_S: Final = 30.0
 """How long `login` waits for the worker to discover the authorization server and send its URL."""
 REPIN_TIMEOUT_S: Final = 5.0
@@ -105,6 +108,7 @@ class ControlPlane:
         self.admin: ConfigAdmin | None = None
         self.pins = PinStore(data_dir / "tool_approvals.json")
         self.prompt_pins = PinStore(data_dir / "prompt_approvals.json")
+        self.tool_cache = ToolCache(data_dir)
         self.containers = ContainerJanitor(data_dir, config.docker_isolation)
         self.known = KnownValues()
         """Scrubs every published error text and masks config views by value (supervisor/known_values.py)."""
@@ -170,6 +174,8 @@ class ControlPlane:
                     stdio_fields=lambda server, gen: stdio_fields(self.config, server, self.data_dir, gen),
                     scrub=self.known.scrub,
                     start_slots=trio.CapacityLimiter(self.config.start_slots()),
+                    start_policy=lambda server: start_policy(self.config, server),
+                    tool_cache=self.tool_cache,
                 )
                 self._ctx = ctx
                 for server in self.config.mcpServers:
@@ -250,6 +256,7 @@ class ControlPlane:
             del self.runners[runner.name]
             self.pins.forget(runner.name)
             self.prompt_pins.forget(runner.name)
+            self.tool_cache.forget(runner.name)
             try:  # a removed server's sign-in goes with it
                 await self._forget_oauth(runner.name, keep_client=False)
             except ProxyError as exc:
@@ -260,6 +267,7 @@ class ControlPlane:
     async def apply_config(self, config: ProxyConfig, source: str) -> None:
         """Adopt a new config: start added servers, stop removed ones, restart only the changed ones."""
         old = {s.name: s for s in self.config.mcpServers}
+        old_config = self.config
         # Docker isolation: servers whose container a changed `docker_isolation` changes restart too.
         docker_changed = self.containers.adopt(
             config.docker_isolation, self.config.mcpServers, config.mcpServers
@@ -270,7 +278,7 @@ class ControlPlane:
             runner = self.runners.get(server.name)
             if previous is None or runner is None or runner.removed:
                 self._start_runner(server)
-            elif previous != server:
+            elif previous != server or start_policy(old_config, server) != start_policy(config, server):
                 runner.reconfigure(server)
             else:
                 await self._publish(runner)  # the redacted view may still have changed
@@ -387,8 +395,8 @@ class ControlPlane:
                 handler = self._login if command.action == "login" else self._logout
                 self._nursery.start_soon(handler, peer, command, runner)
                 return
-        else:
-            runner.deliver_nowait(Command("restart"))
+        else:  # restart, or start (a call needs an on-demand server: supervisor/on_demand.py)
+            runner.deliver_nowait(Command("start" if command.action == "start" else "restart"))
             result = CommandResult(request_id=command.request_id, ok=True, status=runner.status())
         await self._send(peer, result)
 
@@ -506,6 +514,14 @@ class ControlPlane:
             await self._send(peer, status)
 
     async def _publish_tools(self, runner: ServerRunner) -> None:
+        if runner.life.state is WorkerState.RUNNING:  # what an idle on-demand server is listed with
+            self.tool_cache.save(
+                runner.name,
+                runner.tools,
+                runner.catalog,
+                server_version=runner.server_version,
+                summary=runner.summary,
+            )
         tools = ServerTools(server=runner.name, generation=runner.generation, tools=runner.tools)
         catalog = ServerCatalog(server=runner.name, generation=runner.generation, catalog=runner.catalog)
         for peer in list(self.subscribers):

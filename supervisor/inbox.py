@@ -32,7 +32,7 @@ class LoginOutcome:
     error: str | None = None
 
 
-CommandAction = Literal["restart", "reload", "login", "logout", "repin", "disable", "remove"]
+CommandAction = Literal["restart", "reload", "login", "logout", "repin", "disable", "remove", "start"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ class Command:
 
     `restart`, `reload` (adopting `config`), `login` (settling `login`), `disable` and `remove` decide
     what runs; `logout` forgets the sign-in and reconnects; `repin` checks the tools and prompts
-    against the approvals again. `done`, when given, is set once the command has been applied.
+    against the approvals again; `start` is a call's demand for an on-demand server (supervisor/on_demand.py).
+    `done`, when given, is set once the command has been applied.
     """
 
     action: CommandAction

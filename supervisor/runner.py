@@ -45,11 +45,14 @@ from services import process
 from services.config import LOGIN_TIMEOUT_S, ServerConfig, root_uri
 from services.limits_config import StdioFields, own_stdio_fields
 from services.pinning import PinStore, held_prompts
+from services.start_config import StartPolicy
+from services.tool_cache import ToolCache
 from services.upstream_log import log_path, with_stderr
 from supervisor import policy
 from supervisor.containers import ContainerJanitor
 from supervisor.inbox import Command, Event, LoginOutcome, WorkerExited
 from supervisor.ledger import Ledger
+from supervisor.on_demand import StartKeeper
 from supervisor.spawn import Spawner, WorkerProcess
 from supervisor.states import Lifecycle, WorkerState
 
@@ -62,6 +65,10 @@ SIGKILLed at once; its in-flight calls fail when it is reported gone."""
 STOP_MARGIN_S: Final = 2.0
 LAST_WORDS_S: Final = 0.5
 INBOX_SIZE: Final = 1000
+DRAINABLE: Final = frozenset(
+    {WorkerState.RUNNING, WorkerState.STOPPING, WorkerState.STOPPED, WorkerState.STARTING}
+)
+"""Where a server is while a generation stopped politely is replaced (supervisor/on_demand.py)."""
 
 
 @dataclass
@@ -95,6 +102,10 @@ class RunnerContext:
     start_slots: trio.CapacityLimiter | None = None
     """Bounds how many servers are between spawn and initialized at once (`max_concurrent_starts`), so a
     fleet starting on a few cores does not time out its own `initialize` calls."""
+    start_policy: Callable[[ServerConfig], StartPolicy] = lambda _: StartPolicy()
+    """`start`, `idle_timeout`, `max_lifetime` of a server, with the global ones (supervisor/on_demand.py)."""
+    tool_cache: ToolCache | None = None
+    """What each server offered when it last ran: an idle on-demand server is listed from it."""
 
 
 class ServerRunner:
@@ -132,6 +143,8 @@ class ServerRunner:
         self.signed_in = False
         self.person_led = False
         self.login: LoginOutcome | None = None
+        self.keeper = StartKeeper(self)
+        """Starts it on demand, stops it when idle, recycles it (supervisor/on_demand.py)."""
 
     @property
     def name(self) -> str:
@@ -151,7 +164,7 @@ class ServerRunner:
             generation=self.generation,
             worker_pid=self.worker.child.pid if self.worker and self.worker.child.running else None,
             upstream_pid=self.upstream_pid,
-            tool_count=len(self.tools) if self.life.state is WorkerState.RUNNING else 0,
+            tool_count=len(self.tools) if self.life.state in (WorkerState.RUNNING, WorkerState.IDLE) else 0,
             restarts=self.restarts,
             last_error=self.ctx.scrub(self.last_error) if self.last_error else None,
             condition=self.condition
@@ -169,6 +182,9 @@ class ServerRunner:
             signed_in=self.signed_in and self.life.state is WorkerState.RUNNING,
             config_json=self.ctx.config_view(self.name),
             allow_secret_echo=self.config.allow_secret_echo,
+            on_demand=self.keeper.policy().on_demand,
+            draining=self.keeper.draining and self.life.state in DRAINABLE,
+            init_timeout_s=self._init_timeout_s(),
         )
 
     def deliver_nowait(self, event: Event) -> None:
@@ -189,6 +205,9 @@ class ServerRunner:
             while not self.removed:
                 if not self.wanted:
                     await self._idle()
+                    continue
+                if self.keeper.parked():
+                    await self.keeper.park()
                     continue
                 await self._run_generation()
         finally:
@@ -246,12 +265,15 @@ class ServerRunner:
                 if self.login is not None:
                     self.login.done.set()  # an older request waits no more
                 self.login = command.login
+                self.keeper.demanded = True
             case "disable" | "remove":
                 self.wanted = False
                 self.removed = self.removed or command.action == "remove"
                 return "stop"
             case "restart":
-                pass
+                self.keeper.demanded = True
+            case "start":
+                return await self.keeper.demand()
             case _:
                 assert_never(command.action)
         self.wanted = self.config.enabled and not self.config.quarantined
@@ -290,10 +312,10 @@ class ServerRunner:
             return
         if outcome == "running":
             outcome = await self._running()
-        if outcome in ("stop", "restart"):
+        if outcome in ("stop", "restart", "idle", "recycle"):
             await self._set(WorkerState.STOPPING)
             await self._stop_worker()
-            await self._set(WorkerState.STOPPED)
+            await self._set(self.keeper.after_stop(outcome))
             return
         # The worker died or failed. Say so first — the gateway fails calls still in flight to it on
         # this news — then make sure nothing of it is left (that may take up to kill_timeout), then decide.
@@ -399,6 +421,7 @@ class ServerRunner:
                         self.signed_in = signed_in
                         self.last_error = None
                         self.has_run, self.condition = True, None
+                        self.keeper.begin()
                         await self._set(WorkerState.RUNNING)
                         await self.ctx.publish_tools(self)
                         self._settle_login()
@@ -456,6 +479,8 @@ class ServerRunner:
                 match event:
                     case Heartbeat():
                         last_beat = trio.current_time()
+                        if (verdict := await self.keeper.on_beat(event)) is not None:
+                            return verdict
                     case UpstreamHealth(healthy=healthy, error=error):
                         self.healthy = healthy
                         self.last_error = error if not healthy else None

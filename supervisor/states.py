@@ -17,14 +17,15 @@ WorkerState = ServerState
 
 S = WorkerState
 ALLOWED: Final[Mapping[WorkerState, frozenset[WorkerState]]] = {
-    S.STOPPED: frozenset({S.STARTING}),
+    S.STOPPED: frozenset({S.STARTING, S.IDLE}),
     S.STARTING: frozenset({S.RUNNING, S.EXITED, S.STOPPING}),
     S.RUNNING: frozenset({S.EXITED, S.STOPPING}),
     S.EXITED: frozenset({S.BACKOFF, S.FATAL, S.NEEDS_LOGIN, S.STOPPED}),
     S.BACKOFF: frozenset({S.STARTING, S.STOPPED}),
-    S.STOPPING: frozenset({S.STOPPED}),
+    S.STOPPING: frozenset({S.STOPPED, S.IDLE}),
     S.FATAL: frozenset({S.STARTING, S.STOPPED}),
     S.NEEDS_LOGIN: frozenset({S.STARTING, S.STOPPED}),
+    S.IDLE: frozenset({S.STARTING, S.STOPPED}),
 }
 
 

@@ -101,6 +101,10 @@ class Worker:
         self.calls: DealerChannel[GatewayToWorker] | None = None
         self.upstream: Upstream | None = None
         self.in_flight: dict[int, trio.CancelScope] = {}
+        self.served = 0
+        """Calls and forwarded requests this generation has begun (its heartbeats report it)."""
+        self.last_active = trio.current_time()
+        """When the last of them ended (the idle stop of an on-demand server counts from it)."""
         self.stop_requested = trio.Event()
         self.tools_changed = trio.Event()
         self.catalog_changed = trio.Event()
@@ -360,6 +364,7 @@ class Worker:
         the result, or a CallFailed (`error_codes`: with the upstream's JSON-RPC error code)."""
         assert self.calls is not None
         answer: ToolResult | ForwardResult | CallFailed
+        self.served += 1
         with trio.CancelScope() as scope, self.asks.serving(request_id, asks):
             self.in_flight[request_id] = scope
             try:
@@ -377,6 +382,7 @@ class Worker:
                 )
             finally:
                 self.in_flight.pop(request_id, None)
+                self.last_active = trio.current_time()
         if scope.cancelled_caught:
             answer = CallFailed(request_id=request_id, kind="gone", error=f"{what} cancelled")
         try:
@@ -466,8 +472,14 @@ class Worker:
         )
 
     async def _heartbeats(self) -> None:
-        beat = Heartbeat(server=self.server, generation=self.generation)
         while True:
+            beat = Heartbeat(
+                server=self.server,
+                generation=self.generation,
+                busy=len(self.in_flight),
+                idle_s=trio.current_time() - self.last_active,
+                served=self.served,
+            )
             await self.control.send(beat)
             await trio.sleep(HEARTBEAT_INTERVAL_S)
 
