@@ -28,7 +28,7 @@ from typing import Final
 
 import trio
 
-from bench import context_tokens, echo, minimal_client, search_speed
+from bench import context_tokens, echo, minimal_client, on_demand, search_speed
 from bench.clients import MESSAGE, CallOpener, open_client_call, open_mcp_call, open_stdio_call
 from bench.cpu import ECHO_SERVER
 from bench.memory import ProxyMemory, measure_proxy
@@ -88,15 +88,16 @@ class Counts:
     echo_repeats: int
     search_sizes: tuple[int, ...]
     search_queries: int
+    on_demand: int
 
 
 FULL: Final = Counts(
     calls=1000, latency_rounds=10, sessions=(10, 50), session_calls=100, throughput_rounds=3, fleet=50,
-    startups=3, echo_repeats=5, search_sizes=(1_000, 10_000), search_queries=2_000,
+    startups=3, echo_repeats=5, search_sizes=(1_000, 10_000), search_queries=2_000, on_demand=40,
 )  # fmt: skip
 QUICK: Final = Counts(
     calls=100, latency_rounds=2, sessions=(10, 50), session_calls=10, throughput_rounds=1, fleet=5,
-    startups=1, echo_repeats=2, search_sizes=(1_000, 10_000), search_queries=200,
+    startups=1, echo_repeats=2, search_sizes=(1_000, 10_000), search_queries=200, on_demand=5,
 )  # fmt: skip
 
 
@@ -167,6 +168,11 @@ class Suite:
         await self._stage(Section.STARTUP, "launch to /readyz, no upstreams", self.startup_stage)
         await self._stage(
             Section.STOP, f"proxy with {fleet} upstreams: start, memory, stop", self.fleet_stage
+        )
+        await self._stage(
+            Section.MEMORY,
+            f"{self.counts.on_demand} on-demand upstreams: idle, cold calls",
+            self.on_demand_stage,
         )
         await self._stage(Section.SEARCH, "tool search", self.search_stage)
         await self._stage(Section.SEARCH, "tokens the agent reads", self.context_stage)
@@ -421,6 +427,25 @@ class Suite:
             f"{times.last_stdin_closed_s:.2f} s; {times.exited_s - times.last_upstream_exit_s:.2f} s "
             f"(between them the upstreams exit: {times.last_upstream_exit_s - times.last_stdin_closed_s:.2f} s)"
         )))  # fmt: skip
+
+    async def on_demand_stage(self) -> None:
+        count = self.counts.on_demand
+        figures = await on_demand.measure(self.scratch / "on-demand", count)
+        self.add(Section.STARTUP, Row(
+            f"first launch with {count} on-demand upstreams until each learned its tools and is idle",
+            f"{figures.learn_s:.1f} s",
+        ))  # fmt: skip
+        memory = figures.memory
+        self.add(Section.MEMORY, Row(
+            f"PSS of the proxy's processes, {count} on-demand upstreams idle (none started)",
+            f"{memory.total_mib:.1f} MiB ({memory.describe()}); listed from the cache: {figures.tools_listed} "
+            f"tools on /mcp/all, retrieve_tools finds echo of {figures.servers_found} of {count}",
+            f"no workers; all {count} found", memory.workers == 0 and figures.servers_found == count,
+        ))  # fmt: skip
+        self.add(Section.LATENCY, Row(
+            "cold call: the first call to an idle on-demand server (start, initialize, answer), SDK client",
+            f"{on_demand.median_text(figures.cold_ms)}; the next call: {on_demand.median_text(figures.warm_ms)}",
+        ))  # fmt: skip
 
     # --- search -----------------------------------------------------------------
 

@@ -25,6 +25,7 @@ STATE_STYLES: Final = {
     "fatal": "bold red",
     "needs_login": "bold yellow",
     "stopped": "dim",
+    "idle": "cyan",
 }
 
 

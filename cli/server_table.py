@@ -16,6 +16,10 @@ def flags_of(server: dict[str, Any]) -> str:
         flags.append("quarantined")
     if server.get("healthy") is False:
         flags.append("unhealthy")
+    if server.get("on_demand"):
+        flags.append("on-demand")
+    if server.get("draining"):
+        flags.append("draining")
     if server.get("condition") in ("crash-looping", "unreachable"):
         flags.append(server["condition"])
     if server.get("pending_change"):

@@ -15,7 +15,9 @@ function serverRow(s) {
     h("th", { scope: "row" }, h("a", { href: `#/server/${enc(s.name)}` }, s.name)),
     h("td", { class: "cell-state", "data-label": "State" }, stateBadge(s.state),
       s.quarantined ? h("span", { class: "badge quarantined" }, "quarantined") : null,
-      !s.enabled ? h("span", { class: "badge muted" }, "disabled") : null),
+      !s.enabled ? h("span", { class: "badge muted" }, "disabled") : null,
+      s.on_demand ? h("span", { class: "badge on-demand", title: "starts on its first call, stops when idle" }, "on demand") : null,
+      s.draining ? h("span", { class: "badge muted", title: "finishing its calls before it stops" }, "draining") : null),
     h("td", { class: "num cell-tools", "data-label": "Tools" }, s.tool_count),
     h("td", { class: "num cell-restarts", "data-label": "Restarts" }, s.restarts),
     h("td", { class: "cell-error", "data-label": "Last error" }, s.last_error ? h("span", { class: "error-text" }, s.last_error) : dash()));
