@@ -607,7 +607,7 @@ async def test_misbehaving_upstreams_fail_alone_with_a_clear_error(tmp_path: Pat
     servers = [
         echo_server("good"),
         hostile("garbage", "garbage-stdout"),
-        hostile("huge", "huge-message"),
+        hostile("huge", "huge-message", tool_response_limit=0),  # the transports' limits, not the cut
         hostile("endless", "endless-line", call_tool_timeout=3),
         hostile("crash", "crash-on-call"),
         hostile("never", "never-init", init_timeout=2),
