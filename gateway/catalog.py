@@ -28,16 +28,15 @@ from typing import Any, Final
 
 import mcp.types as types
 import trio
-from mcp.server.lowlevel import NotificationOptions, Server
-from mcp.server.models import InitializationOptions
+from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from bus.errors import PeerGoneError, ProxyError
 from bus.messages import UpstreamNotified
-from gateway.access import Handler, Identity, as_requested, current_identity
+from gateway.access import Handler, as_requested, current_identity
 from gateway.calling import context_from_mcp
+from gateway.catalog_notices import CatalogNotices
 from gateway.listen import ListenStreams
 from gateway.registry import Registry
 from gateway.resource_uris import matches_template, page, qualify, unqualify
@@ -50,75 +49,13 @@ logger = logging.getLogger(__name__)
 
 RESOURCE_NOT_FOUND: Final = -32002
 """The MCP error code for a resource no server has."""
-NOTIFY_DEBOUNCE_S: Final = 0.05
-SEND_TIMEOUT_S: Final = 1.0
-"""A session that cannot take a notification within this long is skipped (and forgotten if closed)."""
 NOTICE_BUFFER: Final = 1000
+"""Upstream log messages and resource updates waiting to be relayed; more are dropped."""
 PRUNE_EVERY: Final = 64
 """Sessions the endpoint no longer has are forgotten once this many new ones have been remembered."""
-"""Upstream log messages and resource updates waiting to be relayed; more are dropped."""
 
-TASKS_EXTENSION: Final = "io.modelcontextprotocol/tasks"
 RECORDED: Final = frozenset({"prompts/get", "resources/read"})
 """Forwarded methods that land in the activity log, as the tool `"<method> <prompt or URI>"`."""
-
-
-class CatalogServer(Server[Any]):
-    """A low-level Server that announces prompt and resource list changes (and tools', if `tools_changed`),
-    and the `tasks` capability to 2025-era clients while `task_capability` gives one (the Tasks
-    extension to 2026-era clients while `task_extension` says so)."""
-
-    tools_changed = False
-    task_capability: Callable[[], types.ServerTasksCapability | None] | None = None
-    task_extension: Callable[[], bool] | None = None
-    """Whether to advertise the 2026-07-28 Tasks extension (gateway/ext_tasks.py) to that era."""
-    instructions_for: Callable[[Identity], str] | None = None
-    """The instructions for a caller (gateway/instructions.py); None: the fixed ones."""
-    _fixed_instructions: str | None = None
-
-    @property
-    def instructions(self) -> str | None:
-        """Asked for by `initialize` and `server/discover`, without the request: written now for
-        the caller the front door admitted (gateway/access.py `serving`)."""
-        if self.instructions_for is not None:
-            return self.instructions_for(current_identity())
-        return self._fixed_instructions
-
-    @instructions.setter
-    def instructions(self, value: str | None) -> None:
-        self._fixed_instructions = value
-
-    def get_capabilities(
-        self,
-        notification_options: NotificationOptions | None = None,
-        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
-        extensions: dict[str, dict[str, Any]] | None = None,
-        *,
-        protocol_version: str | None = None,
-    ) -> types.ServerCapabilities:
-        capabilities = super().get_capabilities(
-            notification_options, experimental_capabilities, extensions, protocol_version=protocol_version
-        )
-        if protocol_version in MODERN_PROTOCOL_VERSIONS:  # (2026-07-28 moved tasks into an extension)
-            if self.task_extension is not None and self.task_extension():
-                extensions = {**(capabilities.extensions or {}), TASKS_EXTENSION: {}}
-                return capabilities.model_copy(update={"extensions": extensions})
-            return capabilities
-        if self.task_capability is None:
-            return capabilities
-        tasks = self.task_capability()
-        return capabilities if tasks is None else capabilities.model_copy(update={"tasks": tasks})
-
-    def create_initialization_options(
-        self,
-        notification_options: NotificationOptions | None = None,
-        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
-        extensions: dict[str, dict[str, Any]] | None = None,
-    ) -> InitializationOptions:
-        options = NotificationOptions(
-            prompts_changed=True, resources_changed=True, tools_changed=self.tools_changed
-        )
-        return super().create_initialization_options(options, experimental_capabilities, extensions)
 
 
 def _session_id(ctx: Any) -> str | None:
@@ -126,7 +63,7 @@ def _session_id(ctx: Any) -> str | None:
     return request.headers.get("mcp-session-id") if request is not None else None
 
 
-class CatalogFront:
+class CatalogFront(CatalogNotices):
     """The catalog handlers of one MCP endpoint, and its notifications to that endpoint's sessions."""
 
     def __init__(self, registry: Registry, upstreams: Upstreams, surface: str) -> None:
@@ -514,73 +451,3 @@ class CatalogFront:
             if subscribers.pop(key, None) is not None and not subscribers:
                 del self.subscriptions[(server, original)]
                 await self._forward(ctx, server, "resources/unsubscribe", uri, {"uri": original})
-
-    # --- notifications --------------------------------------------------------
-
-    def relay_nowait(self, notice: UpstreamNotified) -> None:
-        """An upstream's log message or resource update, for this endpoint's sessions (never blocks)."""
-        try:
-            self._notices_send.send_nowait(notice)
-        except trio.WouldBlock:
-            logger.warning("dropped a %s from %s: clients are not keeping up", notice.method, notice.server)
-
-    async def run(self) -> None:
-        """Relay upstream notices and announce list changes, until cancelled."""
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._announce_changes)
-                async for notice in self._notices:
-                    await self._relay(notice)
-        finally:
-            self.listen.close()
-
-    async def _send(self, session_id: str, session: Any, method: str, *args: Any, **kwargs: Any) -> None:
-        try:
-            with trio.move_on_after(SEND_TIMEOUT_S):
-                await getattr(session, method)(*args, **kwargs)
-        except Exception:  # a closed session: forget it
-            self._forget(session_id)
-
-    async def _relay(self, notice: UpstreamNotified) -> None:
-        params = json.loads(notice.params)
-        if notice.method == "notifications/message":
-            source = params.get("logger")
-            tag = f"{notice.server}:{source}" if source else notice.server
-            for session_id, session in list(self.sessions.items()):
-                await self._send(
-                    session_id,
-                    session,
-                    "send_log_message",
-                    level=params.get("level", "info"),
-                    data=params.get("data"),
-                    logger=tag,
-                )
-        elif notice.method == "notifications/resources/updated":
-            subscribers = self.subscriptions.get((notice.server, params.get("uri", "")), {})
-            for session_id, (session, shown) in list(subscribers.items()):
-                if session is not None:
-                    await self._send(session_id, session, "send_resource_updated", shown)
-            for shown in {shown for session, shown in subscribers.values() if session is None}:
-                await self.listen.resource_updated(shown)
-
-    async def _announce_changes(self) -> None:
-        while True:
-            await self._changed.wait()
-            await trio.sleep(NOTIFY_DEBOUNCE_S)
-            self._changed = trio.Event()
-            prompts = json.dumps([entry for _, entry in self._prompt_entries()], sort_keys=True)
-            resources = json.dumps(
-                [[e for _, e in self._resource_entries()], [e for _, e in self._template_entries()]],
-                sort_keys=True,
-            )
-            old_prompts, old_resources = self._signatures
-            self._signatures = (prompts, resources)
-            if prompts != old_prompts:
-                await self.listen.prompts_changed()
-            if resources != old_resources:
-                await self.listen.resources_changed()
-            for session_id, session in list(self.sessions.items()):
-                if prompts != old_prompts:
-                    await self._send(session_id, session, "send_prompt_list_changed")
-                if resources != old_resources:
-                    await self._send(session_id, session, "send_resource_list_changed")

@@ -24,7 +24,8 @@ from gateway.access import Identity, View, identity_of_request
 from gateway.argument_errors import with_schema
 from gateway.asks import InputRounds, ToolAnswer
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
-from gateway.catalog import CatalogFront, CatalogServer
+from gateway.catalog import CatalogFront
+from gateway.catalog_server import CatalogServer
 from gateway.instructions import direct_instructions
 from gateway.large_results import READ_CACHE, READ_CACHE_TOOL
 from gateway.mcp_management import MAX_DESCRIBE

@@ -25,7 +25,8 @@ from gateway.access import Identity, identity_of_request
 from gateway.argument_errors import with_schema
 from gateway.asks import InputRounds, ToolAnswer
 from gateway.calling import CallContext, Caller, context_from_mcp, error_result
-from gateway.catalog import CatalogFront, CatalogServer
+from gateway.catalog import CatalogFront
+from gateway.catalog_server import CatalogServer
 from gateway.instructions import search_instructions, servers_sentence, signature
 from gateway.large_results import READ_CACHE, READ_CACHE_TOOL
 from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
