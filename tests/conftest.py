@@ -30,6 +30,7 @@ GROUPS: Final[Mapping[str, str]] = {
     "eval": "the retrieval eval set (../shared/eval or MCPPROXY_EVAL_SET) and its reference servers",
     "cgroups": "a writable cgroup hierarchy with the memory and pids controllers (v2, or v1 as root)",
     "netns": "root and iproute2's `ip`: network namespaces joined by veth pairs (tests/netns.py)",
+    "prometheus": "Debian's /usr/bin/prometheus, a real scraper of /metrics (tests/system/test_metrics.py)",
 }
 
 
