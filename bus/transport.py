@@ -83,6 +83,18 @@ class Socket:
             self._wake.cancel()
         await trio.lowlevel.cancel_shielded_checkpoint()
 
+    def send_nowait(self, frames: Sequence[bytes]) -> bool:
+        """Send if the message can go at once; False if not now. PeerGoneError for an unroutable peer."""
+        try:
+            self._sock.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        except zmq.ZMQError as exc:
+            if exc.errno == errno.EHOSTUNREACH:
+                raise PeerGoneError("bus peer is not connected") from exc
+            raise BusError(f"bus send failed: {exc}") from exc
+        return True
+
     async def receive(self) -> list[bytes]:
         """Wait for one multipart message."""
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -170,6 +182,24 @@ def curve_key_problem(key: str) -> str | None:
     return None if len(key) == 40 and len(decoded) == 32 else "a CurveZMQ key is 40 characters of Z85 text"
 
 
+_authenticator: Socket | None = None
+_accepted: frozenset[bytes] = frozenset()
+
+
+def _zap_socket() -> Socket:
+    """The process's ZAP socket, bound once and kept: libzmq releases an inproc name and its sessions'
+    pipes to it on its own threads, so a ZAP socket closed and bound again in one process can leave
+    new handshakes asking the old one (and hanging). Between uses it is bound but unserved, which
+    holds every handshake: closed, not open."""
+    global _authenticator
+    if _authenticator is None:
+        sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.bind(ZAP_ENDPOINT)
+        _authenticator = Socket(sock)
+    return _authenticator
+
+
 @contextlib.asynccontextmanager
 async def open_bus_security(keys: CurveKeys) -> AsyncIterator[None]:
     """Let this process's bus sockets use tcp://, with `keys`; serve its ZAP authenticator meanwhile.
@@ -177,32 +207,25 @@ async def open_bus_security(keys: CurveKeys) -> AsyncIterator[None]:
     libzmq asks the authenticator about every handshake on a bound CURVE socket; without one it
     would accept any client key, so a process that binds runs it before it binds anything.
     """
-    global _curve
+    global _curve, _accepted
     if _curve is not None:
         raise BusError("bus security is already configured in this process")
-    authenticator: Socket | None = None
-    if keys.server_secret:
-        sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(ZAP_ENDPOINT)
-        authenticator = Socket(sock)
     _curve = keys
+    _accepted = frozenset(z85.decode(key.encode("ascii")) for key in keys.allowed)
     try:
         async with trio.open_nursery() as nursery:
-            if authenticator is not None:
-                nursery.start_soon(_serve_zap, authenticator, keys.allowed)
+            if keys.server_secret:
+                nursery.start_soon(_serve_zap, _zap_socket())
             try:
                 yield
             finally:
                 nursery.cancel_scope.cancel()
     finally:
         _curve = None
-        if authenticator is not None:
-            authenticator.close()
+        _accepted = frozenset()
 
 
-async def _serve_zap(socket: Socket, allowed: frozenset[str]) -> None:
-    accepted = {z85.decode(key.encode("ascii")) for key in allowed}
+async def _serve_zap(socket: Socket) -> None:
     while True:
         frames = await socket.receive()
         # [peer, "", version, request id, domain, address, routing id, mechanism, credentials...]
@@ -210,7 +233,7 @@ async def _serve_zap(socket: Socket, allowed: frozenset[str]) -> None:
             continue
         peer, _, version, request_id, domain, address, _, mechanism, *credentials = frames
         key = credentials[0] if credentials else b""
-        ok = mechanism == b"CURVE" and domain == ZAP_DOMAIN and key in accepted
+        ok = mechanism == b"CURVE" and domain == ZAP_DOMAIN and key in _accepted
         if not ok:
             shown = z85.encode(key).decode("ascii") if len(key) == 32 else "none"
             logger.warning(
@@ -264,19 +287,22 @@ class RouterChannel(Generic[T]):
     async def send(self, peer: bytes, message: Message) -> None:
         await self._socket.send((peer, encode(message)))
 
+    def probe_nowait(self, peer: bytes, message: Message) -> bool:
+        """Send `message` if it can go at once; False only when `peer` has no route (it is gone)."""
+        try:
+            self._socket.send_nowait((peer, encode(message)))  # not sent: full, or the route is going
+        except PeerGoneError:
+            return False
+        return True
+
     async def disconnected(self) -> None:
         """Wait until a peer's connection drops (closed, or silent past the tcp:// heartbeat).
 
-        The event does not say which peer: a caller with requests in flight sends each of their
-        peers something harmless and takes PeerGoneError as the answer. One task calls this.
+        The event does not say which peer, and libzmq removes the peer's route a moment after it
+        reports the drop: a caller with requests in flight probes their peers (`probe_nowait`) for
+        a short while after it. One task calls this.
         """
-        if self._monitor is None:
-            await trio.sleep_forever()
-        assert self._monitor is not None
-        while True:
-            frames = await self._monitor.receive()
-            if frames and int.from_bytes(frames[0][:2], "little") == zmq.EVENT_DISCONNECTED:
-                return
+        await _next_event(self._monitor, zmq.EVENT_DISCONNECTED)
 
     async def receive(self) -> tuple[bytes, T]:
         """Next (peer id, message). A malformed message raises ProtocolError; the channel stays usable."""
@@ -286,20 +312,26 @@ class RouterChannel(Generic[T]):
                 return frames[0], self._decoder.decode(frames[1])
 
     def close(self, linger_ms: int = 0) -> None:
-        if self._monitor is not None:
-            self._monitor.close()
+        _stop_monitor(self._socket, self._monitor)
         self._socket.close(linger_ms)
 
 
 class DealerChannel(Generic[T]):
     """A connected DEALER with a fixed routing id; receives messages of `T`."""
 
-    def __init__(self, socket: Socket, decoder: Decoder[T]) -> None:
+    def __init__(self, socket: Socket, decoder: Decoder[T], monitor: Socket | None = None) -> None:
         self._socket = socket
         self._decoder = decoder
+        self._monitor = monitor
 
     async def send(self, message: Message) -> None:
         await self._socket.send((encode(message),))
+
+    async def connected(self) -> None:
+        """Wait until a connection to the ROUTER is (re)established, handshake done: the first, and each
+        redial after the peer went away (restarted, moved, or silent past the heartbeat). Only for a
+        tcp:// DEALER made with `watch_connects`; otherwise never returns. One task calls this."""
+        await _next_event(self._monitor, zmq.EVENT_HANDSHAKE_SUCCEEDED)
 
     async def receive(self) -> T:
         while True:
@@ -308,7 +340,26 @@ class DealerChannel(Generic[T]):
                 return self._decoder.decode(frames[0])
 
     def close(self, linger_ms: int = 0) -> None:
+        _stop_monitor(self._socket, self._monitor)
         self._socket.close(linger_ms)
+
+
+def _stop_monitor(socket: Socket, monitor: Socket | None) -> None:
+    # Stop the events first: libzmq's I/O thread writes them to a PAIR with a blocking send, so an
+    # event for a monitor already closed would hang that thread, and with it every socket.
+    if monitor is not None and not monitor._closed:
+        socket._sock.disable_monitor()
+        monitor.close()
+
+
+async def _next_event(monitor: Socket | None, event: int) -> None:
+    if monitor is None:
+        await trio.sleep_forever()
+    assert monitor is not None
+    while True:
+        frames = await monitor.receive()
+        if frames and int.from_bytes(frames[0][:2], "little") == event:
+            return
 
 
 def bind_router(endpoint: str, decoder: Decoder[T]) -> RouterChannel[T]:
@@ -327,7 +378,9 @@ def bind_router(endpoint: str, decoder: Decoder[T]) -> RouterChannel[T]:
     return RouterChannel(Socket(sock), decoder, Socket(monitor) if monitor is not None else None)
 
 
-def connect_dealer(endpoint: str, identity: bytes, decoder: Decoder[T]) -> DealerChannel[T]:
+def connect_dealer(
+    endpoint: str, identity: bytes, decoder: Decoder[T], *, watch_connects: bool = False
+) -> DealerChannel[T]:
     """Connect a DEALER that presents `identity` to the ROUTER it talks to."""
     sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
     try:
@@ -336,8 +389,11 @@ def connect_dealer(endpoint: str, identity: bytes, decoder: Decoder[T]) -> Deale
         sock.close(linger=0)
         raise
     sock.setsockopt(zmq.ROUTING_ID, identity)
+    monitor = None
+    if watch_connects and _is_tcp(endpoint):
+        monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
     sock.connect(endpoint)
-    return DealerChannel(Socket(sock), decoder)
+    return DealerChannel(Socket(sock), decoder, Socket(monitor) if monitor is not None else None)
 
 
 def terminate_context() -> None:

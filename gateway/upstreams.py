@@ -81,6 +81,10 @@ logger = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S: Final = 10.0
 SUBSCRIBE_RETRY_S: Final = 2.0
+ROUTE_SETTLE_S: Final = 1.0
+"""How long after a dropped worker connection its route may still look alive (libzmq tears it down
+asynchronously; ~ms here): the calls in flight are probed for this long."""
+ROUTE_PROBE_S: Final = 0.05
 
 
 Reply = CommandResult | SecretResult | ConfigResult | ClientResult
@@ -128,13 +132,16 @@ class Upstreams:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._calls = bind_router(self.calls_endpoint, WORKER_TO_GATEWAY)
-        self._control = connect_dealer(self.control_endpoint, gateway_identity(), TO_GATEWAY)
+        self._control = connect_dealer(
+            self.control_endpoint, gateway_identity(), TO_GATEWAY, watch_connects=True
+        )
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._calls_loop)
                 nursery.start_soon(self._control_loop)
                 nursery.start_soon(self._fail_unreachable)
+                nursery.start_soon(self._resubscribe_on_reconnect)
                 task_status.started()
         finally:
             self._calls.close()
@@ -361,6 +368,19 @@ class Upstreams:
         with contextlib.suppress(BusError):
             await self._calls.send(peer, answer)
 
+    async def _resubscribe_on_reconnect(self) -> None:
+        """Over tcp://, the supervisor can come back as a new run (its pod moved) while this gateway lives
+        on: each time the control connection is made again, subscribe again; the Snapshot replaces the
+        registry. The first connection's Subscribe is harmless: the supervisor answers with a Snapshot."""
+        assert self._control is not None
+        first = True
+        while True:
+            await self._control.connected()
+            if not first:
+                logger.info("control connection to the supervisor made again: subscribing again")
+                await self._control.send(Subscribe())
+            first = False
+
     async def _fail_unreachable(self) -> None:
         """Over tcp://, a worker's connection can drop while its process lives on (a network partition):
         the supervisor sees no exit, so the calls in flight to it fail here, once the connection has
@@ -368,12 +388,14 @@ class Upstreams:
         assert self._calls is not None
         while True:
             await self._calls.disconnected()
-            for identity in {p.identity for p in self._pending.values() if not p.done.is_set()}:
-                try:
-                    await self._calls.send(identity, Attached())  # ignored by a worker that is there
-                except PeerGoneError:
-                    server = identity.decode(errors="replace").split("/")[1:2] or ["?"]
-                    self._fail_identity(identity, f"the bus connection to server {server[0]!r} was lost")
+            # libzmq reports the drop before it removes the route: watch the suspects for a moment.
+            with trio.move_on_after(ROUTE_SETTLE_S):
+                while suspects := {p.identity for p in self._pending.values() if not p.done.is_set()}:
+                    for identity in suspects:
+                        if not self._calls.probe_nowait(identity, Attached()):  # a live worker ignores it
+                            server = (identity.decode(errors="replace").split("/")[1:2] or ["?"])[0]
+                            self._fail_identity(identity, f"the bus connection to server {server!r} was lost")
+                    await trio.sleep(ROUTE_PROBE_S)
 
     def _fail_identity(self, identity: bytes, reason: str) -> None:
         for pending in self._pending.values():

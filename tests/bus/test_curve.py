@@ -7,12 +7,14 @@ import socket
 
 import pytest
 import trio
+import zmq
 
 from bus.codec import TO_SUPERVISOR, TO_WORKER
 from bus.errors import ConfigError, PeerGoneError
-from bus.messages import Heartbeat, Shutdown
+from bus.messages import Heartbeat, Shutdown, ToSupervisor
 from bus.transport import (
     CurveKeys,
+    RouterChannel,
     bind_router,
     connect_dealer,
     curve_key_problem,
@@ -41,6 +43,15 @@ def keys_for_one_process(*, client_allowed: bool = True, pinned_server: str | No
         server_secret=server_secret,
         allowed=frozenset({public if client_allowed else other_public}),
     )
+
+
+async def rebind(address: str) -> RouterChannel[ToSupervisor]:
+    """Bind again where a closed router was: libzmq closes its listener a moment after close()."""
+    while True:
+        try:
+            return bind_router(address, TO_SUPERVISOR)
+        except zmq.ZMQError:
+            await trio.sleep(0.01)
 
 
 def test_generated_keys_are_z85_and_garbage_is_named() -> None:
@@ -121,8 +132,28 @@ async def test_a_dropped_connection_is_reported_and_its_peer_becomes_unroutable(
                 await router.receive()
                 dealer.close()
                 await router.disconnected()
+                while router.probe_nowait(b"w/a/1", Shutdown()):  # the route goes a moment later
+                    await trio.sleep(0.01)
                 with pytest.raises(PeerGoneError):
                     await router.send(b"w/a/1", Shutdown())
+        finally:
+            dealer.close()
+            router.close()
+
+
+async def test_a_watching_dealer_hears_each_new_connection_after_its_router_comes_back() -> None:
+    address = free_tcp_endpoint()
+    async with open_bus_security(keys_for_one_process()):
+        router = bind_router(address, TO_SUPERVISOR)
+        dealer = connect_dealer(address, b"gateway", TO_WORKER, watch_connects=True)
+        try:
+            with trio.fail_after(10):
+                await dealer.connected()
+                router.close()  # the supervisor's pod goes; a new run binds the same address
+                router = await rebind(address)
+                await dealer.connected()
+                await dealer.send(Heartbeat(server="gateway", generation=2))
+                assert (await router.receive())[1] == Heartbeat(server="gateway", generation=2)
         finally:
             dealer.close()
             router.close()
