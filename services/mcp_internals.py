@@ -14,6 +14,10 @@ The SDK offers no public hook for two things we do:
   the task). `send_unchecked` sends it as `send_request` does — the session's
   stamp (`_stamp`: the era's header or `_meta`) on the dispatcher
   (`_dispatcher`) — and returns the result unchecked.
+- The worker answers some requests an upstream sends it before the SDK's session does (the client
+  side of 2025-11-25 tasks, services/worker/client_tasks.py), and declares the `tasks` capability
+  that goes with it: `AnsweringSession` wraps the session's request handler (`_on_request`) and its
+  capability builder (`_build_capabilities`).
 - The worker's OAuth provider (`services/worker/oauth.py`) replaces the hooks
   `OAuthClientProvider` runs its flow through (`_auth_flow`, `_initialize`,
   `_handle_refresh_response`) and calls two of its steps (`_refresh_token`,
@@ -35,13 +39,15 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 import httpx2
+import mcp.types as types
 import trio
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.session import ClientSession
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.shared.dispatcher import CallOptions
+from mcp.shared.dispatcher import CallOptions, DispatchContext
+from mcp.shared.transport_context import TransportContext
 
 from bus.errors import IncompatibleLibraryError
 
@@ -96,6 +102,32 @@ async def send_unchecked(session: ClientSession, method: str, params: dict[str, 
     opts: CallOptions = {}
     session._stamp(data, opts)
     return await session._dispatcher.send_raw_request(method, data.get("params"), opts)
+
+
+class AnsweringSession(ClientSession):
+    """A ClientSession that may answer a server-initiated request itself (`answer_first`) before the
+    SDK's callbacks do, and add to the capabilities it declares (`more_capabilities`)."""
+
+    async def answer_first(self, method: str, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """The result of a request this session answers itself; None: the SDK's callbacks answer it."""
+        return None
+
+    def more_capabilities(
+        self, capabilities: types.ClientCapabilities, version: str
+    ) -> types.ClientCapabilities:
+        """The capabilities declared to a server speaking `version`."""
+        return capabilities
+
+    async def _on_request(
+        self, dctx: DispatchContext[TransportContext], method: str, params: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        answer = await self.answer_first(method, params)
+        if answer is not None:
+            return answer
+        return await super()._on_request(dctx, method, params)
+
+    def _build_capabilities(self, version: str) -> types.ClientCapabilities:
+        return self.more_capabilities(super()._build_capabilities(version), version)
 
 
 class OAuthProviderBase(OAuthClientProvider):
@@ -190,6 +222,17 @@ def problems(
         ),
         "ClientSession.send_request stamps with _stamp and sends on _dispatcher.send_raw_request": _uses(
             session, "send_request", "_stamp", "_dispatcher", "send_raw_request"
+        ),
+        "ClientSession answers server requests with the coroutine _on_request(dctx, method, params)": (
+            inspect.iscoroutinefunction(getattr(session, "_on_request", None))
+            and list(inspect.signature(session._on_request).parameters)
+            == ["self", "dctx", "method", "params"]
+            and _uses(session, "__aenter__", "_on_request")
+        ),
+        "ClientSession declares its capabilities with _build_capabilities(version) at the handshake": (
+            list(inspect.signature(getattr(session, "_build_capabilities", lambda: None)).parameters)
+            == ["self", "version"]
+            and _uses(session, "initialize", "_build_capabilities")
         ),
     }
     return [what for what, present in expected.items() if not present]

@@ -21,6 +21,7 @@ from bus.messages import ToolInfo, UpstreamSpec
 from services import process
 from services.secrets import SecretStore
 from services.upstream_log import RotatingLog
+from services.worker.client_tasks import ClientTasks, TaskAnsweringSession
 from services.worker.oauth import ProxyOAuth, open_oauth
 from services.worker.stdio import StdioUpstream, open_stdio_upstream
 from services.worker.tasks import status_binding
@@ -217,6 +218,16 @@ def _asking(asks: AskRelay | None) -> dict[str, Any]:
     }
 
 
+async def _client_tasks(stack: AsyncExitStack, asks: AskRelay | None) -> ClientTasks | None:
+    """The tasks the upstream may ask the worker to run (services/worker/client_tasks.py), running as
+    long as the connection (closed after the session: the stack unwinds in reverse)."""
+    if asks is None:
+        return None
+    tasks = ClientTasks(asks)
+    await stack.enter_async_context(tasks.running())
+    return tasks
+
+
 async def _open_session(session: ClientSession, spec: UpstreamSpec) -> None:
     """Speak the upstream's era: the 2025 handshake (a session, standing notifications) unless the
     config says 2026-07-28, or says `auto` and the upstream refuses the handshake."""
@@ -289,13 +300,14 @@ async def _open_remote(
                 streamable_http_client(spec.url, http_client=client)
             )
         session = await stack.enter_async_context(
-            ClientSession(
+            TaskAnsweringSession(
                 _tapped(read, tap),
                 write,
                 client_info=CLIENT_INFO,
                 message_handler=message_handler,
                 notification_bindings=[status_binding(message_handler)],
                 **_asking(asks),
+                client_tasks=await _client_tasks(stack, asks),
             )
         )
         await _initialize(session, spec, auth.broken if auth is not None else None)
@@ -347,14 +359,15 @@ async def open_upstream(
                         spec.limits,
                     )
                 )
-            session = await stack.enter_async_context(
-                ClientSession(
+            session: ClientSession = await stack.enter_async_context(
+                TaskAnsweringSession(
                     _tapped(stdio.read_stream, tap),
                     stdio.write_stream,
                     client_info=CLIENT_INFO,
                     message_handler=message_handler,
                     notification_bindings=[status_binding(message_handler)],
                     **_asking(asks),
+                    client_tasks=await _client_tasks(stack, asks),
                 )
             )
             try:

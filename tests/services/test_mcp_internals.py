@@ -13,6 +13,7 @@ import pytest
 import trio
 import trio.testing
 from mcp.client.auth import OAuthClientProvider
+from mcp.client.session import ClientSession
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
@@ -56,6 +57,26 @@ def test_an_sdk_whose_oauth_flow_changed_shape_is_refused() -> None:
     assert problems(provider=CoroutineFlow) == [
         "OAuthClientProvider._auth_flow is an async generator that loads, refreshes and signs requests"
     ]
+
+
+def test_an_sdk_whose_session_answers_requests_differently_is_refused() -> None:
+    class ReshapedSession(ClientSession):  # a later SDK might take the request whole
+        async def _on_request(self, request: Any) -> Any:  # type: ignore[override]
+            return None
+
+        def _build_capabilities(self) -> Any:  # type: ignore[override]
+            return None
+
+    assert problems(session=ReshapedSession) == [
+        "ClientSession answers server requests with the coroutine _on_request(dctx, method, params)",
+        "ClientSession declares its capabilities with _build_capabilities(version) at the handshake",
+    ]
+
+
+def test_an_answering_session_routes_the_sdks_steps_to_its_own() -> None:
+    base = mcp_internals.AnsweringSession
+    assert base._on_request is not ClientSession._on_request
+    assert base._build_capabilities is not ClientSession._build_capabilities
 
 
 def test_the_oauth_base_routes_the_sdks_hooks_to_ours() -> None:
