@@ -44,6 +44,9 @@ class CallTool(Message, frozen=True, kw_only=True):
     task: bytes | None = None
     """A task-augmented call: the caller's `task` params (JSON object bytes). The upstream creates a
     task, and ToolResult carries its `CreateTaskResult` (the task id as the upstream named it)."""
+    traceparent: str | None = None
+    """W3C trace context of the gateway's span of this call (traces on: services/tracing.py); the
+    worker's span is its child, and the upstream's request carries the worker's in `_meta`."""
 
 
 class CancelCall(Message, frozen=True, kw_only=True):

@@ -187,6 +187,8 @@ class UpstreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     """The MCP era to speak to the upstream (`auto`: the handshake, else `server/discover`)."""
     limits: ResourceLimits | None = None
     """Resource caps of a local stdio upstream (Docker isolation keeps its own limits)."""
+    otlp_endpoint: str | None = None
+    """Where the worker exports its call spans (OTLP/HTTP); None: no traces."""
 
 
 class ExitInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -85,7 +85,14 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     upstreams = Upstreams(registry, settings.control_endpoint, settings.calls_endpoint)
     search = SearchService(registry)
     activity = ActivityLog(settings.data_dir / "activity.db")
-    caller = Caller(registry, upstreams, activity)
+    traces = None
+    if settings.otlp_endpoint is None:
+        caller = Caller(registry, upstreams, activity)
+    else:  # the OpenTelemetry SDK loads only when traces are on
+        from gateway.tracing import traced_caller
+
+        caller = traced_caller(settings.otlp_endpoint, registry, upstreams, activity)
+        traces = caller.traces
     caller.large = large = LargeResults(ResultCache(settings.data_dir / CACHE_DIR_NAME))
     rest = RestApi(registry, upstreams, settings.data_dir, f"{settings.listen_host}:{settings.listen_port}")
     rest.activity, rest.caller = activity, caller
@@ -162,6 +169,8 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(activity.run)
+            if traces is not None:  # its last spans are exported as the gateway stops
+                await nursery.start(traces.run)
             await nursery.start(upstreams.serve)
             await nursery.start(rounds.run)
             await nursery.start(ext_tasks.run)

@@ -26,7 +26,7 @@ from mcp_types import LOG_LEVEL_META_KEY
 
 from bus.errors import PeerGoneError, ProxyError
 from bus.messages import AskMethod, ToolInfo
-from gateway import guard
+from gateway import guard, trace_context
 from gateway.access import NOBODY, Identity, identity_of_request
 from gateway.admission import Admission, Ticket, retry_after, shed_result
 from gateway.asks import Asking, AskRefusedError, ToolAnswer, is_modern
@@ -69,6 +69,8 @@ class CallContext:
     """A 2026-era client's retry of a call a 2026-era upstream asked something in."""
     identity: Identity = NOBODY
     """Who is calling: the profile whose view it gets (gateway/access.py)."""
+    traceparent: str | None = None
+    """The client's W3C trace context, read only while traces are on (gateway/trace_context.py)."""
 
 
 def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -> CallContext:
@@ -90,6 +92,9 @@ def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -
         intent_reason=intent_reason,
         keyed=bool(request.scope.get("state", {}).get("api_key_ok")) if request is not None else False,
         identity=identity_of_request(request),
+        traceparent=trace_context.client_traceparent(meta, request and request.headers)
+        if trace_context.enabled
+        else None,
         log=_request_log(ctx)
         if is_modern(ctx) and isinstance(meta, dict) and meta.get(LOG_LEVEL_META_KEY)
         else None,

@@ -64,7 +64,8 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from gateway.access import Identity, identity_of
+from gateway import trace_context
+from gateway.access import identity_of
 from gateway.asks import offered
 from gateway.calling import CallContext
 from gateway.fastpath_wire import (
@@ -91,6 +92,7 @@ ToolCall = Callable[
 
 _SESSION_HEADER: Final = b"mcp-session-id"
 _VERSION_HEADER: Final = b"mcp-protocol-version"
+_TRACEPARENT_HEADER: Final = b"traceparent"
 _JSON_HEADERS: Final = ((b"content-type", b"application/json"),)
 PRUNE_AFTER: Final = 64
 """Forget sessions the SDK has discarded once this many more have been seen since the last sweep."""
@@ -224,7 +226,7 @@ class FastPath:
             await manager.handle_request(scope, receive, send)
             return
         with holding_session(transport):
-            response = await self._answer(call, session_id, info, identity_of(scope))
+            response = await self._answer(call, session_id, info, scope)
         await send(
             {
                 "type": "http.response.start",
@@ -261,6 +263,9 @@ class FastPath:
             keyed=bool(scope.get("state", {}).get("api_key_ok")),
             identity=identity_of(scope),
             input_required=True,
+            traceparent=call.traceparent or headers.get(trace_context.TRACEPARENT)
+            if trace_context.enabled
+            else None,
         )
         status = 200
         try:
@@ -286,7 +291,8 @@ class FastPath:
         has_json, has_sse = check_accept_headers(request)
         return has_json and has_sse and await self.security.validate_request(request, is_post=True) is None
 
-    async def _answer(self, call: PlainCall, session_id: str, info: SessionInfo, identity: Identity) -> bytes:
+    async def _answer(self, call: PlainCall, session_id: str, info: SessionInfo, scope: Scope) -> bytes:
+        identity = identity_of(scope)
         context = CallContext(
             surface=self.surface,
             client_name=info.client_name,
@@ -295,6 +301,7 @@ class FastPath:
             request_id=str(call.request_id),
             keyed=identity.admin,
             identity=identity,
+            traceparent=call.traceparent or _traceparent_header(scope) if trace_context.enabled else None,
         )
         key = (session_id, coerce_request_id(call.request_id))
         with trio.CancelScope() as cancel:
@@ -322,6 +329,13 @@ def _session_headers(scope: Scope) -> tuple[str | None, str | None]:
         elif key == _VERSION_HEADER:
             version = value.decode("latin-1")
     return session_id, version
+
+
+def _traceparent_header(scope: Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key == _TRACEPARENT_HEADER:
+            return str(value.decode("latin-1"))
+    return None
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -24,6 +24,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from gateway.asks import offered
+from gateway.trace_context import TRACE_META_KEYS, TRACEPARENT
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class PlainCall:
     request_id: str | int
     name: str
     arguments: dict[str, Any]
+    traceparent: str | None = None
+    """The client's W3C trace context from the call's `_meta` (gateway/trace_context.py)."""
 
 
 def parse_plain_call(message: Any) -> PlainCall | None:
@@ -50,14 +53,14 @@ def parse_plain_call(message: Any) -> PlainCall | None:
 
     Plain means: a single request object with only the JSON-RPC keys, a string
     or integer id, a string tool name, object (or absent) arguments, and no
-    `_meta` beyond what the call ignores — a progress token needs the SDK's
+    `_meta` beyond what the call ignores (W3C trace context) — a progress token needs the SDK's
     per-request event stream, and a 2026-era envelope its own entry point.
     """
     shaped = _call_shape(message)
     if shaped is None:
         return None
     call, meta = shaped
-    return call if meta is None or (isinstance(meta, dict) and not meta) else None
+    return call if meta is None or (isinstance(meta, dict) and not meta.keys() - TRACE_META_KEYS) else None
 
 
 def _call_shape(message: Any) -> tuple[PlainCall, Any] | None:
@@ -82,7 +85,11 @@ def _call_shape(message: Any) -> tuple[PlainCall, Any] | None:
     name, arguments = params.get("name"), params.get("arguments")
     if not isinstance(name, str) or not (arguments is None or isinstance(arguments, dict)):
         return None
-    return PlainCall(request_id, name, arguments or {}), params.get("_meta")
+    meta = params.get("_meta")
+    traceparent = meta.get(TRACEPARENT) if isinstance(meta, dict) else None
+    if not isinstance(traceparent, str):
+        traceparent = None
+    return PlainCall(request_id, name, arguments or {}, traceparent), meta
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,7 @@ def parse_modern_call(message: Any, headers: dict[str, str]) -> ModernCall | Non
     if shaped is None:
         return None
     call, meta = shaped
-    if not isinstance(meta, dict) or meta.keys() - _MODERN_META_KEYS:
+    if not isinstance(meta, dict) or meta.keys() - _MODERN_META_KEYS - TRACE_META_KEYS:
         return None
     route = classify_inbound_request(message, headers=headers)
     if not isinstance(route, InboundModernRoute):

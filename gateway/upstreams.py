@@ -63,6 +63,7 @@ from bus.messages import (
     worker_identity,
 )
 from bus.transport import DealerChannel, RouterChannel, bind_router, connect_dealer
+from gateway import trace_context
 from gateway.asks import Asking, AskRefusedError
 from gateway.in_flight import (
     LOG_BACKLOG,
@@ -422,6 +423,7 @@ class Upstreams:
                 input_responses=options.input_responses,
                 request_state=options.request_state,
                 task=options.task,
+                traceparent=trace_context.OUTBOUND.get() if trace_context.enabled else None,
             ),
             options.timeout_s,
             options.progress,

@@ -176,6 +176,7 @@ class ControlPlane:
                     start_slots=trio.CapacityLimiter(self.config.start_slots()),
                     start_policy=lambda server: start_policy(self.config, server),
                     tool_cache=self.tool_cache,
+                    otlp_endpoint=self.config.otlp_endpoint,
                 )
                 self._ctx = ctx
                 for server in self.config.mcpServers:

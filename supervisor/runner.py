@@ -99,6 +99,7 @@ class RunnerContext:
     """Every error text the runner publishes passes through this: no secret value, no URL credentials."""
     stdio_fields: Callable[[ServerConfig, int], StdioFields] = own_stdio_fields
     """A generation's `env` (over the global one) and `limits` (services/limits_config.py)."""
+    otlp_endpoint: str | None = None
     start_slots: trio.CapacityLimiter | None = None
     """Bounds how many servers are between spawn and initialized at once (`max_concurrent_starts`), so a
     fleet starting on a few cores does not time out its own `initialize` calls."""
@@ -635,4 +636,5 @@ class ServerRunner:
             login=self.person_led,
             roots=[root_uri(root) for root in c.roots],
             protocol_version=c.protocol_version,  # type: ignore[arg-type]  # (validate_server checked it)
+            otlp_endpoint=self.ctx.otlp_endpoint,
         )

@@ -73,6 +73,7 @@ from services.worker.health import watch_health
 from services.worker.log_format import hide_in_log
 from services.worker.raw_calls import raw_lane, takes_raw
 from services.worker.tasks import required_tasks, run_as_task, start_task
+from services.worker.traces import serve_traced
 from services.worker.upstream import (
     Upstream,
     describe_error,
@@ -118,6 +119,7 @@ class Worker:
         self._scrub: Callable[[str], str] = lambda text: text
         self.asks = AskRelay([], self._send_ask)
         """The upstream's questions (elicitation, sampling, roots), put to the caller that caused them."""
+        self.call_body: Callable[[CallTool], Awaitable[bytes]] = self._call_body  # (traces.py wraps it)
 
     async def run(self, lifeline_fd: int | None) -> int:
         await self.control.send(WorkerHello(server=self.server, generation=self.generation, pid=os.getpid()))
@@ -147,7 +149,7 @@ class Worker:
                 if lifeline_fd is not None:
                     nursery.start_soon(self._watch_lifeline, lifeline_fd)
                 nursery.start_soon(self._cancel_on_stop, nursery.cancel_scope)
-                error = await self._serve(start, log)
+                error = await serve_traced(self, spec, lambda: self._serve(start, log))
                 nursery.cancel_scope.cancel()
         finally:
             log.close()
@@ -314,7 +316,7 @@ class Worker:
             call.request_id,
             call.asks,
             call.timeout_s,
-            lambda: self._call_body(call),
+            lambda: self.call_body(call),
             lambda body: ToolResult(request_id=call.request_id, result=body),
             what="call",
             too_slow=f"upstream did not answer within call_tool_timeout ({call.timeout_s:g}s)",
@@ -329,7 +331,7 @@ class Worker:
         if call.tool in self.task_required:
             return await run_as_task(session, call)
         if stdio is not None and takes_raw(call, self.raw_tools):
-            return await stdio.raw.call(stdio.write_stream, call.tool, call.arguments)
+            return await stdio.raw.call(stdio.write_stream, call.tool, call.arguments, call.traceparent)
         progress = self._progress_relay(call.request_id) if call.want_progress else None
         result = await call_answering(session, call, self.asks, progress)
         return result.model_dump_json(by_alias=True, exclude_unset=True).encode()

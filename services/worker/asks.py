@@ -37,6 +37,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from bus.errors import UpstreamError
 from bus.messages import AskAnswered, AskMethod, CallTool, UpstreamAsked
+from services.worker.traces import upstream_meta
 
 KIND: Final[dict[AskMethod, str]] = {
     "elicitation/create": "elicitation",
@@ -224,6 +225,7 @@ async def call_answering(
             request_state=state,
             allow_input_required=True,
             allow_claimed=True,
+            meta=upstream_meta(call),
         )
         if not isinstance(result, types.InputRequiredResult) or call.input_required:
             return result

@@ -67,12 +67,15 @@ class _Waiter:
     failure: str | None = None
 
 
-def request_line(request_id: str, tool: str, arguments: bytes) -> bytes:
-    """The JSON-RPC `tools/call` line; `arguments` is a JSON object, as bytes, put in unchanged."""
-    return b'{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"name":%s,"arguments":%s}}\n' % (
+def request_line(request_id: str, tool: str, arguments: bytes, traceparent: str | None = None) -> bytes:
+    """The JSON-RPC `tools/call` line; `arguments` is a JSON object, as bytes, put in unchanged; a
+    `traceparent` (traces on: services/worker/traces.py) goes in `_meta`."""
+    meta = b',"_meta":{"traceparent":%s}' % json.dumps(traceparent).encode() if traceparent else b""
+    return b'{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"name":%s,"arguments":%s%s}}\n' % (
         json.dumps(request_id).encode(),
         json.dumps(tool).encode(),
         arguments,
+        meta,
     )
 
 
@@ -143,7 +146,9 @@ class RawCalls:
             waiter.done.set()
         self._waiting.clear()
 
-    async def call(self, outbox: Outbox, tool: str, arguments: bytes) -> bytes:
+    async def call(
+        self, outbox: Outbox, tool: str, arguments: bytes, traceparent: str | None = None
+    ) -> bytes:
         """Call `tool`; return the upstream's CallToolResult JSON as the upstream wrote it (unvalidated).
 
         A JSON-RPC error raises MCPError, exactly as the SDK's session would.
@@ -154,7 +159,7 @@ class RawCalls:
         waiter = _Waiter()
         self._waiting[request_id] = waiter
         try:
-            await outbox.send(request_line(request_id, tool, arguments))
+            await outbox.send(request_line(request_id, tool, arguments, traceparent))
             await waiter.done.wait()
         except trio.Cancelled:
             if self._waiting.pop(request_id, None) is not None:

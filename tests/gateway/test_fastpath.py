@@ -109,6 +109,17 @@ def test_a_plain_2026_call_is_taken() -> None:
     assert taken.route.protocol_version == "2026-07-28"
 
 
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_a_call_with_trace_context_in_meta_stays_on_the_lane_and_carries_it() -> None:
+    traced = {"traceparent": TRACEPARENT, "tracestate": "k=v"}
+    plain = parse_plain_call(call(params={"name": "t", "_meta": traced}))
+    assert plain == PlainCall(7, "t", {}, TRACEPARENT)
+    taken = parse_modern_call(modern(**traced), MODERN_HEADERS)
+    assert taken is not None and taken.call == PlainCall(7, "echo__add", {"a": 1}, TRACEPARENT)
+
+
 @pytest.mark.parametrize(
     ("message", "headers"),
     [

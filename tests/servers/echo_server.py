@@ -4,7 +4,8 @@
 
 Tools: echo, add, sleep, fail, whoami, delete_everything (annotated destructive); with
 ECHO_SERVER_LARGE=1 also `large`, which answers with a long text, JSON array or image (issue 22); with
-ECHO_SERVER_GATE=PATH also `gate`, which answers once PATH exists (issue 23).
+ECHO_SERVER_GATE=PATH also `gate`, which answers once PATH exists (issue 23); with ECHO_SERVER_META=1
+also `meta`, which answers with its request's `_meta` (traces, issue 23).
 """
 
 from __future__ import annotations
@@ -97,6 +98,12 @@ GATE_TOOL = types.Tool(
     input_schema={"type": "object", "properties": {}},
     annotations=types.ToolAnnotations(read_only_hint=True),
 )
+META_TOOL = types.Tool(
+    name="meta",
+    description="Answer with the `_meta` of this very request, as JSON (what the proxy passed on).",
+    input_schema={"type": "object", "properties": {}},
+    annotations=types.ToolAnnotations(read_only_hint=True),
+)
 GATE_POLL_S = 0.02
 GATE_LIMIT_S = 60.0
 
@@ -155,6 +162,8 @@ def current_tools() -> list[types.Tool]:
         return [*TOOLS, LARGE_TOOL]
     if os.environ.get("ECHO_SERVER_GATE"):
         return [*TOOLS, GATE_TOOL]
+    if os.environ.get("ECHO_SERVER_META"):
+        return [*TOOLS, META_TOOL]
     if not path or not os.path.exists(path):
         return TOOLS
     with open(path) as handle:
@@ -214,6 +223,8 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
             return large_result(args)
         case "gate" if os.environ.get("ECHO_SERVER_GATE"):
             return await wait_for_gate(os.environ["ECHO_SERVER_GATE"])
+        case "meta" if os.environ.get("ECHO_SERVER_META"):
+            return types.CallToolResult(content=text(json.dumps(params.meta or {})))
     if any(t.name == params.name for t in current_tools()):
         return types.CallToolResult(content=text(f"{params.name} called"))
     return types.CallToolResult(content=text(f"unknown tool {params.name}"), is_error=True)
