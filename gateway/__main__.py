@@ -167,6 +167,7 @@ def main() -> None:
         from services.secrets import SecretStore
 
         try:
+            endpoints.bind_calls()  # several gateways listed, none of them ours: say so now
             store = SecretStore(data_dir, config.secrets_backend)
             keys = curve_keys("gateway", lookup_from(os.environ, store.get_sync))
         except ProxyError as exc:

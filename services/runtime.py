@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from bus.errors import ConfigError
 from bus.transport import ipc_endpoint, private_runtime_dir
 
 CONTROL_ENV: Final = "MCPPROXY_BUS_CONTROL"
@@ -17,7 +18,8 @@ CONTROL_ENV: Final = "MCPPROXY_BUS_CONTROL"
 CONTROL_BIND_ENV: Final = "MCPPROXY_BUS_CONTROL_BIND"
 """Where the supervisor binds it, when that differs (tcp://0.0.0.0:7001 in a pod)."""
 CALLS_ENV: Final = "MCPPROXY_BUS_CALLS"
-"""The gateway's calls endpoint as workers dial it (the supervisor hands it to them)."""
+"""The gateway's calls endpoint as workers dial it (the supervisor hands it to them); with several
+gateway replicas, each one's, comma-separated (services/worker/gateways.py)."""
 CALLS_BIND_ENV: Final = "MCPPROXY_BUS_CALLS_BIND"
 """Where the gateway binds it, when that differs."""
 GATEWAY_ID_ENV: Final = "MCPPROXY_GATEWAY_ID"
@@ -35,7 +37,13 @@ class Endpoints:
         return self.control_bind or self.control
 
     def bind_calls(self) -> str:
-        return self.calls_bind or self.calls
+        address = self.calls_bind or self.calls
+        if "," in address:
+            raise ConfigError(
+                f"{CALLS_ENV} lists several gateways ({address}); a gateway binds one: "
+                f"set {CALLS_BIND_ENV} to its own"
+            )
+        return address
 
     @property
     def uses_tcp(self) -> bool:

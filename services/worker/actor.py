@@ -22,7 +22,6 @@ from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import JSONRPCNotification
 
-from bus.codec import GATEWAY_TO_WORKER
 from bus.errors import BusError, LoginRequiredError, ProxyError
 from bus.messages import (
     AskAnswered,
@@ -53,7 +52,7 @@ from bus.messages import (
     WorkerReady,
     worker_identity,
 )
-from bus.transport import DealerChannel, connect_dealer
+from bus.transport import DealerChannel
 from services import process
 from services.references import resolve
 from services.secrets import SecretStore
@@ -69,6 +68,7 @@ from services.worker.catalog import (
     params_of,
     summary_of,
 )
+from services.worker.gateways import GatewayLinks, connect_calls
 from services.worker.health import watch_health
 from services.worker.log_format import hide_in_log
 from services.worker.raw_calls import raw_lane, takes_raw
@@ -99,7 +99,7 @@ class Worker:
         self.generation = generation
         self.identity = worker_identity(server, generation)
         self.control = control
-        self.calls: DealerChannel[GatewayToWorker] | None = None
+        self.calls: DealerChannel[GatewayToWorker] | GatewayLinks | None = None
         self.upstream: Upstream | None = None
         self.in_flight: dict[int, trio.CancelScope] = {}
         self.served = 0
@@ -283,7 +283,7 @@ class Worker:
         trio.lowlevel.spawn_system_task(self.control.send, message)
 
     async def _attach(self, endpoint: str) -> None:
-        self.calls = connect_dealer(endpoint, self.identity, GATEWAY_TO_WORKER)
+        self.calls = connect_calls(endpoint, self.identity)  # one gateway, or each replica
         await self.calls.send(Attach(server=self.server, generation=self.generation))
         with trio.fail_after(ATTACH_TIMEOUT_S):
             while not isinstance(await self.calls.receive(), Attached):
