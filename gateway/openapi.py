@@ -352,6 +352,17 @@ def document() -> dict[str, Any]:
                 codes=(200, 201, 404, 409),
             )
         },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus text format: server states, restarts, calls by status, call"
+                " latency, queues, worker and upstream RSS, tools indexed (the API key, unless"
+                " metrics_access: loopback)",
+                "responses": {
+                    "200": {"description": "ok", "content": {"text/plain": {}}},
+                    "401": {"description": "error"},
+                },
+            }
+        },
         "/api/v1/docker/status": {
             "get": _op("Docker isolation: engine availability and version, this instance's containers")
         },

@@ -64,15 +64,15 @@ from bus.messages import (
 )
 from bus.transport import DealerChannel, RouterChannel, bind_router, connect_dealer
 from gateway import trace_context
-from gateway.asks import Asking, AskRefusedError
+from gateway.asks import Asking
 from gateway.in_flight import (
-    LOG_BACKLOG,
     LOG_FLUSH_S,
     NO_OPTIONS,
     CallOptions,
     Pending,
     Progress,
-    deliver_logs,
+    log_to_caller,
+    put_question,
 )
 from gateway.on_demand import Starter
 from gateway.registry import Registry
@@ -321,53 +321,16 @@ class Upstreams:
                         self.on_upstream_notice(message)
                         pending = self._pending.get(message.request_id or 0)
                         if pending is not None and pending.on_log is not None and pending.identity == peer:
-                            self._log(pending, message.params)
+                            log_to_caller(self._nursery, pending, message.params)
                 case UpstreamAsked(request_id=request_id):
                     pending = self._pending.get(request_id)
                     if pending is not None and pending.identity == peer and not pending.done.is_set():
-                        self._nursery.start_soon(self._put_question, peer, pending, message)
+                        self._nursery.start_soon(put_question, self._calls, peer, pending, message)
                     else:
                         with contextlib.suppress(BusError):
                             await self._calls.send(
                                 peer, AskAnswered(ask_id=message.ask_id, error="no such call", code=-32600)
                             )
-
-    def _log(self, pending: Pending, params: bytes) -> None:
-        """A call's log message, to its caller: in order, by one task per call, which the call's
-        answer waits for (`_exchange`), so a log line never arrives after the result it preceded."""
-        assert pending.on_log is not None
-        if pending.logs is None:
-            send, receive = trio.open_memory_channel[bytes](LOG_BACKLOG)
-            pending.logs, pending.logs_sent = send, trio.Event()
-            self._nursery.start_soon(deliver_logs, pending.on_log, receive, pending.logs_sent)
-        try:
-            pending.logs.send_nowait(params)
-        except (trio.WouldBlock, trio.ClosedResourceError):
-            logger.warning("dropped a log message for a call: its client is not keeping up")
-
-    async def _put_question(self, peer: bytes, pending: Pending, question: UpstreamAsked) -> None:
-        """Ask the caller (from its own task: a slow client must not stall the calls loop)."""
-        assert self._calls is not None
-        scope = trio.CancelScope()
-        pending.questions.add(scope)
-        answer: AskAnswered | None = None
-        try:
-            with scope:
-                if pending.asking is None or question.method not in pending.asking.methods:
-                    raise AskRefusedError(-32600, "the calling client cannot be asked this")
-                result = await pending.asking.ask(question.method, json.loads(question.params or b"{}"))
-                answer = AskAnswered(ask_id=question.ask_id, result=json.dumps(result).encode())
-        except AskRefusedError as exc:
-            answer = AskAnswered(ask_id=question.ask_id, error=exc.message, code=exc.code)
-        except Exception as exc:  # task boundary: the upstream gets an error, never a hang
-            logger.warning("asking the client failed: %s", exc)
-            answer = AskAnswered(ask_id=question.ask_id, error="the client could not be asked", code=-32603)
-        finally:
-            pending.questions.discard(scope)
-        if answer is None:  # the call ended first: the worker has ended the question already
-            return
-        with contextlib.suppress(BusError):
-            await self._calls.send(peer, answer)
 
     async def _resubscribe_on_reconnect(self) -> None:
         """Over tcp://, the supervisor can come back as a new run (its pod moved) while this gateway lives

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,7 +20,6 @@ from bus.codec import TO_SUPERVISOR
 from bus.errors import BusError, ConfigError, PeerGoneError, ProxyError
 from bus.messages import (
     PROTOCOL_VERSION,
-    AccessPolicy,
     Catalog,
     CatalogChanged,
     ClientCommand,
@@ -32,7 +32,6 @@ from bus.messages import (
     LoginStarted,
     Message,
     Notice,
-    ResultLimits,
     SecretCommand,
     SecretResult,
     ServerCatalog,
@@ -59,12 +58,13 @@ from services.limits_config import stdio_defaults_changed, stdio_fields
 from services.pinning import PinStore, approve_prompts
 from services.private_files import make_private_dir
 from services.runtime import endpoints_for
-from services.secrets import SecretStore, oauth_record_names
+from services.secrets import SecretStore
 from services.start_config import start_policy
 from services.tool_cache import ToolCache
 from supervisor import secrets_admin
 from supervisor.config_admin import ConfigAdmin, watch_file
 from supervisor.containers import ContainerJanitor
+from supervisor.gateway_settings import access_policy, result_limits
 from supervisor.inbox import Command
 from supervisor.known_values import KnownValues, read_stored
 from supervisor.ledger import (
@@ -76,15 +76,15 @@ from supervisor.ledger import (
     wait_gone,
 )
 from supervisor.policy import RestartPolicy
-from supervisor.runner import RunnerContext, ServerRunner
+from supervisor.runner import ServerRunner
+from supervisor.runner_context import RunnerContext
+from supervisor.sign_in import forget_oauth, sign_in, sign_out
 from supervisor.spawn import Spawner
 from supervisor.states import WorkerState
 
 logger = logging.getLogger(__name__)
 
 COMMANDS: Final = frozenset({"restart", "approve_tools", "approve_prompts", "login", "logout", "start"})
-LOGIN_URL_TIMEOUT_S: Final = 30.0
-"""How long `login` waits for the worker to discover the authorization server and send its URL."""
 REPIN_TIMEOUT_S: Final = 5.0
 """A runner in a staged stop reads its inbox only after it; the gateway waits 10 s for the answer."""
 
@@ -223,8 +223,8 @@ class ControlPlane:
                 case Subscribe():
                     self.subscribers.add(peer)
                     await self._send(peer, self._snapshot())
-                    await self._send(peer, self._access_policy())
-                    await self._send(peer, self._result_limits())
+                    await self._send(peer, access_policy(self.config, self.clients.grants.values()))
+                    await self._send(peer, result_limits(self.config))
                     await self._send(peer, call_limits(self.config))
                     self._nursery.start_soon(self._share_known_secrets)
                     # The gateway is about to serve: warm the zygote up now (if no worker did),
@@ -259,7 +259,7 @@ class ControlPlane:
             self.prompt_pins.forget(runner.name)
             self.tool_cache.forget(runner.name)
             try:  # a removed server's sign-in goes with it
-                await self._forget_oauth(runner.name, keep_client=False)
+                await forget_oauth(self.secrets, runner.name, keep_client=False)
             except ProxyError as exc:
                 logger.warning("server %s: could not forget its OAuth tokens: %s", runner.name, exc)
             for peer in list(self.subscribers):
@@ -294,34 +294,14 @@ class ControlPlane:
         self.known.learn(config)
         self._nursery.start_soon(self._share_known_secrets)
         await self._share_access_policy()
-        limits = self._result_limits()
+        limits = result_limits(self.config)
         concurrency = call_limits(self.config)
         for peer in list(self.subscribers):
             await self._send(peer, limits)
             await self._send(peer, concurrency)
 
-    def _result_limits(self) -> ResultLimits:
-        return ResultLimits(
-            tool_response_limit=self.config.tool_response_limit,
-            server_limits={
-                s.name: s.tool_response_limit
-                for s in self.config.mcpServers
-                if s.tool_response_limit is not None
-            },
-            max_result_size_chars=self.config.max_result_size_chars,
-        )
-
-    def _access_policy(self) -> AccessPolicy:
-        return AccessPolicy(
-            tool_tiers=self.config.tool_tiers,
-            profiles=self.config.profiles,
-            require_mcp_auth=self.config.require_mcp_auth,
-            anonymous_profile=self.config.anonymous_profile,
-            clients=list(self.clients.grants.values()),
-        )
-
     async def _share_access_policy(self) -> None:
-        policy = self._access_policy()
+        policy = access_policy(self.config, self.clients.grants.values())
         for peer in list(self.subscribers):
             await self._send(peer, policy)
 
@@ -393,8 +373,8 @@ class ControlPlane:
                     error=f"server {runner.name!r} is a stdio server: only servers with a url sign in",
                 )
             else:  # both wait (on a worker, or on the store): not on the routing task
-                handler = self._login if command.action == "login" else self._logout
-                self._nursery.start_soon(handler, peer, command, runner)
+                handler = sign_in if command.action == "login" else sign_out
+                self._nursery.start_soon(handler, partial(self._send, peer), self.secrets, command, runner)
                 return
         else:  # restart, or start (a call needs an on-demand server: supervisor/on_demand.py)
             runner.deliver_nowait(Command("start" if command.action == "start" else "restart"))
@@ -422,39 +402,6 @@ class ControlPlane:
             error=None if names or asked is None else f"no such {command.action.removeprefix('approve_')}",
         )
         await self._send(peer, result)
-
-    async def _login(self, peer: bytes, command: ControlCommand, runner: ServerRunner) -> None:
-        """Start a person-led sign-in and answer with its authorization URL (None: no person needed)."""
-        outcome = runner.begin_login()
-        with trio.move_on_after(LOGIN_URL_TIMEOUT_S):
-            await outcome.done.wait()
-        error = outcome.error
-        if not outcome.done.is_set():
-            error = f"the server did not start its sign-in within {LOGIN_URL_TIMEOUT_S:g}s"
-        result = CommandResult(
-            request_id=command.request_id,
-            ok=error is None,
-            error=error,
-            status=runner.status(),
-            login_url=outcome.url,
-        )
-        await self._send(peer, result)
-
-    async def _logout(self, peer: bytes, command: ControlCommand, runner: ServerRunner) -> None:
-        """Forget the server's tokens (its client registration stays) and reconnect: it then needs login."""
-        try:
-            await self._forget_oauth(runner.name, keep_client=True)
-        except ProxyError as exc:
-            await self._send(peer, CommandResult(request_id=command.request_id, ok=False, error=str(exc)))
-            return
-        runner.deliver_nowait(Command("logout"))
-        await self._send(peer, CommandResult(request_id=command.request_id, ok=True, status=runner.status()))
-
-    async def _forget_oauth(self, server: str, *, keep_client: bool) -> None:
-        tokens, client = oauth_record_names(server)
-        await self.secrets.delete(tokens)
-        if not keep_client:
-            await self.secrets.delete(client)
 
     async def _refresh_ledger(self, ledger: Ledger) -> None:
         while True:

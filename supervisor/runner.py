@@ -12,9 +12,6 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Final, assert_never
 
 import msgspec
@@ -27,33 +24,31 @@ from bus.messages import (
     ExitInfo,
     Heartbeat,
     LoginStarted,
-    OAuthSpec,
     ServerStatus,
-    Shutdown,
     StartUpstream,
     ToolInfo,
     ToolsChanged,
     UpstreamHealth,
     UpstreamSpawned,
-    UpstreamSpec,
     WorkerFailed,
     WorkerHello,
     WorkerReady,
     worker_identity,
 )
-from services import process
-from services.config import LOGIN_TIMEOUT_S, ServerConfig, root_uri
-from services.limits_config import StdioFields, own_stdio_fields
-from services.pinning import PinStore, held_prompts
-from services.start_config import StartPolicy
-from services.tool_cache import ToolCache
+from services.config import LOGIN_TIMEOUT_S, ServerConfig
+from services.pinning import held_prompts
 from services.upstream_log import log_path, with_stderr
 from supervisor import policy
-from supervisor.containers import ContainerJanitor
 from supervisor.inbox import Command, Event, LoginOutcome, WorkerExited
-from supervisor.ledger import Ledger
 from supervisor.on_demand import StartKeeper
-from supervisor.spawn import Spawner, WorkerProcess
+from supervisor.runner_context import (
+    RunnerContext,
+    slot_or_event,
+    status_of,
+    stop_generation,
+    upstream_spec,
+)
+from supervisor.spawn import WorkerProcess
 from supervisor.states import Lifecycle, WorkerState
 
 logger = logging.getLogger(__name__)
@@ -62,51 +57,8 @@ HELLO_TIMEOUT_S: Final = 15.0
 HEARTBEAT_TIMEOUT_S: Final = 3.0
 """Three missed beats (HEARTBEAT_INTERVAL_S is 1 s): the worker is frozen (SIGSTOP, a deadlock) and is
 SIGKILLed at once; its in-flight calls fail when it is reported gone."""
-STOP_MARGIN_S: Final = 2.0
 LAST_WORDS_S: Final = 0.5
 INBOX_SIZE: Final = 1000
-DRAINABLE: Final = frozenset(
-    {WorkerState.RUNNING, WorkerState.STOPPING, WorkerState.STOPPED, WorkerState.STARTING}
-)
-"""Where a server is while a generation stopped politely is replaced (supervisor/on_demand.py)."""
-
-
-@dataclass
-class RunnerContext:
-    """What a runner needs from the control plane."""
-
-    control_endpoint: str
-    calls_endpoint: str
-    data_dir: Path
-    close_timeout_s: float
-    kill_timeout_s: float
-    log_level: str
-    restart_policy: policy.RestartPolicy
-    send_worker: Callable[[bytes, object], Awaitable[bool]]
-    publish: Callable[[ServerRunner], Awaitable[None]]
-    publish_tools: Callable[[ServerRunner], Awaitable[None]]
-    """Publishes the runner's tools and its catalog (prompts, resources, templates)."""
-    nursery: trio.Nursery
-    ledger: Ledger
-    spawner: Spawner
-    config_view: Callable[[str], bytes]
-    pins: PinStore
-    prompt_pins: PinStore
-    secrets_backend: str = "auto"
-    containers: ContainerJanitor | None = None
-    """Docker isolation: resolves each server's container and removes what a dead worker left."""
-    scrub: Callable[[str], str] = str
-    """Every error text the runner publishes passes through this: no secret value, no URL credentials."""
-    stdio_fields: Callable[[ServerConfig, int], StdioFields] = own_stdio_fields
-    """A generation's `env` (over the global one) and `limits` (services/limits_config.py)."""
-    otlp_endpoint: str | None = None
-    start_slots: trio.CapacityLimiter | None = None
-    """Bounds how many servers are between spawn and initialized at once (`max_concurrent_starts`), so a
-    fleet starting on a few cores does not time out its own `initialize` calls."""
-    start_policy: Callable[[ServerConfig], StartPolicy] = lambda _: StartPolicy()
-    """`start`, `idle_timeout`, `max_lifetime` of a server, with the global ones (supervisor/on_demand.py)."""
-    tool_cache: ToolCache | None = None
-    """What each server offered when it last ran: an idle on-demand server is listed from it."""
 
 
 class ServerRunner:
@@ -156,37 +108,7 @@ class ServerRunner:
         return worker_identity(self.name, self.generation)
 
     def status(self) -> ServerStatus:
-        return ServerStatus(
-            name=self.name,
-            protocol=self.config.transport,
-            enabled=self.config.enabled,
-            quarantined=self.config.quarantined,
-            state=self.life.state,
-            generation=self.generation,
-            worker_pid=self.worker.child.pid if self.worker and self.worker.child.running else None,
-            upstream_pid=self.upstream_pid,
-            tool_count=len(self.tools) if self.life.state in (WorkerState.RUNNING, WorkerState.IDLE) else 0,
-            restarts=self.restarts,
-            last_error=self.ctx.scrub(self.last_error) if self.last_error else None,
-            condition=self.condition
-            if self.life.state in (WorkerState.BACKOFF, WorkerState.STARTING)
-            else None,
-            last_exit=self.last_exit,
-            next_retry_at=self.next_retry_at,
-            call_timeout_s=self.config.call_tool_timeout_s(),
-            server_version=self.server_version,
-            summary=self.config.description or self.summary,
-            healthy=self.healthy,
-            oauth=(
-                self.config.oauth is not None or self.signed_in or self.life.state is WorkerState.NEEDS_LOGIN
-            ),
-            signed_in=self.signed_in and self.life.state is WorkerState.RUNNING,
-            config_json=self.ctx.config_view(self.name),
-            allow_secret_echo=self.config.allow_secret_echo,
-            on_demand=self.keeper.policy().on_demand,
-            draining=self.keeper.draining and self.life.state in DRAINABLE,
-            init_timeout_s=self._init_timeout_s(),
-        )
+        return status_of(self)
 
     def deliver_nowait(self, event: Event) -> None:
         try:
@@ -336,7 +258,7 @@ class ServerRunner:
         if slots is None:
             return None
         while True:
-            acquired, events = await self._slot_or_event(slots)
+            acquired, events = await slot_or_event(slots, self.inbox, self)
             for event in events:  # anything else is from an earlier generation
                 if isinstance(event, Command) and await self._apply_command(event) == "stop":
                     if acquired:
@@ -344,26 +266,6 @@ class ServerRunner:
                     return "stop"
             if acquired:
                 return None
-
-    async def _slot_or_event(self, slots: trio.CapacityLimiter) -> tuple[bool, list[Event]]:
-        """Whichever comes first: a start slot, or an inbox event (both, if they come together)."""
-        acquired = False
-        events: list[Event] = []
-        async with trio.open_nursery() as nursery:
-
-            async def take_slot() -> None:
-                nonlocal acquired
-                await slots.acquire_on_behalf_of(self)
-                acquired = True
-                nursery.cancel_scope.cancel()
-
-            async def take_event() -> None:
-                events.append(await self.inbox.receive())
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(take_slot)
-            nursery.start_soon(take_event)
-        return acquired, events
 
     async def _spawn_and_start(self) -> str:
         """Spawn this generation's worker and wait until it runs or fails: "running", "failed", ...."""
@@ -403,7 +305,16 @@ class ServerRunner:
                     case WorkerHello():
                         await self.ctx.send_worker(
                             self.identity,
-                            StartUpstream(spec=self._spec(), calls_endpoint=self.ctx.calls_endpoint),
+                            StartUpstream(
+                                spec=upstream_spec(
+                                    self.config,
+                                    self.ctx,
+                                    self.generation,
+                                    self._init_timeout_s(),
+                                    self.person_led,
+                                ),
+                                calls_endpoint=self.ctx.calls_endpoint,
+                            ),
                         )
                     case UpstreamSpawned(pid=pid, pgid=pgid, start=start):
                         self.upstream_pid, self.upstream_pgid = pid, pgid
@@ -563,78 +474,9 @@ class ServerRunner:
             await self._set(WorkerState.STOPPED)
 
     async def _stop_worker(self, *, frozen: bool = False) -> None:
-        """Staged stop of the current worker (and so of its upstream); then sweep what is left.
-
-        A `frozen` worker cannot run a staged stop: it is SIGKILLed at once, and its upstream (which
-        gets SIGKILL when its worker dies) is swept by group below.
-        """
+        """Staged stop of the current worker (and so of its upstream); then sweep what is left."""
         worker, self.worker = self.worker, None
-        if worker is not None and worker.child.running and frozen:
-            worker.child.signal_group(signal.SIGKILL)
-            with trio.move_on_after(process.REAP_GRACE_S):
-                await worker.child.wait()
-        if worker is not None and worker.child.running:
-            if not await self.ctx.send_worker(self.identity, Shutdown()):
-                # Not on the bus (yet, or any more): SIGTERM means the same to a worker.
-                worker.child.signal_group(signal.SIGTERM)
-            budget = self.ctx.close_timeout_s + self.ctx.kill_timeout_s + STOP_MARGIN_S
-            with trio.move_on_after(budget):
-                await worker.child.wait()
-            if worker.child.running:
-                logger.warning("server %s: worker did not stop in %.0fs; SIGKILL", self.name, budget)
-                worker.child.signal_group(signal.SIGKILL)
-                with trio.move_on_after(process.REAP_GRACE_S):
-                    await worker.child.wait()
-        if worker is not None:
-            worker.close_lifeline()
-        if self.upstream_pgid is not None:
-            # Whatever the worker could not stop (it may have been SIGKILLed) ends here.
-            survivors = await process.terminate_tree([], [self.upstream_pgid], self.ctx.kill_timeout_s)
-            if survivors:
-                logger.error(
-                    "server %s: processes survived SIGKILL: %s", self.name, sorted(p for p, _ in survivors)
-                )
+        await stop_generation(self.name, self.identity, worker, self.upstream_pgid, self.ctx, frozen=frozen)
         self.upstream_pid = self.upstream_pgid = None
-        self.ctx.ledger.forget(self.name)
-        await self.ctx.ledger.release_cgroups(self.name)
         self.tools = []
         self.catalog = Catalog()
-        if self.ctx.containers is not None:  # Docker isolation: a SIGKILLed worker removed nothing
-            await self.ctx.containers.after_worker(self.name)
-
-    def _spec(self) -> UpstreamSpec:
-        c = self.config
-        return UpstreamSpec(
-            name=c.name,
-            protocol=c.transport,
-            command=c.command,
-            args=list(c.args),
-            **self.ctx.stdio_fields(c, self.generation),
-            working_dir=c.working_dir,
-            url=c.url,
-            headers=dict(c.headers),
-            init_timeout_s=self._init_timeout_s(),
-            close_timeout_s=self.ctx.close_timeout_s,
-            kill_timeout_s=self.ctx.kill_timeout_s,
-            log_path=str(log_path(self.ctx.data_dir, c.name)),
-            secrets_dir=str(self.ctx.data_dir),
-            secrets_backend=self.ctx.secrets_backend,
-            fallback_sse=c.protocol == "auto" and c.transport != "stdio",
-            ping_interval_s=c.health_check_interval_s(),
-            container=self.ctx.containers.spec_for(c, self.generation) if self.ctx.containers else None,
-            oauth=(
-                OAuthSpec(
-                    client_id=c.oauth.client_id,
-                    client_secret=c.oauth.client_secret,
-                    scopes=list(c.oauth.scopes),
-                    redirect_port=c.oauth.redirect_port,
-                    extra_params=dict(c.oauth.extra_params),
-                )
-                if c.oauth is not None
-                else None
-            ),
-            login=self.person_led,
-            roots=[root_uri(root) for root in c.roots],
-            protocol_version=c.protocol_version,  # type: ignore[arg-type]  # (validate_server checked it)
-            otlp_endpoint=self.ctx.otlp_endpoint,
-        )

@@ -69,7 +69,7 @@ from services.worker.catalog import (
     summary_of,
 )
 from services.worker.gateways import GatewayLinks, connect_calls
-from services.worker.health import watch_health
+from services.worker.health import cancel_when_set, send_heartbeats, watch_health, watch_lifeline
 from services.worker.log_format import hide_in_log
 from services.worker.raw_calls import raw_lane, takes_raw
 from services.worker.tasks import required_tasks, run_as_task, start_task
@@ -87,7 +87,6 @@ logger = logging.getLogger(__name__)
 LOG_MESSAGE: Final = "notifications/message"
 HELLO_TIMEOUT_S: Final = 10.0
 ATTACH_TIMEOUT_S: Final = 10.0
-HEARTBEAT_INTERVAL_S: Final = 1.0
 EXIT_FAILED: Final = 1
 
 
@@ -127,7 +126,7 @@ class Worker:
         with trio.move_on_after(HELLO_TIMEOUT_S):
             async with trio.open_nursery() as nursery:
                 # A stop can come before the upstream spec does: then there is nothing to do.
-                nursery.start_soon(_cancel_when_set, self.stop_requested, nursery.cancel_scope)
+                nursery.start_soon(cancel_when_set, self.stop_requested, nursery.cancel_scope)
                 start = await self.control.receive()
                 nursery.cancel_scope.cancel()
         if start is None:
@@ -144,10 +143,10 @@ class Worker:
         error: str | None = None  # (stays None when a stop cancels the connect)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._heartbeats)
+                nursery.start_soon(send_heartbeats, self.control.send, self._beat)
                 nursery.start_soon(self._control_loop)
                 if lifeline_fd is not None:
-                    nursery.start_soon(self._watch_lifeline, lifeline_fd)
+                    nursery.start_soon(watch_lifeline, lifeline_fd, self.server, self.stop_requested)
                 nursery.start_soon(self._cancel_on_stop, nursery.cancel_scope)
                 error = await serve_traced(self, spec, lambda: self._serve(start, log))
                 nursery.cancel_scope.cancel()
@@ -473,17 +472,11 @@ class Worker:
             UpstreamHealth(server=self.server, generation=self.generation, healthy=healthy, error=error)
         )
 
-    async def _heartbeats(self) -> None:
-        while True:
-            beat = Heartbeat(
-                server=self.server,
-                generation=self.generation,
-                busy=len(self.in_flight),
-                idle_s=trio.current_time() - self.last_active,
-                served=self.served,
-            )
-            await self.control.send(beat)
-            await trio.sleep(HEARTBEAT_INTERVAL_S)
+    def _beat(self) -> Heartbeat:
+        busy, idle_s = len(self.in_flight), trio.current_time() - self.last_active
+        return Heartbeat(
+            server=self.server, generation=self.generation, busy=busy, idle_s=idle_s, served=self.served
+        )
 
     async def _control_loop(self) -> None:
         while True:
@@ -495,20 +488,8 @@ class Worker:
             if isinstance(message, Shutdown):
                 self.stop_requested.set()
 
-    async def _watch_lifeline(self, fd: int) -> None:
-        stream = trio.lowlevel.FdStream(fd)
-        while await stream.receive_some(64):
-            pass
-        logger.warning("server %s: supervisor is gone; stopping", self.server)
-        self.stop_requested.set()
-
     async def _cancel_on_stop(self, scope: trio.CancelScope) -> None:
         # When no upstream session exists yet (still connecting), a stop cancels the connect.
         await self.stop_requested.wait()
         if self.upstream is None:
             scope.cancel()
-
-
-async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()

@@ -1,17 +1,23 @@
-"""Whether an upstream is alive: a ping every `health_check_interval`, its outcome reported when it
-changes (the worker's heartbeats to the supervisor are the worker's own health, in its actor)."""
+"""Liveness, both ways. Whether an upstream is alive: a ping every `health_check_interval`, its outcome
+reported when it changes. Whether the worker is: a heartbeat to the supervisor every second. Whether
+the supervisor is: the lifeline pipe it holds open, which closes when it dies."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
 
 import trio
 from mcp.shared.exceptions import MCPError
 
+from bus.messages import Heartbeat
 from services.worker.upstream import Upstream, describe_error
 
+logger = logging.getLogger(__name__)
+
 PING_TIMEOUT_S: Final = 5.0
+HEARTBEAT_INTERVAL_S: Final = 1.0
 
 
 async def watch_health(
@@ -41,3 +47,26 @@ async def watch_health(
         if (error is None) != healthy:
             healthy = error is None
             await report(healthy, error)
+
+
+async def send_heartbeats(
+    send: Callable[[Heartbeat], Awaitable[None]], beat: Callable[[], Heartbeat]
+) -> None:
+    """A heartbeat every HEARTBEAT_INTERVAL_S: the supervisor takes three missed ones for a frozen worker."""
+    while True:
+        await send(beat())
+        await trio.sleep(HEARTBEAT_INTERVAL_S)
+
+
+async def watch_lifeline(fd: int, server: str, stop: trio.Event) -> None:
+    """Set `stop` when the supervisor's end of the lifeline closes (it died, however it died)."""
+    stream = trio.lowlevel.FdStream(fd)
+    while await stream.receive_some(64):
+        pass
+    logger.warning("server %s: supervisor is gone; stopping", server)
+    stop.set()
+
+
+async def cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()

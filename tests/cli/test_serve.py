@@ -6,12 +6,12 @@ import pytest
 
 from cli.serve import STOP_MARGIN_S, stop_budget_s
 from services import process
-from supervisor import containers, runner
+from supervisor import containers, runner_context
 
 
 def supervisor_stop_bound_s(close_timeout_s: float, kill_timeout_s: float, *, docker: bool = True) -> float:
     """The longest the supervisor takes to stop, from its own constants (servers stop in parallel)."""
-    per_server = close_timeout_s + kill_timeout_s + runner.STOP_MARGIN_S  # Shutdown, wait for the worker
+    per_server = close_timeout_s + kill_timeout_s + runner_context.STOP_MARGIN_S  # Shutdown, wait
     per_server += process.REAP_GRACE_S  # SIGKILL the worker's group, reap
     per_server += kill_timeout_s + process.REAP_GRACE_S  # sweep the upstream group: SIGTERM, SIGKILL, reap
     after = process.REAP_GRACE_S  # reap the zygote

@@ -36,7 +36,8 @@ from services.pinning import PinStore
 from supervisor.inbox import Command
 from supervisor.ledger import Ledger
 from supervisor.policy import RestartPolicy
-from supervisor.runner import RunnerContext, ServerRunner
+from supervisor.runner import ServerRunner
+from supervisor.runner_context import RunnerContext
 from supervisor.spawn import WorkerProcess
 
 HEARTBEAT_S = 1.0
