@@ -19,6 +19,12 @@ def keys_group() -> None:
 
     One server keypair for the bound sockets (supervisor, gateways), one client keypair for
     gateways and one for workers; bound sockets accept only those client keys.
+
+    \b
+    Examples:
+      mcpproxy keys generate
+      mcpproxy keys show
+      mcpproxy keys export worker --format secret --reveal
     """
 
 
