@@ -23,6 +23,8 @@ from typing import Final
 from services.config import API_KEY_ENV, ProxyConfig, parse_listen
 from services.run_file import data_dir_in_use, read_run_record
 
+PARENT_PID_ENV: Final = "MCPPROXY_PARENT_PID"
+"""services/process.py's (not imported here: serve starts its children before heavy imports)."""
 LAUNCH_ORDER: Final = ("gateway", "supervisor")
 """The gateway first: its start is the longer one, and the supervisor's is not waited for."""
 
@@ -109,6 +111,7 @@ def launch(
         print(
             f"mcpproxy: {config_path} has no api_key; using {env[API_KEY_ENV]} for this run", file=sys.stderr
         )
+    env[PARENT_PID_ENV] = str(os.getpid())  # they die with us, even if we die as they start
     argv = {name: child_argv(name, config_path, data_dir, listen, log_level) for name in LAUNCH_ORDER}
     children: dict[str, subprocess.Popen[bytes]] = {}
     try:

@@ -150,7 +150,7 @@ def main() -> None:
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         for name in QUIET_BELOW_DEBUG:
             logging.getLogger(name).setLevel(logging.WARNING)
-    process.set_parent_death_signal(signal.SIGTERM)
+    process.die_with_parent(signal.SIGTERM)
     raise_descriptor_limit()
     config_path = args.config or default_config_path()
     try:

@@ -44,9 +44,23 @@ ProcKey = tuple[int, int]
 """(pid, start time in clock ticks): a process identity that survives pid reuse."""
 
 
+PARENT_PID_ENV: Final = "MCPPROXY_PARENT_PID"
+"""Set by `mcpproxy serve` for the gateway and the supervisor: the parent they must die with."""
+
+
 def set_parent_death_signal(sig: int) -> None:
     """Ask the kernel to send `sig` to this process when its parent thread dies."""
     _libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+
+def die_with_parent(sig: int) -> None:
+    """`sig` when the parent dies, including a parent that died before this process could ask the
+    kernel for it (between its spawn and this call, no signal would ever come): when the parent named
+    in PARENT_PID_ENV is no longer our parent, `sig` now."""
+    set_parent_death_signal(sig)
+    expected = os.environ.get(PARENT_PID_ENV, "")
+    if expected.isdigit() and os.getppid() != int(expected):
+        os.kill(os.getpid(), sig)
 
 
 def exit_now(code: int) -> NoReturn:

@@ -53,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     # The parent (`mcpproxy serve`) dying means: stop everything politely.
-    process.set_parent_death_signal(signal.SIGTERM)
+    process.die_with_parent(signal.SIGTERM)
     config_path = args.config or default_config_path()
     try:
         config = load_config(config_path, create=args.config is None)

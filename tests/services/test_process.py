@@ -89,3 +89,22 @@ def test_nothing_is_left_after_a_polite_exit() -> None:
         """
     )
     assert out.strip() == "0"
+
+
+def test_a_child_whose_parent_died_before_it_armed_the_parent_death_signal_ends_at_once() -> None:
+    """The gap between spawn and prctl: `mcpproxy serve` names itself in MCPPROXY_PARENT_PID, and a
+    gateway or supervisor whose parent is no longer that process stops instead of living on."""
+    from cli.serve_launch import PARENT_PID_ENV as LAUNCHER_NAME
+
+    assert LAUNCHER_NAME == process.PARENT_PID_ENV
+    code = "from services import process as p; p.die_with_parent(15); print('alive')"  # 15: SIGTERM
+    env = {**os.environ, process.PARENT_PID_ENV: "1"}  # pid 1 is not this child's parent
+    orphan = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, timeout=60, check=False
+    )
+    assert orphan.returncode == -signal.SIGTERM and orphan.stdout == b""
+    env[process.PARENT_PID_ENV] = str(os.getpid())  # its real parent: it lives on
+    child = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, timeout=60, check=False
+    )
+    assert child.returncode == 0 and child.stdout == b"alive\n"
