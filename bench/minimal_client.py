@@ -182,6 +182,20 @@ class _Poster:
         start, end = self.prebuilt(extra)
         return await self.connection.request(start + str(len(body)).encode() + end + body)
 
+    def tool_call(self, body_parts: tuple[bytes, bytes], ids: _Counter, extra: dict[str, str] | None) -> Call:
+        """One tools/call per await, each with the next id, answered in its HTTP response (JSON or SSE)."""
+        start, end = self.prebuilt(extra)
+        prefix, suffix = body_parts
+        connection = self.connection
+
+        async def call() -> None:
+            request_id = ids.next()
+            body = prefix + str(request_id).encode() + suffix
+            answer = await connection.request(start + str(len(body)).encode() + end + body)
+            http_answer(*answer, request_id)
+
+        return call
+
 
 def call_body_parts(
     tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None = None
@@ -265,17 +279,7 @@ async def open_session_call(
             status, _, body = await poster.post(_notification("notifications/initialized"), session)
             if status != 202:
                 raise WireError(f"notifications/initialized answered HTTP {status}: {body[:CHARS_SHOWN]!r}")
-        start, end = poster.prebuilt(session)
-        prefix, suffix = call_body_parts(tool, arguments)
-        ids = _Counter(1)
-        connection = poster.connection
-
-        async def call() -> None:
-            request_id = ids.next()
-            body = prefix + str(request_id).encode() + suffix
-            answer = await connection.request(start + str(len(body)).encode() + end + body)
-            http_answer(*answer, request_id)
-
+        call = poster.tool_call(call_body_parts(tool, arguments), _Counter(1), session)
         with trio.fail_after(OPEN_TIMEOUT_S):
             await call()
         yield call
@@ -303,23 +307,13 @@ async def open_stateless_call(
             "Mcp-Name": tool,
         },
     )
-    start, end = poster.prebuilt()
-    prefix, suffix = call_body_parts(tool, arguments, meta)
-    ids = _Counter(0)
-    connection = poster.connection
-
-    async def call() -> None:
-        request_id = ids.next()
-        body = prefix + str(request_id).encode() + suffix
-        answer = await connection.request(start + str(len(body)).encode() + end + body)
-        http_answer(*answer, request_id)
-
+    call = poster.tool_call(call_body_parts(tool, arguments, meta), _Counter(0), None)
     try:
         with trio.fail_after(OPEN_TIMEOUT_S):
             await call()
         yield call
     finally:
-        await connection.aclose()
+        await poster.connection.aclose()
 
 
 @asynccontextmanager

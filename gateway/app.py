@@ -29,6 +29,7 @@ from gateway.fastpath import FastPath
 from gateway.frontdoor import FrontDoor, allowed_host_names, is_loopback_host
 from gateway.large_results import LargeResults
 from gateway.mcp_direct import DirectTools
+from gateway.mcp_endpoint import McpEndpoint
 from gateway.mcp_management import ManagementTools
 from gateway.mcp_proxy import ProxyTools
 from gateway.mcp_registry_api import RegistryApi
@@ -85,14 +86,13 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     upstreams = Upstreams(registry, settings.control_endpoint, settings.calls_endpoint)
     search = SearchService(registry)
     activity = ActivityLog(settings.data_dir / "activity.db")
+    caller = Caller(registry, upstreams, activity)
     traces = None
-    if settings.otlp_endpoint is None:
-        caller = Caller(registry, upstreams, activity)
-    else:  # the OpenTelemetry SDK loads only when traces are on
-        from gateway.tracing import traced_caller
+    if settings.otlp_endpoint is not None:  # the OpenTelemetry SDK loads only when traces are on
+        from gateway.tracing import call_spans
 
-        caller = traced_caller(settings.otlp_endpoint, registry, upstreams, activity)
-        traces = caller.traces
+        caller.spans = spans = call_spans(settings.otlp_endpoint)
+        traces = spans.traces
     caller.large = large = LargeResults(ResultCache(settings.data_dir / CACHE_DIR_NAME))
     rest = RestApi(registry, upstreams, settings.data_dir, f"{settings.listen_host}:{settings.listen_port}")
     rest.activity, rest.caller = activity, caller
@@ -102,8 +102,8 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     rounds = InputRounds()
     ext_tasks = ExtTasks(registry)
     tasks = Tasks(registry, upstreams, caller)
-    proxy = ProxyTools(registry, upstreams, search, management, caller, proxy_catalog, rounds, tasks)
-    direct = DirectTools(registry, upstreams, caller, direct_catalog, rounds, tasks)
+    proxy = ProxyTools(McpEndpoint(caller, proxy_catalog, rounds, tasks), search, management)
+    direct = DirectTools(McpEndpoint(caller, direct_catalog, rounds, tasks))
     proxy.default_detail = "full" if settings.tool_response_mode == "full" else "compact"
     direct.deferred = settings.direct_mode == "deferred"
 

@@ -17,8 +17,9 @@ import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import mcp.types as types
 import pydantic
@@ -163,6 +164,26 @@ def _first_problem(error: pydantic.ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
+def call_record(
+    context: CallContext,
+    server: str,
+    what: str,
+    status: str,
+    started: float,
+    arguments: str,
+    result: str = "",
+    error: str | None = None,
+) -> CallRecord:
+    """The activity log's record of one call (or prompt get, resource read, ...) that began at `started`."""
+    return CallRecord(
+        server=server, tool=what, surface=context.surface, status=status,
+        duration_ms=(time.monotonic() - started) * 1000, arguments=arguments, result=result, error=error,
+        client_name=context.client_name, client_version=context.client_version,
+        session_id=context.session_id, request_id=context.request_id, intent_reason=context.intent_reason,
+        client=context.identity.client, profile=context.identity.profile_name,
+    )  # fmt: skip
+
+
 def activity_status(kind: CallErrorKind) -> str:
     if kind in BLOCKED_KINDS:
         return "blocked"
@@ -171,6 +192,46 @@ def activity_status(kind: CallErrorKind) -> str:
     if kind == "unavailable":
         return "unavailable"
     return "error"
+
+
+class CallSpans(Protocol):
+    """A trace span around each call (gateway/tracing.py)."""
+
+    def span(self, server: str, tool: str, context: CallContext) -> AbstractContextManager[None]: ...
+
+    def outcome(self, status: str) -> None:
+        """The activity status of the call in the current span."""
+
+
+_NO_SPAN: Final = contextlib.nullcontext()
+
+
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """A call as asked, before it is let in: what the checks and the activity record need."""
+
+    server: str
+    tool: str
+    shown_name: str
+    known: Iterable[str] | Callable[[], Iterable[str]]
+    variant: str | None
+    context: CallContext
+    started: float
+    arguments: str
+    """The arguments as JSON text, as they are sent and recorded."""
+
+
+def _asked(
+    server: str,
+    tool: str,
+    shown_name: str,
+    known: Iterable[str] | Callable[[], Iterable[str]],
+    variant: str | None,
+    context: CallContext,
+    arguments: dict[str, Any],
+) -> _Asked:
+    arguments_text = json.dumps(arguments, ensure_ascii=False)
+    return _Asked(server, tool, shown_name, known, variant, context, time.monotonic(), arguments_text)
 
 
 class Caller:
@@ -184,6 +245,8 @@ class Caller:
         """Cuts long results for agents (gateway/app.py sets it)."""
         self.admission = Admission()
         """How many calls run at once (gateway/admission.py); the supervisor's CallLimits set it."""
+        self.spans: CallSpans | None = None
+        """A span around each call when traces are on (gateway/tracing.py); None: no cost but a check."""
 
     async def call(
         self,
@@ -197,14 +260,14 @@ class Caller:
         variant: str | None = None,
     ) -> ToolAnswer:
         """`known`: the names to suggest from when the tool is unknown (a callable is only called then)."""
-        started = time.monotonic()
-        arguments_text = json.dumps(arguments, ensure_ascii=False)
-        checked = self._admit(server, tool_name, shown_name, known, variant, context.identity)
-        if isinstance(checked, guard.Refusal):
-            status = activity_status(checked.kind)
-            self._record(server, tool_name, context, status, started, arguments_text, error=checked.message)
-            return error_result(checked.message, checked.kind, server)
-        tool = checked
+        asked = _asked(server, tool_name, shown_name, known, variant, context, arguments)
+        with self._span(asked):
+            let_in = await self._let_in(asked)
+            return let_in if isinstance(let_in, types.CallToolResult) else await self._call(asked, *let_in)
+
+    async def _call(self, asked: _Asked, tool: ToolInfo, ticket: Ticket | None) -> ToolAnswer:
+        server, shown_name, context = asked.server, asked.shown_name, asked.context
+        started, arguments_text = asked.started, asked.arguments
         configured = self.registry.servers.get(server)
         echo_allowed = configured is not None and configured.allow_secret_echo
         options = CallOptions(
@@ -215,13 +278,6 @@ class Caller:
             input_responses=context.input_responses,
             request_state=context.request_state,
         )
-        ticket = self.admission.ticket(server)
-        if ticket is not None and (
-            refused := await self._wait_turn(
-                ticket, server, tool.name, shown_name, context, started, arguments_text
-            )
-        ):
-            return refused
         try:
             raw = await self.upstreams.call(server, tool.name, arguments_text.encode(), options)
         except StartRefusedError as exc:  # started on demand, its new tool set held by pinning
@@ -328,21 +384,19 @@ class Caller:
     ) -> types.CreateTaskResult | types.CallToolResult:
         """A task-augmented call (`task`: the caller's `task` params, JSON): checked and recorded like
         any call; the upstream's `CreateTaskResult` (its own task id), or an `isError` result."""
-        started = time.monotonic()
-        arguments_text = json.dumps(arguments, ensure_ascii=False)
-        checked = self._admit(server, tool_name, shown_name, known, variant, context.identity)
-        if isinstance(checked, guard.Refusal):
-            status = activity_status(checked.kind)
-            self._record(server, tool_name, context, status, started, arguments_text, error=checked.message)
-            return error_result(checked.message, checked.kind, server)
+        asked = _asked(server, tool_name, shown_name, known, variant, context, arguments)
+        with self._span(asked):
+            let_in = await self._let_in(asked)
+            if isinstance(let_in, types.CallToolResult):
+                return let_in
+            return await self._start_task(asked, *let_in, task)
+
+    async def _start_task(
+        self, asked: _Asked, checked: ToolInfo, ticket: Ticket | None, task: bytes
+    ) -> types.CreateTaskResult | types.CallToolResult:
+        server, shown_name, context = asked.server, asked.shown_name, asked.context
+        started, arguments_text = asked.started, asked.arguments
         options = CallOptions(task=task)
-        ticket = self.admission.ticket(server)
-        if ticket is not None and (
-            refused := await self._wait_turn(
-                ticket, server, checked.name, shown_name, context, started, arguments_text
-            )
-        ):
-            return refused
         try:
             raw = await self.upstreams.call(server, checked.name, arguments_text.encode(), options)
             created = types.CreateTaskResult.model_validate_json(raw)
@@ -365,23 +419,31 @@ class Caller:
         )
         return created
 
-    async def _wait_turn(
-        self,
-        ticket: Ticket,
-        server: str,
-        tool: str,
-        shown_name: str,
-        context: CallContext,
-        started: float,
-        arguments_text: str,
-    ) -> types.CallToolResult | None:
-        """Pass the server's concurrency gates (None), or the retryable error of a shed call, recorded
-        as `rejected` (gateway/admission.py)."""
+    def _span(self, asked: _Asked) -> AbstractContextManager[None]:
+        return _NO_SPAN if self.spans is None else self.spans.span(asked.server, asked.tool, asked.context)
+
+    async def _let_in(self, asked: _Asked) -> tuple[ToolInfo, Ticket | None] | types.CallToolResult:
+        """The tool and the caller's turn at its server's concurrency gates (gateway/admission.py), or
+        the error result of a refused call (recorded: blocked, or `rejected` for a shed one, which is
+        retryable)."""
+        server, context, started, arguments_text = asked.server, asked.context, asked.started, asked.arguments
+        checked = self._admit(
+            server, asked.tool, asked.shown_name, asked.known, asked.variant, context.identity
+        )
+        if isinstance(checked, guard.Refusal):
+            status = activity_status(checked.kind)
+            self._record(server, asked.tool, context, status, started, arguments_text, error=checked.message)
+            return error_result(checked.message, checked.kind, server)
+        ticket = self.admission.ticket(server)
+        if ticket is None:
+            return checked, None
         shed = await self.admission.enter(ticket)
         if shed is None:
-            return None
-        refused = shed_result(shown_name, server, *shed)
-        self._record(server, tool, context, "rejected", started, arguments_text, error=retry_after(refused))
+            return checked, ticket
+        refused = shed_result(asked.shown_name, server, *shed)
+        self._record(
+            server, checked.name, context, "rejected", started, arguments_text, error=retry_after(refused)
+        )
         return refused
 
     def task_result(
@@ -467,15 +529,11 @@ class Caller:
         result: str = "",
         error: str | None = None,
     ) -> None:
+        if self.spans is not None:  # a call's last record is its outcome (a question is recorded before)
+            self.spans.outcome(status)
         if self.activity is None:
             return
-        record = CallRecord(
-            server=server, tool=tool, surface=context.surface, status=status,
-            duration_ms=(time.monotonic() - started) * 1000, arguments=arguments, result=result, error=error,
-            client_name=context.client_name, client_version=context.client_version,
-            session_id=context.session_id, request_id=context.request_id, intent_reason=context.intent_reason,
-            client=context.identity.client, profile=context.identity.profile_name,
-        )  # fmt: skip
+        record = call_record(context, server, tool, status, started, arguments, result, error)
         self.activity.record_nowait(record)
         if self.on_recorded is not None:
             self.on_recorded(record)

@@ -35,7 +35,7 @@ from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
 from bus.errors import PeerGoneError, ProxyError
 from bus.messages import UpstreamNotified
 from gateway.access import Handler, as_requested, current_identity
-from gateway.calling import context_from_mcp
+from gateway.calling import call_record, context_from_mcp
 from gateway.catalog_notices import CatalogNotices
 from gateway.listen import ListenStreams
 from gateway.registry import Registry
@@ -279,15 +279,7 @@ class CatalogFront(CatalogNotices):
             return
         context = context_from_mcp(ctx, self.surface)
         status = status or ("ok" if error is None else "error")
-        self.record(
-            CallRecord(
-                server=server, tool=what, surface=self.surface, status=status,
-                duration_ms=(time.monotonic() - started) * 1000, arguments=arguments, result=result,
-                error=error, client_name=context.client_name, client_version=context.client_version,
-                session_id=context.session_id, request_id=context.request_id,
-                client=context.identity.client, profile=context.identity.profile_name,
-            )
-        )  # fmt: skip
+        self.record(call_record(context, server, what, status, started, arguments, result, error))
 
     async def get_prompt(self, ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
         self._remember(ctx)

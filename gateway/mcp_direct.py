@@ -22,18 +22,16 @@ from mcp.server.lowlevel import Server
 
 from gateway.access import Identity, View, identity_of_request
 from gateway.argument_errors import with_schema
-from gateway.asks import InputRounds, ToolAnswer
-from gateway.calling import CallContext, Caller, context_from_mcp, error_result
-from gateway.catalog import CatalogFront
+from gateway.asks import ToolAnswer
+from gateway.calling import CallContext, error_result
 from gateway.catalog_server import CatalogServer
 from gateway.instructions import direct_instructions
 from gateway.large_results import READ_CACHE, READ_CACHE_TOOL
+from gateway.mcp_endpoint import McpEndpoint
 from gateway.mcp_management import MAX_DESCRIBE
-from gateway.registry import Registry
-from gateway.tasks import Started, Tasks, require_task_support
+from gateway.tasks import Started, require_task_support
 from gateway.tool_names import direct_name, split_qualified, unknown_message
 from gateway.tool_views import DEFERRED_SCHEMA, deferred_definition, tool_definition
-from gateway.upstreams import Upstreams
 
 logger = logging.getLogger(__name__)
 
@@ -62,30 +60,19 @@ class _DirectServer(CatalogServer):
     tools_changed = True
 
 
-class DirectTools:
+class DirectTools(McpEndpoint):
     """Handlers of the /mcp/all server, plus the list_changed fan-out."""
 
-    def __init__(
-        self,
-        registry: Registry,
-        upstreams: Upstreams,
-        caller: Caller,
-        catalog: CatalogFront,
-        rounds: InputRounds | None = None,
-        tasks: Tasks | None = None,
-    ) -> None:
-        self.caller = caller
-        self.tasks = tasks
-        self.rounds = rounds or InputRounds()
-        self.catalog = catalog
-        self.registry = registry
-        self.upstreams = upstreams
+    surface = SURFACE
+
+    def __init__(self, endpoint: McpEndpoint) -> None:
+        super().__init__(endpoint.caller, endpoint.catalog, endpoint.rounds, endpoint.tasks)
         self.names: dict[str, tuple[str, str]] = {}
         self.deferred = False
         """`direct_mode: "deferred"` in the config: tools listed without their schemas."""
         self._changed = trio.Event()
         self._signature: tuple[str, ...] = ()
-        registry.listeners.append(self._on_registry_change)
+        self.registry.listeners.append(self._on_registry_change)
 
     def server(self) -> Server[Any]:
         server = _DirectServer(
@@ -154,13 +141,7 @@ class DirectTools:
 
     async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> ToolAnswer:
         self._remember(ctx)
-        arguments = dict(params.arguments or {})
-        return await self.rounds.call(
-            ctx,
-            params,
-            context_from_mcp(ctx, SURFACE),
-            lambda context: self.call(params.name, arguments, context),
-        )
+        return await super().call_tool(ctx, params)
 
     async def call(self, name: str, arguments: dict[str, Any], context: CallContext) -> ToolAnswer:
         """`tools/call` on /mcp/all, from the SDK's handler or the fast lane."""

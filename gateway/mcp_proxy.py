@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, cast
 
 import mcp.types as types
@@ -23,18 +23,16 @@ from mcp_types.jsonrpc import METHOD_NOT_FOUND
 
 from gateway.access import Identity, identity_of_request
 from gateway.argument_errors import with_schema
-from gateway.asks import InputRounds, ToolAnswer
-from gateway.calling import CallContext, Caller, context_from_mcp, error_result
-from gateway.catalog import CatalogFront
+from gateway.asks import ToolAnswer
+from gateway.calling import CallContext, error_result
 from gateway.catalog_server import CatalogServer
 from gateway.instructions import search_instructions, servers_sentence, signature
 from gateway.large_results import READ_CACHE, READ_CACHE_TOOL
+from gateway.mcp_endpoint import McpEndpoint
 from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
-from gateway.registry import Registry
-from gateway.tasks import Started, Tasks, require_task_support
+from gateway.tasks import Started, require_task_support
 from gateway.tool_names import split_qualified, unknown_message
 from gateway.tool_search import Detail, Filters, SearchService
-from gateway.upstreams import Upstreams
 from services.access import RANK, VARIANT_TIER
 
 logger = logging.getLogger(__name__)
@@ -98,26 +96,27 @@ MENU: Final = [
         },
         annotations=types.ToolAnnotations(read_only_hint=True),
     ),
-    types.Tool(
-        name="call_tool_read",
-        description="Call an upstream tool that only reads (no side effects). Name it as `server:tool`.",
-        input_schema=_CALL_INPUT,
-        annotations=types.ToolAnnotations(read_only_hint=True),
-        execution=types.ToolExecution(task_support="optional"),
-    ),
-    types.Tool(
-        name="call_tool_write",
-        description="Call an upstream tool that changes something, not destructively. Name it `server:tool`.",
-        input_schema=_CALL_INPUT,
-        annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=False),
-        execution=types.ToolExecution(task_support="optional"),
-    ),
-    types.Tool(
-        name="call_tool_destructive",
-        description="Call an upstream tool that may delete or overwrite data. Name it as `server:tool`.",
-        input_schema=_CALL_INPUT,
-        annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=True),
-        execution=types.ToolExecution(task_support="optional"),
+    *(
+        types.Tool(
+            name=name,
+            description=f"Call an upstream tool that {what}. Name it as `server:tool`.",
+            input_schema=_CALL_INPUT,
+            annotations=annotations,
+            execution=types.ToolExecution(task_support="optional"),
+        )
+        for name, what, annotations in (
+            ("call_tool_read", "only reads (no side effects)", types.ToolAnnotations(read_only_hint=True)),
+            (
+                "call_tool_write",
+                "changes something, not destructively",
+                types.ToolAnnotations(read_only_hint=False, destructive_hint=False),
+            ),
+            (
+                "call_tool_destructive",
+                "may delete or overwrite data",
+                types.ToolAnnotations(read_only_hint=False, destructive_hint=True),
+            ),
+        )
     ),
 ]
 
@@ -137,26 +136,13 @@ def target_of(name: str, arguments: Mapping[str, Any]) -> tuple[str, str] | None
     return split_qualified(qualified) if name in CALL_VARIANTS and isinstance(qualified, str) else None
 
 
-class ProxyTools:
+class ProxyTools(McpEndpoint):
     """Handlers of the /mcp server."""
 
-    def __init__(
-        self,
-        registry: Registry,
-        upstreams: Upstreams,
-        search: SearchService,
-        management: ManagementTools,
-        caller: Caller,
-        catalog: CatalogFront,
-        rounds: InputRounds | None = None,
-        tasks: Tasks | None = None,
-    ) -> None:
-        self.caller = caller
-        self.tasks = tasks
-        self.catalog = catalog
-        self.rounds = rounds or InputRounds()
-        self.registry = registry
-        self.upstreams = upstreams
+    surface = SURFACE
+
+    def __init__(self, endpoint: McpEndpoint, search: SearchService, management: ManagementTools) -> None:
+        super().__init__(endpoint.caller, endpoint.catalog, endpoint.rounds, endpoint.tasks)
         self.search = search
         self.management = management
         self.menu = [*MENU, READ_CACHE_TOOL, *MANAGEMENT_TOOLS]
@@ -164,8 +150,8 @@ class ProxyTools:
         self.default_detail: Detail = "compact"
         """`tool_response_mode` in the config: what a `retrieve_tools` call that names no `detail` gets."""
         self._servers_changed = trio.Event()
-        self._servers_signature = signature(registry)
-        registry.listeners.append(lambda server: self._servers_changed.set())
+        self._servers_signature = signature(self.registry)
+        self.registry.listeners.append(lambda server: self._servers_changed.set())
 
     def server(self) -> Server[Any]:
         instructions = (
@@ -225,15 +211,6 @@ class ProxyTools:
                 self._servers_signature = now
                 await self.catalog.announce_tools_changed()
 
-    async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> ToolAnswer:
-        arguments = params.arguments or {}
-        return await self.rounds.call(
-            ctx,
-            params,
-            context_from_mcp(ctx, SURFACE),
-            lambda context: self.call(params.name, arguments, context),
-        )
-
     async def call(self, name: str, arguments: dict[str, Any], context: CallContext) -> ToolAnswer:
         """`tools/call` on /mcp, from the SDK's handler or the fast lane."""
         if name == "retrieve_tools":
@@ -278,17 +255,16 @@ class ProxyTools:
         if isinstance(target, types.CallToolResult):
             return target
         server, tool_name, args, context = target
+        shown, known = str(arguments["name"]), self._known(server)
         answer = await self.caller.call(
-            server,
-            tool_name,
-            args,
-            context,
-            shown_name=str(arguments["name"]),
-            known=lambda: [f"{server}:{t.name}" for t in self.registry.tools_of(server)],
-            variant=variant,
+            server, tool_name, args, context, shown_name=shown, known=known, variant=variant
         )
         # A compact hit showed the signature, not the schema: a wrong call gets the schema.
-        return with_schema(answer, self.registry.find_tool(server, tool_name), args, str(arguments["name"]))
+        return with_schema(answer, self.registry.find_tool(server, tool_name), args, shown)
+
+    def _known(self, server: str) -> Callable[[], list[str]]:
+        """The names an unknown tool's error suggests from (only listed when there is one)."""
+        return lambda: [f"{server}:{t.name}" for t in self.registry.tools_of(server)]
 
     async def start_task(
         self, name: str, arguments: dict[str, Any], context: CallContext, task: bytes
@@ -303,15 +279,9 @@ class ProxyTools:
         require_task_support(
             self.registry.find_visible(context.identity, server, tool_name), str(arguments["name"])
         )
+        shown, known = str(arguments["name"]), self._known(server)
         created = await self.caller.start_task(
-            server,
-            tool_name,
-            args,
-            context,
-            task,
-            shown_name=str(arguments["name"]),
-            known=lambda: [f"{server}:{t.name}" for t in self.registry.tools_of(server)],
-            variant=name,
+            server, tool_name, args, context, task, shown_name=shown, known=known, variant=name
         )
         return created if isinstance(created, types.CallToolResult) else Started(server, tool_name, created)
 

@@ -162,27 +162,19 @@ def document() -> dict[str, Any]:
                 },
             )
         },
-        "/api/v1/servers/{name}/tools/approve": {
-            "post": _op(
-                "Approve pending or changed tools (all when no body or `{}`)",
-                params=name,
-                body={
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {"tools": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
-                },
-            )
-        },
-        "/api/v1/servers/{name}/prompts/approve": {
-            "post": _op(
-                "Approve pending or changed prompts (all when no body or `{}`)",
-                params=name,
-                body={
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {"prompts": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
-                },
-            )
+        **{
+            f"/api/v1/servers/{{name}}/{kind}/approve": {
+                "post": _op(
+                    f"Approve pending or changed {kind} (all when no body or `{{}}`)",
+                    params=name,
+                    body={
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {kind: {"type": "array", "items": {"type": "string"}, "minItems": 1}},
+                    },
+                )
+            }
+            for kind in ("tools", "prompts")
         },
         "/api/v1/activity": {
             "get": _op(

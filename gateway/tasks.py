@@ -291,20 +291,28 @@ class Tasks:
         answer: dict[str, Any] = json.loads(raw)
         return answer
 
+    async def _forward_or_lose(
+        self, server: str, method: str, task_id: str, task: _Task | None, asking: Asking | None = None
+    ) -> dict[str, Any] | None:
+        """`_forward`, or None when the task's worker is gone: the task is then lost (one the proxy does
+        not remember has nothing to mark, so that is an error)."""
+        try:
+            return await self._forward(server, method, task_id, asking)
+        except PeerGoneError as exc:
+            if task is None:
+                raise MCPError(INTERNAL_ERROR, f"{server}: {exc}") from exc
+            self._lose(task, str(exc))
+            return None
+
     # --- tasks/* -------------------------------------------------------------
 
     async def get(self, shown: str) -> dict[str, Any]:
         server, task_id, task = self._find(shown)
         if self._lost(task) is None:
-            try:
-                state = await self._forward(server, "tasks/get", task_id)
-            except PeerGoneError as exc:
-                if task is None:
-                    raise MCPError(INTERNAL_ERROR, f"{server}: {exc}") from exc
-                self._lose(task, str(exc))
-            else:
-                if task is None:
-                    return self._scrubbed(server, {**state, "taskId": shown})
+            state = await self._forward_or_lose(server, "tasks/get", task_id, task)
+            if state is not None and task is None:
+                return self._scrubbed(server, {**state, "taskId": shown})
+            if state is not None and task is not None:
                 task.last = state
         assert task is not None
         return self._scrubbed(server, self._state(shown, task))
@@ -314,21 +322,17 @@ class Tasks:
         server, task_id, task = self._find(shown)
         tool = task.tool if task is not None else "?"
         if self._lost(task) is None:
+            # A task in `input_required` asks on this request's stream (2025-11-25 tasks).
+            asking = _naming_task(session_asking(ctx), shown) if not is_modern(ctx) else None
+            asking = self.caller.task_asking(replace(context, asking=asking), server, tool)
             try:
-                # A task in `input_required` asks on this request's stream (2025-11-25 tasks).
-                asking = _naming_task(session_asking(ctx), shown) if not is_modern(ctx) else None
-                asking = self.caller.task_asking(replace(context, asking=asking), server, tool)
-                raw = await self._forward(server, "tasks/result", task_id, asking)
-            except PeerGoneError as exc:
-                if task is None:
-                    raise MCPError(INTERNAL_ERROR, f"{server}: {exc}") from exc
-                self._lose(task, str(exc))
+                raw = await self._forward_or_lose(server, "tasks/result", task_id, task, asking)
             except MCPError as exc:
                 self.caller.record_failure(
                     server, f"tasks/result {tool}", context, "error", started, exc.message
                 )
                 raise
-            else:
+            if raw is not None:
                 result = self.caller.task_result(server, tool, context, started, json.dumps(raw).encode())
                 result = await self.caller.shorten(
                     result, server, self.registry.find_tool(server, tool), context
@@ -342,12 +346,9 @@ class Tasks:
         server, task_id, task = self._find(shown)
         lost = self._lost(task)
         if lost is None:
-            try:
-                state = await self._forward(server, "tasks/cancel", task_id)
-            except PeerGoneError as exc:
-                if task is None:
-                    raise MCPError(INTERNAL_ERROR, f"{server}: {exc}") from exc
-                self._lose(task, str(exc))
+            state = await self._forward_or_lose(server, "tasks/cancel", task_id, task)
+            if state is None:
+                assert task is not None
                 lost = task.lost
             else:
                 if task is not None:

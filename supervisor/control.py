@@ -340,10 +340,7 @@ class ControlPlane:
             except Exception as exc:  # task boundary: a bad request must never take the control plane down
                 logger.exception("config command %s failed", command.action)
                 result = ConfigResult(
-                    request_id=command.request_id,
-                    ok=False,
-                    status=500,
-                    error=f"internal error: {type(exc).__name__}",
+                    request_id=command.request_id, ok=False, status=500, error=_internal(exc)
                 )
         result = msgspec.structs.replace(
             result,
@@ -421,12 +418,7 @@ class ControlPlane:
             result, restart = await secrets_admin.handle(command, self.secrets, self.config)
         except Exception as exc:  # task boundary: a bad request must never take the control plane down
             logger.exception("secret command %s failed", command.action)
-            result = SecretResult(
-                request_id=command.request_id,
-                ok=False,
-                status=500,
-                error=f"internal error: {type(exc).__name__}",
-            )
+            result = SecretResult(request_id=command.request_id, ok=False, status=500, error=_internal(exc))
             restart = []
         if result.ok and command.action != "list":
             await self._notice("secrets.changed", {"name": command.name, "action": command.action})
@@ -475,3 +467,9 @@ class ControlPlane:
         for peer in list(self.subscribers):
             await self._send(peer, tools)
             await self._send(peer, catalog)
+
+
+def _internal(exc: Exception) -> str:
+    """What a caller is told of a command that failed on a bug: the exception's kind (its text may
+    hold what the command carried, a secret's value among it); the log has the traceback."""
+    return f"internal error: {type(exc).__name__}"

@@ -17,6 +17,7 @@ socket). Its stdout and stderr come back multiplexed on the same socket
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import struct
@@ -26,15 +27,13 @@ from typing import Final
 
 import anyio
 import trio
-from mcp.shared.message import SessionMessage
 
 from bus.errors import UpstreamError
 from bus.messages import ContainerSpec, UpstreamSpec
 from services.docker_engine import Attached, DockerEngine, DockerError, DockerUnavailableError
 from services.isolation import LABEL_INSTANCE, instance_labels
 from services.upstream_log import RotatingLog
-from services.worker.raw_calls import RawCalls
-from services.worker.stdio import READ_CHUNK_BYTES, StdoutRelay, encode_line
+from services.worker.stdio import READ_CHUNK_BYTES, PipedUpstream, StdoutRelay, running
 
 logger = logging.getLogger(__name__)
 
@@ -86,19 +85,14 @@ def exit_description(state: dict[str, object] | None) -> str:
     return reason
 
 
-class DockerUpstream:
+class DockerUpstream(PipedUpstream):
     """A running container and the two in-memory streams an MCP ClientSession reads and writes."""
 
     def __init__(self, engine: DockerEngine, attached: Attached, log: RotatingLog) -> None:
+        super().__init__(log)
         self.engine = engine
         self.attached = attached
         self.container_id = attached.container_id
-        self.log = log
-        self.closed = trio.Event()
-        self.exit_reason: str | None = None
-        self.read_send, self.read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](16)
-        self.write_stream, self.write_receive = anyio.create_memory_object_stream[SessionMessage | bytes](16)
-        self.raw = RawCalls()
         sock = trio.socket.from_stdlib_socket(socket.socket(fileno=attached.fd))
         self._socket = trio.SocketStream(sock)
         self._send_lock = trio.Lock()
@@ -149,19 +143,12 @@ class DockerUpstream:
             return f"docker unavailable: the attach connection to the engine broke ({lost})"
         return exit_description(state)
 
-    async def pump_stdin(self) -> None:
-        """session -> the container's stdin."""
-        try:
-            async with self.write_receive:
-                async for message in self.write_receive:
-                    data = message if isinstance(message, bytes) else encode_line(message)
-                    async with self._send_lock:
-                        if not self._stdin_open:
-                            return
-                        await self._socket.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, anyio.ClosedResourceError, OSError):
-            self.exit_reason = self.exit_reason or "upstream stdin closed"
-            self.closed.set()
+    async def _write_stdin(self, data: bytes) -> bool:
+        async with self._send_lock:
+            if not self._stdin_open:
+                return False
+            await self._socket.send_all(data)
+            return True
 
     async def close_stdin(self) -> None:
         """Half-close the attach socket: the engine closes the server's stdin (StdinOnce)."""
@@ -244,12 +231,8 @@ async def open_docker_upstream(spec: UpstreamSpec, log: RotatingLog) -> AsyncIte
         f"started container {upstream.short_id} ({container.name}, image {container.image}, memory {memory}, "
         f"cpus {cpus}, network {container.network_mode})"
     )
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(upstream.pump_output)
-        nursery.start_soon(upstream.pump_stdin)
-        try:
-            yield upstream
-        finally:
-            with trio.CancelScope(shield=True):
-                await upstream.stop(spec.close_timeout_s, spec.kill_timeout_s)
-            nursery.cancel_scope.cancel()
+    async with running(
+        (upstream.pump_output, upstream.pump_stdin),
+        functools.partial(upstream.stop, spec.close_timeout_s, spec.kill_timeout_s),
+    ):
+        yield upstream

@@ -196,17 +196,59 @@ class StdoutRelay:
         return None
 
 
-class StdioUpstream:
-    """A running stdio upstream and the two in-memory streams an MCP ClientSession reads and writes."""
+@asynccontextmanager
+async def running(
+    pumps: tuple[Callable[[], Awaitable[None]], ...], stop: Callable[[], Awaitable[None]]
+) -> AsyncIterator[None]:
+    """An upstream's pumps running while the block runs; `stop` (the staged stop) after it, whatever
+    ends it, shielded, then the pumps are cancelled."""
+    async with trio.open_nursery() as nursery:
+        for pump in pumps:
+            nursery.start_soon(pump)
+        try:
+            yield
+        finally:
+            with trio.CancelScope(shield=True):
+                await stop()
+            nursery.cancel_scope.cancel()
 
-    def __init__(self, child: process.Child, log: RotatingLog) -> None:
-        self.child = child
+
+class PipedUpstream:
+    """An upstream spoken to over its stdin and stdout, local or in a container: the two in-memory
+    streams an MCP ClientSession reads and writes, the raw lane beside it, and why it ended."""
+
+    def __init__(self, log: RotatingLog) -> None:
         self.log = log
         self.closed = trio.Event()
         self.exit_reason: str | None = None
         self.read_send, self.read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](16)
         self.write_stream, self.write_receive = anyio.create_memory_object_stream[SessionMessage | bytes](16)
         self.raw = RawCalls()
+
+    async def pump_stdin(self) -> None:
+        """session -> stdin: each message (raw calls' ready-made lines as they are) one line."""
+        try:
+            async with self.write_receive:
+                async for message in self.write_receive:
+                    if not await self._write_stdin(
+                        message if isinstance(message, bytes) else encode_line(message)
+                    ):
+                        return
+        except (trio.BrokenResourceError, trio.ClosedResourceError, anyio.ClosedResourceError, OSError):
+            self.exit_reason = self.exit_reason or "upstream stdin closed"
+            self.closed.set()
+
+    async def _write_stdin(self, data: bytes) -> bool:
+        """Write `data` to the upstream's stdin; False when stdin was closed on purpose (stop pumping)."""
+        raise NotImplementedError
+
+
+class StdioUpstream(PipedUpstream):
+    """A running stdio upstream and the two in-memory streams an MCP ClientSession reads and writes."""
+
+    def __init__(self, child: process.Child, log: RotatingLog) -> None:
+        super().__init__(log)
+        self.child = child
         self.confinement = Confinement()
         popen = child.popen
         # Our own spawn (never an adopted process), with a pipe for each of the three streams.
@@ -237,18 +279,11 @@ class StdioUpstream:
             self.raw.close(self.exit_reason)
             self.closed.set()
 
-    async def pump_stdin(self) -> None:
-        """session -> stdin."""
-        try:
-            async with self.write_receive:
-                async for message in self.write_receive:
-                    data = message if isinstance(message, bytes) else encode_line(message)
-                    if self._stdin is None:
-                        return
-                    await self._stdin.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, anyio.ClosedResourceError, OSError):
-            self.exit_reason = self.exit_reason or "upstream stdin closed"
-            self.closed.set()
+    async def _write_stdin(self, data: bytes) -> bool:
+        if self._stdin is None:
+            return False
+        await self._stdin.send_all(data)
+        return True
 
     async def pump_stderr(self) -> None:
         """stderr -> log file, continuously, whatever the volume."""
@@ -327,15 +362,11 @@ async def open_stdio_upstream(
     upstream.confinement = confinement
     log.note(f"started pid {child.pid}" + (f" ({confinement.describe()})" if limits is not None else ""))
     on_spawn(child)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(upstream.pump_stdout)
-        nursery.start_soon(upstream.pump_stdin)
-        nursery.start_soon(upstream.pump_stderr)
-        nursery.start_soon(upstream.watch_exit)
-        try:
-            yield upstream
-        finally:
-            with trio.CancelScope(shield=True):
-                await upstream.stop(close_timeout_s, kill_timeout_s)
-                await confinement.release()
-            nursery.cancel_scope.cancel()
+
+    async def stop() -> None:
+        await upstream.stop(close_timeout_s, kill_timeout_s)
+        await confinement.release()
+
+    pumps = (upstream.pump_stdout, upstream.pump_stdin, upstream.pump_stderr, upstream.watch_exit)
+    async with running(pumps, stop):
+        yield upstream
