@@ -12,11 +12,15 @@ import click
 import httpx2
 
 from cli.client import EXIT_UNREACHABLE, die, resolve_target, target_options, unpack, unreachable_message
+from services.activity import STATUSES
 
 
 @click.group("activity")
 def activity_group() -> None:
-    """The activity log: every tool call, with status and duration."""
+    """The activity log: every tool call, with status and duration.
+
+    Example: mcpproxy activity list --server github --status error
+    """
 
 
 def _when(epoch: float) -> str:
@@ -26,7 +30,7 @@ def _when(epoch: float) -> str:
 @activity_group.command("list")
 @click.option("--server", default=None)
 @click.option("--tool", default=None)
-@click.option("--status", type=click.Choice(["ok", "error", "blocked", "timeout"]), default=None)
+@click.option("--status", type=click.Choice(STATUSES), default=None)
 @click.option("--session", default=None, help="MCP session id.")
 @click.option("--request-id", default=None)
 @click.option("--client", default=None, help="A client credential's name (`mcpproxy clients list`).")

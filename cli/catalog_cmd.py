@@ -92,6 +92,8 @@ def list_prompts(
 ) -> None:
     """The prompts of one server, or of every server, with the names MCP clients see and their
     approval: a `changed` or `pending` prompt is held from MCP clients until `prompts approve`.
+
+    Example: mcpproxy prompts list everything
     """
     target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
     prompts = [
@@ -225,7 +227,10 @@ def list_resources(
     url: str | None,
     api_key: str | None,
 ) -> None:
-    """The resources and templates of one server, or of every server, with the URIs MCP clients read."""
+    """The resources and templates of one server, or of every server, with the URIs MCP clients read.
+
+    Example: mcpproxy resources list everything
+    """
     target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
     entries = []
     for name in _servers(target, server):
@@ -261,6 +266,8 @@ def read_resource(
     """Read a resource through the proxy and print its contents (binary contents are summarized).
 
     URI is one `resources list` shows, or any URI an upstream gave (it goes to the server that has it).
+
+    Example: mcpproxy resources read mcpproxy://everything/demo://resource/static/document/features.md
     """
     target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
     target.call("GET", "/api/v1/status")  # one clear line if no proxy runs

@@ -92,7 +92,10 @@ def rotate_client(
     url: str | None,
     api_key: str | None,
 ) -> None:
-    """Replace a client's credential: the old one is refused from the next request on."""
+    """Replace a client's credential: the old one is refused from the next request on.
+
+    Example: mcpproxy clients rotate chat-app
+    """
     target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
     body = {"expires": expires} if expires is not None else {}
     _show_issued(target.call("POST", f"/api/v1/clients/{name}/rotate", json=body), output)
@@ -104,7 +107,10 @@ def rotate_client(
 def revoke_client(
     name: str, config_path: Path | None, data_dir: Path | None, url: str | None, api_key: str | None
 ) -> None:
-    """Remove a client: its credential is refused from the next request on."""
+    """Remove a client: its credential is refused from the next request on.
+
+    Example: mcpproxy clients revoke chat-app
+    """
     target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
     target.call("DELETE", f"/api/v1/clients/{name}")
     click.echo(f"client {name} revoked")
@@ -116,7 +122,10 @@ def revoke_client(
 def list_clients(
     output: str, config_path: Path | None, data_dir: Path | None, url: str | None, api_key: str | None
 ) -> None:
-    """The clients, their profiles and expiry (never a credential)."""
+    """The clients, their profiles and expiry (never a credential).
+
+    Example: mcpproxy clients list -o json
+    """
     target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
     clients = target.call("GET", "/api/v1/clients")["clients"]
     if output == "json":
@@ -141,7 +150,10 @@ def list_clients(
 
 @click.group("access")
 def access_group() -> None:
-    """Who may call what: profiles, clients and tiers (see `mcpproxy clients`)."""
+    """Who may call what: profiles, clients and tiers (see `mcpproxy clients`).
+
+    Example: mcpproxy access explain memory:delete_entities --client chat-app
+    """
 
 
 @access_group.command("explain")

@@ -101,7 +101,9 @@ def export_keys(
     """Print what one role's pods need: MCPPROXY_BUS_* lines (an env file for
     `kubectl create secret generic --from-env-file`, not for a shell), or a Kubernetes Secret.
 
-    Only that role's keys: a worker never gets the server's secret key. Pipe it, don't show it:
+    Only that role's keys: a worker never gets the server's secret key. Pipe it, don't show it.
+
+    Example:
 
     \b
       mcpproxy keys export gateway --format secret | kubectl apply -f -

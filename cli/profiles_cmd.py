@@ -48,7 +48,10 @@ def _tools(profile: dict[str, Any]) -> str:
 def list_profiles(
     output: str, config_path: Path | None, data_dir: Path | None, url: str | None, api_key: str | None
 ) -> None:
-    """The profiles, and what a caller without a credential gets."""
+    """The profiles, and what a caller without a credential gets.
+
+    Example: mcpproxy profiles list -o json
+    """
     target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
     data = target.call("GET", "/api/v1/profiles")
     if output == "json":
@@ -144,7 +147,10 @@ def set_profile(
 def remove_profile(
     name: str, config_path: Path | None, data_dir: Path | None, url: str | None, api_key: str | None
 ) -> None:
-    """Remove profile NAME (refused while a client is bound to it)."""
+    """Remove profile NAME (refused while a client is bound to it).
+
+    Example: mcpproxy profiles remove chat
+    """
     target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
     target.call("DELETE", f"/api/v1/profiles/{name}")
     click.echo(f"profile {name} removed")

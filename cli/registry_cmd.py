@@ -46,7 +46,10 @@ def search(
     url: str | None,
     api_key: str | None,
 ) -> None:
-    """Servers whose name or description matches QUERY (the latest version of each)."""
+    """Servers whose name or description matches QUERY (the latest version of each).
+
+    Example: mcpproxy registry search --offline files
+    """
     words = " ".join(query)
     if offline:
         data: dict[str, Any] = {
@@ -91,6 +94,8 @@ def add(
     """Add server ID from a registry (or the shipped list), quarantined until you approve it.
 
     Its required secrets become ${keyring:NAME} references: set each with `mcpproxy secrets set`.
+
+    Example: mcpproxy registry add modelcontextprotocol/filesystem
     """
     target = resolve_target(config_path, data_dir, url, api_key, require_config=False)
     body: dict[str, Any] = {"id": server_id, "remote": remote, "dry_run": dry_run}

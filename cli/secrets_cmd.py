@@ -16,7 +16,10 @@ from services.secrets import SecretsError, SecretStore, secret_name_problem
 
 @click.group("secrets")
 def secrets_group() -> None:
-    """Manage secrets referenced as ${keyring:NAME} (values never printed unless --reveal)."""
+    """Manage secrets referenced as ${keyring:NAME} (values never printed unless --reveal).
+
+    Example: mcpproxy secrets set github_token
+    """
 
 
 def _store(target_data_dir: Path, backend: str) -> SecretStore:

@@ -33,7 +33,18 @@ FLUSH_INTERVAL_S: Final = 0.1
 FINAL_FLUSH_S: Final = 2.0
 RETENTION_INTERVAL_S: Final = 600.0
 SCRUBBED: Final = "••••"
-STATUSES: Final = ("ok", "error", "blocked", "timeout", "unavailable", "task_created", "rejected")
+STATUSES: Final = (
+    "ok",
+    "error",
+    "blocked",
+    "timeout",
+    "unavailable",
+    "task_created",
+    "rejected",
+    "input_required",
+    "declined",
+)
+"""Every status a record can have: a call's outcome, or an upstream's question the client declined."""
 """`unavailable`: the server was not running or went away (the call never ran, or was cut off);
 `task_created`: a call made as a task, whose result comes later (`tasks/result <tool>`);
 `rejected`: shed by a concurrency limit, never run (gateway/admission.py)."""
