@@ -20,6 +20,8 @@ import httpx2
 SERVERS_PATH: Final = "/v0.1/servers"
 REGISTRY_TIMEOUT_S: Final = 15.0
 SEARCH_LIMIT: Final = 30
+FIND_PAGES: Final = 10
+"""Pages of a registry followed to find one server by name (300 entries at SEARCH_LIMIT)."""
 REFERENCE_FILE: Final = Path(__file__).with_name("reference_servers.json")
 OFFICIAL_META: Final = "io.modelcontextprotocol.registry/official"
 REMOTE_PROTOCOLS: Final = {"streamable-http": "http", "sse": "sse"}
@@ -79,12 +81,11 @@ def _latest(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(chosen.values())
 
 
-async def search(
-    http: httpx2.AsyncClient, registry: str, query: str, limit: int = SEARCH_LIMIT
-) -> list[dict[str, Any]]:
-    """The latest version of each server matching `query` in one registry."""
+async def _page(
+    http: httpx2.AsyncClient, registry: str, params: dict[str, str | int]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a registry's `GET /v0.1/servers`: its entries and the cursor of the next page."""
     url = registry.rstrip("/") + SERVERS_PATH
-    params: dict[str, str | int] = {"search": query, "version": "latest", "limit": limit}
     try:
         response = await http.get(url, params=params, timeout=REGISTRY_TIMEOUT_S)
     except httpx2.HTTPError as exc:
@@ -94,9 +95,35 @@ async def search(
     try:
         body = response.json()
         items = body["servers"]
-    except (ValueError, KeyError, TypeError):
+        metadata = body.get("metadata") or {}
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise RegistryError(f"registry {registry}: not a registry answer (no servers list)") from None
-    return _latest([i for i in items if isinstance(i, dict)])
+    following = metadata.get("nextCursor") if isinstance(metadata, dict) else None
+    return [i for i in items if isinstance(i, dict)], following if isinstance(
+        following, str
+    ) and following else None
+
+
+async def search(
+    http: httpx2.AsyncClient, registry: str, query: str, limit: int = SEARCH_LIMIT
+) -> list[dict[str, Any]]:
+    """The latest version of each server matching `query` in one registry (its first page)."""
+    items, _ = await _page(http, registry, {"search": query, "version": "latest", "limit": limit})
+    return _latest(items)
+
+
+async def _find_in(http: httpx2.AsyncClient, registry: str, server_id: str) -> dict[str, Any] | None:
+    """The entry named `server_id` in one registry, following its pages (FIND_PAGES at most): a search
+    by name also answers every server whose name contains it, and the exact one need not come first."""
+    params: dict[str, str | int] = {"search": server_id, "version": "latest", "limit": SEARCH_LIMIT}
+    for _ in range(FIND_PAGES):
+        items, following = await _page(http, registry, params)
+        if match := next((e for e in _latest(items) if e.get("name") == server_id), None):
+            return match
+        if following is None:
+            return None
+        params["cursor"] = following
+    return None
 
 
 async def find(http: httpx2.AsyncClient, registries: list[str], server_id: str) -> dict[str, Any]:
@@ -104,12 +131,12 @@ async def find(http: httpx2.AsyncClient, registries: list[str], server_id: str) 
     problems = []
     for registry in registries:
         try:
-            found = await search(http, registry, server_id)
+            found = await _find_in(http, registry, server_id)
         except RegistryError as exc:
             problems.append(str(exc))
             continue
-        if match := next((e for e in found if e.get("name") == server_id), None):
-            return match
+        if found is not None:
+            return found
     if match := next((e for e in reference_servers() if e.get("name") == server_id), None):
         return match
     why = f" ({'; '.join(problems)})" if problems else ""

@@ -31,10 +31,22 @@ class _Registry(BaseHTTPRequestHandler):
         query = parse_qs(split.query)
         words = query.get("search", [""])[0].lower()
         items = json.loads(RECORDED.read_text())["servers"]
-        items = [i for i in items if words in i["server"]["name"].lower()]
+        if not self.fuzzy:
+            items = [i for i in items if words in i["server"]["name"].lower()]
         if query.get("version") == ["latest"]:
             items = [i for i in items if i["_meta"]["io.modelcontextprotocol.registry/official"]["isLatest"]]
-        self._send(200, {"servers": items, "metadata": {"count": len(items)}})
+        # Pages of `limit` entries, the next one named by an opaque cursor (here: its first entry's name).
+        limit = int(query.get("limit", ["30"])[0])
+        names = [i["server"]["name"] for i in items]
+        start = names.index(query["cursor"][0]) if "cursor" in query else 0
+        page, rest = items[start : start + limit], items[start + limit :]
+        metadata: dict[str, Any] = {"count": len(page)}
+        if rest:
+            metadata["nextCursor"] = rest[0]["server"]["name"]
+        self._send(200, {"servers": page, "metadata": metadata})
+
+    fuzzy = False
+    """Answer every server whatever the search words (a full-text search ranks others first)."""
 
     def _send(self, status: int, body: Any) -> None:
         raw = json.dumps(body).encode()
@@ -48,10 +60,14 @@ class _Registry(BaseHTTPRequestHandler):
         pass
 
 
+class _FuzzyRegistry(_Registry):
+    fuzzy = True
+
+
 @contextmanager
-def serving_registry() -> Iterator[str]:
+def serving_registry(handler: type[_Registry] = _Registry) -> Iterator[str]:
     """A local registry on a free port; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -98,6 +114,18 @@ async def test_find_falls_back_to_the_shipped_list_and_names_what_failed() -> No
                 await mcp_registry.find(http, ["http://127.0.0.1:9"], "io.github.nobody/nothing")
             with pytest.raises(mcp_registry.RegistryError, match="HTTP 404"):
                 await mcp_registry.search(http, base + "/elsewhere", "x")
+
+
+async def test_find_follows_the_registry_pages_to_the_exact_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mcp_registry, "SEARCH_LIMIT", 1)  # one entry a page: the match is on the last
+    with serving_registry(_FuzzyRegistry) as base:
+        async with httpx2.AsyncClient() as http:
+            assert len(await mcp_registry.search(http, base, "anything", limit=1)) == 1
+            found = await mcp_registry.find(http, [base], "com.example/weather")
+            assert found["name"] == "com.example/weather"
+            monkeypatch.setattr(mcp_registry, "FIND_PAGES", 2)  # a bounded walk: not found, then offline
+            with pytest.raises(mcp_registry.RegistryError, match=r"no server 'com\.example/weather'"):
+                await mcp_registry.find(http, [base], "com.example/weather")
 
 
 def test_an_npm_package_runs_with_npx_and_its_secret_is_a_keyring_reference() -> None:

@@ -115,7 +115,9 @@ async def test_a_secret_passed_as_an_argument_is_scrubbed_from_the_database(tmp_
             assert result.content[0].text == secret  # the agent still gets the real answer
         record = (await records(proxy, 1))[0]
         assert secret not in json.dumps(record) and "••••" in record["arguments"]
-    for path in (tmp_path / "data").glob("activity.db*"):
+    stored = list((tmp_path / "data").glob("activity.db*"))
+    assert stored  # the database and its WAL files: nothing read would make this pass silently
+    for path in stored:
         assert secret.encode() not in path.read_bytes(), path
 
 
