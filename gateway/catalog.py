@@ -38,6 +38,7 @@ from gateway.access import Handler, as_requested, current_identity
 from gateway.calling import call_record, context_from_mcp
 from gateway.catalog_notices import CatalogNotices
 from gateway.listen import ListenStreams
+from gateway.on_demand import StartRefusedError
 from gateway.registry import Registry
 from gateway.resource_uris import matches_template, page, qualify, unqualify
 from gateway.secret_echo import EchoGuard
@@ -158,8 +159,15 @@ class CatalogFront(CatalogNotices):
         return [s for s in sorted(self.registry.servers) if self._sees(s)]
 
     def _prompt(self, name: str) -> tuple[str, str] | None:
+        """(server, prompt) an MCP name stands for, if the server's current catalog offers it unheld: the
+        name map is rebuilt only when prompts are listed, so a prompt held since is caught here."""
         target = self.prompt_names.get(name)
-        return target if target is not None and self._sees(target[0]) else None
+        if target is None or not self._sees(target[0]):
+            return None
+        catalog = self.registry.catalog_of(target[0])
+        if target[1] in catalog.held_prompts or all(p["name"] != target[1] for p in catalog.prompts):
+            return None
+        return target
 
     def _prompt_entries(self) -> list[tuple[tuple[str, str], dict[str, Any]]]:
         names: dict[str, tuple[str, str]] = {}
@@ -230,12 +238,27 @@ class CatalogFront(CatalogNotices):
 
     # --- forwarded requests ---------------------------------------------------
 
-    async def _forward(self, ctx: Any, server: str, method: str, name: str, body: dict[str, Any]) -> bytes:
-        """Forward to `server`; its error comes back as the same JSON-RPC error, named by server."""
+    async def _forward(
+        self,
+        ctx: Any,
+        server: str,
+        method: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        prompt: str | None = None,
+    ) -> bytes:
+        """Forward to `server`; its error comes back as the same JSON-RPC error, named by server.
+        `prompt`: the prompt got, checked against pinning again if the server starts on demand for it."""
         started = time.monotonic()
         arguments = json.dumps(body, ensure_ascii=False)
         try:
-            raw = await self.upstreams.forward(server, method, arguments.encode())
+            raw = await self.upstreams.forward(server, method, arguments.encode(), prompt=prompt)
+        except StartRefusedError as exc:  # its new generation changed the prompt: held, like at listing
+            self._record(
+                ctx, server, f"{method} {name}", started, arguments, error=str(exc), status="blocked"
+            )
+            raise MCPError(INVALID_PARAMS, str(exc)) from exc
         except UpstreamReplyError as exc:
             self._record(ctx, server, f"{method} {name}", started, arguments, error=str(exc))
             raise MCPError(exc.code or INTERNAL_ERROR, f"{server}: {exc}") from exc
@@ -296,7 +319,7 @@ class CatalogFront(CatalogNotices):
         body: dict[str, Any] = {"name": prompt}
         if params.arguments is not None:
             body["arguments"] = params.arguments
-        raw = await self._forward(ctx, server, "prompts/get", prompt, body)
+        raw = await self._forward(ctx, server, "prompts/get", prompt, body, prompt=prompt)
         return types.GetPromptResult.model_validate(self._scrubbed(server, json.loads(raw)))
 
     def _held_message(self, name: str) -> str | None:

@@ -76,10 +76,12 @@ class Starter:
         if event is not None:
             event.set()
 
-    async def start(self, server: str, status: ServerStatus, tool: str | None = None) -> bytes:
+    async def start(
+        self, server: str, status: ServerStatus, tool: str | None = None, *, prompt: str | None = None
+    ) -> bytes:
         """The identity of the server's running worker, once it runs and its tools are its own;
         PeerGoneError when it is not startable, gave up or took too long; StartRefusedError when `tool`
-        is not callable in the new generation."""
+        is not callable in the new generation, or when prompt pinning holds `prompt` in it."""
         if not startable(status):
             raise not_running(server, status)
         budget_s = status.init_timeout_s + START_MARGIN_S
@@ -93,9 +95,11 @@ class Starter:
             while identity is None:
                 identity = self._ready(server)
                 if identity is None:
-                    changed = self._changes.setdefault(server, trio.Event())
-                    await changed.wait()
-        if identity is None:
+                    await self._changes.setdefault(server, trio.Event()).wait()
+            # A prompt is checked against the new generation's prompts, as a tool against its tools.
+            while prompt is not None and not self.registry.catalog_current(server):
+                await self._changes.setdefault(server, trio.Event()).wait()
+        if identity is None or (prompt is not None and not self.registry.catalog_current(server)):
             raise PeerGoneError(
                 f"server {server!r} did not start within {budget_s:g}s (its init_timeout "
                 f"{status.init_timeout_s:g}s and {START_MARGIN_S:g}s to start its worker); "
@@ -105,6 +109,16 @@ class Starter:
             checked = guard.check(self.registry, server, tool, tool, list)
             if isinstance(checked, guard.Refusal):
                 raise StartRefusedError(checked)
+        held = self.registry.catalog_of(server).held_prompts.get(prompt) if prompt is not None else None
+        if held is not None:
+            why = "is new" if held.approval == "pending" else "changed since it was approved"
+            raise StartRefusedError(
+                guard.Refusal(
+                    "held",
+                    f"prompt {prompt!r} of server {server!r} {why} and is held until a human approves it: "
+                    f"POST /api/v1/servers/{server}/prompts/approve",
+                )
+            )
         return identity
 
     def _ready(self, server: str) -> bytes | None:

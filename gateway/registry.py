@@ -40,6 +40,7 @@ class Registry:
         self._callable: dict[str, dict[str, ToolInfo]] = {}
         """Per server, its approved tools by name while it runs: built on first use after a change."""
         self._catalogs: dict[str, Catalog] = {}
+        self._catalog_generation: dict[str, int] = {}
         self.listeners: list[Listener] = []
         self.synced = False
         self.access = AccessPolicy()
@@ -56,6 +57,7 @@ class Registry:
         self._tools = dict(tools)
         self._catalogs = dict(catalogs or {})
         self._tool_generation = {s.name: s.generation for s in servers if s.name in tools}
+        self._catalog_generation = {s.name: s.generation for s in servers if s.name in self._catalogs}
         self._callable.clear()
         self.synced = True
         for name in names:
@@ -79,7 +81,13 @@ class Registry:
 
     def set_catalog(self, server: str, generation: int, catalog: Catalog) -> None:
         self._catalogs[server] = catalog
+        self._catalog_generation[server] = generation
         self._notify(server)
+
+    def catalog_current(self, server: str) -> bool:
+        """The prompts and resources held are those of the server's current generation."""
+        status = self.servers.get(server)
+        return status is not None and self._catalog_generation.get(server) == status.generation
 
     def visible(self, server: str) -> bool:
         """Agents may see and use this server's prompts and resources: it runs, enabled, unquarantined."""

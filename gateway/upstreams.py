@@ -408,11 +408,14 @@ class Upstreams:
         params: bytes,
         timeout_s: float | None = None,
         asking: Asking | None = None,
+        *,
+        prompt: str | None = None,
     ) -> bytes:
         """Send `method` with `params` (JSON bytes) to `server`'s upstream; return its result JSON bytes.
 
         Raises UpstreamReplyError when the upstream answers with an error, CallTimeoutError,
-        PeerGoneError (not running, or its worker died meanwhile) or UnknownToolError.
+        PeerGoneError (not running, or its worker died meanwhile) or UnknownToolError; StartRefusedError
+        when `prompt` (the prompt a `prompts/get` names) is held in the generation started for it.
         """
         reply = await self._exchange(
             server,
@@ -426,6 +429,7 @@ class Upstreams:
             timeout_s,
             None,
             asking,
+            prompt=prompt,
         )
         if isinstance(reply, CallFailed):
             if reply.kind == "timeout":
@@ -444,16 +448,17 @@ class Upstreams:
         on_log: Callable[[bytes], Awaitable[None]] | None = None,
         *,
         tool: str | None = None,
+        prompt: str | None = None,
     ) -> ToolResult | ForwardResult | CallFailed:
         """One request to `server`'s worker, in the in-flight table: a dead worker fails it at once.
-        An on-demand server is started first (`tool`: checked again once it runs)."""
+        An on-demand server is started first (`tool`, `prompt`: checked again once it runs)."""
         assert self._calls is not None
         status = self.registry.servers.get(server)
         identity = self._live.get(server)
         if status is None:
             raise UnknownToolError(f"unknown server {server!r}")
         if identity is None:
-            identity = await self.starter.start(server, status, tool)
+            identity = await self.starter.start(server, status, tool, prompt=prompt)
             status = self.registry.servers.get(server, status)
         timeout = status.call_timeout_s if timeout_s is None else timeout_s
         request_id = next(self._ids)

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Final
 
+import mcp.types as types
 import pytest
 import trio
 from mcp.client import Client
@@ -157,3 +158,55 @@ async def test_the_cli_shows_held_prompts_and_approves_them(tmp_path: Path) -> N
         assert again.stdout.strip() == "one: no prompts were held", again.stderr
         listed = await trio.to_thread.run_sync(cli, proxy, "prompts", "list", "one")
         assert "held prompts" not in listed.stderr
+
+
+async def test_a_prompt_changed_at_an_on_demand_start_is_held_before_it_is_got(tmp_path: Path) -> None:
+    # An idle on-demand server's prompts are listed from its cache; the get that starts it must be
+    # checked against what the new run offers, as a call is against its tools.
+    changed = tmp_path / "reword"
+    server = {
+        **resource_server("one"),
+        "start": "on_demand",
+        "env": {"RESOURCE_SERVER_REWORDED_IF": str(changed)},
+    }
+    async with running_proxy(tmp_path, [server]) as proxy:
+        await proxy.wait_for("one", "idle", CHANGE_TIMEOUT_S)  # it ran once to learn its catalog
+        with trio.fail_after(CHANGE_TIMEOUT_S):  # and that run's worker is gone, not still answering
+            while (await proxy.servers())["one"].get("worker_pid") is not None:
+                await trio.sleep(0.05)
+        changed.touch()
+        for mode in MODES:
+            with trio.fail_after(CLI_TIMEOUT_S):
+                async with Client(f"{proxy.base_url}/mcp/all", mode=mode, cache=None) as client:
+                    with pytest.raises(MCPError, match="changed since it was approved") as refused:
+                        await client.get_prompt("one__greet", {"name": "Ada"})
+                    assert "POST /api/v1/servers/one/prompts/approve" in str(refused.value)
+        await wait_for_prompts(proxy, {"greet": "changed", "farewell": "pending"})
+        assert (await proxy.post(f"{PROMPTS}/approve", json={})).status_code == 200
+        with trio.fail_after(CLI_TIMEOUT_S):
+            async with Client(f"{proxy.base_url}/mcp/all", mode="legacy", cache=None) as client:
+                got = await client.get_prompt("one__greet", {"name": "Ada", "mood": "calm"})
+        assert "one greets Ada" in str(got.messages[0].content)
+
+
+async def test_a_prompt_held_after_the_client_listed_it_cannot_be_got(tmp_path: Path) -> None:
+    # A 2026-era client lists greet, the upstream changes it (no session is open to be told), and
+    # the client gets greet, and asks for a completion of its argument, without listing again: the
+    # hold stops both. (The endpoint's name map is also checked against the current catalog on every
+    # get, which the on-demand test above needs: there the get follows the change at once.)
+    async with running_proxy(tmp_path, [resource_server("one")]) as proxy:
+        await proxy.wait_for("one", "running")
+        with trio.fail_after(CLI_TIMEOUT_S):
+            async with Client(f"{proxy.base_url}/mcp/all", mode="2026-07-28", cache=None) as client:
+                assert [p.name for p in (await client.list_prompts()).prompts] == ["one__greet"]
+            pulled = await proxy.post("/api/v1/tools/call", json={"name": "one:reword_prompts", "args": {}})
+            assert pulled.status_code == 200, pulled.text
+            await wait_for_prompts(proxy, {"greet": "changed", "farewell": "pending"})
+            async with Client(f"{proxy.base_url}/mcp/all", mode="2026-07-28", cache=None) as client:
+                with pytest.raises(MCPError, match="changed since it was approved"):
+                    await client.get_prompt("one__greet", {"name": "Ada"})
+                with pytest.raises(MCPError, match="changed since it was approved"):
+                    await client.complete(
+                        types.PromptReference(type="ref/prompt", name="one__greet"),
+                        {"name": "name", "value": "A"},
+                    )
