@@ -26,6 +26,11 @@ DEADLINE_S = 10.0
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
+SHORT_KEEP_ALIVE_S = 1.0
+SLOW_S = 3 * SHORT_KEEP_ALIVE_S
+SLOW_REQUEST = b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
 SETTLE_S = 0.2
 """hypercorn makes a connection idle right after its answer (microseconds): a FIN sent this much later
 lands on an idle connection, the case hypercorn left in CLOSE-WAIT. (A FIN that lands during the
@@ -46,17 +51,21 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "lifespan.shutdown.complete"})
         return
     await receive()
+    if scope["path"] == "/slow":  # a request that runs past the keep-alive timeout
+        await trio.sleep(SLOW_S)
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
     await send({"type": "http.response.body", "body": b"ok"})
 
 
 @asynccontextmanager
-async def serving(first_request_s: float = FIRST_REQUEST_S) -> AsyncIterator[int]:
+async def serving(
+    first_request_s: float = FIRST_REQUEST_S, keep_alive_s: float = LONG_KEEP_ALIVE_S
+) -> AsyncIterator[int]:
     _hypercorn_internals.install_idle_closing(first_request_s)
     config = Config()
     config.bind = ["127.0.0.1:0"]
     config.accesslog = None
-    config.keep_alive_timeout = LONG_KEEP_ALIVE_S
+    config.keep_alive_timeout = keep_alive_s
     config.graceful_timeout = 1.0
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
@@ -67,8 +76,8 @@ async def serving(first_request_s: float = FIRST_REQUEST_S) -> AsyncIterator[int
         shutdown.set()
 
 
-async def ask(stream: trio.SocketStream) -> bytes:
-    await stream.send_all(REQUEST)
+async def ask(stream: trio.SocketStream, request: bytes = REQUEST) -> bytes:
+    await stream.send_all(request)
     answer = b""
     while not answer.endswith(b"\r\n\r\nok"):
         chunk = await stream.receive_some()
@@ -133,4 +142,25 @@ async def test_a_kept_alive_connection_outlives_the_first_request_timeout() -> N
             assert b" 200 " in await ask(stream)
             await trio.sleep(3 * FIRST_REQUEST_S)  # past the first-request timer, far from keep-alive
             assert b" 200 " in await ask(stream)
+        await stream.aclose()
+
+
+async def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout() -> None:
+    async with serving(keep_alive_s=SHORT_KEEP_ALIVE_S) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        with trio.fail_after(DEADLINE_S):
+            assert b" 200 " in await ask(stream)
+            assert await closed_by_server(stream)
+        await stream.aclose()
+
+
+async def test_a_request_running_past_the_keep_alive_timeout_is_answered_and_counts_as_activity() -> None:
+    # The idle timer is not stopped during a request (it only reads a flag when it comes due), so
+    # this is what keeps it from closing a connection whose answer is still being made.
+    async with serving(keep_alive_s=SHORT_KEEP_ALIVE_S) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        with trio.fail_after(DEADLINE_S):
+            assert b" 200 " in await ask(stream, SLOW_REQUEST)
+            assert b" 200 " in await ask(stream)  # still open right after the slow answer
+            assert await closed_by_server(stream)  # then idle: closed after the keep-alive timeout
         await stream.aclose()
