@@ -262,6 +262,13 @@ class _Counter:
         return self.value
 
 
+async def _warmed(call: Call) -> Call:
+    """`call`, once it has answered a first call (within OPEN_TIMEOUT_S): connected and ready."""
+    with trio.fail_after(OPEN_TIMEOUT_S):
+        await call()
+    return call
+
+
 @asynccontextmanager
 async def open_session_call(
     url: str, tool: str, arguments: dict[str, Any] = MESSAGE, version: str = HANDSHAKE_VERSION
@@ -280,9 +287,7 @@ async def open_session_call(
             if status != 202:
                 raise WireError(f"notifications/initialized answered HTTP {status}: {body[:CHARS_SHOWN]!r}")
         call = poster.tool_call(call_body_parts(tool, arguments), _Counter(1), session)
-        with trio.fail_after(OPEN_TIMEOUT_S):
-            await call()
-        yield call
+        yield await _warmed(call)
     finally:
         await poster.connection.aclose()
 
@@ -309,9 +314,7 @@ async def open_stateless_call(
     )
     call = poster.tool_call(call_body_parts(tool, arguments, meta), _Counter(0), None)
     try:
-        with trio.fail_after(OPEN_TIMEOUT_S):
-            await call()
-        yield call
+        yield await _warmed(call)
     finally:
         await poster.connection.aclose()
 
@@ -332,9 +335,7 @@ async def open_rest_call(url: str, body: dict[str, Any] = MESSAGE) -> AsyncItera
         json.loads(answer)
 
     try:
-        with trio.fail_after(OPEN_TIMEOUT_S):
-            await call()
-        yield call
+        yield await _warmed(call)
     finally:
         await connection.aclose()
 
@@ -413,9 +414,7 @@ async def open_sse_call(url: str, tool: str, arguments: dict[str, Any] = MESSAGE
                 raise WireError(f"tools/call POST answered HTTP {status}: {answer[:CHARS_SHOWN]!r}")
             await events.answer(request_id)
 
-        with trio.fail_after(OPEN_TIMEOUT_S):
-            await call()
-        yield call
+        yield await _warmed(call)
     finally:
         if poster is not None:
             await poster.connection.aclose()
@@ -448,9 +447,7 @@ async def open_stdio_call(
                 pass  # a notification of the server's: not this call's answer
             answer_of(message, request_id)
 
-        with trio.fail_after(OPEN_TIMEOUT_S):
-            await call()
-        yield call
+        yield await _warmed(call)
     finally:
         with trio.CancelScope(shield=True):
             with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
