@@ -29,7 +29,6 @@ from gateway.fastpath import FastPath
 from gateway.frontdoor import FrontDoor, allowed_host_names, is_loopback_host
 from gateway.large_results import LargeResults
 from gateway.mcp_direct import DirectTools
-from gateway.mcp_endpoint import McpEndpoint
 from gateway.mcp_management import ManagementTools
 from gateway.mcp_proxy import ProxyTools
 from gateway.mcp_registry_api import RegistryApi
@@ -102,8 +101,8 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     rounds = InputRounds()
     ext_tasks = ExtTasks(registry)
     tasks = Tasks(registry, upstreams, caller)
-    proxy = ProxyTools(McpEndpoint(caller, proxy_catalog, rounds, tasks), search, management)
-    direct = DirectTools(McpEndpoint(caller, direct_catalog, rounds, tasks))
+    proxy = ProxyTools(caller, proxy_catalog, rounds, tasks, search=search, management=management)
+    direct = DirectTools(caller, direct_catalog, rounds, tasks)
     proxy.default_detail = "full" if settings.tool_response_mode == "full" else "compact"
     direct.deferred = settings.direct_mode == "deferred"
 

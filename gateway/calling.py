@@ -23,14 +23,14 @@ from typing import Any, Final, Literal, Protocol
 
 import mcp.types as types
 import pydantic
-from mcp_types import LOG_LEVEL_META_KEY
 
 from bus.errors import PeerGoneError, ProxyError
 from bus.messages import AskMethod, ToolInfo
-from gateway import guard, trace_context
-from gateway.access import NOBODY, Identity, identity_of_request
+from gateway import guard
+from gateway.access import NOBODY, Identity
 from gateway.admission import Admission, Ticket, retry_after, shed_result
-from gateway.asks import Asking, AskRefusedError, ToolAnswer, is_modern
+from gateway.asks import Asking, AskRefusedError, ToolAnswer
+from gateway.call_context import CallContext, Log, call_record
 from gateway.in_flight import CallOptions, Progress
 from gateway.large_results import LargeResults
 from gateway.on_demand import StartRefusedError
@@ -38,76 +38,7 @@ from gateway.registry import Registry
 from gateway.secret_echo import EchoGuard
 from gateway.upstreams import CallTimeoutError, Upstreams
 from services.access import RANK, VARIANT_TIER
-from services.activity import ActivityLog, CallRecord
-
-Log = Callable[[Any, Any, str | None], Awaitable[None]]
-"""(level, data, logger): one `notifications/message` to the caller."""
-
-
-@dataclass(frozen=True)
-class CallContext:
-    """Who is calling: the surface and what the MCP client told us about itself."""
-
-    surface: str
-    client_name: str | None = None
-    client_version: str | None = None
-    session_id: str | None = None
-    request_id: str | None = None
-    intent_reason: str | None = None
-    progress: Progress | None = None
-    """Relays upstream progress to the client, when it asked for progress."""
-    keyed: bool = False
-    """The caller presented the API key: it holds the management right (supervisor/agent_changes.py)."""
-    asking: Asking | None = None
-    """Puts the upstream's questions (elicitation, sampling, roots) to this client (gateway/asks.py)."""
-    log: Log | None = None
-    """Sends a log message on the call's own response stream (a 2026-era client, which gets the
-    levels it opted in to per request); 2025-era sessions get every upstream's logs anyway."""
-    input_required: bool = False
-    """A 2026-era client: an upstream's `InputRequiredResult` is its answer, as it is."""
-    input_responses: bytes | None = None
-    request_state: str | None = None
-    """A 2026-era client's retry of a call a 2026-era upstream asked something in."""
-    identity: Identity = NOBODY
-    """Who is calling: the profile whose view it gets (gateway/access.py)."""
-    traceparent: str | None = None
-    """The client's W3C trace context, read only while traces are on (gateway/trace_context.py)."""
-
-
-def context_from_mcp(ctx: Any, surface: str, intent_reason: str | None = None) -> CallContext:
-    """Read client, session and request ids from the SDK's request context (all optional)."""
-    client = getattr(getattr(getattr(ctx, "session", None), "client_params", None), "client_info", None)
-    request = getattr(ctx, "request", None)
-    session_id = request.headers.get("mcp-session-id") if request is not None else None
-    request_id = getattr(ctx, "request_id", None)
-    meta = getattr(ctx, "meta", None)
-    # `meta` is a TypedDict (RequestParamsMeta), not an object.
-    wants_progress = isinstance(meta, dict) and meta.get("progress_token") is not None
-    return CallContext(
-        progress=ctx.session.report_progress if wants_progress else None,
-        surface=surface,
-        client_name=getattr(client, "name", None),
-        client_version=getattr(client, "version", None),
-        session_id=session_id,
-        request_id=None if request_id is None else str(request_id),
-        intent_reason=intent_reason,
-        keyed=bool(request.scope.get("state", {}).get("api_key_ok")) if request is not None else False,
-        identity=identity_of_request(request),
-        traceparent=trace_context.client_traceparent(meta, request and request.headers)
-        if trace_context.enabled
-        else None,
-        log=_request_log(ctx)
-        if is_modern(ctx) and isinstance(meta, dict) and meta.get(LOG_LEVEL_META_KEY)
-        else None,
-    )
-
-
-def _request_log(ctx: Any) -> Log:
-    async def log(level: Any, data: Any, logger: str | None) -> None:
-        await ctx.session.send_log_message(level, data, logger=logger, related_request_id=ctx.request_id)
-
-    return log
-
+from services.activity import ActivityLog
 
 CallErrorKind = guard.RefusalKind | Literal["timeout", "upstream_error"]
 """What went wrong with a call the proxy answered itself, as clients read it from the result's `_meta`.
@@ -162,26 +93,6 @@ def _first_problem(error: pydantic.ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "result"
     return f"{where}: {first['msg']}"
-
-
-def call_record(
-    context: CallContext,
-    server: str,
-    what: str,
-    status: str,
-    started: float,
-    arguments: str,
-    result: str = "",
-    error: str | None = None,
-) -> CallRecord:
-    """The activity log's record of one call (or prompt get, resource read, ...) that began at `started`."""
-    return CallRecord(
-        server=server, tool=what, surface=context.surface, status=status,
-        duration_ms=(time.monotonic() - started) * 1000, arguments=arguments, result=result, error=error,
-        client_name=context.client_name, client_version=context.client_version,
-        session_id=context.session_id, request_id=context.request_id, intent_reason=context.intent_reason,
-        client=context.identity.client, profile=context.identity.profile_name,
-    )  # fmt: skip
 
 
 def activity_status(kind: CallErrorKind) -> str:

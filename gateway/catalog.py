@@ -34,8 +34,9 @@ from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
 
 from bus.errors import PeerGoneError, ProxyError
 from bus.messages import UpstreamNotified
+from gateway import guard
 from gateway.access import Handler, as_requested, current_identity
-from gateway.calling import call_record, context_from_mcp
+from gateway.call_context import call_record, context_from_mcp
 from gateway.catalog_notices import CatalogNotices
 from gateway.listen import ListenStreams
 from gateway.on_demand import StartRefusedError
@@ -327,11 +328,7 @@ class CatalogFront(CatalogNotices):
         for server in self._visible():
             for prompt, held in self.registry.catalog_of(server).held_prompts.items():
                 if direct_name(server, prompt) == name:
-                    why = "is new" if held.approval == "pending" else "changed since it was approved"
-                    return (
-                        f"prompt {name!r} {why} and is held until a human approves it: "
-                        f"POST /api/v1/servers/{server}/prompts/approve"
-                    )
+                    return guard.held_prompt(server, prompt, held).message
         return None
 
     def owners(self, uri: str) -> list[str]:

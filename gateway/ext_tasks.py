@@ -32,7 +32,7 @@ from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, SERVER_IN
 
 from bus.messages import AskMethod
 from gateway.asks import Asking, AskRefusedError, Background, Question, ToolAnswer, is_modern, offered
-from gateway.calling import CallContext, context_from_mcp
+from gateway.call_context import CallContext, context_from_mcp
 from gateway.catalog_server import TASKS_EXTENSION, CatalogServer
 from gateway.registry import Registry
 from gateway.tasks import now_iso

@@ -67,7 +67,7 @@ from starlette.types import Receive, Scope, Send
 from gateway import trace_context
 from gateway.access import identity_of
 from gateway.asks import offered
-from gateway.calling import CallContext
+from gateway.call_context import CallContext
 from gateway.fastpath_wire import (
     PARAM_HEADER_PREFIX,
     PlainCall,

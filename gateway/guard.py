@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bus.messages import ToolInfo
+from bus.messages import HeldPrompt, ToolInfo
 from gateway.registry import Registry, serves
-from gateway.tool_names import unknown_message
+from gateway.tool_names import direct_name, unknown_message
 
 
 def approve_hint(server: str) -> str:
@@ -79,3 +79,13 @@ def check(
 
 def quarantine_error(server: str) -> dict[str, Any]:
     return {"error": "quarantined", "server": server, "action": approve_hint(server)}
+
+
+def held_prompt(server: str, prompt: str, held: HeldPrompt) -> Refusal:
+    """Why prompt pinning refuses `prompt` of `server` (named as MCP clients see it)."""
+    why = "is new" if held.approval == "pending" else "changed since it was approved"
+    return Refusal(
+        "held",
+        f"prompt {direct_name(server, prompt)!r} {why} and is held until a human approves it: "
+        f"POST /api/v1/servers/{server}/prompts/approve",
+    )

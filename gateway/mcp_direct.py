@@ -22,14 +22,16 @@ from mcp.server.lowlevel import Server
 
 from gateway.access import Identity, View, identity_of_request
 from gateway.argument_errors import with_schema
-from gateway.asks import ToolAnswer
-from gateway.calling import CallContext, error_result
+from gateway.asks import InputRounds, ToolAnswer
+from gateway.call_context import CallContext
+from gateway.calling import Caller, error_result
+from gateway.catalog import CatalogFront
 from gateway.catalog_server import CatalogServer
 from gateway.instructions import direct_instructions
 from gateway.large_results import READ_CACHE, READ_CACHE_TOOL
 from gateway.mcp_endpoint import McpEndpoint
 from gateway.mcp_management import MAX_DESCRIBE
-from gateway.tasks import Started, require_task_support
+from gateway.tasks import Started, Tasks, require_task_support
 from gateway.tool_names import direct_name, split_qualified, unknown_message
 from gateway.tool_views import DEFERRED_SCHEMA, deferred_definition, tool_definition
 
@@ -65,8 +67,8 @@ class DirectTools(McpEndpoint):
 
     surface = SURFACE
 
-    def __init__(self, endpoint: McpEndpoint) -> None:
-        super().__init__(endpoint.caller, endpoint.catalog, endpoint.rounds, endpoint.tasks)
+    def __init__(self, caller: Caller, catalog: CatalogFront, rounds: InputRounds, tasks: Tasks) -> None:
+        super().__init__(caller, catalog, rounds, tasks)
         self.names: dict[str, tuple[str, str]] = {}
         self.deferred = False
         """`direct_mode: "deferred"` in the config: tools listed without their schemas."""

@@ -9,7 +9,8 @@ from typing import Any
 import mcp.types as types
 
 from gateway.asks import InputRounds, ToolAnswer
-from gateway.calling import CallContext, Caller, context_from_mcp
+from gateway.call_context import CallContext, context_from_mcp
+from gateway.calling import Caller
 from gateway.catalog import CatalogFront
 from gateway.tasks import Tasks
 
@@ -17,17 +18,17 @@ from gateway.tasks import Tasks
 class McpEndpoint:
     """The parts an MCP endpoint's handlers work with, and its `tools/call` handler."""
 
-    surface = "mcp"
-    """What the activity log calls the endpoint."""
+    surface: str
+    """What the activity log calls the endpoint (each subclass names its own)."""
 
     def __init__(
-        self, caller: Caller, catalog: CatalogFront, rounds: InputRounds | None, tasks: Tasks | None
+        self, caller: Caller, catalog: CatalogFront, rounds: InputRounds, tasks: Tasks | None
     ) -> None:
         self.caller = caller
         self.registry = caller.registry
         self.upstreams = caller.upstreams
         self.catalog = catalog
-        self.rounds = rounds or InputRounds()
+        self.rounds = rounds
         self.tasks = tasks
 
     async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> ToolAnswer:

@@ -19,7 +19,7 @@ import mcp.types as types
 
 from bus.errors import ProxyError
 from gateway.access import Identity
-from gateway.calling import CallContext
+from gateway.call_context import CallContext
 from gateway.guard import approve_hint
 from gateway.registry import Registry
 from gateway.tool_names import split_qualified

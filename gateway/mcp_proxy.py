@@ -23,14 +23,16 @@ from mcp_types.jsonrpc import METHOD_NOT_FOUND
 
 from gateway.access import Identity, identity_of_request
 from gateway.argument_errors import with_schema
-from gateway.asks import ToolAnswer
-from gateway.calling import CallContext, error_result
+from gateway.asks import InputRounds, ToolAnswer
+from gateway.call_context import CallContext
+from gateway.calling import Caller, error_result
+from gateway.catalog import CatalogFront
 from gateway.catalog_server import CatalogServer
 from gateway.instructions import search_instructions, servers_sentence, signature
 from gateway.large_results import READ_CACHE, READ_CACHE_TOOL
 from gateway.mcp_endpoint import McpEndpoint
 from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
-from gateway.tasks import Started, require_task_support
+from gateway.tasks import Started, Tasks, require_task_support
 from gateway.tool_names import split_qualified, unknown_message
 from gateway.tool_search import Detail, Filters, SearchService
 from services.access import RANK, VARIANT_TIER
@@ -141,8 +143,17 @@ class ProxyTools(McpEndpoint):
 
     surface = SURFACE
 
-    def __init__(self, endpoint: McpEndpoint, search: SearchService, management: ManagementTools) -> None:
-        super().__init__(endpoint.caller, endpoint.catalog, endpoint.rounds, endpoint.tasks)
+    def __init__(
+        self,
+        caller: Caller,
+        catalog: CatalogFront,
+        rounds: InputRounds,
+        tasks: Tasks,
+        *,
+        search: SearchService,
+        management: ManagementTools,
+    ) -> None:
+        super().__init__(caller, catalog, rounds, tasks)
         self.search = search
         self.management = management
         self.menu = [*MENU, READ_CACHE_TOOL, *MANAGEMENT_TOOLS]

@@ -111,14 +111,8 @@ class Starter:
                 raise StartRefusedError(checked)
         held = self.registry.catalog_of(server).held_prompts.get(prompt) if prompt is not None else None
         if held is not None:
-            why = "is new" if held.approval == "pending" else "changed since it was approved"
-            raise StartRefusedError(
-                guard.Refusal(
-                    "held",
-                    f"prompt {prompt!r} of server {server!r} {why} and is held until a human approves it: "
-                    f"POST /api/v1/servers/{server}/prompts/approve",
-                )
-            )
+            assert prompt is not None
+            raise StartRefusedError(guard.held_prompt(server, prompt, held))
         return identity
 
     def _ready(self, server: str) -> bytes | None:

@@ -20,7 +20,8 @@ from starlette.routing import Route
 
 from bus.messages import ConfigResult, ServerStatus, ToolInfo
 from gateway.admission import RETRY_AFTER_S, retry_after
-from gateway.calling import CallContext, Caller
+from gateway.call_context import CallContext
+from gateway.calling import Caller
 from gateway.registry import Registry
 from gateway.resource_uris import qualify
 from gateway.tool_names import direct_name, split_qualified

@@ -42,7 +42,8 @@ from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND
 from bus.errors import PeerGoneError, ProxyError
 from bus.messages import AskMethod, ToolInfo, UpstreamNotified, worker_identity
 from gateway.asks import Asking, is_modern, session_asking
-from gateway.calling import CallContext, Caller, context_from_mcp, error_result
+from gateway.call_context import CallContext, context_from_mcp
+from gateway.calling import Caller, error_result
 from gateway.registry import Registry
 from gateway.upstreams import UpstreamReplyError, Upstreams
 

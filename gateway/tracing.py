@@ -16,7 +16,7 @@ from typing import Final
 from opentelemetry.trace import SpanKind, Status, StatusCode, get_current_span
 
 from gateway import trace_context
-from gateway.calling import CallContext
+from gateway.call_context import CallContext
 from services.tracing import Traces, parent_context, traceparent_of
 
 SERVICE: Final = "mcpproxy-gateway"

@@ -99,9 +99,8 @@ async def _page(
     except (ValueError, KeyError, TypeError, AttributeError):
         raise RegistryError(f"registry {registry}: not a registry answer (no servers list)") from None
     following = metadata.get("nextCursor") if isinstance(metadata, dict) else None
-    return [i for i in items if isinstance(i, dict)], following if isinstance(
-        following, str
-    ) and following else None
+    entries = [i for i in items if isinstance(i, dict)]
+    return entries, following if isinstance(following, str) and following else None
 
 
 async def search(
