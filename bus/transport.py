@@ -84,7 +84,8 @@ class Socket:
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     def send_nowait(self, frames: Sequence[bytes]) -> bool:
-        """Send if the message can go at once; False if not now. PeerGoneError for an unroutable peer."""
+        """Send if the message can go at once; False if not now. PeerGoneError for an unroutable peer.
+        Never a pass through trio's scheduler: for a caller that waits for something next anyway."""
         try:
             self._sock.send_multipart(frames, zmq.NOBLOCK)
         except zmq.Again:
@@ -93,21 +94,26 @@ class Socket:
             if exc.errno == errno.EHOSTUNREACH:
                 raise PeerGoneError("bus peer is not connected") from exc
             raise BusError(f"bus send failed: {exc}") from exc
+        if self._wake is not None and self._events() & zmq.POLLIN:  # as in `send`
+            self._wake.cancel()
         return True
 
     async def receive(self) -> list[bytes]:
-        """Wait for one multipart message."""
+        """Wait for one multipart message. A schedule point: it waited for the message, or it passes
+        through trio's scheduler once after taking it (a busy socket starves no other task)."""
         await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
         while True:
             try:
                 frames = self._sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                await self._wait_for(zmq.POLLIN)
+                waited = await self._wait_for(zmq.POLLIN) or waited
                 continue
             if self._send_waiters and self._events() & zmq.POLLOUT:
                 self._writable.set()
-            # Never lose a consumed message to a cancellation.
-            await trio.lowlevel.cancel_shielded_checkpoint()
+            if not waited:
+                # Never lose a consumed message to a cancellation.
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return frames
 
     def close(self, linger_ms: int = 0) -> None:
@@ -121,19 +127,22 @@ class Socket:
     def _events(self) -> int:
         return int(self._sock.getsockopt(zmq.EVENTS))
 
-    async def _wait_for(self, flag: int) -> None:
+    async def _wait_for(self, flag: int) -> bool:
+        """Until EVENTS has `flag`; whether that took a wait (a schedule point)."""
+        waited = False
         while True:
             events = self._events()
             if self._send_waiters and events & zmq.POLLOUT:
                 self._writable.set()
             if events & flag:
-                return
+                return waited
             with trio.CancelScope() as scope:
                 self._wake = scope
                 try:
                     await trio.lowlevel.wait_readable(self._sock.FD)
                 finally:
                     self._wake = None
+            waited = True
 
     async def _wait_writable(self) -> None:
         # The receiver owns the FD; ask it to tell us when POLLOUT comes back.
@@ -287,6 +296,11 @@ class RouterChannel(Generic[T]):
     async def send(self, peer: bytes, message: Message) -> None:
         await self._socket.send((peer, encode(message)))
 
+    def send_nowait(self, peer: bytes, message: Message) -> bool:
+        """Send `message` if it can go at once (False: the queue to `peer` is full); PeerGoneError for
+        a peer with no route."""
+        return self._socket.send_nowait((peer, encode(message)))
+
     def probe_nowait(self, peer: bytes, message: Message) -> bool:
         """Send `message` if it can go at once; False only when `peer` has no route (it is gone)."""
         try:
@@ -326,6 +340,13 @@ class DealerChannel(Generic[T]):
 
     async def send(self, message: Message) -> None:
         await self._socket.send((encode(message),))
+
+    async def send_soon(self, message: Message) -> None:
+        """`send`, without a pass through trio's scheduler when the message can go at once: for a task
+        that ends, or waits, right after."""
+        frames = (encode(message),)
+        if not self._socket.send_nowait(frames):
+            await self._socket.send(frames)
 
     async def connected(self) -> None:
         """Wait until a connection to the ROUTER is (re)established, handshake done: the first, and each

@@ -76,8 +76,8 @@ async def run(settings: GatewaySettings, keys: CurveKeys | None = None) -> None:
 
 
 async def _serve(settings: GatewaySettings) -> None:
-    app, _upstreams = build_app(settings)
-    _hypercorn_internals.install()
+    app, _upstreams, lane = build_app(settings)
+    _hypercorn_internals.install(lane=lane)
     # What startup built (the SDK's models: ~100k objects) lives as long as the process; a full collection
     # walking it stalls every request for ~40 ms. Freeze it out of reach, without collecting first: that
     # collection would cost as much, to free the few objects the imports left behind.

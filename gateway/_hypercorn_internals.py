@@ -1,6 +1,6 @@
 """hypercorn's internals, in the one module allowed to touch them (pinned to WRITTEN_FOR in pyproject).
 
-Two changes hypercorn 0.18 offers no setting or hook for, each a subclass
+Three changes hypercorn 0.18 offers no setting or hook for, each a subclass
 swapped in by `install`, which first checks that every internal it relies on
 is there in the shape this was written against and raises
 IncompatibleLibraryError naming what changed otherwise (never a silent
@@ -26,24 +26,42 @@ fallback):
   each request head and starts a new one after each response (a task spawned
   and one cancelled per request, ~0.1 ms of the gateway's CPU per call);
   here a request only writes two fields.
+- **A lane for requests answered without the ASGI app** (`LaneH11Protocol`).
+  hypercorn gives every request an `HTTPStream`, a new app task, ASGI
+  message dicts and, in the gateway, Starlette's routing and middleware
+  stack: ~0.4 ms of the gateway's CPU on a call that takes ~1.5 ms. A `Lane`
+  (the gateway's is gateway/mcp_lane.py) names the requests it may answer by
+  method and target; such a request is held while its body arrives and, if
+  the body came whole in the same read as its head, handed to the lane in
+  the connection's own task. The lane answers (status, headers, body) or
+  declines; a declined request, and one whose body did not come with its
+  head, is given to hypercorn's `HTTPStream` as if it had never been held,
+  so it meets the app exactly as before. HTTP/1.1 answers one request at a
+  time per connection, so answering in the reading task delays nothing.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
+import math
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Final
+from typing import ClassVar, Final, Protocol
 
 import h11
 import hypercorn.protocol
 import hypercorn.trio.run
 import trio
-from hypercorn.events import Event, RawData, Updated
-from hypercorn.protocol.h11 import H11Protocol
-from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.events import Closed, Event, RawData, Updated
+from hypercorn.protocol.events import Body, EndBody, Event as StreamEvent, Response, StreamClosed
+from hypercorn.protocol.h11 import STREAM_ID, H11Protocol
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.typing import H11SendableEvent
 
 from bus.errors import IncompatibleLibraryError
+
+logger = logging.getLogger(__name__)
 
 WRITTEN_FOR: Final = "0.18"
 """The hypercorn release series whose internals this module relies on."""
@@ -75,6 +93,162 @@ class CoalescingH11Protocol(H11Protocol):
         await self.send(RawData(data=held + data))
 
 
+@dataclass(frozen=True)
+class LaneRequest:
+    """A whole HTTP/1.1 request, as a lane sees it."""
+
+    method: bytes
+    target: bytes
+    """The request target as sent: path and query string."""
+    headers: list[tuple[bytes, bytes]]
+    """Names in lower case, as h11 gives them."""
+    http_version: str
+    client: tuple[str, int] | None
+    server: tuple[str, int] | None
+    body: bytes
+
+
+@dataclass(frozen=True)
+class LaneAnswer:
+    """A sized answer: the content-length and hypercorn's `date` and `server` headers are added to it."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class Lane(Protocol):
+    def wants(self, method: bytes, target: bytes) -> bool:
+        """Whether to hold a request with this head for `answer` (called for every request: be quick)."""
+        ...
+
+    async def answer(self, request: LaneRequest) -> LaneAnswer | None:
+        """The answer, or None to give the request to the ASGI app instead (before acting on it)."""
+        ...
+
+
+INTERNAL_ERROR: Final = LaneAnswer(
+    500, [(b"content-type", b"application/json")], b'{"success": false, "error": "internal error"}'
+)
+"""What a lane that raised answers: logged here; the connection and the server carry on."""
+
+
+class _HeldRequest:
+    """Stands in for hypercorn's HTTPStream while a lane's request arrives: keeps its body."""
+
+    def __init__(self, protocol: LaneH11Protocol, request: h11.Request) -> None:
+        self.protocol = protocol
+        self.request = request
+        self.chunks: list[bytes] = []
+        self.ended = False
+        self.until: float | None = None
+        """Set when a read ended with the body incomplete: the app gets the request at this time."""
+
+    async def handle(self, event: StreamEvent) -> None:
+        if isinstance(event, Body):
+            self.chunks.append(event.data)
+        elif isinstance(event, EndBody):
+            # Inside hypercorn's event loop, which next waits for this answer (h11 pauses until then).
+            self.ended = True
+            await self.protocol._answer(self)
+        # StreamClosed: the client went away first; nobody to answer.
+
+
+class LaneH11Protocol(CoalescingH11Protocol):
+    """The coalescing HTTP/1.1 protocol, answering its lane's requests without the ASGI app."""
+
+    lane: ClassVar[Lane | None] = None
+
+    async def handle(self, event: Event) -> None:
+        await super().handle(event)
+        held = self.stream
+        if isinstance(held, _HeldRequest) and held.until is None:  # the rest of its body is still to come
+            held.until = trio.current_time() + BODY_WAIT_S
+
+    @property
+    def held_until(self) -> float | None:
+        """When a held request whose body is still coming goes to the app (None: nothing is held)."""
+        held = self.stream
+        return held.until if isinstance(held, _HeldRequest) else None
+
+    async def release_held(self) -> None:
+        """The rest of the held request's body is late: the app takes it (and times the body)."""
+        held = self.stream
+        if isinstance(held, _HeldRequest):
+            await self._release(held)
+
+    async def _create_stream(self, request: h11.Request) -> None:
+        lane = self.lane
+        wanted = lane is not None and lane.wants(request.method, request.target)
+        if wanted and isinstance(self.connection, h11.Connection):
+            self.stream = _HeldRequest(self, request)  # type: ignore[assignment]
+            return
+        await super()._create_stream(request)
+
+    async def _answer(self, held: _HeldRequest) -> None:
+        lane = self.lane
+        assert lane is not None
+        request = held.request
+        try:
+            answer = await lane.answer(
+                LaneRequest(
+                    method=request.method,
+                    target=request.target,
+                    headers=list(request.headers),
+                    http_version=request.http_version.decode(),
+                    client=self.client,
+                    server=self.server,
+                    body=b"".join(held.chunks),
+                )
+            )
+        except Exception:
+            logger.exception("the lane failed on %s %r", request.method.decode(), request.target)
+            answer = INTERNAL_ERROR
+        if answer is None:
+            await self._release(held)
+            return
+        self.keep_alive_requests += 1
+        await self.context.mark_request()
+        # Head, body and end in one write: hypercorn's stream_send would make three (each a lock and a
+        # socket send, each a pass through trio's scheduler).
+        headers = [
+            *answer.headers,
+            (b"content-length", str(len(answer.body)).encode()),
+            *self.config.response_headers("h11"),
+        ]
+        if self.keep_alive_requests >= self.config.keep_alive_max_requests:
+            headers.append((b"connection", b"close"))
+        try:
+            data = b"".join(
+                self.connection.send(event) or b""
+                for event in (
+                    h11.Response(status_code=answer.status, headers=headers),
+                    h11.Data(data=answer.body),
+                    h11.EndOfMessage(),
+                )
+            )
+        except h11.LocalProtocolError:
+            if self.connection.their_state != h11.ERROR:
+                raise
+        else:
+            await self.send(RawData(data=data))
+        await self.stream_send(StreamClosed(stream_id=STREAM_ID))  # recycles the connection for the next
+
+    async def _release(self, held: _HeldRequest) -> None:
+        """Give `held` to hypercorn's HTTPStream, as if it had never been held."""
+        self.stream = None
+        await super()._create_stream(held.request)
+        stream = self.stream
+        assert stream is not None
+        for chunk in held.chunks:
+            await stream.handle(Body(stream_id=STREAM_ID, data=chunk))
+        if held.ended:
+            await stream.handle(EndBody(stream_id=STREAM_ID))
+
+
+BODY_WAIT_S: Final = 1.0
+"""How long a lane's request waits for the rest of its body (clients often write a head and its body
+apart, microseconds apart) before the app takes it, which then allows the body its own time."""
 FIRST_REQUEST_TIMEOUT_S: Final = 5.0
 """A new connection must send its first complete request head within this."""
 KEEP_ALIVE_S: Final = 15.0
@@ -99,6 +273,18 @@ class IdleClosingTCPServer(TCPServer):
     _idle_wait: trio.CancelScope | None = None
 
     async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, RawData) and not self.send_lock.locked():
+            # hypercorn's own write, with the lock taken without a pass through trio's scheduler when
+            # no other write holds it (the socket send that follows is a schedule point of its own).
+            self.send_lock.acquire_nowait()
+            try:
+                with trio.CancelScope(shield=True):
+                    await self.stream.send_all(event.data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.protocol.handle(Closed())
+            finally:
+                self.send_lock.release()
+            return
         if not isinstance(event, Updated):
             await super().protocol_send(event)
             return
@@ -113,13 +299,34 @@ class IdleClosingTCPServer(TCPServer):
 
     async def _read_data(self) -> None:
         try:
-            await super()._read_data()
+            await self._read_requests()
         finally:
             self._reading_done = True
             if self._idle_wait is not None:
                 self._idle_wait.cancel()
             if self._idle_again is not None:
                 self._idle_again.set()
+
+    async def _read_requests(self) -> None:
+        """hypercorn's read loop (TCPServer._read_data), which also gives a lane's held request to the
+        app when the rest of its body is BODY_WAIT_S late."""
+        while True:
+            read_until = trio.current_time() + (self.config.read_timeout or math.inf)
+            held_until = getattr(self.protocol.protocol, "held_until", None) or math.inf
+            with trio.move_on_at(min(read_until, held_until)) as waiting:
+                try:
+                    data = await self.stream.receive_some(MAX_RECV)
+                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                    break
+            if waiting.cancelled_caught:
+                if held_until > read_until:
+                    break  # hypercorn's read_timeout
+                await self.protocol.protocol.release_held()  # type: ignore[union-attr]
+                continue
+            await self.protocol.handle(RawData(bytes(data)))
+            if data == b"":
+                break
+        await self.protocol.handle(Closed())
 
     async def _idle_timeout(self) -> None:
         # Started once, with the connection; a connection whose reading has ended closes at once.
@@ -142,10 +349,16 @@ class IdleClosingTCPServer(TCPServer):
             await self._initiate_server_close()
 
 
-def install(first_request_timeout_s: float = FIRST_REQUEST_TIMEOUT_S) -> None:
-    """Both changes, or IncompatibleLibraryError naming what of hypercorn changed."""
+def install(first_request_timeout_s: float = FIRST_REQUEST_TIMEOUT_S, lane: Lane | None = None) -> None:
+    """All three changes (the lane only with a `lane`: its held requests' deadline is kept by
+    `IdleClosingTCPServer`), or IncompatibleLibraryError naming what of hypercorn changed."""
+    if lane is not None:
+        IncompatibleLibraryError.require("hypercorn", WRITTEN_FOR, lane_problems())
     install_coalescing()
     install_idle_closing(first_request_timeout_s)
+    LaneH11Protocol.lane = lane
+    if lane is not None:
+        setattr(hypercorn.protocol, "H11Protocol", LaneH11Protocol)  # noqa: B010 (as install_coalescing)
 
 
 def install_coalescing() -> None:
@@ -177,6 +390,24 @@ def idle_problems() -> list[str]:
         "TCPServer.protocol_send turns Updated events into idle_task restarts and stops": _uses(
             TCPServer, "protocol_send", "Updated", "idle", "idle_task", "restart", "stop"
         ),
+        "TCPServer._read_data: stream.receive_some(MAX_RECV) into protocol.handle(RawData), then Closed": (
+            _uses(TCPServer, "_read_data", "receive_some", "MAX_RECV", "read_timeout", "RawData", "Closed")
+        ),
+        "ProtocolWrapper keeps the connection's protocol in `protocol`": _uses(
+            hypercorn.protocol.ProtocolWrapper, "__init__", "protocol"
+        ),
+        "TCPServer.protocol_send writes RawData with stream.send_all under send_lock, shielded": _uses(
+            TCPServer, "protocol_send", "RawData", "send_lock", "stream", "send_all", "CancelScope", "shield"
+        ),
+        "TCPServer.protocol_send turns a broken or closed stream into protocol.handle(Closed())": _uses(
+            TCPServer,
+            "protocol_send",
+            "BrokenResourceError",
+            "ClosedResourceError",
+            "protocol",
+            "handle",
+            "Closed",
+        ),
     }
     return [what for what, present in expected.items() if not present]
 
@@ -186,7 +417,7 @@ def problems(module: ModuleType = hypercorn.protocol, protocol: type[H11Protocol
     send = getattr(protocol, "_send_h11_event", None)
     expected = {
         "hypercorn.protocol.H11Protocol is the HTTP/1.1 protocol class": getattr(module, "H11Protocol", None)
-        in (protocol, CoalescingH11Protocol),
+        in (protocol, CoalescingH11Protocol, LaneH11Protocol),
         "ProtocolWrapper looks the global H11Protocol up for each connection": _uses(
             getattr(module, "ProtocolWrapper", None), "__init__", "H11Protocol"
         ),
@@ -203,6 +434,44 @@ def problems(module: ModuleType = hypercorn.protocol, protocol: type[H11Protocol
         ),
     }
     return [what for what, present in expected.items() if not present]
+
+
+def lane_problems(protocol: type[H11Protocol] = H11Protocol) -> list[str]:
+    """Each hypercorn internal `LaneH11Protocol` relies on that `protocol` lacks (none: all there)."""
+    create = getattr(protocol, "_create_stream", None)
+    expected = {
+        "H11Protocol keeps its client, server, context and current stream as attributes": _uses(
+            protocol, "__init__", "client", "server", "context", "stream", "keep_alive_requests"
+        ),
+        "H11Protocol._create_stream(request) makes the HTTPStream, counts the request and marks it": (
+            inspect.iscoroutinefunction(create)
+            and list(inspect.signature(create).parameters) == ["self", "request"]
+            and _uses(
+                protocol, "_create_stream", "HTTPStream", "stream", "keep_alive_requests", "mark_request"
+            )
+        ),
+        "H11Protocol._handle_events: h11's Request to _create_stream, Data/EndOfMessage to stream.handle": (
+            _uses(
+                protocol, "_handle_events", "_create_stream", "stream", "handle", "Body", "EndBody", "PAUSED"
+            )
+        ),
+        "H11Protocol.stream_send: Response, Body, EndBody and StreamClosed to h11 events and a recycle": (
+            _uses(protocol, "stream_send", "Response", "Body", "EndBody", "StreamClosed", "_maybe_recycle")
+        ),
+        "H11Protocol._maybe_recycle closes the stream and starts h11's next cycle": _uses(
+            protocol, "_maybe_recycle", "_close_stream", "start_next_cycle", "can_read", "Updated"
+        ),
+        "hypercorn's stream events keep their fields": (
+            _fields(Response) == {"stream_id", "headers", "status_code"}
+            and _fields(Body) == {"stream_id", "data"}
+            and _fields(EndBody) == _fields(StreamClosed) == {"stream_id"}
+        ),
+    }
+    return [what for what, present in expected.items() if not present]
+
+
+def _fields(cls: type) -> set[str]:
+    return set(getattr(cls, "__dataclass_fields__", {}))
 
 
 def _uses(cls: object, method: str, *names: str) -> bool:

@@ -29,6 +29,7 @@ from gateway.fastpath import FastPath
 from gateway.frontdoor import FrontDoor, allowed_host_names, is_loopback_host
 from gateway.large_results import LargeResults
 from gateway.mcp_direct import DirectTools
+from gateway.mcp_lane import McpLane
 from gateway.mcp_management import ManagementTools
 from gateway.mcp_proxy import ProxyTools
 from gateway.mcp_registry_api import RegistryApi
@@ -80,7 +81,9 @@ def _security(settings: GatewaySettings) -> TransportSecuritySettings:
     )
 
 
-def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
+def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams, McpLane]:
+    """The ASGI app (its front door), the upstreams it calls, and the lane that answers fast-lane calls
+    inside the HTTP/1.1 protocol (gateway/mcp_lane.py)."""
     registry = Registry()
     upstreams = Upstreams(registry, settings.control_endpoint, settings.calls_endpoint)
     search = SearchService(registry)
@@ -199,6 +202,19 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
     async def root(request: Request) -> Response:
         return RedirectResponse("/ui/")
 
+    mcp_paths = {
+        "/mcp": proxy_endpoint,
+        "/mcp/": proxy_endpoint,
+        "/mcp/all": direct_endpoint,
+        "/mcp/all/": direct_endpoint,
+        # Both modes again at a path ending in /mcp, for a profile's endpoints too: some clients (MCP
+        # Inspector's CLI) pick their transport, or rewrite the path, by that ending. Under /mcp, so
+        # the front door's rules hold.
+        DIRECT_ALIAS: direct_endpoint,
+        f"{DIRECT_ALIAS}/": direct_endpoint,
+        PROXY_ALIAS: proxy_endpoint,
+        f"{PROXY_ALIAS}/": proxy_endpoint,
+    }
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -211,17 +227,7 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         *ExplainApi(registry, is_loopback_host(settings.listen_host)).routes(),
         Route("/events", events.stream, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi_json, methods=["GET"]),
-        Route("/mcp", proxy_endpoint, methods=["GET", "POST", "DELETE"]),
-        Route("/mcp/", proxy_endpoint, methods=["GET", "POST", "DELETE"]),
-        Route("/mcp/all", direct_endpoint, methods=["GET", "POST", "DELETE"]),
-        Route("/mcp/all/", direct_endpoint, methods=["GET", "POST", "DELETE"]),
-        # Both modes again at a path ending in /mcp, for a profile's endpoints too: some clients (MCP
-        # Inspector's CLI) pick their transport, or rewrite the path, by that ending. Under /mcp, so
-        # the front door's rules hold.
-        Route(DIRECT_ALIAS, direct_endpoint, methods=["GET", "POST", "DELETE"]),
-        Route(f"{DIRECT_ALIAS}/", direct_endpoint, methods=["GET", "POST", "DELETE"]),
-        Route(PROXY_ALIAS, proxy_endpoint, methods=["GET", "POST", "DELETE"]),
-        Route(f"{PROXY_ALIAS}/", proxy_endpoint, methods=["GET", "POST", "DELETE"]),
+        *(Route(path, endpoint, methods=["GET", "POST", "DELETE"]) for path, endpoint in mcp_paths.items()),
     ]
 
     async def proxy_error(request: Request, exc: Exception) -> Response:
@@ -233,4 +239,6 @@ def build_app(settings: GatewaySettings) -> tuple[Any, Upstreams]:
         app, settings.api_key, settings.listen_host, settings.trusted_hosts, access=lambda: registry.access
     )
     door.metrics_on_loopback = settings.metrics_access == "loopback"
-    return door, upstreams
+    lane = McpLane(door, mcp_paths)
+    metrics.lane_counts = lane.counts
+    return door, upstreams, lane

@@ -99,6 +99,15 @@ PRUNE_AFTER: Final = 64
 
 
 @dataclass(frozen=True)
+class Answer:
+    """A sized JSON-RPC answer (its content-length is added where it is sent)."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+@dataclass(frozen=True)
 class SessionInfo:
     """What the handshake told us about a session's client."""
 
@@ -183,22 +192,29 @@ class FastPath:
             await manager.handle_request(scope, receive, send)
             return
         body = await _read_body(receive)
+        answer = await self.try_answer(scope, body)
+        if answer is None:
+            await manager.handle_request(scope, replay_body(body, receive), send)
+            return
+        headers = [*answer.headers, (b"content-length", str(len(answer.body)).encode())]
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+
+    async def try_answer(self, scope: Scope, body: bytes) -> Answer | None:
+        """The answer to the POST whose `scope` (headers, path, the front door's `state`) and `body`
+        are given, or None when the SDK's session manager must answer it (nothing was done yet).
+        For the ASGI endpoint above and for the lane inside the HTTP/1.1 protocol (gateway/mcp_lane.py)."""
+        manager = self.manager
+        assert manager is not None, "the lifespan starts the session manager"
         try:
             message = pydantic_core.from_json(body)
         except ValueError:
             message = None
         if (reason := invalid_request_id(message)) is not None:
-            answer = invalid_request_body(reason)
-            length = (b"content-length", str(len(answer)).encode())
-            await send({"type": "http.response.start", "status": 400, "headers": [*_JSON_HEADERS, length]})
-            await send({"type": "http.response.body", "body": answer})
-            return
-        receive = replay_body(body, receive)
+            return Answer(400, list(_JSON_HEADERS), invalid_request_body(reason))
         session_id, version = _session_headers(scope)
         if session_id is None and version in MODERN_PROTOCOL_VERSIONS:
-            if not await self._answer_modern(message, scope, send):
-                await manager.handle_request(scope, receive, send)
-            return
+            return await self._answer_modern(message, scope)
         info = self.watch.sessions.get(session_id) if session_id is not None else None
         transport = (
             serving_transport(manager, session_id, scope.get("user"))
@@ -213,8 +229,7 @@ class FastPath:
             or (version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS)
             or not await self._acceptable(Request(scope))
         ):
-            await manager.handle_request(scope, receive, send)
-            return
+            return None
         self.watch.prune(session_transports(manager))
         call = parse_plain_call(message)
         if call is None or (session_id, coerce_request_id(call.request_id)) in self._in_flight:
@@ -223,37 +238,25 @@ class FastPath:
                 pending = self._in_flight.get((session_id, coerce_request_id(cancelled)))
                 if pending is not None:
                     pending.cancel()
-            await manager.handle_request(scope, receive, send)
-            return
+            return None
         with holding_session(transport):
             response = await self._answer(call, session_id, info, scope)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    *_JSON_HEADERS,
-                    (b"content-length", str(len(response)).encode()),
-                    (_SESSION_HEADER, session_id.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": response})
+        return Answer(200, [*_JSON_HEADERS, (_SESSION_HEADER, session_id.encode())], response)
 
-    async def _answer_modern(self, message: Any, scope: Scope, send: Send) -> bool:
-        """Answer a plain 2026-era call here; False when the SDK must (see the module doc)."""
+    async def _answer_modern(self, message: Any, scope: Scope) -> Answer | None:
+        """Answer a plain 2026-era call here; None when the SDK must (see the module doc)."""
         raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
         if any(key.startswith(PARAM_HEADER_PREFIX) for key, _ in raw_headers):
-            return False
+            return None
         if find_duplicated_routing_header((k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers):
-            return False
+            return None
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in raw_headers}
         modern = parse_modern_call(message, headers)
         if modern is None or not await self._acceptable(Request(scope)):
-            return False
+            return None
         call = modern.call
         if call.arguments and declares_param_headers(self.input_schema(call.name)):
-            return False
+            return None
         client = modern.route.client_info or {}
         context = CallContext(
             surface=self.surface,
@@ -275,15 +278,7 @@ class FastPath:
             error = modern_error_data(exc)
             status = ERROR_CODE_HTTP_STATUS.get(error.code, 200)
             response = error_body(call.request_id, error)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*_JSON_HEADERS, (b"content-length", str(len(response)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": response})
-        return True
+        return Answer(status, list(_JSON_HEADERS), response)
 
     async def _acceptable(self, request: Request) -> bool:
         """What the SDK would refuse (Accept, Content-Type, Host, Origin), it should refuse itself."""

@@ -243,6 +243,39 @@ class FrontDoor:
 
         On loopback a credential is optional (unless `require_mcp_auth`), but one that is sent must
         be right: a stale one should say so, not quietly get the anonymous view."""
+        if key is not None and await self._locked_out(scope, send, request_id):
+            return False
+        identity = self._mcp_identity(scope, key)
+        if identity is None:
+            await self._wrong_key(scope, key, send, request_id)
+            return False
+        if isinstance(identity, AccessRefusedError):
+            await send_json_error(send, identity.status, identity.message, request_id)
+            return False
+        self._admitted(scope, identity)
+        return True
+
+    def admit_quietly(self, scope: Scope) -> bool:
+        """`__call__`'s checks for an MCP request (`scope["path"]` under /mcp) that pass: its identity
+        is in the scope, as `_admit_mcp` leaves it. False, having done nothing, for any request
+        `__call__` would refuse: the lane inside the HTTP/1.1 protocol (gateway/mcp_lane.py) then
+        gives it to the app, whose front door refuses it, counts a wrong key and says why."""
+        if self._refusal(scope) is not None:
+            return False
+        key = presented_key(scope)
+        if key is not None:
+            client = client_of((scope.get("client") or ("",))[0])
+            if self.lockout.locked_for(client, trio.current_time()) > 0:
+                return False
+        identity = self._mcp_identity(scope, key)
+        if not isinstance(identity, Identity):
+            return False
+        self._admitted(scope, identity)
+        return True
+
+    def _mcp_identity(self, scope: Scope, key: str | None) -> Identity | AccessRefusedError | None:
+        """Who presents `key` on this MCP path (None: a wrong key); a `/mcp/p/<name>` path becomes the
+        path it is served as."""
         policy = self.access()
         path_profile, inner = split_profile_path(scope["path"])
         if path_profile is not None:
@@ -250,15 +283,12 @@ class FrontDoor:
             scope["raw_path"] = inner.encode()
         admin = credential = None
         if key is not None:
-            if await self._locked_out(scope, send, request_id):
-                return False
             admin = self._key_ok(key)
             if not admin and find_grant(key, policy.clients) is None:
-                await self._wrong_key(scope, key, send, request_id)
-                return False
+                return None
             credential = None if admin else key
         try:
-            identity = decide(
+            return decide(
                 policy,
                 admin=bool(admin),
                 credential=credential,
@@ -266,12 +296,13 @@ class FrontDoor:
                 auth_required=requires_auth(policy, not self.mcp_needs_key),
             )
         except AccessRefusedError as refused:
-            await send_json_error(send, refused.status, refused.message, request_id)
-            return False
+            return refused
+
+    @staticmethod
+    def _admitted(scope: Scope, identity: Identity) -> None:
         scope["state"]["identity"] = identity
         scope["state"]["api_key_ok"] = identity.admin
         serving(identity)
-        return True
 
     async def _admit_events(self, scope: Scope, key: str | None, send: Send, request_id: str) -> bool:
         """`/events` takes the API key (everything) or a client credential (what its profile may see,

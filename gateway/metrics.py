@@ -94,6 +94,8 @@ class Metrics:
         self.admission = admission
         self.stats = stats
         self.indexed = indexed
+        self.lane_counts: Callable[[], dict[str, int]] = dict
+        """Requests the MCP lane answered and declined (gateway/mcp_lane.py)."""
         self._registry: Any = None
 
     async def endpoint(self, request: Request) -> Response:

@@ -25,6 +25,7 @@ def families(metrics: Metrics) -> Iterator[Metric]:
     yield from _servers(metrics)
     yield from _calls(metrics)
     yield from _gates(metrics)
+    yield from _lane(metrics)
 
 
 def _servers(metrics: Metrics) -> Iterator[Metric]:
@@ -97,3 +98,15 @@ def _gates(metrics: Metrics) -> Iterator[Metric]:
         running.add_metric([scope], gate.running)
         queued.add_metric([scope], len(gate.waiting))
     yield from (running, queued)
+
+
+def _lane(metrics: Metrics) -> Iterator[Metric]:
+    lane = CounterMetricFamily(
+        "mcpproxy_mcp_lane_requests",
+        "POSTs to an MCP path with their body whole: answered inside the HTTP/1.1 protocol (answered),"
+        " or given to the app (declined: handshakes, streams, refusals; gateway/mcp_lane.py)",
+        labels=["outcome"],
+    )
+    for outcome, count in sorted(metrics.lane_counts().items()):
+        lane.add_metric([outcome], count)
+    yield lane

@@ -466,7 +466,9 @@ class Upstreams:
         self._pending[request_id] = pending
         try:
             try:
-                await self._calls.send(identity, build(request_id, timeout))
+                message = build(request_id, timeout)
+                if not self._calls.send_nowait(identity, message):  # its queue is full: wait for room
+                    await self._calls.send(identity, message)
             except PeerGoneError as exc:
                 raise PeerGoneError(f"server {server!r} is not reachable right now") from exc
             # The worker enforces `timeout`; our own deadline only covers a frozen worker.

@@ -387,7 +387,7 @@ class Worker:
         if scope.cancelled_caught:
             answer = CallFailed(request_id=request_id, kind="gone", error=f"{what} cancelled")
         try:
-            await self.calls.send(answer)
+            await self.calls.send_soon(answer)  # the task ends here: no need to yield first
         except BusError as exc:
             logger.warning("could not deliver the answer to a %s: %s", what, exc)
 

@@ -77,6 +77,11 @@ class GatewayLinks:
             self._local.pop(origin, None)
         await self._links[index].send(msgspec.structs.replace(message, request_id=theirs))
 
+    async def send_soon(self, message: WorkerToGateway) -> None:
+        """`send` (DealerChannel.send_soon's counterpart: a scale-out bus spares no pass through the
+        scheduler)."""
+        await self.send(message)
+
     async def receive(self) -> GatewayToWorker:
         """The next message from any gateway, its request id made ours. A malformed one raises
         ProtocolError (the links stay usable), as DealerChannel.receive does."""

@@ -159,7 +159,11 @@ class RawCalls:
         waiter = _Waiter()
         self._waiting[request_id] = waiter
         try:
-            await outbox.send(request_line(request_id, tool, arguments, traceparent))
+            line = request_line(request_id, tool, arguments, traceparent)
+            try:
+                outbox.send_nowait(line)  # the wait below is this task's pass through the scheduler
+            except anyio.WouldBlock:
+                await outbox.send(line)
             await waiter.done.wait()
         except trio.Cancelled:
             if self._waiting.pop(request_id, None) is not None:

@@ -12,7 +12,7 @@ from gateway.app import GatewaySettings, build_app
 
 def test_every_rest_route_is_in_the_openapi_document(tmp_path: Path) -> None:
     settings = GatewaySettings("127.0.0.1", 0, "k", tmp_path, "ipc:///nonexistent-a", "ipc:///nonexistent-b")
-    front, _upstreams = build_app(settings)
+    front, _upstreams, _lane = build_app(settings)
     starlette_app = front.app
     documented = openapi.document()["paths"]
     missing = []

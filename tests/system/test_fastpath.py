@@ -8,6 +8,7 @@ which gives a reference to compare against on the very same session.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -66,6 +67,18 @@ async def no_progress(progress: float, total: float | None, message: str | None)
     pass
 
 
+async def lane_counts(proxy: Proxy) -> dict[str, float]:
+    """POSTs the gateway answered inside the HTTP/1.1 protocol, and those it gave to the app
+    (gateway/mcp_lane.py), as `/metrics` counts them."""
+    text = (await proxy.get("/metrics")).text
+    found = re.findall(r'^mcpproxy_mcp_lane_requests_total\{outcome="(\w+)"\} (\S+)$', text, re.MULTILINE)
+    return {outcome: float(count) for outcome, count in found}
+
+
+async def lane_answered_since(proxy: Proxy, before: dict[str, float]) -> float:
+    return (await lane_counts(proxy))["answered"] - before["answered"]
+
+
 @pytest.mark.parametrize(
     ("path", "calls"),
     [
@@ -103,6 +116,7 @@ async def test_plain_calls_come_back_as_json_with_the_sdk_paths_results(
         await proxy.wait_for("echo", "running")
         async with watched_session(proxy, path) as (session, seen):
             await fast_lane_open(session, seen, *calls[0])
+            before = await lane_counts(proxy)
             for tool, arguments in calls:
                 seen.calls.clear()
                 fast = await session.call_tool(tool, arguments)
@@ -112,6 +126,8 @@ async def test_plain_calls_come_back_as_json_with_the_sdk_paths_results(
                     "text/event-stream",
                 ]
                 assert fast.model_dump() == reference.model_dump(), tool
+            # Each plain call was answered inside the HTTP/1.1 protocol; its reference went to the app.
+            assert await lane_answered_since(proxy, before) == len(calls)
 
 
 async def test_the_fast_lane_refuses_what_the_guards_refuse(tmp_path: Path) -> None:
@@ -120,11 +136,13 @@ async def test_the_fast_lane_refuses_what_the_guards_refuse(tmp_path: Path) -> N
         await proxy.wait_for("held", "stopped", quarantined=True)
         async with watched_session(proxy, "/mcp") as (session, seen):
             await fast_lane_open(session, seen, "call_tool_read", {"name": "echo:echo", "args": {}})
+            before = await lane_counts(proxy)
             held = await session.call_tool("call_tool_read", {"name": "held:echo", "args": {"message": "x"}})
             assert held.is_error and "quarantined" in held.content[0].text  # type: ignore[union-attr]
             destructive = await session.call_tool("call_tool_read", {"name": "echo:delete_everything"})
             assert destructive.is_error and "call_tool_destructive" in destructive.content[0].text  # type: ignore[union-attr]
             assert all(kind.startswith("application/json") for _, kind in seen.calls[-2:])
+            assert await lane_answered_since(proxy, before) == 2  # refused inside the HTTP/1.1 protocol
         activity = (await proxy.get("/api/v1/activity", params={"status": "blocked"})).json()["data"]
         with trio.fail_after(20):
             while activity["total"] < 2:
@@ -269,6 +287,7 @@ async def test_a_plain_2026_call_gets_the_sdk_paths_answer(
         await proxy.wait_for("echo", "running")
         async with httpx2.AsyncClient(timeout=30.0) as http:
             url = f"{proxy.base_url}{path}"
+            before = await lane_counts(proxy)
             for number, (tool, arguments) in enumerate(calls):
                 headers = {**MODERN_HEADERS, "Mcp-Name": tool}
                 fast = await http.post(url, headers=headers, json=modern_call(number, tool, arguments))
@@ -279,6 +298,7 @@ async def test_a_plain_2026_call_gets_the_sdk_paths_answer(
                 assert fast.headers["content-type"] == "application/json"
                 assert "mcp-session-id" not in fast.headers
                 assert fast.json() == reference.json(), tool
+            assert await lane_answered_since(proxy, before) == len(calls)
             mismatched = await http.post(
                 url, headers={**MODERN_HEADERS, "Mcp-Name": "other"}, json=modern_call(99, *calls[0])
             )
