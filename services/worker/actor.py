@@ -330,7 +330,7 @@ class Worker:
         if call.tool in self.task_required:
             return await run_as_task(session, call)
         if stdio is not None and takes_raw(call, self.raw_tools):
-            return await stdio.raw.call(stdio.write_stream, call.tool, call.arguments, call.traceparent)
+            return await stdio.raw.call(stdio.raw_lines, call.tool, call.arguments, call.traceparent)
         progress = self._progress_relay(call.request_id) if call.want_progress else None
         result = await call_answering(session, call, self.asks, progress)
         return result.model_dump_json(by_alias=True, exclude_unset=True).encode()

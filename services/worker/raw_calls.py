@@ -22,12 +22,11 @@ import contextlib
 import itertools
 import json
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import anyio
 import msgspec
 import trio
-from anyio.streams.memory import MemoryObjectSendStream
 from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -39,8 +38,16 @@ ID_PREFIX: Final = "mcpproxy-"
 _MARK: Final = b'"' + ID_PREFIX.encode()
 CANCEL_SEND_S: Final = 1.0
 
-Outbox = MemoryObjectSendStream[Any]
-"""The transport's write stream: SDK SessionMessages and, from here, ready-made lines (bytes)."""
+
+class Outbox(Protocol):
+    """Where a raw call's ready-made line goes: the transport's write stream (which also carries the
+    SDK's SessionMessages), or a stdio upstream's `StdinLines` in front of it."""
+
+    def send_nowait(self, line: bytes) -> None:
+        """Send now, or raise anyio.WouldBlock."""
+        ...
+
+    async def send(self, line: bytes) -> None: ...
 
 
 class _Error(msgspec.Struct):

@@ -33,7 +33,7 @@ from bus.values import ResourceLimits
 from services import process
 from services.limits import Confinement
 from services.upstream_log import RotatingLog
-from services.worker.raw_calls import RawCalls
+from services.worker.raw_calls import Outbox, RawCalls
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +196,21 @@ class StdoutRelay:
         return None
 
 
+class StdinLines:
+    """A local upstream's `Outbox` for raw calls: straight into the pipe while the stdin pump waits with
+    nothing queued (no pass through the pump's task and trio's scheduler), queued behind the rest else."""
+
+    def __init__(self, upstream: StdioUpstream) -> None:
+        self.upstream = upstream
+
+    def send_nowait(self, line: bytes) -> None:
+        if rest := self.upstream.write_now(line):
+            self.upstream.write_stream.send_nowait(rest)
+
+    async def send(self, line: bytes) -> None:
+        await self.upstream.write_stream.send(line)
+
+
 @asynccontextmanager
 async def running(
     pumps: tuple[Callable[[], Awaitable[None]], ...], stop: Callable[[], Awaitable[None]]
@@ -224,6 +239,8 @@ class PipedUpstream:
         self.read_send, self.read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](16)
         self.write_stream, self.write_receive = anyio.create_memory_object_stream[SessionMessage | bytes](16)
         self.raw = RawCalls()
+        self.raw_lines: Outbox = self.write_stream
+        """Where raw calls write their lines (services/worker/raw_calls.py)."""
 
     async def pump_stdin(self) -> None:
         """session -> stdin: each message (raw calls' ready-made lines as they are) one line."""
@@ -254,7 +271,9 @@ class StdioUpstream(PipedUpstream):
         # Our own spawn (never an adopted process), with a pipe for each of the three streams.
         assert popen is not None and popen.stdin is not None
         assert popen.stdout is not None and popen.stderr is not None
-        self._stdin: trio.lowlevel.FdStream | None = trio.lowlevel.FdStream(os.dup(popen.stdin.fileno()))
+        self._stdin_fd = os.dup(popen.stdin.fileno())
+        self._stdin: trio.lowlevel.FdStream | None = trio.lowlevel.FdStream(self._stdin_fd)
+        self.raw_lines = StdinLines(self)
         self._stdout = trio.lowlevel.FdStream(os.dup(popen.stdout.fileno()))
         self._stderr = trio.lowlevel.FdStream(os.dup(popen.stderr.fileno()))
         for pipe in (popen.stdin, popen.stdout, popen.stderr):
@@ -284,6 +303,18 @@ class StdioUpstream(PipedUpstream):
             return False
         await self._stdin.send_all(data)
         return True
+
+    def write_now(self, line: bytes) -> bytes:
+        """Write `line` to stdin at once if the stdin pump is idle with nothing queued (else the line would
+        overtake what the session sent); what was not written, to be queued."""
+        queue = self.write_receive.statistics()
+        if self._stdin is None or queue.current_buffer_used or not queue.tasks_waiting_receive:
+            return line
+        try:
+            written = os.write(self._stdin_fd, line)  # non-blocking (FdStream made it so)
+        except OSError:  # full, or broken: the pump writes it, or finds out and says why
+            return line
+        return line[written:]
 
     async def pump_stderr(self) -> None:
         """stderr -> log file, continuously, whatever the volume."""

@@ -196,3 +196,27 @@ async def test_a_raw_call_fails_at_once_when_the_upstream_dies(tmp_path: Path) -
                     await stdio.raw.call(stdio.write_stream, "sleep", b'{"seconds": 60}')
             with pytest.raises(UpstreamError):  # and so does any later one
                 await stdio.raw.call(stdio.write_stream, "echo", b"{}")
+
+
+CANCEL_NOBODY = b'{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"mcpproxy-0"}}\n'
+"""A line any upstream takes and ignores: the cancellation of a request it never had."""
+
+
+async def test_a_raw_line_goes_straight_to_an_idle_pipe_and_never_overtakes_a_queued_one(
+    tmp_path: Path,
+) -> None:
+    async with echo_upstream(tmp_path) as (upstream, _log):
+        stdio = upstream.stdio
+        assert stdio is not None
+        with trio.fail_after(10):
+            while not stdio.write_receive.statistics().tasks_waiting_receive:  # the stdin pump is waiting
+                await trio.sleep(0.01)
+            assert stdio.write_now(CANCEL_NOBODY) == b""  # written at once, by this task
+            stdio.write_stream.send_nowait(CANCEL_NOBODY)  # the session queued something
+            assert stdio.write_now(CANCEL_NOBODY) == CANCEL_NOBODY  # so this one must wait its turn
+            body = await stdio.raw.call(stdio.raw_lines, "echo", b'{"message": "in order"}')
+            assert b"in order" in body
+            answers = [
+                await stdio.raw.call(stdio.raw_lines, "add", b'{"a": %d, "b": 1}' % i) for i in range(3)
+            ]
+        assert [json.loads(a)["structuredContent"]["sum"] for a in answers] == [1, 2, 3]
