@@ -9,7 +9,7 @@ refuses (the last tests) or these fail.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import h11
@@ -17,16 +17,16 @@ import hypercorn.protocol
 import hypercorn.trio.run
 import pytest
 import trio
-from hypercorn.config import Config
 from hypercorn.protocol.h11 import H11Protocol
-from hypercorn.trio import serve
 from starlette.types import Receive, Scope, Send
 
 from bus.errors import IncompatibleLibraryError
 from gateway import _hypercorn_internals
 from gateway._hypercorn_internals import LaneAnswer, LaneRequest, lane_problems
+from tests.gateway.loopback_hypercorn import loopback_server
 
 DEADLINE_S = 10.0
+BIG = b"0123456789" * 100
 
 
 @pytest.fixture(autouse=True)
@@ -42,9 +42,9 @@ def restore_hypercorn() -> Iterator[None]:
 class EchoLane:
     """Answers `POST /lane...` with `lane:` and the body it got; `decline` or `fail` change that."""
 
-    def __init__(self) -> None:
-        self.decline = False
-        self.fail = False
+    def __init__(self, *, decline: bool = False, fail: bool = False) -> None:
+        self.decline = decline
+        self.fail = fail
         self.seen: list[LaneRequest] = []
         self.heads = 0
         """Request heads asked about (the server has read that far)."""
@@ -98,18 +98,16 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 @asynccontextmanager
 async def serving(lane: EchoLane, keep_alive_max_requests: int = 1000) -> AsyncIterator[int]:
     _hypercorn_internals.install(lane=lane)
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.graceful_timeout = 1.0
-    config.keep_alive_max_requests = keep_alive_max_requests
-    shutdown = trio.Event()
-    async with trio.open_nursery() as nursery:
-        urls = await nursery.start(
-            lambda task_status: serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]
-        )
-        yield int(urls[0].rsplit(":", 1)[1])
-        shutdown.set()
+    async with loopback_server(app, keep_alive_max_requests=keep_alive_max_requests) as port:
+        yield port
+
+
+@asynccontextmanager
+async def connected(lane: EchoLane) -> AsyncIterator[Reader]:
+    """A connection to a server with `lane`, for one test's requests (within DEADLINE_S)."""
+    async with serving(lane) as port:
+        with trio.fail_after(DEADLINE_S):
+            yield await connect(port)
 
 
 def post(path: str, body: bytes) -> tuple[bytes, bytes]:
@@ -147,6 +145,17 @@ class Reader:
         self.client.send(h11.Request(method=method, target=path, headers=[("Host", "x")]))
         self.client.send(h11.EndOfMessage())
 
+    async def ask_in_two(self, path: str, body: bytes, then: Callable[[], bool]) -> tuple[int, bytes]:
+        """POST with the head and 10 bytes of `body` first, the rest once `then()`; (status, body)."""
+        head, rest = post(path, body)
+        self.expect(path)
+        await self.stream.send_all(head + rest[:10])
+        while not then():
+            await trio.sleep(0.01)
+        await self.stream.send_all(rest[10:])
+        status, _, answer = await self.answer()
+        return status, answer
+
     async def ask(self, path: str, body: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
         self.expect(path)
         await self.stream.send_all(b"".join(post(path, body)))
@@ -174,14 +183,11 @@ async def test_a_request_whose_body_came_with_its_head_is_answered_by_the_lane()
 
 
 async def test_a_declined_request_reaches_the_app_as_sent() -> None:
-    lane = EchoLane()
-    lane.decline = True
-    async with serving(lane) as port:
-        with trio.fail_after(DEADLINE_S):
-            reader = await connect(port)
-            for _ in range(2):
-                status, _, body = await reader.ask("/lane/x?q=1", b"payload")
-                assert (status, body) == (200, b"app:POST /lane/x:payload")
+    lane = EchoLane(decline=True)
+    async with connected(lane) as reader:
+        for _ in range(2):
+            status, _, body = await reader.ask("/lane/x?q=1", b"payload")
+            assert (status, body) == (200, b"app:POST /lane/x:payload")
     assert [request.body for request in lane.seen] == [b"payload", b"payload"]
 
 
@@ -190,13 +196,8 @@ async def test_a_body_that_comes_after_its_head_is_waited_for() -> None:
     async with serving(lane) as port:
         with trio.fail_after(DEADLINE_S):
             reader = await connect(port)
-            head, body = post("/lane", b"0123456789" * 100)
-            reader.expect("/lane")
-            await reader.stream.send_all(head + body[:10])
-            while not lane.heads:  # the server read the head (and what came with it): the rest comes later
-                await trio.sleep(0.01)
-            await reader.stream.send_all(body[10:])
-            assert (await reader.answer())[::2] == (200, b"lane:" + body)
+            # the rest comes once the server read the head (and what came with it)
+            assert await reader.ask_in_two("/lane", BIG, lambda: lane.heads > 0) == (200, b"lane:" + BIG)
     assert lane.heads == 1 and not arrivals
 
 
@@ -208,13 +209,9 @@ async def test_a_stalled_body_goes_to_the_app_which_gets_it_whole(
     async with serving(lane) as port:
         with trio.fail_after(DEADLINE_S):
             reader = await connect(port)
-            head, body = post("/lane", b"0123456789" * 100)
-            reader.expect("/lane")
-            await reader.stream.send_all(head + body[:10])
-            while not arrivals:  # BODY_WAIT_S later the app has the request, and what came of its body
-                await trio.sleep(0.01)
-            await reader.stream.send_all(body[10:])
-            assert (await reader.answer())[::2] == (200, b"app:POST /lane:" + body)
+            # the rest comes once the app has the request (BODY_WAIT_S later), with what came of its body
+            answer = await reader.ask_in_two("/lane", BIG, lambda: bool(arrivals))
+            assert answer == (200, b"app:POST /lane:" + BIG)
             # and the connection goes on: the next whole request is the lane's again
             assert (await reader.ask("/lane", b"next"))[2] == b"lane:next"
     assert [request.body for request in lane.seen] == [b"next"]
@@ -234,16 +231,13 @@ async def test_other_methods_and_paths_never_meet_the_lane() -> None:
 
 
 async def test_a_lane_that_fails_answers_500_and_the_connection_serves_on() -> None:
-    lane = EchoLane()
-    lane.fail = True
-    async with serving(lane) as port:
-        with trio.fail_after(DEADLINE_S):
-            reader = await connect(port)
-            status, headers, body = await reader.ask("/lane", b"x")
-            assert status == 500 and headers[b"content-type"] == b"application/json"
-            assert body == b'{"success": false, "error": "internal error"}'
-            lane.fail = False
-            assert (await reader.ask("/lane", b"again"))[:3:2] == (200, b"lane:again")
+    lane = EchoLane(fail=True)
+    async with connected(lane) as reader:
+        status, headers, body = await reader.ask("/lane", b"x")
+        assert status == 500 and headers[b"content-type"] == b"application/json"
+        assert body == b'{"success": false, "error": "internal error"}'
+        lane.fail = False
+        assert (await reader.ask("/lane", b"again"))[:3:2] == (200, b"lane:again")
 
 
 async def test_requests_sent_back_to_back_are_answered_in_order() -> None:

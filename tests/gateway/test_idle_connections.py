@@ -13,11 +13,10 @@ from contextlib import asynccontextmanager
 import hypercorn.trio.run
 import pytest
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 from starlette.types import Receive, Scope, Send
 
 from gateway import _hypercorn_internals
+from tests.gateway.loopback_hypercorn import loopback_server
 
 LONG_KEEP_ALIVE_S = 3600.0
 """Far longer than any deadline here: a close seen within a deadline is not the keep-alive timer's."""
@@ -62,18 +61,8 @@ async def serving(
     first_request_s: float = FIRST_REQUEST_S, keep_alive_s: float = LONG_KEEP_ALIVE_S
 ) -> AsyncIterator[int]:
     _hypercorn_internals.install_idle_closing(first_request_s)
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.keep_alive_timeout = keep_alive_s
-    config.graceful_timeout = 1.0
-    shutdown = trio.Event()
-    async with trio.open_nursery() as nursery:
-        urls = await nursery.start(
-            lambda task_status: serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]
-        )
-        yield int(urls[0].rsplit(":", 1)[1])
-        shutdown.set()
+    async with loopback_server(app, keep_alive_timeout=keep_alive_s) as port:
+        yield port
 
 
 async def ask(stream: trio.SocketStream, request: bytes = REQUEST) -> bytes:
