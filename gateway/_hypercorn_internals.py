@@ -118,6 +118,10 @@ class LaneAnswer:
 
 
 class Lane(Protocol):
+    max_body_bytes: int
+    """A request is held only with a Content-Length of at most this (a held body is kept in memory;
+    a chunked or longer one goes to the app, which reads and bounds it as it comes)."""
+
     def wants(self, method: bytes, target: bytes) -> bool:
         """Whether to hold a request with this head for `answer` (called for every request: be quick)."""
         ...
@@ -154,6 +158,18 @@ class _HeldRequest:
         # StreamClosed: the client went away first; nobody to answer.
 
 
+def _sized_within(request: h11.Request, lane: Lane | None) -> bool:
+    """`request` declares a Content-Length of at most the lane's `max_body_bytes`, and no
+    Transfer-Encoding (with which h11 would frame the body as chunks, whatever its length says)."""
+    length = None
+    for name, value in request.headers:
+        if name == b"transfer-encoding":
+            return False
+        if name == b"content-length":
+            length = value
+    return lane is not None and length is not None and length.isdigit() and int(length) <= lane.max_body_bytes
+
+
 class LaneH11Protocol(CoalescingH11Protocol):
     """The coalescing HTTP/1.1 protocol, answering its lane's requests without the ASGI app."""
 
@@ -180,7 +196,7 @@ class LaneH11Protocol(CoalescingH11Protocol):
     async def _create_stream(self, request: h11.Request) -> None:
         lane = self.lane
         wanted = lane is not None and lane.wants(request.method, request.target)
-        if wanted and isinstance(self.connection, h11.Connection):
+        if wanted and isinstance(self.connection, h11.Connection) and _sized_within(request, lane):
             self.stream = _HeldRequest(self, request)  # type: ignore[assignment]
             return
         await super()._create_stream(request)

@@ -44,6 +44,7 @@ class McpLane:
         self.door = door
         self.endpoints = endpoints
         """Each MCP path the app routes to a fast-lane endpoint (after a profile's prefix is taken off)."""
+        self.max_body_bytes = door.max_body_bytes
         self.answered = 0
         self.declined = 0
 

@@ -42,6 +42,8 @@ def restore_hypercorn() -> Iterator[None]:
 class EchoLane:
     """Answers `POST /lane...` with `lane:` and the body it got; `decline` or `fail` change that."""
 
+    max_body_bytes = 2000
+
     def __init__(self, *, decline: bool = False, fail: bool = False) -> None:
         self.decline = decline
         self.fail = fail
@@ -215,6 +217,23 @@ async def test_a_stalled_body_goes_to_the_app_which_gets_it_whole(
             # and the connection goes on: the next whole request is the lane's again
             assert (await reader.ask("/lane", b"next"))[2] == b"lane:next"
     assert [request.body for request in lane.seen] == [b"next"]
+
+
+async def test_a_body_longer_than_the_lane_holds_or_of_unknown_length_goes_to_the_app() -> None:
+    lane = EchoLane()
+    async with connected(lane) as reader:
+        long = b"x" * (lane.max_body_bytes + 1)
+        assert (await reader.ask("/lane", long))[2] == b"app:POST /lane:" + long
+        reader.expect("/lane")
+        chunked = b"POST /lane HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        await reader.stream.send_all(chunked)
+        assert (await reader.answer())[2] == b"app:POST /lane:abc"
+        reader.expect("/lane")  # both: h11 takes the chunks, so the length says nothing
+        both = chunked.replace(b"Host: x\r\n", b"Host: x\r\nContent-Length: 3\r\n")
+        await reader.stream.send_all(both)
+        assert (await reader.answer())[2] == b"app:POST /lane:abc"
+        assert (await reader.ask("/lane", b"x" * lane.max_body_bytes))[2].startswith(b"lane:")
+    assert [len(request.body) for request in lane.seen] == [lane.max_body_bytes]
 
 
 async def test_other_methods_and_paths_never_meet_the_lane() -> None:
