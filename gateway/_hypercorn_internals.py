@@ -31,13 +31,16 @@ fallback):
   message dicts and, in the gateway, Starlette's routing and middleware
   stack: ~0.4 ms of the gateway's CPU on a call that takes ~1.5 ms. A `Lane`
   (the gateway's is gateway/mcp_lane.py) names the requests it may answer by
-  method and target; such a request is held while its body arrives and, if
-  the body came whole in the same read as its head, handed to the lane in
-  the connection's own task. The lane answers (status, headers, body) or
-  declines; a declined request, and one whose body did not come with its
-  head, is given to hypercorn's `HTTPStream` as if it had never been held,
-  so it meets the app exactly as before. HTTP/1.1 answers one request at a
-  time per connection, so answering in the reading task delays nothing.
+  method and target; such a request (with a Content-Length within the lane's
+  `max_body_bytes`) is held while its body arrives, BODY_WAIT_S at most, and
+  then handed to the lane in the connection's own task. The lane answers
+  (status, headers, body) or declines; a declined request, and one whose
+  body is late, is given to hypercorn's `HTTPStream` as if it had never been
+  held, so it meets the app exactly as before. HTTP/1.1 answers one request
+  at a time per connection, so answering in the reading task delays nothing
+  but noticing a client that leaves during its call: its socket closes when
+  the call ends. The lane skips what HTTPStream does for settings the
+  gateway does not use: `server_names`, `root_path`, the access log, TLS.
 """
 
 from __future__ import annotations
@@ -243,12 +246,12 @@ class LaneH11Protocol(CoalescingH11Protocol):
                     h11.EndOfMessage(),
                 )
             )
-        except h11.LocalProtocolError:
+        except h11.LocalProtocolError:  # an answer h11 will not write: this connection ends, not the server
             if self.connection.their_state != h11.ERROR:
-                raise
+                logger.exception("the lane's answer to %r cannot be sent", request.target)
         else:
             await self.send(RawData(data=data))
-        await self.stream_send(StreamClosed(stream_id=STREAM_ID))  # recycles the connection for the next
+        await self.stream_send(StreamClosed(stream_id=STREAM_ID))  # recycles the connection (or closes it)
 
     async def _release(self, held: _HeldRequest) -> None:
         """Give `held` to hypercorn's HTTPStream, as if it had never been held."""
@@ -256,8 +259,8 @@ class LaneH11Protocol(CoalescingH11Protocol):
         await super()._create_stream(held.request)
         stream = self.stream
         assert stream is not None
-        for chunk in held.chunks:
-            await stream.handle(Body(stream_id=STREAM_ID, data=chunk))
+        if held.chunks:  # as one: the app's queue holds ten, and an app not reading would stall us
+            await stream.handle(Body(stream_id=STREAM_ID, data=b"".join(held.chunks)))
         if held.ended:
             await stream.handle(EndBody(stream_id=STREAM_ID))
 
@@ -349,18 +352,19 @@ class IdleClosingTCPServer(TCPServer):
         if self._idle_since is None:
             self._idle_since = trio.current_time()
         while not self._reading_done:
-            if self._busy:  # came due during a request: wait for its end, then count from there
+            if self._busy:  # came due (or the server stopping) during a request: wait for its end
                 self._idle_again = trio.Event()
                 await self._idle_again.wait()
                 self._idle_again = None
                 continue
+            if self.context.terminated.is_set():
+                break
             timeout = self.config.keep_alive_timeout if self._asked else self.first_request_timeout_s
             deadline = self._idle_since + timeout
             if trio.current_time() >= deadline:
                 break
             with trio.move_on_at(deadline) as self._idle_wait:
-                await self.context.terminated.wait()
-                break
+                await self.context.terminated.wait()  # then close, once a request in progress is answered
         with trio.CancelScope(shield=True):
             await self._initiate_server_close()
 
@@ -473,6 +477,15 @@ def lane_problems(protocol: type[H11Protocol] = H11Protocol) -> list[str]:
         ),
         "H11Protocol.stream_send: Response, Body, EndBody and StreamClosed to h11 events and a recycle": (
             _uses(protocol, "stream_send", "Response", "Body", "EndBody", "StreamClosed", "_maybe_recycle")
+        ),
+        "H11Protocol.handle gives RawData to _handle_events and Closed to _close_stream": _uses(
+            protocol, "handle", "RawData", "_handle_events", "Closed", "_close_stream"
+        ),
+        "H11Protocol._handle_events: Updated (busy) and a protocol check before _create_stream": _uses(
+            protocol, "_handle_events", "Updated", "_check_protocol", "they_are_waiting_for_100_continue"
+        ),
+        "H11Protocol.stream_send adds response_headers and the keep_alive_max_requests close": _uses(
+            protocol, "stream_send", "response_headers", "keep_alive_requests", "keep_alive_max_requests"
         ),
         "H11Protocol._maybe_recycle closes the stream and starts h11's next cycle": _uses(
             protocol, "_maybe_recycle", "_close_stream", "start_next_cycle", "can_read", "Updated"

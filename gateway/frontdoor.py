@@ -178,15 +178,19 @@ class FrontDoor:
         is_mcp = path.startswith(MCP_PREFIX)
         key = presented_key(scope)
         if is_mcp:
-            if not await self._admit_mcp(scope, key, send, request_id):
+            if not await self._admit_mcp(scope, key, receive, send, request_id):
                 return
         elif path == EVENTS_PATH:
-            if not await self._admit_events(scope, key, send, request_id):
+            if not await self._admit_events(scope, key, receive, send, request_id):
                 return
         elif path == METRICS_PATH:
-            if not self._open_metrics(scope) and not await self._admit_key(scope, key, send, request_id):
+            if not self._open_metrics(scope) and not await self._admit_key(
+                scope, key, receive, send, request_id
+            ):
                 return
-        elif path.startswith(ALWAYS_PROTECTED) and not await self._admit_key(scope, key, send, request_id):
+        elif path.startswith(ALWAYS_PROTECTED) and not await self._admit_key(
+            scope, key, receive, send, request_id
+        ):
             return
 
         async def send_with_id(message: Message) -> None:
@@ -237,13 +241,15 @@ class FrontDoor:
                     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         raise _SlowBodyError
 
-    async def _admit_mcp(self, scope: Scope, key: str | None, send: Send, request_id: str) -> bool:
+    async def _admit_mcp(
+        self, scope: Scope, key: str | None, receive: Receive, send: Send, request_id: str
+    ) -> bool:
         """Who an MCP request comes from (gateway/access.py), in `scope["state"]["identity"]`; a
         `/mcp/p/<name>` path is served as `/mcp` in that profile. A refusal is sent here.
 
         On loopback a credential is optional (unless `require_mcp_auth`), but one that is sent must
         be right: a stale one should say so, not quietly get the anonymous view."""
-        if key is not None and await self._locked_out(scope, send, request_id):
+        if key is not None and await self._locked_out(scope, receive, send, request_id):
             return False
         identity = self._mcp_identity(scope, key)
         if identity is None:
@@ -304,10 +310,12 @@ class FrontDoor:
         scope["state"]["api_key_ok"] = identity.admin
         serving(identity)
 
-    async def _admit_events(self, scope: Scope, key: str | None, send: Send, request_id: str) -> bool:
+    async def _admit_events(
+        self, scope: Scope, key: str | None, receive: Receive, send: Send, request_id: str
+    ) -> bool:
         """`/events` takes the API key (everything) or a client credential (what its profile may see,
         gateway/events.py), never nothing."""
-        if await self._locked_out(scope, send, request_id):
+        if await self._locked_out(scope, receive, send, request_id):
             return False
         if self._key_ok(key):
             scope["state"]["identity"] = Identity(admin=True, management=True)
@@ -325,21 +333,26 @@ class FrontDoor:
         scope["state"]["token_sha256"] = credential_hash(key)
         return True
 
-    async def _locked_out(self, scope: Scope, send: Send, request_id: str) -> bool:
+    async def _locked_out(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> bool:
         """While the client is locked out, answer 429 (after a delay) and say so."""
         client = client_of((scope.get("client") or ("",))[0])
         locked_for = self.lockout.locked_for(client, trio.current_time())
         if locked_for <= 0:
             return False
-        # The key is not looked at, so a locked-out guesser learns nothing (gateway/lockout.py).
-        await trio.sleep(LOCKED_OUT_DELAY_S)
+        # The key is not looked at, so a locked-out guesser learns nothing (gateway/lockout.py). Its body
+        # is read and dropped meanwhile: left unread, it would stall the connection (hypercorn queues ten
+        # chunks for the app, then stops reading) with nothing left to answer or close it.
+        deadline = trio.current_time() + LOCKED_OUT_DELAY_S
+        with trio.move_on_at(deadline):
+            await _discard_body(receive)
+        await trio.sleep_until(deadline)
         retry_after = math.ceil(max(locked_for - LOCKED_OUT_DELAY_S, 1.0))
         await send_json_error(
             send,
             429,
             f"too many wrong API keys from {client}: try again in {retry_after} s",
             request_id,
-            headers=[(b"retry-after", str(retry_after).encode())],
+            headers=[(b"retry-after", str(retry_after).encode()), CLOSE_HEADER],
         )
         return True
 
@@ -348,9 +361,11 @@ class FrontDoor:
         the TCP connection's: no header can claim it)."""
         return self.metrics_on_loopback and is_loopback_host((scope.get("client") or ("",))[0])
 
-    async def _admit_key(self, scope: Scope, key: str | None, send: Send, request_id: str) -> bool:
+    async def _admit_key(
+        self, scope: Scope, key: str | None, receive: Receive, send: Send, request_id: str
+    ) -> bool:
         """The API key check; a refusal is sent here: 401 for a wrong key, 429 while locked out."""
-        if await self._locked_out(scope, send, request_id):
+        if await self._locked_out(scope, receive, send, request_id):
             return False
         if self._key_ok(key):
             return True
@@ -382,6 +397,14 @@ class FrontDoor:
             and key is not None
             and hmac.compare_digest(key.encode(), self.api_key.encode())
         )
+
+
+async def _discard_body(receive: Receive) -> None:
+    """Read the request body to its end (or the client's leaving), keeping none of it."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 async def send_json_error(

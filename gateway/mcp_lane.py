@@ -22,6 +22,7 @@ client sees does not depend on which way its request went.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from typing import Final
@@ -31,8 +32,10 @@ from starlette.types import Scope
 
 from gateway._hypercorn_internals import LaneAnswer, LaneRequest
 from gateway.access import NOBODY, serving
-from gateway.fastpath import FastPath
-from gateway.frontdoor import MCP_PREFIX, REQUEST_ID_HEADER, FrontDoor
+from gateway.fastpath import Answer, FastPath
+from gateway.frontdoor import MCP_PREFIX, REQUEST_ID_HEADER, FrontDoor, error_body
+
+logger = logging.getLogger(__name__)
 
 _MCP_PREFIX: Final = MCP_PREFIX.encode()
 
@@ -71,6 +74,10 @@ class McpLane:
         try:
             endpoint = self.endpoints.get(scope["path"])
             answer = await endpoint.try_answer(scope, request.body) if endpoint is not None else None
+        except Exception:  # the app's error boundary, as the front door would see it: logged, a 500
+            logger.exception("POST %s failed", scope["path"])
+            body = error_body("internal error", request_id)
+            answer = Answer(500, [(b"content-type", b"application/json")], body)
         finally:
             serving(NOBODY)  # the connection's task goes on to other requests: the identity was this one's
         if answer is None:

@@ -43,6 +43,10 @@ def restore_hypercorn() -> Iterator[None]:
     hypercorn.trio.run.TCPServer = original  # type: ignore[attr-defined]
 
 
+slow_started = trio.Event()
+"""Set when a /slow request has begun (renewed by the test that waits for it)."""
+
+
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
@@ -51,6 +55,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     await receive()
     if scope["path"] == "/slow":  # a request that runs past the keep-alive timeout
+        slow_started.set()
         await trio.sleep(SLOW_S)
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
     await send({"type": "http.response.body", "body": b"ok"})
@@ -58,10 +63,15 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 
 @asynccontextmanager
 async def serving(
-    first_request_s: float = FIRST_REQUEST_S, keep_alive_s: float = LONG_KEEP_ALIVE_S
+    first_request_s: float = FIRST_REQUEST_S,
+    keep_alive_s: float = LONG_KEEP_ALIVE_S,
+    stop: trio.Event | None = None,
+    graceful_s: float = 1.0,
 ) -> AsyncIterator[int]:
     _hypercorn_internals.install_idle_closing(first_request_s)
-    async with loopback_server(app, keep_alive_timeout=keep_alive_s) as port:
+    async with loopback_server(
+        app, stop, keep_alive_timeout=keep_alive_s, graceful_timeout=graceful_s
+    ) as port:
         yield port
 
 
@@ -152,4 +162,21 @@ async def test_a_request_running_past_the_keep_alive_timeout_is_answered_and_cou
             assert b" 200 " in await ask(stream, SLOW_REQUEST)
             assert b" 200 " in await ask(stream)  # still open right after the slow answer
             assert await closed_by_server(stream)  # then idle: closed after the keep-alive timeout
+        await stream.aclose()
+
+
+async def test_a_request_in_progress_when_the_server_stops_is_answered_then_its_connection_closed() -> None:
+    global slow_started
+    slow_started = trio.Event()
+    stop = trio.Event()
+    async with serving(stop=stop, graceful_s=DEADLINE_S) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        with trio.fail_after(DEADLINE_S):
+            await stream.send_all(SLOW_REQUEST)
+            await slow_started.wait()
+            stop.set()  # hypercorn's graceful stop: no new requests, those in progress run to their end
+            answer = b""
+            while chunk := await stream.receive_some():
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nok"), answer
         await stream.aclose()

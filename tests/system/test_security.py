@@ -137,6 +137,10 @@ async def test_a_flood_of_wrong_api_keys_is_cut_to_the_limit_and_other_clients_k
             # still tell a guesser which guess was right.
             assert (await guesser.get("/api/v1/servers", headers=proxy.headers)).status_code == 429
             assert (await guesser.get("/healthz")).status_code == 200  # what needs no key is not locked
+            # A locked-out request whose body trickles in is still answered, and its connection closed:
+            # the body is read meanwhile, never left to fill the app's queue and stall the connection.
+            for path in (b"/mcp", b"/api/v1/servers"):
+                assert (await trickled_post(proxy, path, wrong)).startswith(b"HTTP/1.1 429 ")
 
         # Another address (all of 127.0.0.0/8 is loopback) is not affected, and requests without a key
         # (no guess) do not count.
@@ -215,3 +219,27 @@ async def test_the_config_backup_is_the_last_valid_config_never_a_broken_hand_ed
         assert (await patch_server(proxy, "echo", {"enabled": True})).status_code == 200
         assert json.loads(backup.read_text()) == first
         assert backup.stat().st_mode & 0o777 == proxy.config_path.stat().st_mode & 0o777 == 0o600
+
+
+async def trickled_post(proxy: Proxy, path: bytes, headers: dict[str, str]) -> bytes:
+    """A chunked POST sent in 20 pieces 20 ms apart; the whole answer, read until the server closes."""
+    host, port = proxy.base_url.removeprefix("http://").rsplit(":", 1)
+    extra = b"".join(f"{name}: {value}\r\n".encode() for name, value in headers.items())
+    head = b"POST %s HTTP/1.1\r\nHost: %s\r\n%sTransfer-Encoding: chunked\r\n\r\n" % (
+        path,
+        host.encode(),
+        extra,
+    )
+    with trio.fail_after(30):
+        stream = await trio.open_tcp_stream(host, int(port))
+        async with stream:
+            await stream.send_all(head)
+            for _ in range(20):
+                await stream.send_all(b"2\r\nxx\r\n")
+                await trio.sleep(0.02)
+            await stream.send_all(b"0\r\n\r\n")
+            answer = b""
+            while chunk := await stream.receive_some():
+                answer += chunk
+    assert b"\r\nconnection: close\r\n" in answer.lower(), answer
+    return answer

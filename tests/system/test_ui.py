@@ -796,8 +796,7 @@ def test_navigating_by_url_frames_nothing_and_a_narrow_window_cuts_nothing(
             page.evaluate("location.hash = '#/dashboard'")
             cell = page.locator('#health tr[data-server="broken"] .cell-error')
             expect(cell).to_contain_text(error[:40])
-            box = cell.bounding_box()
-            assert box is not None and box["x"] + box["width"] <= 420, box
+            wait_within(page, '#health tr[data-server="broken"] .cell-error', 420)
             wrap = page.locator("#health").locator("xpath=..")
             assert wrap.evaluate("(e) => e.scrollWidth <= e.clientWidth"), (
                 "the dashboard table scrolls sideways"
@@ -830,8 +829,7 @@ def test_navigating_by_url_frames_nothing_and_a_narrow_window_cuts_nothing(
             page.evaluate("location.hash = '#/activity'")
             failed = page.locator("#activity tbody tr .cell-error")
             expect(failed).to_have_text(FAILURE)
-            box = failed.bounding_box()
-            assert box is not None and box["x"] + box["width"] <= 420, box
+            wait_within(page, "#activity tbody tr .cell-error", 420)
             activity_wrap = page.locator("#activity").locator("xpath=..")
             assert activity_wrap.evaluate("(e) => e.scrollWidth <= e.clientWidth"), (
                 "the activity table scrolls"
@@ -1030,3 +1028,17 @@ def test_the_clients_page_issues_a_credential_once_and_revokes_it(browser: Any, 
                 timeout=30,
             )
             assert refused.status_code == 401
+
+
+def wait_within(page: playwright_sync.Page, selector: str, right: int) -> None:
+    """Until the element `selector` finds is shown and ends within `right` px; a timeout if it never
+    does. Measured in the page, on the element as it is then: the pages re-render their rows as events
+    come, and a locator's box taken between two renders can find none."""
+    page.wait_for_function(
+        """([selector, right]) => {
+            const box = document.querySelector(selector)?.getBoundingClientRect();
+            return Boolean(box && box.width > 0 && box.right <= right);
+        }""",
+        arg=[selector, right],
+        timeout=10_000,
+    )
