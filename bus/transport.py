@@ -98,6 +98,12 @@ class Socket:
             self._wake.cancel()
         return True
 
+    async def send_soon(self, frames: Sequence[bytes]) -> None:
+        """`send`, without a pass through trio's scheduler when the message can go at once: for a task
+        that ends, or waits for something, right after."""
+        if not self.send_nowait(frames):
+            await self.send(frames)
+
     async def receive(self) -> list[bytes]:
         """Wait for one multipart message. A schedule point: it waited for the message, or it passes
         through trio's scheduler once after taking it (a busy socket starves no other task)."""
@@ -296,10 +302,9 @@ class RouterChannel(Generic[T]):
     async def send(self, peer: bytes, message: Message) -> None:
         await self._socket.send((peer, encode(message)))
 
-    def send_nowait(self, peer: bytes, message: Message) -> bool:
-        """Send `message` if it can go at once (False: the queue to `peer` is full); PeerGoneError for
-        a peer with no route."""
-        return self._socket.send_nowait((peer, encode(message)))
+    async def send_soon(self, peer: bytes, message: Message) -> None:
+        """`send`, with no pass through trio's scheduler when it can go at once (Socket.send_soon)."""
+        await self._socket.send_soon((peer, encode(message)))
 
     def probe_nowait(self, peer: bytes, message: Message) -> bool:
         """Send `message` if it can go at once; False only when `peer` has no route (it is gone)."""
@@ -342,11 +347,8 @@ class DealerChannel(Generic[T]):
         await self._socket.send((encode(message),))
 
     async def send_soon(self, message: Message) -> None:
-        """`send`, without a pass through trio's scheduler when the message can go at once: for a task
-        that ends, or waits, right after."""
-        frames = (encode(message),)
-        if not self._socket.send_nowait(frames):
-            await self._socket.send(frames)
+        """`send`, with no pass through trio's scheduler when it can go at once (Socket.send_soon)."""
+        await self._socket.send_soon((encode(message),))
 
     async def connected(self) -> None:
         """Wait until a connection to the ROUTER is (re)established, handshake done: the first, and each

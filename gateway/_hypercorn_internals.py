@@ -30,7 +30,7 @@ fallback):
   hypercorn gives every request an `HTTPStream`, a new app task, ASGI
   message dicts and, in the gateway, Starlette's routing and middleware
   stack: ~0.4 ms of the gateway's CPU on a call that takes ~1.5 ms. A `Lane`
-  (the gateway's is gateway/mcp_lane.py) names the requests it may answer by
+  (gateway/http_lane.py; the gateway's is gateway/mcp_lane.py) names the requests it may answer by
   method and target; such a request (with a Content-Length within the lane's
   `max_body_bytes`) is held while its body arrives, BODY_WAIT_S at most, and
   then handed to the lane in the connection's own task. The lane answers
@@ -48,9 +48,8 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from dataclasses import dataclass
 from types import ModuleType
-from typing import ClassVar, Final, Protocol
+from typing import ClassVar, Final
 
 import h11
 import hypercorn.protocol
@@ -63,6 +62,7 @@ from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.typing import H11SendableEvent
 
 from bus.errors import IncompatibleLibraryError
+from gateway.http_lane import INTERNAL_ERROR, Lane, LaneRequest
 
 logger = logging.getLogger(__name__)
 
@@ -94,50 +94,6 @@ class CoalescingH11Protocol(H11Protocol):
                 raise
             data = b""
         await self.send(RawData(data=held + data))
-
-
-@dataclass(frozen=True)
-class LaneRequest:
-    """A whole HTTP/1.1 request, as a lane sees it."""
-
-    method: bytes
-    target: bytes
-    """The request target as sent: path and query string."""
-    headers: list[tuple[bytes, bytes]]
-    """Names in lower case, as h11 gives them."""
-    http_version: str
-    client: tuple[str, int] | None
-    server: tuple[str, int] | None
-    body: bytes
-
-
-@dataclass(frozen=True)
-class LaneAnswer:
-    """A sized answer: the content-length and hypercorn's `date` and `server` headers are added to it."""
-
-    status: int
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-
-
-class Lane(Protocol):
-    max_body_bytes: int
-    """A request is held only with a Content-Length of at most this (a held body is kept in memory;
-    a chunked or longer one goes to the app, which reads and bounds it as it comes)."""
-
-    def wants(self, method: bytes, target: bytes) -> bool:
-        """Whether to hold a request with this head for `answer` (called for every request: be quick)."""
-        ...
-
-    async def answer(self, request: LaneRequest) -> LaneAnswer | None:
-        """The answer, or None to give the request to the ASGI app instead (before acting on it)."""
-        ...
-
-
-INTERNAL_ERROR: Final = LaneAnswer(
-    500, [(b"content-type", b"application/json")], b'{"success": false, "error": "internal error"}'
-)
-"""What a lane that raised answers: logged here; the connection and the server carry on."""
 
 
 class _HeldRequest:

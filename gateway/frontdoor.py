@@ -269,10 +269,8 @@ class FrontDoor:
         if self._refusal(scope) is not None:
             return False
         key = presented_key(scope)
-        if key is not None:
-            client = client_of((scope.get("client") or ("",))[0])
-            if self.lockout.locked_for(client, trio.current_time()) > 0:
-                return False
+        if key is not None and self._locked_for(scope)[1] > 0:
+            return False
         identity = self._mcp_identity(scope, key)
         if not isinstance(identity, Identity):
             return False
@@ -335,8 +333,7 @@ class FrontDoor:
 
     async def _locked_out(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> bool:
         """While the client is locked out, answer 429 (after a delay) and say so."""
-        client = client_of((scope.get("client") or ("",))[0])
-        locked_for = self.lockout.locked_for(client, trio.current_time())
+        client, locked_for = self._locked_for(scope)
         if locked_for <= 0:
             return False
         # The key is not looked at, so a locked-out guesser learns nothing (gateway/lockout.py). Its body
@@ -356,6 +353,11 @@ class FrontDoor:
         )
         return True
 
+    def _locked_for(self, scope: Scope) -> tuple[str, float]:
+        """The client (as the lockout counts it) and how many seconds it stays locked out (<= 0: not)."""
+        client = _client(scope)
+        return client, self.lockout.locked_for(client, trio.current_time())
+
     def _open_metrics(self, scope: Scope) -> bool:
         """`metrics_access: "loopback"`: a scraper on this machine needs no key (the peer address is
         the TCP connection's: no header can claim it)."""
@@ -374,7 +376,7 @@ class FrontDoor:
 
     async def _wrong_key(self, scope: Scope, key: str | None, send: Send, request_id: str) -> None:
         """Count a wrong key against its client (gateway/lockout.py) and answer 401."""
-        client = client_of((scope.get("client") or ("",))[0])
+        client = _client(scope)
         # A missing key is no guess (a browser before sign-in, a probe): only wrong keys count.
         if key is not None and (locked_for := self.lockout.failed(client, trio.current_time())) > 0:
             logger.warning(
@@ -397,6 +399,11 @@ class FrontDoor:
             and key is not None
             and hmac.compare_digest(key.encode(), self.api_key.encode())
         )
+
+
+def _client(scope: Scope) -> str:
+    """Who the lockout counts a request against (gateway/lockout.py): its peer address, or its /64."""
+    return client_of((scope.get("client") or ("",))[0])
 
 
 async def _discard_body(receive: Receive) -> None:

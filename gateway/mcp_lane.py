@@ -30,10 +30,10 @@ from urllib.parse import unquote
 
 from starlette.types import Scope
 
-from gateway._hypercorn_internals import LaneAnswer, LaneRequest
 from gateway.access import NOBODY, serving
 from gateway.fastpath import Answer, FastPath
 from gateway.frontdoor import MCP_PREFIX, REQUEST_ID_HEADER, FrontDoor, error_body
+from gateway.http_lane import LaneAnswer, LaneRequest
 
 logger = logging.getLogger(__name__)
 

@@ -466,9 +466,7 @@ class Upstreams:
         self._pending[request_id] = pending
         try:
             try:
-                message = build(request_id, timeout)
-                if not self._calls.send_nowait(identity, message):  # its queue is full: wait for room
-                    await self._calls.send(identity, message)
+                await self._calls.send_soon(identity, build(request_id, timeout))  # then waits below
             except PeerGoneError as exc:
                 raise PeerGoneError(f"server {server!r} is not reachable right now") from exc
             # The worker enforces `timeout`; our own deadline only covers a frozen worker.

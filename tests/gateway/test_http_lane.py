@@ -22,7 +22,8 @@ from starlette.types import Receive, Scope, Send
 
 from bus.errors import IncompatibleLibraryError
 from gateway import _hypercorn_internals
-from gateway._hypercorn_internals import LaneAnswer, LaneRequest, lane_problems
+from gateway._hypercorn_internals import lane_problems
+from gateway.http_lane import LaneAnswer, LaneRequest
 from tests.gateway.loopback_hypercorn import loopback_server
 
 DEADLINE_S = 10.0
