@@ -37,7 +37,8 @@ from bus.messages import UpstreamNotified
 from gateway import guard
 from gateway.access import Handler, as_requested, current_identity
 from gateway.call_context import call_record, context_from_mcp
-from gateway.catalog_notices import CatalogNotices
+from gateway.catalog_notices import CatalogNotices, entries_text
+from gateway.list_changes import ListChanges
 from gateway.listen import ListenStreams
 from gateway.on_demand import StartRefusedError
 from gateway.registry import Registry
@@ -87,10 +88,12 @@ class CatalogFront(CatalogNotices):
         self._added = 0
         self.record: Callable[[CallRecord], None] | None = None
         """Takes an activity log entry for each prompt get and resource read."""
-        self._changed = trio.Event()
-        self._signatures: tuple[str, str] = ("", "")
         self._notices_send, self._notices = trio.open_memory_channel[UpstreamNotified](NOTICE_BUFFER)
-        registry.listeners.append(lambda server: self._changed.set())
+        self.prompt_changes = ListChanges(lambda: entries_text(self._prompt_entries()))
+        self.resource_changes = ListChanges(
+            lambda: entries_text(self._resource_entries()) + entries_text(self._template_entries())
+        )
+        registry.listeners += [self.prompt_changes.changed, self.resource_changes.changed]
 
     async def announce_tools_changed(self) -> None:
         """`notifications/tools/list_changed` to this endpoint's 2025-era sessions and 2026-era listen
@@ -213,6 +216,7 @@ class CatalogFront(CatalogNotices):
         self, ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListPromptsResult:
         self._remember(ctx)
+        self.prompt_changes.served()
         items, cursor = self._page(self._prompt_entries(), params)
         return types.ListPromptsResult(
             prompts=[types.Prompt.model_validate(item) for item in items], next_cursor=cursor
@@ -222,6 +226,7 @@ class CatalogFront(CatalogNotices):
         self, ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
         self._remember(ctx)
+        self.resource_changes.served()
         items, cursor = self._page(self._resource_entries(), params)
         return types.ListResourcesResult(
             resources=[types.Resource.model_validate(item) for item in items], next_cursor=cursor
@@ -231,6 +236,7 @@ class CatalogFront(CatalogNotices):
         self, ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
         self._remember(ctx)
+        self.resource_changes.served()
         items, cursor = self._page(self._template_entries(), params)
         return types.ListResourceTemplatesResult(
             resource_templates=[types.ResourceTemplate.model_validate(item) for item in items],

@@ -12,11 +12,11 @@ from typing import Any, Final
 import trio
 
 from bus.messages import UpstreamNotified
+from gateway.list_changes import ListChanges
 from gateway.listen import ListenStreams
 
 logger = logging.getLogger(__name__)
 
-NOTIFY_DEBOUNCE_S: Final = 0.05
 SEND_TIMEOUT_S: Final = 1.0
 """A session that cannot take a notification within this long is skipped (and forgotten if closed)."""
 Entries = list[tuple[tuple[str, str], dict[str, Any]]]
@@ -30,19 +30,10 @@ class CatalogNotices:
     listen: ListenStreams
     _notices_send: trio.MemorySendChannel[UpstreamNotified]
     _notices: trio.MemoryReceiveChannel[UpstreamNotified]
-    _changed: trio.Event
-    _signatures: tuple[str, str]
+    prompt_changes: ListChanges
+    resource_changes: ListChanges
 
     def _forget(self, session_id: str) -> None:
-        raise NotImplementedError
-
-    def _prompt_entries(self) -> Entries:
-        raise NotImplementedError
-
-    def _resource_entries(self) -> Entries:
-        raise NotImplementedError
-
-    def _template_entries(self) -> Entries:
         raise NotImplementedError
 
     def relay_nowait(self, notice: UpstreamNotified) -> None:
@@ -56,7 +47,8 @@ class CatalogNotices:
         """Relay upstream notices and announce list changes, until cancelled."""
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._announce_changes)
+                nursery.start_soon(self._announce_prompt_changes)
+                nursery.start_soon(self._announce_resource_changes)
                 async for notice in self._notices:
                     await self._relay(notice)
         finally:
@@ -91,24 +83,21 @@ class CatalogNotices:
             for shown in {shown for session, shown in subscribers.values() if session is None}:
                 await self.listen.resource_updated(shown)
 
-    async def _announce_changes(self) -> None:
+    async def _announce_prompt_changes(self) -> None:
         while True:
-            await self._changed.wait()
-            await trio.sleep(NOTIFY_DEBOUNCE_S)
-            self._changed = trio.Event()
-            prompts = json.dumps([entry for _, entry in self._prompt_entries()], sort_keys=True)
-            resources = json.dumps(
-                [[e for _, e in self._resource_entries()], [e for _, e in self._template_entries()]],
-                sort_keys=True,
-            )
-            old_prompts, old_resources = self._signatures
-            self._signatures = (prompts, resources)
-            if prompts != old_prompts:
-                await self.listen.prompts_changed()
-            if resources != old_resources:
-                await self.listen.resources_changed()
+            await self.prompt_changes.next_change()
+            await self.listen.prompts_changed()
             for session_id, session in list(self.sessions.items()):
-                if prompts != old_prompts:
-                    await self._send(session_id, session, "send_prompt_list_changed")
-                if resources != old_resources:
-                    await self._send(session_id, session, "send_resource_list_changed")
+                await self._send(session_id, session, "send_prompt_list_changed")
+
+    async def _announce_resource_changes(self) -> None:
+        while True:
+            await self.resource_changes.next_change()
+            await self.listen.resources_changed()
+            for session_id, session in list(self.sessions.items()):
+                await self._send(session_id, session, "send_resource_list_changed")
+
+
+def entries_text(entries: Entries) -> str:
+    """A list's entries as one comparable text (what `ListChanges` compares)."""
+    return json.dumps([entry for _, entry in entries], sort_keys=True)

@@ -17,7 +17,6 @@ import logging
 from typing import Any, Final
 
 import mcp.types as types
-import trio
 from mcp.server.lowlevel import Server
 
 from gateway.access import Identity, View, identity_of_request
@@ -29,6 +28,7 @@ from gateway.catalog import CatalogFront
 from gateway.catalog_server import CatalogServer
 from gateway.instructions import direct_instructions
 from gateway.large_results import READ_CACHE, READ_CACHE_TOOL
+from gateway.list_changes import ListChanges
 from gateway.mcp_endpoint import McpEndpoint
 from gateway.mcp_management import MAX_DESCRIBE
 from gateway.tasks import Started, Tasks, require_task_support
@@ -37,7 +37,6 @@ from gateway.tool_views import DEFERRED_SCHEMA, deferred_definition, tool_defini
 
 logger = logging.getLogger(__name__)
 
-NOTIFY_DEBOUNCE_S: Final = 0.05
 SURFACE: Final = "mcp_all"
 DESCRIBE: Final = "describe_tool"
 DESCRIBE_TOOL: Final = types.Tool(
@@ -72,9 +71,8 @@ class DirectTools(McpEndpoint):
         self.names: dict[str, tuple[str, str]] = {}
         self.deferred = False
         """`direct_mode: "deferred"` in the config: tools listed without their schemas."""
-        self._changed = trio.Event()
-        self._signature: tuple[str, ...] = ()
-        self.registry.listeners.append(self._on_registry_change)
+        self.tool_changes = ListChanges(self._tool_names)
+        self.registry.listeners.append(self.tool_changes.changed)
 
     def server(self) -> Server[Any]:
         server = _DirectServer(
@@ -120,6 +118,7 @@ class DirectTools(McpEndpoint):
         self, ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         self._remember(ctx)
+        self.tool_changes.served()
         tools = self._tools()
         view = self.registry.view(identity_of_request(getattr(ctx, "request", None)))
         if view.profile is not None:
@@ -220,19 +219,12 @@ class DirectTools(McpEndpoint):
         if session_id:  # a request without a session (2026-era, stateless) has no stream to notify
             self.remember(session_id, ctx.session)
 
-    def _on_registry_change(self, server: str) -> None:
-        self._changed.set()
+    def _tool_names(self) -> tuple[str, ...]:
+        registry = self.registry
+        return tuple(sorted(f"{s}:{t.name}" for s in registry.servers for t in registry.tools_of(s)))
 
     async def run_notifier(self) -> None:
         """Send tools/list_changed to every known session when the exposed set changes."""
         while True:
-            await self._changed.wait()
-            await trio.sleep(NOTIFY_DEBOUNCE_S)
-            self._changed = trio.Event()
-            signature = tuple(
-                sorted(f"{s}:{t.name}" for s in self.registry.servers for t in self.registry.tools_of(s))
-            )
-            if signature == self._signature:
-                continue
-            self._signature = signature
+            await self.tool_changes.next_change()
             await self.catalog.announce_tools_changed()

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, cast
 
 import mcp.types as types
-import trio
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import METHOD_NOT_FOUND
@@ -30,6 +29,7 @@ from gateway.catalog import CatalogFront
 from gateway.catalog_server import CatalogServer
 from gateway.instructions import search_instructions, servers_sentence, signature
 from gateway.large_results import READ_CACHE, READ_CACHE_TOOL
+from gateway.list_changes import ListChanges
 from gateway.mcp_endpoint import McpEndpoint
 from gateway.mcp_management import MANAGEMENT_TOOLS, ManagementTools
 from gateway.tasks import Started, Tasks, require_task_support
@@ -39,7 +39,6 @@ from services.access import RANK, VARIANT_TIER
 
 logger = logging.getLogger(__name__)
 
-NOTIFY_DEBOUNCE_S: Final = 0.05
 DEFAULT_LIMIT: Final = 15
 MAX_LIMIT: Final = 100
 CALL_VARIANTS: Final = ("call_tool_read", "call_tool_write", "call_tool_destructive")
@@ -160,9 +159,8 @@ class ProxyTools(McpEndpoint):
         self.schemas = {tool.name: tool.input_schema for tool in self.menu}
         self.default_detail: Detail = "compact"
         """`tool_response_mode` in the config: what a `retrieve_tools` call that names no `detail` gets."""
-        self._servers_changed = trio.Event()
-        self._servers_signature = signature(self.registry)
-        self.registry.listeners.append(lambda server: self._servers_changed.set())
+        self.menu_changes = ListChanges(lambda: signature(self.registry))
+        self.registry.listeners.append(self.menu_changes.changed)
 
     def server(self) -> Server[Any]:
         instructions = (
@@ -190,6 +188,7 @@ class ProxyTools(McpEndpoint):
     async def list_tools(
         self, ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
+        self.menu_changes.served()
         menu = self.menu_for(identity_of_request(getattr(ctx, "request", None)))
         large = self.caller.large
         return types.ListToolsResult(tools=large.advertise(menu) if large is not None else menu)
@@ -214,13 +213,8 @@ class ProxyTools(McpEndpoint):
         """`tools/list_changed` when the servers behind the menu change (retrieve_tools' description
         names them), so an agent re-reads it."""
         while True:
-            await self._servers_changed.wait()
-            await trio.sleep(NOTIFY_DEBOUNCE_S)
-            self._servers_changed = trio.Event()
-            now = signature(self.registry)
-            if now != self._servers_signature:
-                self._servers_signature = now
-                await self.catalog.announce_tools_changed()
+            await self.menu_changes.next_change()
+            await self.catalog.announce_tools_changed()
 
     async def call(self, name: str, arguments: dict[str, Any], context: CallContext) -> ToolAnswer:
         """`tools/call` on /mcp, from the SDK's handler or the fast lane."""
