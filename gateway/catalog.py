@@ -89,11 +89,10 @@ class CatalogFront(CatalogNotices):
         self.record: Callable[[CallRecord], None] | None = None
         """Takes an activity log entry for each prompt get and resource read."""
         self._notices_send, self._notices = trio.open_memory_channel[UpstreamNotified](NOTICE_BUFFER)
-        self.prompt_changes = ListChanges(lambda: entries_text(self._prompt_entries()))
+        self.prompt_changes = ListChanges(registry, lambda: entries_text(self._prompt_entries()))
         self.resource_changes = ListChanges(
-            lambda: entries_text(self._resource_entries()) + entries_text(self._template_entries())
+            registry, lambda: entries_text(self._resource_entries()) + entries_text(self._template_entries())
         )
-        registry.listeners += [self.prompt_changes.changed, self.resource_changes.changed]
 
     async def announce_tools_changed(self) -> None:
         """`notifications/tools/list_changed` to this endpoint's 2025-era sessions and 2026-era listen

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import trio
@@ -47,8 +48,11 @@ class CatalogNotices:
         """Relay upstream notices and announce list changes, until cancelled."""
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._announce_prompt_changes)
-                nursery.start_soon(self._announce_resource_changes)
+                for changes, publish, session_method in (
+                    (self.prompt_changes, self.listen.prompts_changed, "send_prompt_list_changed"),
+                    (self.resource_changes, self.listen.resources_changed, "send_resource_list_changed"),
+                ):
+                    nursery.start_soon(self._announce, changes, publish, session_method)
                 async for notice in self._notices:
                     await self._relay(notice)
         finally:
@@ -83,19 +87,16 @@ class CatalogNotices:
             for shown in {shown for session, shown in subscribers.values() if session is None}:
                 await self.listen.resource_updated(shown)
 
-    async def _announce_prompt_changes(self) -> None:
+    async def _announce(
+        self, changes: ListChanges, publish: Callable[[], Awaitable[None]], session_method: str
+    ) -> None:
+        """Each settled change of one list: to the listen streams (`publish`), then to each 2025-era
+        session (its `ServerSession` method `session_method`)."""
         while True:
-            await self.prompt_changes.next_change()
-            await self.listen.prompts_changed()
+            await changes.next_change()
+            await publish()
             for session_id, session in list(self.sessions.items()):
-                await self._send(session_id, session, "send_prompt_list_changed")
-
-    async def _announce_resource_changes(self) -> None:
-        while True:
-            await self.resource_changes.next_change()
-            await self.listen.resources_changed()
-            for session_id, session in list(self.sessions.items()):
-                await self._send(session_id, session, "send_resource_list_changed")
+                await self._send(session_id, session, session_method)
 
 
 def entries_text(entries: Entries) -> str:

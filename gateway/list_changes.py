@@ -15,9 +15,12 @@ that finds nothing new.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import trio
+
+if TYPE_CHECKING:
+    from gateway.registry import Registry
 
 NOTIFY_DEBOUNCE_S: Final = 0.05
 
@@ -25,12 +28,15 @@ NOTIFY_DEBOUNCE_S: Final = 0.05
 class ListChanges:
     """The change announcements of one list of one endpoint."""
 
-    def __init__(self, signature: Callable[[], object]) -> None:
-        """`signature`: what the list is now, as the endpoint's fullest view sees it, comparable with `==`."""
+    def __init__(self, registry: Registry | None, signature: Callable[[], object]) -> None:
+        """`signature`: what the list is now, as the endpoint's fullest view sees it, comparable with `==`.
+        Every change of `registry` (when given) is a change the list may depend on."""
         self._signature = signature
         self._announced = signature()
         self._changed = trio.Event()
         self._served_while_changed = False
+        if registry is not None:
+            registry.listeners.append(self.changed)
 
     def changed(self, server: str = "") -> None:
         """A registry listener: something the list may depend on changed."""

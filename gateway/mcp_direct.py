@@ -71,8 +71,7 @@ class DirectTools(McpEndpoint):
         self.names: dict[str, tuple[str, str]] = {}
         self.deferred = False
         """`direct_mode: "deferred"` in the config: tools listed without their schemas."""
-        self.tool_changes = ListChanges(self._tool_names)
-        self.registry.listeners.append(self.tool_changes.changed)
+        self.tool_changes = ListChanges(self.registry, self._tool_names)
 
     def server(self) -> Server[Any]:
         server = _DirectServer(

@@ -159,8 +159,7 @@ class ProxyTools(McpEndpoint):
         self.schemas = {tool.name: tool.input_schema for tool in self.menu}
         self.default_detail: Detail = "compact"
         """`tool_response_mode` in the config: what a `retrieve_tools` call that names no `detail` gets."""
-        self.menu_changes = ListChanges(lambda: signature(self.registry))
-        self.registry.listeners.append(self.menu_changes.changed)
+        self.menu_changes = ListChanges(self.registry, lambda: signature(self.registry))
 
     def server(self) -> Server[Any]:
         instructions = (

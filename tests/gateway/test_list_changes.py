@@ -20,7 +20,7 @@ class Watched:
 
     def __init__(self, items: list[str]) -> None:
         self.items = items
-        self.changes = ListChanges(lambda: tuple(self.items))
+        self.changes = ListChanges(None, lambda: tuple(self.items))
         self.announced = 0
 
     async def count(self) -> None:
